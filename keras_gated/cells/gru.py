@@ -1,0 +1,77 @@
+"""Gated recurrent unit cell, with the reset gate before or after the recurrent matmul.
+
+Equations (gate order z, r, h: `GRU_GATES`):
+    (1) z_t = sigmoid(x_t W_z + h_{t-1} U_z + b_z)                       update gate
+    (2) r_t = sigmoid(x_t W_r + h_{t-1} U_r + b_r)                       reset gate
+    (3a) h~_t = tanh(x_t W_h + b_h^x + r_t * (h_{t-1} U_h + b_h^h))      reset_after=True
+    (3b) h~_t = tanh(x_t W_h + (r_t * h_{t-1}) U_h + b_h)                 reset_after=False
+    (4) h_t = z_t * h_{t-1} + (1 - z_t) * h~_t
+
+Symbols: x_t (B, D), h_t (B, U). Packed layout: kernel (D, 3U) = [W_z | W_r | W_h],
+recurrent_kernel (U, 3U) = [U_z | U_r | U_h]. bias: reset_after=True (2, 3U), row 0 the input
+biases b^x, row 1 the recurrent biases b^h (b_z = b_z^x + b_z^h, likewise r);
+reset_after=False (3U,). This is `keras.layers.GRUCell`'s layout.
+
+(3b) is Cho et al. 2014; (3a) is the cuDNN variant (Keras's default, ONNX
+`linear_before_reset=1`). (4) follows Keras, ONNX and PyTorch; the paper writes
+h_t = (1 - z_t) * h_{t-1} + z_t * h~_t, i.e. its z is our 1 - z.
+"""
+
+import keras
+from keras import ops
+
+from keras_gated.cells.base import RecurrentCell, masked
+from keras_gated.cells.gates import GRU_GATES, split_gates
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class GRUCell(RecurrentCell):
+    """GRU cell; equations and layout in the module docstring. States: [h (B, U)].
+
+    Args:
+        units: U (> 0).
+        reset_after: apply the reset gate after the recurrent matmul (3a, default True) or
+            before it (3b).
+        **kwargs: initializers and base layer arguments, see `RecurrentCell`.
+    """
+
+    gates = GRU_GATES
+
+    def __init__(self, units, reset_after=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.reset_after = bool(reset_after)
+
+    def bias_shape(self):
+        width = len(self.gates) * self.units
+        return (2, width) if self.reset_after else (width,)
+
+    def project_inputs(self, x):
+        """x (..., D) -> x W + b^x (..., 3U) (b for reset_after=False)."""
+        b_x = self.bias[0] if self.reset_after else self.bias
+        return ops.matmul(x, self.kernel) + b_x
+
+    def gates_at(self, xw_t, states, recurrent_mask=None):
+        """One step's quantities: {"z", "r", "h~", "h"}, each (B, U)."""
+        (h_prev,) = states
+        h_in = masked(h_prev, recurrent_mask)
+        xw = split_gates(xw_t, self.gates)
+        if self.reset_after:
+            hu = split_gates(ops.matmul(h_in, self.recurrent_kernel) + self.bias[1], self.gates)
+        else:
+            U_zr, U_h = ops.split(self.recurrent_kernel, [2 * self.units], axis=1)
+            hu = split_gates(ops.matmul(h_in, U_zr), self.gates[:2])
+        z = ops.sigmoid(xw["z"] + hu["z"])  # (1)
+        r = ops.sigmoid(xw["r"] + hu["r"])  # (2)
+        if self.reset_after:
+            h_tilde = ops.tanh(xw["h"] + r * hu["h"])  # (3a)
+        else:
+            h_tilde = ops.tanh(xw["h"] + ops.matmul(r * h_in, U_h))  # (3b)
+        h = z * h_prev + (1.0 - z) * h_tilde  # (4)
+        return {"z": z, "r": r, "h~": h_tilde, "h": h}
+
+    def step(self, xw_t, states, recurrent_mask=None):
+        h = self.gates_at(xw_t, states, recurrent_mask)["h"]
+        return h, [h]
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": self.reset_after}

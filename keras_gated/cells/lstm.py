@@ -1,0 +1,126 @@
+"""Long short-term memory cell, with optional peepholes and layer normalisation.
+
+Equations (gate order i, f, g, o: `LSTM_GATES`):
+    (1) a_k = x_t W_k + h_{t-1} U_k + b_k                  for k in i, f, g, o
+    (2) i_t = sigmoid(a_i + p_i * c_{t-1})                  input gate
+    (3) f_t = sigmoid(a_f + p_f * c_{t-1})                  forget gate
+    (4) g_t = tanh(a_g)                                     candidate C~_t
+    (5) c_t = f_t * c_{t-1} + i_t * g_t                     cell state
+    (6) o_t = sigmoid(a_o + p_o * c_t)                      output gate
+    (7) h_t = o_t * tanh(c_t)                               hidden state and output
+
+Symbols: x_t (B, D), h_t and c_t (B, U).
+Packed layout: kernel (D, 4U) = [W_i | W_f | W_g | W_o], recurrent_kernel (U, 4U) likewise,
+bias (4U,) = [b_i | b_f | b_g | b_o] (Keras's `LSTMCell` layout, where g is called c).
+
+Options:
+- `peephole=True` (Gers & Schmidhuber 2000): p_i, p_f, p_o are rows of `peephole` (3, U);
+  without it the p terms are absent.
+- `layer_norm=True` (Ba et al. 2016): (1) becomes
+  a_k = gamma_k * LN(x_t W_k + h_{t-1} U_k) + b_k, LN normalising each gate's U units to mean 0
+  and variance 1 (epsilon 1e-3); gamma = `gamma` (4U,), initialised to 1.
+- `unit_forget_bias=True` (default, Jozefowicz et al. 2015): b_f is *set to* 1 at
+  initialisation (not added to `bias_initializer`'s value); the other slices use `bias_initializer`.
+
+Reference: Hochreiter & Schmidhuber 1997; Gers et al. 2000 (forget gate).
+"""
+
+import keras
+from keras import ops
+
+from keras_gated.cells.base import RecurrentCell, masked
+from keras_gated.cells.gates import LSTM_GATES, gate_slice, split_gates
+
+LAYER_NORM_EPSILON = 1e-3
+PEEPHOLE_GATES = ("i", "f", "o")
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class LSTMCell(RecurrentCell):
+    """LSTM cell; equations and layout in the module docstring. States: [h (B, U), c (B, U)].
+
+    Args:
+        units: U (> 0).
+        unit_forget_bias: set b_f to 1 at initialisation. Default True.
+        peephole: add peephole connections p_i, p_f, p_o. Default False.
+        layer_norm: layer-normalise each gate's pre-activation. Default False.
+        **kwargs: initializers and base layer arguments, see `RecurrentCell`.
+    """
+
+    gates = LSTM_GATES
+
+    def __init__(self, units, unit_forget_bias=True, peephole=False, layer_norm=False, **kwargs):
+        super().__init__(units, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.peephole = bool(peephole)
+        self.layer_norm = bool(layer_norm)
+
+    @property
+    def state_size(self):
+        return [self.units, self.units]
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.peephole:
+            self.peephole_kernel = self.add_weight(
+                shape=(len(PEEPHOLE_GATES), self.units), initializer="zeros", name="peephole"
+            )
+        if self.layer_norm:
+            self.gamma = self.add_weight(
+                shape=(len(self.gates) * self.units,), initializer="ones", name="gamma"
+            )
+
+    def bias_init(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        units, base = self.units, self.bias_initializer
+
+        def init(shape, dtype=None):
+            b = ops.convert_to_tensor(base(shape, dtype=dtype))
+            f = gate_slice("f", self.gates, units)
+            return ops.concatenate([b[: f.start], ops.ones((units,), dtype=b.dtype), b[f.stop :]])
+
+        return init
+
+    def project_inputs(self, x):
+        """x (..., D) -> x W (+ b unless layer_norm, where b comes after the norm) (..., 4U)."""
+        xw = ops.matmul(x, self.kernel)
+        return xw if self.layer_norm else xw + self.bias
+
+    def _peep(self, gate, c):
+        if not self.peephole:
+            return 0.0
+        return self.peephole_kernel[PEEPHOLE_GATES.index(gate)] * c
+
+    def _norm(self, a):
+        """gamma_k * LN(a_k) + b_k for each gate k of a (B, 4U)."""
+        per_gate = ops.reshape(a, (-1, len(self.gates), self.units))
+        mean = ops.mean(per_gate, axis=-1, keepdims=True)
+        var = ops.var(per_gate, axis=-1, keepdims=True)
+        normed = (per_gate - mean) * ops.rsqrt(var + LAYER_NORM_EPSILON)
+        return ops.reshape(normed, ops.shape(a)) * self.gamma + self.bias
+
+    def gates_at(self, xw_t, states, recurrent_mask=None):
+        """One step's quantities: {"i", "f", "g", "o", "c", "h"}, each (B, U)."""
+        h_prev, c_prev = states
+        a = xw_t + ops.matmul(masked(h_prev, recurrent_mask), self.recurrent_kernel)  # (1)
+        a = split_gates(self._norm(a) if self.layer_norm else a, self.gates)
+        i = ops.sigmoid(a["i"] + self._peep("i", c_prev))  # (2)
+        f = ops.sigmoid(a["f"] + self._peep("f", c_prev))  # (3)
+        g = ops.tanh(a["g"])  # (4)
+        c = f * c_prev + i * g  # (5)
+        o = ops.sigmoid(a["o"] + self._peep("o", c))  # (6)
+        h = o * ops.tanh(c)  # (7)
+        return {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
+
+    def step(self, xw_t, states, recurrent_mask=None):
+        q = self.gates_at(xw_t, states, recurrent_mask)
+        return q["h"], [q["h"], q["c"]]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "unit_forget_bias": self.unit_forget_bias,
+            "peephole": self.peephole,
+            "layer_norm": self.layer_norm,
+        }

@@ -1,0 +1,55 @@
+"""Vanilla (Elman) recurrent cell.
+
+Equation:
+    (1) h_t = act(x_t W + h_{t-1} U + b)
+
+Symbols: x_t (B, D) input, h_t (B, U) state and output, W = `kernel` (D, U),
+U = `recurrent_kernel` (U, U), b = `bias` (U,), act = `activation` (tanh by default).
+
+Reference: Elman, "Finding structure in time", 1990. Weights match `keras.layers.SimpleRNNCell`.
+"""
+
+import keras
+from keras import ops
+
+from keras_gated.cells.base import RecurrentCell, masked
+
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class SimpleRNNCell(RecurrentCell):
+    """h_t = act(x_t W + h_{t-1} U + b).
+
+    Args:
+        units: U (> 0).
+        activation: one of "tanh" (default), "relu", "sigmoid", "linear". "linear" gives the
+            linear recurrence used to study gradient flow.
+        **kwargs: initializers and base layer arguments, see `RecurrentCell`.
+    """
+
+    gates = ("h",)
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        super().__init__(units, **kwargs)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"`activation` must be one of {ACTIVATIONS}, got {activation!r}")
+        self.activation = activation
+        self._act = keras.activations.get(activation)
+
+    def project_inputs(self, x):
+        """x (..., D) -> x W + b (..., U)."""
+        return ops.matmul(x, self.kernel) + self.bias
+
+    def gates_at(self, xw_t, states, recurrent_mask=None):
+        """One step's quantities: {"h"}, each (B, U)."""
+        (h_prev,) = states
+        h = self._act(xw_t + ops.matmul(masked(h_prev, recurrent_mask), self.recurrent_kernel))  # (1)
+        return {"h": h}
+
+    def step(self, xw_t, states, recurrent_mask=None):
+        h = self.gates_at(xw_t, states, recurrent_mask)["h"]
+        return h, [h]
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}

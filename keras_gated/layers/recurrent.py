@@ -1,0 +1,239 @@
+"""Sequence layers over the cells, with variational dropout and a hoisted input projection.
+
+For a sequence x (B, T, D) a layer computes
+    m_x ~ Bernoulli(1 - dropout) / (1 - dropout)              (B, D), once per call
+    m_h ~ Bernoulli(1 - recurrent_dropout) / (1 - recurrent_dropout)   (B, U), once per call
+    XW = cell.project_inputs(x * m_x)                         (B, T, G*U), one matmul for all t
+    h_t, states_t = cell.step(XW[:, t], states_{t-1}, m_h)    for t = 1..T
+so each sequence sees one input mask and one recurrent mask, the same at every time step
+(Gal & Ghahramani 2016, the "tied" variant: one m_h for all gates, which keeps the recurrent
+matmul fused). Masks apply only when `training=True`.
+"""
+
+import inspect
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+def _check_rate(name, rate):
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1), got {name}={rate!r}")
+    return float(rate)
+
+
+def _cell_arg_names(cell_class):
+    names = set()
+    for klass in cell_class.__mro__:
+        if klass is keras.layers.Layer:
+            break
+        params = inspect.signature(klass.__init__).parameters
+        names |= {n for n, p in params.items() if n != "self" and p.kind == p.POSITIONAL_OR_KEYWORD}
+    return names
+
+
+def scan_steps(step, xw, initial_state, mask=None, go_backwards=False, zero_output_for_mask=False):
+    """Runs `step(xw_t, states) -> (out_t, states)` over time in one `tf.while_loop`.
+
+    Args:
+        xw: (B, T, G*U) projected inputs.
+        initial_state: list of (B, U).
+        mask: optional (B, T) bool; a masked step keeps the previous states and repeats the
+            previous output (zeros if `zero_output_for_mask`), as Keras's RNN does.
+        go_backwards: process time in reverse; outputs stay in processing order (as Keras).
+
+    Returns:
+        last_output (B, U), outputs (B, T, U), final states.
+    """
+    xs = tf.transpose(xw, (1, 0, 2))
+    ms = None if mask is None else tf.expand_dims(tf.transpose(tf.cast(mask, "bool")), -1)
+    if go_backwards:
+        xs = tf.reverse(xs, [0])
+        ms = None if ms is None else tf.reverse(ms, [0])
+    steps = tf.shape(xs)[0]
+    xs_ta = tf.TensorArray(xs.dtype, size=steps, element_shape=xs.shape[1:]).unstack(xs)
+    ms_ta = None if ms is None else tf.TensorArray("bool", size=steps).unstack(ms)
+    ys_ta = tf.TensorArray(xs.dtype, size=steps)
+
+    def body(t, states, prev_out, ys):
+        out, new_states = step(xs_ta.read(t), list(states))
+        if ms_ta is not None:
+            m_t = ms_ta.read(t)
+            new_states = [tf.where(m_t, n, s) for n, s in zip(new_states, states)]
+            out = tf.where(m_t, out, prev_out)
+            emitted = tf.where(m_t, out, tf.zeros_like(out)) if zero_output_for_mask else out
+        else:
+            emitted = out
+        return t + 1, new_states, out, ys.write(t, emitted)
+
+    _, states, _, ys_ta = tf.while_loop(
+        lambda t, *_: t < steps,
+        body,
+        (0, list(initial_state), tf.zeros_like(initial_state[0]), ys_ta),
+    )
+    ys = ys_ta.stack()
+    return ys[-1], tf.transpose(ys, (1, 0, 2)), list(states)
+
+
+class Recurrent(keras.layers.RNN):
+    """Base of `SimpleRNN`, `LSTM`, `GRU`: a cell run over (B, T, D) sequences.
+
+    Subclasses set `cell_class`; the constructor takes the cell's arguments (see the cell) and:
+
+    Args:
+        dropout: input dropout rate p_x in [0, 1), one mask (B, D) per sequence. Default 0.
+        recurrent_dropout: rate p_h in [0, 1) on h_{t-1}, one mask (B, U) per sequence. Default 0.
+        seed: seed for the dropout masks. Default None.
+        return_sequences: return all outputs (B, T, U) instead of the last (B, U). Default False.
+        return_state: also return the final states (each (B, U)). Default False.
+        go_backwards: process the sequence in reverse. Default False.
+        stateful: carry the final states of a batch into the next call. Default False.
+
+    Call arguments: `inputs` (B, T, D); `initial_state` list of (B, U) (LSTM: [h, c]);
+    `mask` (B, T) bool; `training` enables dropout.
+    """
+
+    cell_class = None
+
+    def __init__(
+        self,
+        units,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        **kwargs,
+    ):
+        cell_names = _cell_arg_names(self.cell_class)
+        cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in cell_names}
+        dtype = kwargs.get("dtype")
+        cell = self.cell_class(units, dtype=dtype, name="cell", **cell_kwargs)
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            **kwargs,
+        )
+        self.dropout = _check_rate("dropout", dropout)
+        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    @property
+    def units(self):
+        return self.cell.units
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        self._check_rank(sequences_shape)
+        super().build(sequences_shape, initial_state_shape)
+
+    def _check_rank(self, shape):
+        if len(shape) != 3:
+            raise ValueError(
+                f"`inputs` to {self.name} must have rank 3 (batch, time, features), "
+                f"got shape {tuple(shape)}"
+            )
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        self._check_rank(sequences.shape)
+        if initial_state is not None:
+            self._check_initial_state(initial_state, sequences)
+        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+
+    def _check_initial_state(self, initial_state, sequences):
+        states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
+        want = len(self.state_size)
+        if len(states) != want:
+            raise ValueError(
+                f"`initial_state` of {self.name} must hold {want} tensor(s) "
+                f"({'[h, c]' if want == 2 else '[h]'}), got {len(states)}"
+            )
+        batch = sequences.shape[0]
+        for s in states:
+            shape = tuple(s.shape)
+            if len(shape) != 2 or shape[-1] != self.units or (
+                batch is not None and shape[0] is not None and shape[0] != batch
+            ):
+                raise ValueError(
+                    f"`initial_state` of {self.name} must have shape ({batch}, {self.units}), "
+                    f"got {shape}"
+                )
+
+    def dropout_masks(self, sequences, training):
+        """The variational masks for one call: (m_x (B, D) or None, m_h (B, U) or None)."""
+        if not training:
+            return None, None
+        batch = ops.shape(sequences)[0]
+
+        def mask(width, rate):
+            if rate == 0.0:
+                return None
+            ones = ops.ones((batch, width), dtype=sequences.dtype)
+            return keras.random.dropout(ones, rate, seed=self.seed_generator)
+
+        return mask(sequences.shape[-1], self.dropout), mask(self.units, self.recurrent_dropout)
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        m_x, m_h = self.dropout_masks(sequences, training)
+        x = sequences if m_x is None else sequences * ops.expand_dims(m_x, 1)
+        xw = self.cell.project_inputs(x)
+
+        def step(xw_t, states):
+            return self.cell.step(xw_t, states, m_h)
+
+        return scan_steps(
+            step, xw, initial_state, mask, self.go_backwards, self.zero_output_for_mask
+        )
+
+    def gate_activations(self, inputs, initial_state=None):
+        """Per-step gate activations at inference (no dropout).
+
+        Args:
+            inputs: (B, T, D).
+            initial_state: optional list of (B, U).
+
+        Returns:
+            dict name -> numpy array (B, T, U): LSTM "i", "f", "g", "o", "c", "h";
+            GRU "z", "r", "h~", "h"; SimpleRNN "h".
+        """
+        x = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        if not self.built:
+            self.build(tuple(x.shape))
+        states = list(initial_state or self.cell.get_initial_state(ops.shape(x)[0]))
+        xw = self.cell.project_inputs(x)
+        names = list(self.cell.gates_at(xw[:, 0], states))
+
+        def step(xw_t, states):
+            q = self.cell.gates_at(xw_t, states)
+            new_states = [q["h"], q["c"]] if "c" in q else [q["h"]]
+            return ops.concatenate([q[n] for n in names], axis=-1), new_states
+
+        _, ys, _ = scan_steps(step, xw, states, go_backwards=self.go_backwards)
+        ys = ops.split(ys, len(names), axis=-1)
+        return {n: ops.convert_to_numpy(y) for n, y in zip(names, ys)}
+
+    def get_config(self):
+        cell_config = self.cell.get_config()
+        for key in ("name", "trainable", "dtype"):
+            cell_config.pop(key, None)
+        return {
+            **keras.layers.Layer.get_config(self),
+            **cell_config,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,27 @@
+"""`SimpleRNN`, `LSTM` and `GRU` sequence layers; the equations live in their cells."""
+
+import keras
+
+from keras_gated.cells import GRUCell, LSTMCell, SimpleRNNCell
+from keras_gated.layers.recurrent import Recurrent
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class SimpleRNN(Recurrent):
+    """Vanilla RNN over (B, T, D); cell arguments as `SimpleRNNCell`, the rest as `Recurrent`."""
+
+    cell_class = SimpleRNNCell
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class LSTM(Recurrent):
+    """LSTM over (B, T, D); cell arguments as `LSTMCell`, the rest as `Recurrent`. States [h, c]."""
+
+    cell_class = LSTMCell
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class GRU(Recurrent):
+    """GRU over (B, T, D); cell arguments as `GRUCell`, the rest as `Recurrent`."""
+
+    cell_class = GRUCell
