@@ -1,16 +1,33 @@
-"""keras-gated: recurrent layers written from the textbook equations, for Keras 3."""
+"""keras-gated: recurrent layers written from the textbook equations, for Keras 3.
+
+Public names are imported lazily, so `keras_gated.export`'s runtime (onnxruntime + numpy)
+deploys without TensorFlow or Keras.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-from keras_gated.cells import GRUCell, LSTMCell, SimpleRNNCell
-from keras_gated.layers import GRU, LSTM, SimpleRNN, VariationalDropout
+_PUBLIC = {
+    "SimpleRNNCell": "keras_gated.cells",
+    "LSTMCell": "keras_gated.cells",
+    "GRUCell": "keras_gated.cells",
+    "SimpleRNN": "keras_gated.layers",
+    "LSTM": "keras_gated.layers",
+    "GRU": "keras_gated.layers",
+    "VariationalDropout": "keras_gated.layers",
+    "LanguageModel": "keras_gated.models",
+    "language_model": "keras_gated.models",
+}
 
-__all__ = [
-    "GRU",
-    "GRUCell",
-    "LSTM",
-    "LSTMCell",
-    "SimpleRNN",
-    "SimpleRNNCell",
-    "VariationalDropout",
-]
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'keras_gated' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -7,6 +7,7 @@ the same counts always give the same ids.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 
 UNK = "<unk>"
@@ -33,8 +34,7 @@ class Vocabulary:
             raise ValueError(f"tokens must be non-empty strings, got {bad[:3]}")
         self._ids = {token: i for i, token in enumerate(self._tokens)}
         if len(self._ids) != len(self._tokens):
-            seen: set[str] = set()
-            repeated = [t for t in self._tokens if t in seen or seen.add(t)]
+            repeated = [token for token, n in Counter(self._tokens).items() if n > 1]
             raise ValueError(f"tokens must be distinct; repeated: {repeated[:3]}")
 
     @classmethod

@@ -1,0 +1,357 @@
+"""Word and character tokenizers with a JSON file format.
+
+Both tokenizers share one interface: ``fit(texts)`` builds a ``Vocabulary`` (``<unk>`` = 0,
+then by decreasing frequency, ties in code-point order), ``tokenize(text)`` gives strings,
+``encode(text)`` gives ids of shape (N,), ``decode(ids)`` gives text back.
+
+Round trips:
+
+- ``CharTokenizer``: ``decode(encode(t)) == t`` exactly when every character of ``t`` is in
+  the vocabulary (no normalisation; ``"\\r"`` and ``"\\n"`` are characters like any other).
+- ``WordTokenizer``: ``decode(encode(t))`` equals ``t`` only up to whitespace normalisation
+  (one space between words, none before punctuation or after an opening bracket, each
+  newline its own ``<eol>``), lowercasing (``lowercase=True``), dropped punctuation
+  (``punctuation=False``) and ``<unk>`` for words outside the vocabulary. Encoding is
+  stable: ``encode(decode(encode(t))) == encode(t)``.
+
+File format (``save``/``load``): UTF-8 JSON ``{"format": "keras_gated.tokenizer",
+"version": 1, "class_name": ..., "config": get_config()}``; the config holds the
+vocabulary, so a loaded tokenizer is ready to encode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from keras_gated.data.vocabulary import UNK, UNK_ID, Vocabulary
+
+FILE_FORMAT = "keras_gated.tokenizer"
+FILE_VERSION = 1
+OPENING_BRACKETS = frozenset("([{“‘«")  # decode puts no space after these
+_APOSTROPHES = "'’"  # inside a word, as in "don't" or "o'er"
+
+
+class Tokenizer:
+    """Shared machinery; subclasses define ``tokenize``, ``_join`` and ``get_config``.
+
+    Args:
+        vocabulary: tokens in id order (as saved by ``get_config``); None: call ``fit``.
+    """
+
+    def __init__(self, vocabulary: Sequence[str] | None = None):
+        self._vocabulary = None if vocabulary is None else Vocabulary(vocabulary)
+
+    # -- to override -------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[str]:
+        """Splits ``text`` into tokens (strings); needs no vocabulary."""
+        raise NotImplementedError
+
+    def _reserved(self) -> tuple[str, ...]:
+        """Tokens placed after ``<unk>`` whatever their counts."""
+        return ()
+
+    def _build(self, counts: Counter) -> Vocabulary:
+        return Vocabulary.from_counts(counts, self._reserved())
+
+    def _join(self, tokens: list[str]) -> str:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        """Returns the constructor arguments, the fitted vocabulary included."""
+        return {"vocabulary": None if self._vocabulary is None else list(self._vocabulary.tokens)}
+
+    # -- shared --------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: dict) -> Tokenizer:
+        """Builds a tokenizer from ``get_config()`` output."""
+        return cls(**config)
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The fitted ``Vocabulary``.
+
+        Raises:
+            RuntimeError: neither ``fit`` nor a ``vocabulary`` argument has set one.
+        """
+        if self._vocabulary is None:
+            raise RuntimeError(f"{type(self).__name__} has no vocabulary yet; call fit(texts)")
+        return self._vocabulary
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids V; ids lie in [0, V)."""
+        return len(self.vocabulary)
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def fit(self, texts: str | Iterable[str]) -> Tokenizer:
+        """Builds the vocabulary from token counts over ``texts`` (a string or strings).
+
+        Returns:
+            ``self``, so that ``tok = WordTokenizer().fit(texts)`` works.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        counts: Counter = Counter()
+        for text in texts:
+            counts.update(self.tokenize(text))
+        self._vocabulary = self._build(counts)
+        return self
+
+    def encode(self, text: str) -> np.ndarray:
+        """Returns the ids of ``text``'s tokens, shape (N,) int32; unknown tokens -> 0."""
+        lookup = self.vocabulary.token_to_id
+        return np.array([lookup(token) for token in self.tokenize(text)], dtype=np.int32)
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        """Returns the text for ``ids`` of shape (N,); id 0 decodes to ``"<unk>"``.
+
+        Raises:
+            ValueError: ``ids`` is not 1-D integers in [0, V).
+        """
+        ids = np.asarray(ids)
+        if ids.size == 0:
+            return ""
+        if ids.ndim != 1 or ids.dtype.kind not in "iu":
+            raise ValueError(f"ids must be a 1-D integer sequence, got {ids.dtype} {ids.shape}")
+        bad = (ids < 0) | (ids >= self.vocab_size)
+        if bad.any():
+            raise ValueError(f"token id {ids[bad][0]} out of range [0, {self.vocab_size})")
+        tokens = self.vocabulary.tokens
+        return self._join([tokens[i] for i in ids.tolist()])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes config and vocabulary as JSON to ``path`` atomically.
+
+        The JSON goes to a temporary file in the same directory, which then replaces
+        ``path`` (``os.replace``), so an interrupted save never leaves a half-written file.
+        """
+        path = pathlib.Path(path)
+        text = json.dumps(tokenizer_to_config(self), ensure_ascii=False, indent=1)
+        handle = tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+            delete=False,
+        )
+        try:
+            with handle:
+                handle.write(text + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(handle.name, path)
+        except BaseException:
+            pathlib.Path(handle.name).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Tokenizer:
+        """Reads a tokenizer saved by ``save``.
+
+        Raises:
+            ValueError: the file is not a tokenizer JSON, or holds another kind of
+                tokenizer than ``cls``; the message names the file.
+        """
+        tokenizer = load_tokenizer(path)
+        if cls is not Tokenizer and not isinstance(tokenizer, cls):
+            raise ValueError(f"{path}: holds a {type(tokenizer).__name__}, not a {cls.__name__}")
+        return tokenizer
+
+
+class WordTokenizer(Tokenizer):
+    """Splits text into words, punctuation marks and end-of-line tokens.
+
+    A word is a run of letters and digits, with apostrophes inside it (``"don't"``); every
+    other visible character is one punctuation token; each ``"\\n"`` (or ``"\\r\\n"``) is
+    ``eol_token``; other whitespace separates tokens. The literal ``"<unk>"`` is one token.
+    Ids: ``<unk>`` = 0, ``eol_token`` = 1, then words by frequency.
+
+    Args:
+        lowercase: lowercase the text before splitting it.
+        punctuation: keep punctuation marks as tokens; False drops them.
+        eol_token: token for a newline; None treats newlines as spaces.
+        max_vocab: most tokens in the vocabulary, ``<unk>`` and ``eol_token`` included;
+            None: no cap. Rarer words encode as ``<unk>``.
+        min_freq: words seen fewer times in ``fit`` encode as ``<unk>``.
+        vocabulary: tokens in id order from a fitted tokenizer; None: call ``fit``.
+    """
+
+    def __init__(
+        self,
+        lowercase: bool = True,
+        punctuation: bool = True,
+        eol_token: str | None = "<eol>",
+        max_vocab: int | None = None,
+        min_freq: int = 1,
+        vocabulary: Sequence[str] | None = None,
+    ):
+        if eol_token is not None and (not eol_token or eol_token == UNK):
+            raise ValueError(f"eol_token must be a non-empty string other than {UNK!r}")
+        reserved = 1 if eol_token is None else 2
+        if max_vocab is not None and max_vocab < reserved:
+            raise ValueError(f"max_vocab must be >= {reserved} (the reserved tokens), got {max_vocab}")
+        if min_freq < 1:
+            raise ValueError(f"min_freq must be >= 1, got {min_freq}")
+        super().__init__(vocabulary)
+        if self._vocabulary is not None and eol_token is not None and eol_token not in self._vocabulary:
+            raise ValueError(f"vocabulary lacks eol_token {eol_token!r}")
+        self.lowercase = lowercase
+        self.punctuation = punctuation
+        self.eol_token = eol_token
+        self.max_vocab = max_vocab
+        self.min_freq = min_freq
+        eol = r"(?P<eol>\r?\n)|" if eol_token is not None else ""
+        word = rf"[^\W_]+(?:[{_APOSTROPHES}][^\W_]+)*"
+        self._pattern = re.compile(rf"{eol}(?P<unk>{re.escape(UNK)})|(?P<word>{word})|(?P<punct>\S)")
+
+    def get_config(self) -> dict:
+        return {
+            "lowercase": self.lowercase,
+            "punctuation": self.punctuation,
+            "eol_token": self.eol_token,
+            "max_vocab": self.max_vocab,
+            "min_freq": self.min_freq,
+            **super().get_config(),
+        }
+
+    def tokenize(self, text: str) -> list[str]:
+        """Returns the tokens of ``text``, e.g. ``"Fie, fie!\\n"`` -> fie , fie ! <eol>."""
+        if self.lowercase:
+            text = text.lower()
+        tokens = []
+        for match in self._pattern.finditer(text):
+            kind = match.lastgroup
+            if kind == "eol":
+                tokens.append(self.eol_token)
+            elif kind != "punct" or self.punctuation:
+                tokens.append(match.group())
+        return tokens
+
+    def _reserved(self) -> tuple[str, ...]:
+        return () if self.eol_token is None else (self.eol_token,)
+
+    def _build(self, counts: Counter) -> Vocabulary:
+        return Vocabulary.from_counts(counts, self._reserved(), self.max_vocab, self.min_freq)
+
+    def _join(self, tokens: list[str]) -> str:
+        """Joins with single spaces; none around newlines, before punctuation, after "("."""
+        pieces: list[str] = []
+        previous = None
+        for token in tokens:
+            if token == self.eol_token:
+                pieces.append("\n")
+                previous = None
+                continue
+            attaches = _is_punctuation(token) and token not in OPENING_BRACKETS
+            if previous is not None and not attaches and previous not in OPENING_BRACKETS:
+                pieces.append(" ")
+            pieces.append(token)
+            previous = token
+        return "".join(pieces)
+
+
+class CharTokenizer(Tokenizer):
+    """One token per Unicode code point; ids: ``<unk>`` = 0, then characters by frequency.
+
+    Args:
+        vocabulary: ``"<unk>"`` then single characters, in id order; None: call ``fit``.
+    """
+
+    def __init__(self, vocabulary: Sequence[str] | None = None):
+        super().__init__(vocabulary)
+        if self._vocabulary is not None:
+            long = [token for token in self._vocabulary.tokens[1:] if len(token) != 1]
+            if long:
+                raise ValueError(f"a character vocabulary holds single characters, got {long[:3]}")
+            self._index()
+
+    def tokenize(self, text: str) -> list[str]:
+        """Returns the characters of ``text``."""
+        return list(text)
+
+    def fit(self, texts: str | Iterable[str]) -> CharTokenizer:
+        super().fit(texts)
+        self._index()
+        return self
+
+    def encode(self, text: str) -> np.ndarray:
+        """Returns the ids of ``text``'s characters, shape (len(text),) int32."""
+        self.vocabulary  # raises if unfitted
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        if len(self._codes) == 0:
+            return np.full(len(codes), UNK_ID, dtype=np.int32)
+        where = np.minimum(np.searchsorted(self._codes, codes), len(self._codes) - 1)
+        known = self._codes[where] == codes
+        return np.where(known, self._code_ids[where], UNK_ID).astype(np.int32)
+
+    def _index(self) -> None:
+        """Builds sorted code points and their ids for vectorised ``encode``."""
+        chars = self._vocabulary.tokens[1:]
+        codes = np.array([ord(char) for char in chars], dtype=np.uint32)
+        order = np.argsort(codes)
+        self._codes = codes[order]
+        self._code_ids = (order + 1).astype(np.int32)
+
+    def _join(self, tokens: list[str]) -> str:
+        return "".join(tokens)
+
+
+TOKENIZERS = {cls.__name__: cls for cls in (WordTokenizer, CharTokenizer)}
+
+
+def _is_punctuation(token: str) -> bool:
+    """A punctuation token is one character that cannot start a word."""
+    return len(token) == 1 and not token.isalnum()
+
+
+def tokenizer_to_config(tokenizer: Tokenizer) -> dict:
+    """Returns ``{"format", "version", "class_name", "config"}``: what ``save`` writes."""
+    return {
+        "format": FILE_FORMAT,
+        "version": FILE_VERSION,
+        "class_name": type(tokenizer).__name__,
+        "config": tokenizer.get_config(),
+    }
+
+
+def tokenizer_from_config(config: dict) -> Tokenizer:
+    """Rebuilds a tokenizer from ``tokenizer_to_config`` output.
+
+    Raises:
+        ValueError: ``config`` is not a tokenizer config of a known class and version.
+    """
+    if not isinstance(config, dict) or config.get("format") != FILE_FORMAT:
+        raise ValueError(f"not a tokenizer config (expected format {FILE_FORMAT!r})")
+    if config.get("version") != FILE_VERSION:
+        raise ValueError(f"unsupported tokenizer version {config.get('version')!r}")
+    cls = TOKENIZERS.get(config.get("class_name"))
+    if cls is None:
+        raise ValueError(f"unknown tokenizer class {config.get('class_name')!r}; known: {sorted(TOKENIZERS)}")
+    arguments = config.get("config")
+    if not isinstance(arguments, dict):
+        raise ValueError("tokenizer config lacks a 'config' object")
+    try:
+        return cls.from_config(arguments)
+    except TypeError as error:
+        raise ValueError(f"bad {cls.__name__} config: {error}") from None
+
+
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """Reads a tokenizer of any kind saved by ``Tokenizer.save``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is not UTF-8 JSON describing a tokenizer; names the file.
+    """
+    try:
+        config = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+        return tokenizer_from_config(config)
+    except ValueError as error:  # json.JSONDecodeError and UnicodeDecodeError included
+        raise ValueError(f"{path}: {error}") from None

@@ -1,0 +1,5 @@
+"""Language models built from the library's layers."""
+
+from keras_gated.models.language_model import LanguageModel, language_model
+
+__all__ = ["LanguageModel", "language_model"]

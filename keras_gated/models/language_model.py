@@ -1,0 +1,135 @@
+"""A stacked recurrent language model with variational dropout and optional weight tying.
+
+    e_t = E[w_t] * m_e                            embedding (V, E), locked mask m_e (B, 1, E)
+    x^(l) = layer_l(x^(l-1)) * m_l                 l = 1..L, locked masks between layers
+    logits_t = x^(L)_t E^T   (tied)   or   x^(L)_t P   (untied, P (E, V))
+
+Inputs tokens (B, T) int; outputs logits (B, T, V). With `tie_weights=True` one variable `E`
+serves both ends (Inan et al. 2017, Press & Wolf 2017), which needs the last layer's width
+to equal `embed_dim`. The output layer has no bias, so tying removes exactly V x E parameters.
+"""
+
+import keras
+from keras import ops
+
+from keras_gated.layers import GRU, LSTM, SimpleRNN, VariationalDropout
+
+CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class LanguageModel(keras.Model):
+    """Embedding -> `num_layers` recurrent layers -> output projection.
+
+    Args:
+        vocab_size: V (> 0).
+        cell: "lstm" (default), "gru" or "rnn".
+        embed_dim: E (> 0). Default 200.
+        units: U, width of every recurrent layer (> 0). Default 200; must equal E when tied.
+        num_layers: L (> 0). Default 2.
+        dropout: locked dropout rate after each recurrent layer, in [0, 1). Default 0.
+        recurrent_dropout: variational dropout rate on h_{t-1} inside each layer. Default 0.
+        embed_dropout: locked dropout rate on the embeddings. Default 0.
+        tie_weights: the output projection reuses the embedding matrix. Default True.
+        stateful: recurrent layers carry state between calls (for BPTT training with a fixed
+            batch size; `reset_states()` clears it). Default False.
+        seed: seed for the dropout masks. Default None.
+        cell_options: extra cell arguments, e.g. {"peephole": True} or {"reset_after": False}.
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        cell="lstm",
+        embed_dim=200,
+        units=200,
+        num_layers=2,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        embed_dropout=0.0,
+        tie_weights=True,
+        stateful=False,
+        seed=None,
+        cell_options=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (("vocab_size", vocab_size), ("embed_dim", embed_dim),
+                            ("units", units), ("num_layers", num_layers)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, got {name}={value!r}")
+        if cell not in CELLS:
+            raise ValueError(f"`cell` must be one of {sorted(CELLS)}, got cell={cell!r}")
+        if tie_weights and units != embed_dim:
+            raise ValueError(
+                f"tie_weights=True needs the last layer's width (units={units}) to equal "
+                f"embed_dim={embed_dim}: set units=embed_dim or tie_weights=False"
+            )
+        self.vocab_size, self.cell, self.embed_dim, self.units = vocab_size, cell, embed_dim, units
+        self.num_layers, self.tie_weights, self.stateful, self.seed = num_layers, tie_weights, stateful, seed
+        self.dropout, self.recurrent_dropout, self.embed_dropout = dropout, recurrent_dropout, embed_dropout
+        self.cell_options = dict(cell_options or {})
+        seeds = [None if seed is None else seed + k for k in range(2 * num_layers + 1)]
+        self.embedding = keras.layers.ReversibleEmbedding(
+            vocab_size, embed_dim, tie_weights=tie_weights,
+            embeddings_initializer=keras.initializers.RandomUniform(-0.1, 0.1), name="embedding",
+        )
+        self.embed_dropout_layer = VariationalDropout(embed_dropout, seed=seeds[0], name="embed_dropout")
+        self.rnn_layers = [
+            CELLS[cell](units, recurrent_dropout=recurrent_dropout, seed=seeds[1 + 2 * k],
+                        return_sequences=True, return_state=True, stateful=stateful,
+                        name=f"{cell}_{k}", **self.cell_options)
+            for k in range(num_layers)
+        ]
+        self.dropouts = [
+            VariationalDropout(dropout, seed=seeds[2 + 2 * k], name=f"dropout_{k}")
+            for k in range(num_layers)
+        ]
+
+    @property
+    def state_sizes(self):
+        """The flat list of state widths: per layer [U] (GRU, RNN) or [U, U] (LSTM)."""
+        return [s for layer in self.rnn_layers for s in layer.state_size]
+
+    def initial_states(self, batch_size):
+        """Zero states for `forward`: a flat list of (B, U)."""
+        return [ops.zeros((batch_size, s), dtype=self.compute_dtype) for s in self.state_sizes]
+
+    def forward(self, tokens, states=None, training=False):
+        """tokens (B, T) -> (logits (B, T, V), final states as a flat list of (B, U))."""
+        x = self.embed_dropout_layer(self.embedding(tokens), training=training)
+        new_states, k = [], 0
+        for layer, drop in zip(self.rnn_layers, self.dropouts):
+            n = len(layer.state_size)
+            init = None if states is None else list(states[k : k + n])
+            x, *s = layer(x, initial_state=init, training=training)
+            x = drop(x, training=training)
+            new_states += s
+            k += n
+        return self.embedding(x, reverse=True), new_states
+
+    def call(self, tokens, training=False):
+        return self.forward(tokens, training=training)[0]
+
+    def reset_states(self):
+        for layer in self.rnn_layers:
+            if layer.stateful:
+                layer.reset_states()
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size, "cell": self.cell, "embed_dim": self.embed_dim,
+            "units": self.units, "num_layers": self.num_layers, "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout, "embed_dropout": self.embed_dropout,
+            "tie_weights": self.tie_weights, "stateful": self.stateful, "seed": self.seed,
+            "cell_options": self.cell_options,
+        }
+
+
+def language_model(vocab_size, **kwargs):
+    """Builds a `LanguageModel` (arguments as there) and creates its weights."""
+    model = LanguageModel(vocab_size, **kwargs)
+    if not model.stateful:
+        model(ops.zeros((1, 1), dtype="int32"))
+    return model
