@@ -18,6 +18,11 @@ _PUBLIC = {
     "VariationalDropout": "keras_gated.layers",
     "LanguageModel": "keras_gated.models",
     "language_model": "keras_gated.models",
+    "generate": "keras_gated.models",
+    "TrainConfig": "keras_gated.training",
+    "train": "keras_gated.training",
+    "load_run": "keras_gated.training",
+    "perplexity": "keras_gated.training",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -50,7 +50,8 @@ def bptt_batches(ids: Sequence[int] | np.ndarray, batch_size: int, seq_len: int)
 
     Raises:
         ValueError: ``batch_size`` or ``seq_len`` is <= 0; ``ids`` is not a 1-D integer
-            sequence in [0, 2**31); or ``ids`` has fewer than B * (T + 1) tokens, the least for one batch.
+            sequence in [0, 2**31); or ``ids`` has fewer than B * (T + 1) tokens, the least
+            for one batch.
     """
     _check_positive(batch_size=batch_size, seq_len=seq_len)
     ids = np.asarray(ids)

@@ -223,25 +223,26 @@ def _split_lines(doc: Document, fractions: Sequence[float]) -> list[Document | N
     Raises:
         ValueError: the document has fewer lines than splits with a positive fraction.
     """
-    lines = doc.text.splitlines(keepends=True)
+    parts = doc.text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
     positive = sum(fraction > 0 for fraction in fractions)
     if len(lines) < positive:
         raise ValueError(
             f"{doc.name}: {len(lines)} line(s) cannot be split into {positive} parts; "
-            "a single-document corpus is split at line boundaries"
+            "with fewer documents than splits, documents are cut at line boundaries"
         )
-    ends = np.cumsum([len(line) for line in lines])  # ends[i]: characters up to line i
-    total = int(ends[-1])
+    # offsets[i]: characters before line i, so cutting before line i is at offsets[i].
+    offsets = np.concatenate([[0], np.cumsum([len(line) for line in lines])])
     bounds = [0]
     for k in range(2):
-        target = total * sum(fractions[: k + 1])
-        cut = int(np.searchsorted(ends, target, side="left")) + 1 if fractions[k] > 0 else 0
-        cut = max(cut, bounds[-1])
+        target = offsets[-1] * sum(fractions[: k + 1])
+        if fractions[k] == 0:
+            bounds.append(bounds[-1])
+            continue
+        cut = int(np.argmin(np.abs(offsets - target)))  # the nearest line boundary
+        cut = max(cut, bounds[-1] + 1)
         lines_after = sum(fraction > 0 for fraction in fractions[k + 1 :])
-        cut = min(cut, len(lines) - lines_after)  # leave one line per later split
-        if fractions[k] > 0:
-            cut = max(cut, bounds[-1] + 1)
-        bounds.append(cut)
+        bounds.append(min(cut, len(lines) - lines_after))  # leave a line per later split
     bounds.append(len(lines))
     pieces: list[Document | None] = []
     for k in range(3):

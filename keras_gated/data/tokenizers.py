@@ -36,7 +36,7 @@ from keras_gated.data.vocabulary import UNK, UNK_ID, Vocabulary
 FILE_FORMAT = "keras_gated.tokenizer"
 FILE_VERSION = 1
 OPENING_BRACKETS = frozenset("([{“‘«")  # decode puts no space after these
-_APOSTROPHES = "'’"  # inside a word, as in "don't" or "o'er"
+_APOSTROPHES = "'’"  # inside or leading a word, as in "don't", "o'er", "'tis"
 
 
 class Tokenizer:
@@ -168,7 +168,8 @@ class Tokenizer:
 class WordTokenizer(Tokenizer):
     """Splits text into words, punctuation marks and end-of-line tokens.
 
-    A word is a run of letters and digits, with apostrophes inside it (``"don't"``); every
+    A word is a run of letters and digits, with apostrophes inside it (``"don't"``) and
+    at most one leading it (``"'tis"``; a trailing one, as in ``"th'"``, is punctuation); every
     other visible character is one punctuation token; each ``"\\n"`` (or ``"\\r\\n"``) is
     ``eol_token``; other whitespace separates tokens. The literal ``"<unk>"`` is one token.
     Ids: ``<unk>`` = 0, ``eol_token`` = 1, then words by frequency.
@@ -196,20 +197,24 @@ class WordTokenizer(Tokenizer):
             raise ValueError(f"eol_token must be a non-empty string other than {UNK!r}")
         reserved = 1 if eol_token is None else 2
         if max_vocab is not None and max_vocab < reserved:
-            raise ValueError(f"max_vocab must be >= {reserved} (the reserved tokens), got {max_vocab}")
+            raise ValueError(
+                f"max_vocab must be >= {reserved} (the reserved tokens), got {max_vocab}"
+            )
         if min_freq < 1:
             raise ValueError(f"min_freq must be >= 1, got {min_freq}")
         super().__init__(vocabulary)
-        if self._vocabulary is not None and eol_token is not None and eol_token not in self._vocabulary:
-            raise ValueError(f"vocabulary lacks eol_token {eol_token!r}")
+        if eol_token is not None and self._vocabulary is not None:
+            if eol_token not in self._vocabulary:
+                raise ValueError(f"vocabulary lacks eol_token {eol_token!r}")
         self.lowercase = lowercase
         self.punctuation = punctuation
         self.eol_token = eol_token
         self.max_vocab = max_vocab
         self.min_freq = min_freq
         eol = r"(?P<eol>\r?\n)|" if eol_token is not None else ""
-        word = rf"[^\W_]+(?:[{_APOSTROPHES}][^\W_]+)*"
-        self._pattern = re.compile(rf"{eol}(?P<unk>{re.escape(UNK)})|(?P<word>{word})|(?P<punct>\S)")
+        word = rf"[{_APOSTROPHES}]?[^\W_]+(?:[{_APOSTROPHES}][^\W_]+)*"
+        unk = re.escape(UNK)
+        self._pattern = re.compile(rf"{eol}(?P<unk>{unk})|(?P<word>{word})|(?P<punct>\S)")
 
     def get_config(self) -> dict:
         return {
@@ -333,7 +338,8 @@ def tokenizer_from_config(config: dict) -> Tokenizer:
         raise ValueError(f"unsupported tokenizer version {config.get('version')!r}")
     cls = TOKENIZERS.get(config.get("class_name"))
     if cls is None:
-        raise ValueError(f"unknown tokenizer class {config.get('class_name')!r}; known: {sorted(TOKENIZERS)}")
+        name = config.get("class_name")
+        raise ValueError(f"unknown tokenizer class {name!r}; known: {sorted(TOKENIZERS)}")
     arguments = config.get("config")
     if not isinstance(arguments, dict):
         raise ValueError("tokenizer config lacks a 'config' object")

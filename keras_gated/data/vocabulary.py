@@ -55,7 +55,9 @@ class Vocabulary:
         """
         head = [UNK, *(token for token in reserved if token != UNK)]
         if max_size is not None and max_size < len(head):
-            raise ValueError(f"max_size must be >= {len(head)} (the reserved tokens), got {max_size}")
+            raise ValueError(
+                f"max_size must be >= {len(head)} (the reserved tokens), got {max_size}"
+            )
         if min_freq < 1:
             raise ValueError(f"min_freq must be >= 1, got {min_freq}")
         kept = [(token, n) for token, n in counts.items() if n >= min_freq and token not in head]

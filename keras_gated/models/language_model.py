@@ -14,7 +14,8 @@ from keras import ops
 
 from keras_gated.layers import GRU, LSTM, SimpleRNN, VariationalDropout
 
-CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
+# "keras-lstm" is Keras's built-in layer, kept for side-by-side comparisons.
+CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN, "keras-lstm": keras.layers.LSTM}
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
@@ -23,7 +24,7 @@ class LanguageModel(keras.Model):
 
     Args:
         vocab_size: V (> 0).
-        cell: "lstm" (default), "gru" or "rnn".
+        cell: "lstm" (default), "gru", "rnn", or "keras-lstm" (Keras's built-in LSTM).
         embed_dim: E (> 0). Default 200.
         units: U, width of every recurrent layer (> 0). Default 200; must equal E when tied.
         num_layers: L (> 0). Default 2.

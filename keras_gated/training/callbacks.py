@@ -1,0 +1,124 @@
+"""Callbacks for BPTT training: state resets, atomic checkpoints with resume, non-finite stops."""
+
+import json
+import math
+import os
+import tempfile
+
+import keras
+
+
+def atomic_write(path, write):
+    """Calls `write(tmp_path)` on a temp file beside `path`, then renames it over `path`.
+
+    A crash while writing leaves the old `path` (if any) untouched.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    base, ext = os.path.splitext(os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=ext or ".tmp", dir=folder)
+    os.close(fd)
+    try:
+        os.remove(tmp)  # some writers refuse an existing file
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path, obj):
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+
+    atomic_write(path, write)
+
+
+class ResetStates(keras.callbacks.Callback):
+    """Zeroes a stateful model's carried state at each epoch start and before each evaluation."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.reset_states()
+
+    def on_test_begin(self, logs=None):
+        self.model.reset_states()
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training when the loss becomes NaN or Inf, naming the epoch and step."""
+
+    def __init__(self):
+        super().__init__()
+        self.message = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            epoch = getattr(self, "_epoch", 0)
+            self.message = (
+                f"non-finite loss ({loss}) at epoch {epoch + 1}, step {batch + 1}: training "
+                "stopped; the last good checkpoint is kept"
+            )
+            self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """After each epoch, atomically writes the resumable training state of a run directory.
+
+    Files (each replaced whole, never half-written):
+        checkpoint/train_state.keras   the training model with its optimizer state
+        checkpoint/progress.json       epochs done and the other callbacks' state
+        model.keras                    the best model so far (by `monitor`), stateless
+    """
+
+    def __init__(self, run_dir, make_stateless, watched=(), monitor="val_perplexity"):
+        super().__init__()
+        self.run_dir, self.make_stateless, self.watched = run_dir, make_stateless, watched
+        self.monitor, self.best = monitor, math.inf
+        os.makedirs(os.path.join(run_dir, "checkpoint"), exist_ok=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not all(math.isfinite(float(v)) for v in logs.values()):
+            return  # keep the last good checkpoint
+        value = float(logs.get(self.monitor, logs.get("perplexity", math.inf)))
+        if value < self.best:
+            self.best = value
+            stateless = self.make_stateless(self.model)
+            atomic_write(os.path.join(self.run_dir, "model.keras"), stateless.save)
+        ckpt = os.path.join(self.run_dir, "checkpoint")
+        atomic_write(os.path.join(ckpt, "train_state.keras"), self.model.save)
+        write_json(os.path.join(ckpt, "progress.json"), {
+            "epochs_done": epoch + 1,
+            "best": self.best,
+            "callbacks": {type(cb).__name__: _cb_state(cb) for cb in self.watched},
+        })
+
+
+_CB_FIELDS = ("best", "wait", "cooldown_counter", "stopped_epoch")
+
+
+def _cb_state(cb):
+    return {k: float(getattr(cb, k)) for k in _CB_FIELDS if hasattr(cb, k)}
+
+
+class RestoreCounters(keras.callbacks.Callback):
+    """On resume, gives `ReduceLROnPlateau`/`EarlyStopping` back their counters.
+
+    Must come after them in the callback list: their `on_train_begin` resets the counters.
+    """
+
+    def __init__(self, callbacks, saved):
+        super().__init__()
+        self.callbacks, self.saved = callbacks, saved
+
+    def on_train_begin(self, logs=None):
+        for cb in self.callbacks:
+            for key, value in self.saved.get(type(cb).__name__, {}).items():
+                setattr(cb, key, value)

@@ -1,0 +1,147 @@
+"""Train a language model into a run directory, resume it, and load it back.
+
+A run directory holds:
+    config.json              the `TrainConfig`
+    vocab.json               the tokenizer and its vocabulary
+    model.keras              the best model (stateless, loads with safe_mode=True)
+    checkpoint/              resumable training state, rewritten atomically each epoch
+    log.csv, tensorboard/    per-epoch metrics
+"""
+
+import dataclasses
+import json
+import os
+
+import keras
+import numpy as np
+
+from keras_gated.data import CharTokenizer, WordTokenizer, bptt_batches, load_corpus, load_tokenizer
+from keras_gated.models import LanguageModel
+from keras_gated.training import callbacks as cbs
+from keras_gated.training.config import TrainConfig
+from keras_gated.training.perplexity import Perplexity, perplexity
+
+
+class RunExistsError(FileExistsError):
+    pass
+
+
+def stateless_copy(model):
+    """The same weights in a non-stateful `LanguageModel` (any batch size)."""
+    config = {**model.get_config(), "stateful": False}
+    twin = LanguageModel.from_config(config)
+    twin(np.zeros((1, 1), dtype="int32"))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def _tokenizer(config):
+    if config.level == "char":
+        return CharTokenizer()
+    return WordTokenizer(max_vocab=config.max_vocab)
+
+
+def prepare_data(config, verbose=True):
+    """Corpus -> fitted tokenizer and the train/valid/test id streams."""
+    corpus = load_corpus(config.corpus, seed=config.seed, verbose=verbose)
+    tokenizer = _tokenizer(config).fit(corpus.text("train"))
+    ids = {split: tokenizer.encode(corpus.text(split)) for split in ("train", "valid", "test")}
+    return tokenizer, ids
+
+
+def build_model(config, vocab_size, stateful=True):
+    model = LanguageModel(
+        vocab_size, cell=config.cell, embed_dim=config.embed_dim, units=config.units,
+        num_layers=config.layers, dropout=config.dropout,
+        recurrent_dropout=config.recurrent_dropout, embed_dropout=config.embed_dropout,
+        tie_weights=config.tie_weights, stateful=stateful, seed=config.seed,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[Perplexity()],
+    )
+    return model
+
+
+def train(config, out, overwrite=False, verbose=1):
+    """Trains `config` into the run directory `out`, resuming if it holds a checkpoint.
+
+    Returns a dict of results: valid and test perplexity, epochs run, and a stop message.
+    """
+    config.validate()
+    keras.utils.set_random_seed(config.seed)
+    ckpt = os.path.join(out, "checkpoint")
+    progress_path = os.path.join(ckpt, "progress.json")
+    resuming = os.path.exists(progress_path)
+    if os.path.exists(os.path.join(out, "config.json")) and not resuming and not overwrite:
+        raise RunExistsError(f"run directory {out!r} already holds a run: pass overwrite/--force")
+    os.makedirs(out, exist_ok=True)
+    if resuming:
+        saved = TrainConfig(**json.load(open(os.path.join(out, "config.json"))))
+        if dataclasses.asdict(saved) != dataclasses.asdict(config):
+            raise ValueError(f"{out!r} holds a run with another config: use a new --out or --force")
+    tokenizer, ids = prepare_data(config, verbose=bool(verbose))
+    for split in ("train", "valid"):
+        if len(ids[split]) < config.batch_size * (config.seq_len + 1):
+            raise ValueError(
+                f"the {split} split has {len(ids[split])} tokens, fewer than "
+                f"batch_size x (seq_len + 1) = {config.batch_size * (config.seq_len + 1)}"
+            )
+    tokenizer.save(os.path.join(out, "vocab.json"))
+    cbs.write_json(os.path.join(out, "config.json"), dataclasses.asdict(config))
+
+    train_ds = bptt_batches(ids["train"], config.batch_size, config.seq_len)
+    valid_ds = bptt_batches(ids["valid"], config.batch_size, config.seq_len)
+    if resuming:
+        progress = json.load(open(progress_path))
+        model = keras.models.load_model(os.path.join(ckpt, "train_state.keras"), safe_mode=True)
+    else:
+        progress = {"epochs_done": 0, "best": float("inf"), "callbacks": {}}
+        model = build_model(config, tokenizer.vocab_size)
+
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_perplexity", mode="min", factor=config.lr_decay, patience=0, verbose=verbose
+    )
+    early = keras.callbacks.EarlyStopping(monitor="val_perplexity", mode="min", patience=config.patience)
+    nonfinite = cbs.StopOnNonFinite()
+    checkpoint = cbs.RunCheckpoint(out, stateless_copy, watched=(reduce_lr, early))
+    checkpoint.best = progress["best"]
+    callbacks = [
+        cbs.ResetStates(), nonfinite, reduce_lr, early,
+        cbs.RestoreCounters((reduce_lr, early), progress["callbacks"]), checkpoint,
+        keras.callbacks.CSVLogger(os.path.join(out, "log.csv"), append=resuming),
+        keras.callbacks.TensorBoard(os.path.join(out, "tensorboard"), write_graph=False),
+    ]
+    history = model.fit(
+        train_ds, validation_data=valid_ds, epochs=config.epochs,
+        initial_epoch=progress["epochs_done"], callbacks=callbacks, verbose=verbose,
+        steps_per_epoch=config.steps_per_epoch or None, shuffle=False,
+    )
+    if not os.path.exists(os.path.join(out, "model.keras")):
+        raise RuntimeError(nonfinite.message or "training ended before one complete epoch")
+    best = load_run(out)[0]
+    results = {
+        "valid_perplexity": perplexity(best, ids["valid"], config.batch_size, config.seq_len)[0],
+        "test_perplexity": perplexity(best, ids["test"], config.batch_size, config.seq_len)[0],
+        "epochs": len(history.epoch) + progress["epochs_done"],
+        "stopped": nonfinite.message,
+    }
+    cbs.write_json(os.path.join(out, "results.json"), results)
+    return results
+
+
+def load_run(run_dir):
+    """Loads (model, tokenizer, config) from a run directory, checking they belong together."""
+    for name in ("model.keras", "vocab.json", "config.json"):
+        if not os.path.exists(os.path.join(run_dir, name)):
+            raise FileNotFoundError(f"{run_dir!r} is not a complete run: {name} is missing")
+    model = keras.models.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True)
+    tokenizer = load_tokenizer(os.path.join(run_dir, "vocab.json"))
+    config = TrainConfig(**json.load(open(os.path.join(run_dir, "config.json"))))
+    if tokenizer.vocab_size != model.vocab_size:
+        raise ValueError(
+            f"vocab.json has {tokenizer.vocab_size} tokens but the model expects "
+            f"{model.vocab_size}: the vocabulary does not match the model"
+        )
+    return model, tokenizer, config
