@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import tensorflow as tf
 
 
 def num_batches(n_tokens: int, batch_size: int, seq_len: int) -> int:
@@ -36,7 +35,7 @@ def num_batches(n_tokens: int, batch_size: int, seq_len: int) -> int:
     return max(0, (n_tokens // batch_size - 1) // seq_len)
 
 
-def bptt_batches(ids: Sequence[int] | np.ndarray, batch_size: int, seq_len: int) -> tf.data.Dataset:
+def bptt_batches(ids: Sequence[int] | np.ndarray, batch_size: int, seq_len: int):
     """Returns the K batches of a token stream, in order, as a ``tf.data.Dataset``.
 
     Args:
@@ -72,6 +71,8 @@ def bptt_batches(ids: Sequence[int] | np.ndarray, batch_size: int, seq_len: int)
     # (B, K*T) -> (B, K, T) -> (K, B, T): window k of every row.
     inputs = streams[:, :used].reshape(batch_size, k, seq_len).transpose(1, 0, 2)
     targets = streams[:, 1 : used + 1].reshape(batch_size, k, seq_len).transpose(1, 0, 2)
+    import tensorflow as tf  # here, so the tokenizers import without TensorFlow
+
     return tf.data.Dataset.from_tensor_slices((inputs, targets))
 
 
