@@ -87,6 +87,13 @@ class LanguageModel(keras.Model):
             for k in range(num_layers)
         ]
 
+    def build(self, input_shape):
+        """Creates the weights from a token shape (B, T); stateful models need B fixed."""
+        batch = input_shape[0] or 1
+        self.forward(ops.zeros((batch, 1), dtype="int32"))
+        self.reset_states()
+        self.built = True
+
     @property
     def state_sizes(self):
         """The flat list of state widths: per layer [U] (GRU, RNN) or [U, U] (LSTM)."""
@@ -132,5 +139,5 @@ def language_model(vocab_size, **kwargs):
     """Builds a `LanguageModel` (arguments as there) and creates its weights."""
     model = LanguageModel(vocab_size, **kwargs)
     if not model.stateful:
-        model(ops.zeros((1, 1), dtype="int32"))
+        model.build((None, None))
     return model

@@ -97,8 +97,14 @@ class RunCheckpoint(keras.callbacks.Callback):
         write_json(os.path.join(ckpt, "progress.json"), {
             "epochs_done": epoch + 1,
             "best": self.best,
+            "seed_states": [v.numpy().tolist() for v in seed_states(self.model)],
             "callbacks": {type(cb).__name__: _cb_state(cb) for cb in self.watched},
         })
+
+
+def seed_states(model):
+    """The dropout RNG counters, which `.keras` files do not store but exact resume needs."""
+    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
 
 
 _CB_FIELDS = ("best", "wait", "cooldown_counter", "stopped_epoch")

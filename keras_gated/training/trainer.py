@@ -78,9 +78,14 @@ def train(config, out, overwrite=False, verbose=1):
         raise RunExistsError(f"run directory {out!r} already holds a run: pass overwrite/--force")
     os.makedirs(out, exist_ok=True)
     if resuming:
-        saved = TrainConfig(**json.load(open(os.path.join(out, "config.json"))))
-        if dataclasses.asdict(saved) != dataclasses.asdict(config):
-            raise ValueError(f"{out!r} holds a run with another config: use a new --out or --force")
+        saved = json.load(open(os.path.join(out, "config.json")))
+        now = dataclasses.asdict(config)
+        changed = sorted(k for k in now if k != "epochs" and saved.get(k) != now[k])
+        if changed:
+            raise ValueError(
+                f"{out!r} holds a run with another config ({', '.join(changed)} differ): "
+                "resume with the same settings (only --epochs may grow), or use --force"
+            )
     tokenizer, ids = prepare_data(config, verbose=bool(verbose))
     for split in ("train", "valid"):
         if len(ids[split]) < config.batch_size * (config.seq_len + 1):
@@ -96,6 +101,8 @@ def train(config, out, overwrite=False, verbose=1):
     if resuming:
         progress = json.load(open(progress_path))
         model = keras.models.load_model(os.path.join(ckpt, "train_state.keras"), safe_mode=True)
+        for variable, value in zip(cbs.seed_states(model), progress["seed_states"]):
+            variable.assign(value)
     else:
         progress = {"epochs_done": 0, "best": float("inf"), "callbacks": {}}
         model = build_model(config, tokenizer.vocab_size)
@@ -113,6 +120,9 @@ def train(config, out, overwrite=False, verbose=1):
         keras.callbacks.CSVLogger(os.path.join(out, "log.csv"), append=resuming),
         keras.callbacks.TensorBoard(os.path.join(out, "tensorboard"), write_graph=False),
     ]
+    if config.steps_per_epoch:
+        # Epochs are slices of one endless pass; a resumed run skips what was already seen.
+        train_ds = train_ds.repeat().skip(progress["epochs_done"] * config.steps_per_epoch)
     history = model.fit(
         train_ds, validation_data=valid_ds, epochs=config.epochs,
         initial_epoch=progress["epochs_done"], callbacks=callbacks, verbose=verbose,

@@ -1,0 +1,39 @@
+"""The numbers behind every picture, as CSV (one row per point) and JSON (summaries)."""
+
+import csv
+import json
+import math
+
+import numpy as np
+
+
+def write_csv(path, rows):
+    """Writes a list of dicts with the same keys as a CSV file with a header row."""
+    rows = list(rows)
+    if not rows:
+        raise ValueError(f"no rows to write to {path!r}")
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def jsonable(obj):
+    """numpy arrays and scalars -> lists and floats; NaN and Inf -> None (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def write_json(path, obj):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(jsonable(obj), f, indent=2, allow_nan=False)
+        f.write("\n")

@@ -1,0 +1,88 @@
+"""Training end to end on tiny corpora: memorisation, resume, run directories."""
+
+import json
+
+import numpy as np
+import pytest
+
+import keras_gated as kg
+
+WEIGHT_ATOL = 1e-5  # two float32 runs of the same steps agree to rounding
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    words = "the cat sat on a mat and the dog ran to the red door".split()
+    for name, lines in (("a", 300), ("b", 60), ("c", 60)):
+        text = "\n".join(" ".join(rng.choice(words, 10)) for _ in range(lines))
+        (folder / f"{name}.txt").write_text(text, encoding="utf-8")
+    return folder
+
+
+def _config(corpus, **kw):
+    base = dict(corpus=str(corpus), embed_dim=12, units=12, batch_size=4, seq_len=8,
+                epochs=2, steps_per_epoch=10, seed=3)
+    return kg.TrainConfig(**{**base, **kw})
+
+
+def test_a_repeated_sentence_is_memorised(tmp_path):
+    (tmp_path / "c").mkdir()
+    sentence = "one two three four five six seven eight nine ten .\n"
+    for name in "abc":
+        (tmp_path / "c" / f"{name}.txt").write_text(sentence * 60, encoding="utf-8")
+    config = _config(tmp_path / "c", dropout=0.0, recurrent_dropout=0.0, embed_dropout=0.0,
+                     learning_rate=2e-2, epochs=10, steps_per_epoch=0, patience=10)
+    results = kg.train(config, tmp_path / "run", verbose=0)
+    assert results["valid_perplexity"] < 1.1  # 12 distinct tokens: chance is 12
+
+
+def test_run_directory_is_complete_and_loads(tiny_corpus, tmp_path):
+    run = tmp_path / "run"
+    results = kg.train(_config(tiny_corpus), run, verbose=0)
+    for name in ("model.keras", "vocab.json", "config.json", "log.csv", "results.json",
+                 "checkpoint/train_state.keras", "checkpoint/progress.json"):
+        assert (run / name).exists(), name
+    model, tokenizer, config = kg.load_run(run)
+    assert not model.stateful and config.seed == 3
+    assert np.isfinite(results["test_perplexity"])
+    with pytest.raises(ValueError, match="force"):
+        kg.train(_config(tiny_corpus, units=16, embed_dim=16), run, verbose=0)
+
+
+def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):
+    """1 epoch, then resume to 2 == 2 epochs straight (dropout on, same seed)."""
+    kg.train(_config(tiny_corpus), tmp_path / "straight", verbose=0)
+    kg.train(_config(tiny_corpus, epochs=1), tmp_path / "resumed", verbose=0)
+    assert json.loads((tmp_path / "resumed/checkpoint/progress.json").read_text())["epochs_done"] == 1
+    kg.train(_config(tiny_corpus), tmp_path / "resumed", verbose=0)
+    assert json.loads((tmp_path / "resumed/checkpoint/progress.json").read_text())["epochs_done"] == 2
+    import keras
+
+    a = keras.models.load_model(tmp_path / "straight/checkpoint/train_state.keras")
+    b = keras.models.load_model(tmp_path / "resumed/checkpoint/train_state.keras")
+    assert int(a.optimizer.iterations) == int(b.optimizer.iterations) == 20
+    for p, q in zip(a.optimizer.variables, b.optimizer.variables):
+        np.testing.assert_allclose(p, q, atol=WEIGHT_ATOL)
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(p, q, atol=WEIGHT_ATOL)
+
+
+def test_resume_refuses_a_changed_config(tiny_corpus, tmp_path):
+    kg.train(_config(tiny_corpus, epochs=1), tmp_path / "r", verbose=0)
+    with pytest.raises(ValueError, match="seq_len"):
+        kg.train(_config(tiny_corpus, seq_len=6), tmp_path / "r", verbose=0)
+
+
+@pytest.mark.parametrize("field,value", [("units", 0), ("dropout", 1.0), ("seq_len", -1),
+                                         ("level", "byte"), ("learning_rate", 0.0)])
+def test_bad_config_names_the_field(field, value, tiny_corpus):
+    with pytest.raises(ValueError, match=field):
+        _config(tiny_corpus, **{field: value}).validate()
+
+
+def test_sequence_longer_than_the_corpus_is_a_clear_error(tiny_corpus, tmp_path):
+    with pytest.raises(ValueError, match="seq_len"):
+        kg.train(_config(tiny_corpus, seq_len=5000), tmp_path / "r", verbose=0)
