@@ -103,8 +103,31 @@ class LanguageModel(keras.Model):
         """Zero states for `forward`: a flat list of (B, U)."""
         return [ops.zeros((batch_size, s), dtype=self.compute_dtype) for s in self.state_sizes]
 
+    def check_tokens(self, tokens):
+        """Raises ValueError for tokens that are not (B, T) integer ids in [0, V)."""
+        import tensorflow as tf
+
+        tokens = tf.convert_to_tensor(tokens)
+        if not tokens.dtype.is_integer:
+            raise ValueError(f"`tokens` must be integer ids, got dtype {tokens.dtype.name}")
+        if tokens.shape.rank != 2:
+            raise ValueError(f"`tokens` must have shape (batch, time), got {tuple(tokens.shape)}")
+        message = f"token ids must be in [0, vocab_size={self.vocab_size})"
+        if tf.executing_eagerly():
+            ids = tokens.numpy()
+            bad = ids[(ids < 0) | (ids >= self.vocab_size)]
+            if bad.size:
+                raise ValueError(f"{message}, got id {int(bad[0])}")
+            return tokens
+        with tf.control_dependencies([
+            tf.debugging.assert_non_negative(tokens, message=message),
+            tf.debugging.assert_less(tokens, tf.cast(self.vocab_size, tokens.dtype), message=message),
+        ]):
+            return tf.identity(tokens)
+
     def forward(self, tokens, states=None, training=False):
         """tokens (B, T) -> (logits (B, T, V), final states as a flat list of (B, U))."""
+        tokens = self.check_tokens(tokens)
         x = self.embed_dropout_layer(self.embedding(tokens), training=training)
         new_states, k = [], 0
         for layer, drop in zip(self.rnn_layers, self.dropouts):

@@ -121,3 +121,28 @@ def test_generation_is_reproducible_given_a_seed():
         kg.generate(model, tokenizer, "a", temperature=0)
     with pytest.raises(ValueError, match="top_k"):
         kg.generate(model, tokenizer, "a", top_k=0)
+
+
+@pytest.mark.parametrize("tokens,needle", [
+    (np.array([[1, 2, V]], "int32"), "vocab_size"),
+    (np.array([[1, -1]], "int32"), "vocab_size"),
+    (np.zeros((1, 3), "float32"), "integer"),
+    (np.zeros((3,), "int32"), "batch, time"),
+])
+def test_bad_tokens_are_a_clear_error(tokens, needle):
+    with pytest.raises(ValueError, match=needle):
+        _model()(tokens)
+
+
+def test_out_of_range_ids_fail_inside_a_compiled_function_too():
+    model = _model()
+    step = tf.function(lambda x: model(x))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="vocab_size"):
+        step(np.array([[0, V + 3]], "int32"))
+
+
+def test_a_lambda_layer_is_refused_when_loading(tmp_path):
+    model = keras.Sequential([keras.Input((3, 2)), keras.layers.Lambda(lambda x: x * 2), kg.GRU(4)])
+    model.save(tmp_path / "lambda.keras")
+    with pytest.raises(ValueError, match="[Ll]ambda"):
+        keras.models.load_model(tmp_path / "lambda.keras", safe_mode=True)

@@ -86,3 +86,19 @@ def test_bad_config_names_the_field(field, value, tiny_corpus):
 def test_sequence_longer_than_the_corpus_is_a_clear_error(tiny_corpus, tmp_path):
     with pytest.raises(ValueError, match="seq_len"):
         kg.train(_config(tiny_corpus, seq_len=5000), tmp_path / "r", verbose=0)
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_corpus, tmp_path):
+    import keras
+
+    run = tmp_path / "r"
+    kg.train(_config(tiny_corpus, epochs=1), run, verbose=0)
+    good = (run / "model.keras").read_bytes()
+    state = keras.models.load_model(run / "checkpoint/train_state.keras")
+    kernel = state.rnn_layers[0].cell.kernel
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))  # poison the resumable state
+    state.save(run / "checkpoint/train_state.keras")
+    results = kg.train(_config(tiny_corpus, epochs=2), run, verbose=0)
+    assert "non-finite loss" in results["stopped"] and "epoch 2, step 1" in results["stopped"]
+    assert (run / "model.keras").read_bytes() == good
+    assert json.loads((run / "checkpoint/progress.json").read_text())["epochs_done"] == 1

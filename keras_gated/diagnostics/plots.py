@@ -1,0 +1,226 @@
+"""The pictures, drawn with matplotlib's object API on the Agg canvas (no pyplot, no display).
+
+Each function takes numbers (as the other diagnostics modules return them) and a .png path.
+"""
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 100  # keeps each picture well under 150 KB
+CELL_STYLE = {"rnn": ("vanilla RNN", "C0"), "lstm": ("LSTM", "C1"), "gru": ("GRU", "C2")}
+CASE_COLOR = {"vanishing": "C0", "exploding": "C3"}
+GATE_LABELS = {"f": "forget gate f", "i": "input gate i", "o": "output gate o",
+               "z": "update gate z", "r": "reset gate r"}
+
+
+def _figure(width, height):
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path):
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def _positive(values):
+    """Values for a log axis: non-positive and non-finite entries become NaN (gaps)."""
+    v = np.asarray(values, dtype="float64")
+    return np.where(np.isfinite(v) & (v > 0), v, np.nan)
+
+
+def _back(norms):
+    """Norms indexed by step t -> indexed by distance k = T - 1 - t, relative to k = 0."""
+    back = np.asarray(norms, dtype="float64")[::-1]
+    return _positive(back / back[0]) if back[0] > 0 else _positive(back)
+
+
+def plot_gradient_comparison(results, path):
+    """Demo experiment 1: gradient against distance back, at init and trained, per cell."""
+    config, comparison = results["config"], results["comparison"]
+    fig = _figure(11, 4.2)
+    axes = fig.subplots(1, 2, sharey=True)
+    titles = {"init": "random initialisation",
+              "trained": f"after {config['train_steps']} training steps"}
+    for ax, stage in zip(axes, ("init", "trained")):
+        for cell, entry in comparison.items():
+            name, color = CELL_STYLE.get(cell, (cell, None))
+            accuracy = entry[f"accuracy_{stage}"]
+            for state, norms in entry[stage].items():
+                label = f"{name} h" if state == "h" else f"{name} c (cell state)"
+                ax.plot(_back(norms), color=color, ls="-" if state == "h" else "--",
+                        label=f"{label}, accuracy {accuracy:.2f}")
+        ax.set_yscale("log")
+        ax.set_title(titles[stage])
+        ax.set_xlabel("k, steps back from the loss")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("||dL/ds_{T-k}|| / ||dL/ds_T||")
+    fig.suptitle(f"Gradient flowing back through time: recall the first of T={config['seq_len']} "
+                 f"tokens, {config['units']} units, loss at the last step")
+    return _save(fig, path)
+
+
+def plot_vanishing_exploding(results, path):
+    """Demo experiments 2 and 3: measured vs sigma_1-predicted decay and growth; clipping."""
+    cases, clip = results["vanishing_exploding"], results["clipping"]
+    fig = _figure(15, 4.4)
+    ax_norm, ax_rate, ax_clip = fig.subplots(1, 3)
+    drawn = set()
+    for c in cases:
+        color = CASE_COLOR[c["case"]]
+        if (c["case"], "predicted") not in drawn:
+            drawn.add((c["case"], "predicted"))
+            ax_norm.plot(_back(c["predicted"]), color=color, lw=7, alpha=0.25,
+                         label=f"predicted sigma_1^k, sigma_1={c['sigma1']:g}")
+            ax_rate.axhline(c["sigma1"], color=color, lw=7, alpha=0.25,
+                            label=f"sigma_1 = {c['sigma1']:g}")
+        style = "-" if c["activation"] == "linear" else "--"
+        label = f"{c['case']}, {c['activation']}"
+        ax_norm.plot(_back(c["norms"]), color=color, ls=style, label=f"measured, {label}")
+        ax_rate.plot(np.arange(1, len(c["rates"]) + 1), c["rates"], color=color, ls=style,
+                     label=label)
+    ax_norm.set_yscale("log")
+    ax_norm.set_title("||dL/dh_{T-k}|| / ||dL/dh_T||")
+    ax_rate.set_title("per-step growth ||dL/dh_{T-k}|| / ||dL/dh_{T-k+1}||")
+    for ax in (ax_norm, ax_rate):
+        ax.set_xlabel("k, steps back from the loss")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    _plot_clipping(ax_clip, clip)
+    fig.suptitle("Vanilla RNN with the recurrent matrix scaled to largest singular value "
+                 "sigma_1; solid: linear (identity) activation, dashed: tanh")
+    return _save(fig, path)
+
+
+def _plot_clipping(ax, clip):
+    for run, color in (("unclipped", "C3"), ("clipped", "C1")):
+        steps = np.arange(1, len(clip[run]["grad_norm"]) + 1)
+        ax.plot(steps, _positive(clip[run]["grad_norm"]), color=color, marker="o", ms=3,
+                label=f"{run}: gradient norm before clipping")
+    steps = np.arange(1, len(clip["clipped"]["update_norm"]) + 1)
+    ax.plot(steps, _positive(clip["clipped"]["update_norm"]), color="C2", marker="s", ms=3,
+            label="clipped: applied update ||dw|| / lr")
+    ax.axhline(clip["clipnorm"], color="k", ls=":", label=f"clip value {clip['clipnorm']:g}")
+    unclipped = clip["unclipped"]["loss"]
+    if len(unclipped) and not np.isfinite(unclipped[-1]):
+        ax.annotate(f"unclipped loss non-finite at step {len(unclipped)}",
+                    xy=(0.02, 0.02), xycoords="axes fraction", fontsize=8, color="C3")
+    ax.set_yscale("log")
+    ax.set_xlabel("SGD step")
+    ax.set_title(f"exploding linear case (sigma_1={clip['sigma1']:g}), SGD lr "
+                 f"{clip['learning_rate']:g}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def plot_gradient_flow(trained, init, path, loss_at="all"):
+    """A language model's ||dL/ds_t|| against t, one panel per recurrent layer.
+
+    Args:
+        trained, init: dict layer name -> state name -> (T,) norms (init may be None).
+        loss_at: "all" or "last", for the title.
+    """
+    fig = _figure(5.5 * len(trained) + 0.5, 4.2)
+    axes = np.atleast_1d(fig.subplots(1, len(trained), sharey=True))
+    for ax, (layer, states) in zip(axes, trained.items()):
+        for j, (state, norms) in enumerate(states.items()):
+            t = np.arange(1, len(norms) + 1)
+            ax.plot(t, _positive(norms), color=f"C{j}", label=f"{state}, trained")
+            if init is not None:
+                ax.plot(t, _positive(init[layer][state]), color=f"C{j}", ls="--",
+                        label=f"{state}, random init")
+        ax.set_yscale("log")
+        ax.set_title(layer)
+        ax.set_xlabel("time step t")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("||dL/ds_t||")
+    where = "every step" if loss_at == "all" else "the last step"
+    fig.suptitle(f"Gradient of the next-token loss (at {where}) with respect to each state")
+    return _save(fig, path)
+
+
+def plot_gate_heatmaps(gates, tokens, path, title):
+    """Gate activations over a sentence: one heat map (units x tokens) per gate.
+
+    Args:
+        gates: dict gate name -> (T, U) activations in [0, 1].
+        tokens: T strings for the x axis.
+    """
+    fig = _figure(max(6.0, 0.22 * len(tokens) + 2.0), 1.9 * len(gates) + 1.2)
+    axes = np.atleast_1d(fig.subplots(len(gates), 1, sharex=True))
+    image = None
+    for ax, (gate, values) in zip(axes, gates.items()):
+        values = np.asarray(values)
+        image = ax.imshow(values.T, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0,
+                          interpolation="nearest")
+        ax.set_ylabel(f"{GATE_LABELS.get(gate, gate)}\nunit", fontsize=9)
+    axes[-1].set_xticks(np.arange(len(tokens)))
+    axes[-1].set_xticklabels(tokens, rotation=90, fontsize=8)
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="activation")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_saturation(summary, path):
+    """Stacked bars per layer and gate: fraction of activations < low, between, > high."""
+    rows = [(f"{layer} {gate}", s) for layer, gates in summary.items() for gate, s in gates.items()]
+    fig = _figure(7, 0.45 * len(rows) + 1.4)
+    ax = fig.subplots()
+    y = np.arange(len(rows))
+    below = np.array([s["below"] for _, s in rows])
+    above = np.array([s["above"] for _, s in rows])
+    low, high = rows[0][1]["low"], rows[0][1]["high"]
+    ax.barh(y, below, color="C0", label=f"< {low:g} (closed)")
+    ax.barh(y, 1 - below - above, left=below, color="0.8", label="in between")
+    ax.barh(y, above, left=1 - above, color="C1", label=f"> {high:g} (open)")
+    ax.set_yticks(y)
+    ax.set_yticklabels([name for name, _ in rows])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("fraction of activations")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Gate saturation")
+    return _save(fig, path)
+
+
+def plot_training_curves(log, grad_norms, path, clipnorm=None):
+    """Loss and perplexity per epoch (train and validation), gradient norm before clipping.
+
+    Args:
+        log: dict column -> (E,) array from `read_training_log` ("epoch", "loss", ...).
+        grad_norms: dict from `read_grad_norms`, or None (panel says how to get one).
+        clipnorm: the clip value, drawn on the gradient-norm panel.
+    """
+    fig = _figure(14, 4.0)
+    ax_loss, ax_ppl, ax_grad = fig.subplots(1, 3)
+    epochs = np.asarray(log["epoch"]) + 1
+    for ax, key in ((ax_loss, "loss"), (ax_ppl, "perplexity")):
+        for prefix, style, name in (("", "-o", "train"), ("val_", "-s", "validation")):
+            if prefix + key in log:
+                ax.plot(epochs, log[prefix + key], style, ms=4, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_ppl.set_yscale("log")
+    ax_grad.set_title("global gradient norm before clipping")
+    ax_grad.set_xlabel("epoch")
+    if grad_norms is None:
+        ax_grad.text(0.5, 0.5, "no grad_norm.csv in the run:\ntrain with GradientNormLogger",
+                     ha="center", va="center", transform=ax_grad.transAxes)
+    else:
+        e = np.asarray(grad_norms["epoch"]) + 1
+        ax_grad.plot(e, grad_norms["grad_norm"], "-o", ms=4, color="C2", label="mean")
+        if "grad_norm_max" in grad_norms:
+            ax_grad.plot(e, grad_norms["grad_norm_max"], ":", color="C2", label="max")
+        if clipnorm is not None:
+            ax_grad.axhline(clipnorm, color="k", ls="--", label=f"clipnorm {clipnorm:g}")
+        ax_grad.set_yscale("log")
+        ax_grad.grid(True, alpha=0.3)
+        ax_grad.legend(fontsize=8)
+    fig.suptitle("Training curves")
+    return _save(fig, path)
