@@ -1,0 +1,53 @@
+"""Diagnostics: gradient flow through time, gate activity, training curves, and their pictures.
+
+    norms = model_gradient_norms(model, tokens, targets, loss_at="last")  # layer -> state -> (T,)
+    layer_gradient_norms(layer, x, loss_fn)                             # one layer, any loss
+    gate_saturation(gate_activity(model, tokens))                        # layer -> gate -> fractions
+    diagnose_run("runs/NAME", "out/")   /   write_demo(run_demo(), "out/")
+
+Names are imported lazily, so `keras_gated.diagnostics.cli` builds its parser without TensorFlow.
+"""
+
+import importlib
+
+_PUBLIC = {
+    "LOSS_AT": "gradient_flow",
+    "unroll": "gradient_flow",
+    "layer_gradient_norms": "gradient_flow",
+    "model_gradient_norms": "gradient_flow",
+    "next_token_loss": "gradient_flow",
+    "growth_rates": "gradient_flow",
+    "largest_singular_value": "gradient_flow",
+    "state_names": "gradient_flow",
+    "gate_activity": "gates",
+    "gate_saturation": "gates",
+    "GradientNormLogger": "grad_norm_logger",
+    "global_gradient_norm": "grad_norm_logger",
+    "read_training_log": "curves",
+    "read_grad_norms": "curves",
+    "recall_batch": "recall_task",
+    "recall_model": "recall_task",
+    "DemoConfig": "demo",
+    "run_demo": "demo",
+    "write_demo": "demo",
+    "summarize_demo": "demo",
+    "diagnose_run": "diagnose",
+    "plot_gradient_comparison": "plots",
+    "plot_vanishing_exploding": "plots",
+    "plot_gradient_flow": "plots",
+    "plot_gate_heatmaps": "plots",
+    "plot_saturation": "plots",
+    "plot_training_curves": "plots",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

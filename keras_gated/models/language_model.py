@@ -109,7 +109,9 @@ class LanguageModel(keras.Model):
 
         tokens = tf.convert_to_tensor(tokens)
         if not tokens.dtype.is_integer:
-            raise ValueError(f"`tokens` must be integer ids, got dtype {tokens.dtype.name}")
+            if tf.executing_eagerly():
+                raise ValueError(f"`tokens` must be integer ids, got dtype {tokens.dtype.name}")
+            tokens = tf.cast(tokens, "int32")  # Keras traces some graphs with float placeholders
         if tokens.shape.rank != 2:
             raise ValueError(f"`tokens` must have shape (batch, time), got {tuple(tokens.shape)}")
         message = f"token ids must be in [0, vocab_size={self.vocab_size})"

@@ -25,6 +25,8 @@ class TrainConfig:
     lr_decay: float = 0.25  # factor on the learning rate when validation perplexity stalls
     patience: int = 2  # epochs without improvement before early stopping
     seed: int = 0  # weights, dropout masks and data splits
+    carry_state: bool = True  # carry h (and c) across consecutive BPTT windows
+    strategy: str = "none"  # "none", "mirrored" (GPUs of one machine) or "multiworker" (TF_CONFIG)
 
     def validate(self):
         """Raises ValueError naming the first field out of range."""
@@ -43,6 +45,11 @@ class TrainConfig:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}")
         if not 0.0 < self.lr_decay < 1.0:
             raise ValueError(f"`lr_decay` must be in (0, 1), got {self.lr_decay!r}")
+        if self.strategy not in ("none", "mirrored", "multiworker"):
+            raise ValueError(f"`strategy` must be none, mirrored or multiworker, got {self.strategy!r}")
+        if self.strategy != "none" and self.carry_state:
+            raise ValueError("`carry_state` needs strategy='none': replicas cannot share carried "
+                             "state; pass --carry-state false with --strategy")
         if self.steps_per_epoch < 0 or self.patience < 0:
             raise ValueError("`steps_per_epoch` and `patience` must be >= 0")
         return self

@@ -8,6 +8,7 @@ A run directory holds:
     log.csv, tensorboard/    per-epoch metrics
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -64,6 +65,22 @@ def build_model(config, vocab_size, stateful=True):
     return model
 
 
+def distribution_strategy(name):
+    """The `tf.distribute` strategy for `TrainConfig.strategy` (None for "none").
+
+    "mirrored": data parallel over the local GPUs (or logical CPU devices); "multiworker":
+    several machines, each started with its own TF_CONFIG (see the README). The batch size
+    is the global batch, split evenly over replicas.
+    """
+    import tensorflow as tf
+
+    if name == "none":
+        return None
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
 def train(config, out, overwrite=False, verbose=1):
     """Trains `config` into the run directory `out`, resuming if it holds a checkpoint.
 
@@ -98,14 +115,16 @@ def train(config, out, overwrite=False, verbose=1):
 
     train_ds = bptt_batches(ids["train"], config.batch_size, config.seq_len)
     valid_ds = bptt_batches(ids["valid"], config.batch_size, config.seq_len)
-    if resuming:
-        progress = json.load(open(progress_path))
-        model = keras.models.load_model(os.path.join(ckpt, "train_state.keras"), safe_mode=True)
-        for variable, value in zip(cbs.seed_states(model), progress["seed_states"]):
-            variable.assign(value)
-    else:
-        progress = {"epochs_done": 0, "best": float("inf"), "callbacks": {}}
-        model = build_model(config, tokenizer.vocab_size)
+    strategy = distribution_strategy(config.strategy)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        if resuming:
+            progress = json.load(open(progress_path))
+            model = keras.models.load_model(os.path.join(ckpt, "train_state.keras"), safe_mode=True)
+            for variable, value in zip(cbs.seed_states(model), progress["seed_states"]):
+                variable.assign(value)
+        else:
+            progress = {"epochs_done": 0, "best": float("inf"), "callbacks": {}}
+            model = build_model(config, tokenizer.vocab_size, stateful=config.carry_state)
 
     reduce_lr = keras.callbacks.ReduceLROnPlateau(
         monitor="val_perplexity", mode="min", factor=config.lr_decay, patience=0, verbose=verbose

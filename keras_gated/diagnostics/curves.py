@@ -1,0 +1,44 @@
+"""Training curves from a run directory's logs: `log.csv` (Keras's CSVLogger) and
+`grad_norm.csv` (`GradientNormLogger`)."""
+
+import csv
+import os
+
+import numpy as np
+
+from keras_gated.diagnostics.grad_norm_logger import GRAD_NORM_FILE
+
+LOG_FILE = "log.csv"  # epoch, loss, perplexity, val_loss, val_perplexity, learning_rate
+
+
+def read_csv_columns(path):
+    """A CSV of numbers -> dict column -> float64 array, rows sorted by "epoch".
+
+    A resumed run appends to its logs, so an epoch may appear twice: the last row wins.
+    """
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{path!r} holds no rows")
+    by_epoch = {int(float(row["epoch"])): row for row in rows}
+    epochs = sorted(by_epoch)
+    columns = {}
+    for name in rows[0]:
+        values = [by_epoch[e].get(name) for e in epochs]
+        columns[name] = np.array([float(v) if v not in (None, "") else np.nan for v in values])
+    columns["epoch"] = np.array(epochs)
+    return columns
+
+
+def read_training_log(run_dir):
+    """`run_dir/log.csv` as columns; FileNotFoundError if the run has none."""
+    path = os.path.join(run_dir, LOG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{run_dir!r} has no {LOG_FILE}")
+    return read_csv_columns(path)
+
+
+def read_grad_norms(run_dir):
+    """`run_dir/grad_norm.csv` as columns, or None if the run was trained without the logger."""
+    path = os.path.join(run_dir, GRAD_NORM_FILE)
+    return read_csv_columns(path) if os.path.exists(path) else None

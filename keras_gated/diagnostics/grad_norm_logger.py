@@ -1,0 +1,101 @@
+"""The global gradient norm before clipping, logged once per epoch into a run directory.
+
+    ||g|| = sqrt(sum over trainable variables w of ||d loss/d w||^2)
+
+is what `global_clipnorm` compares with the clip value: above it, every gradient is scaled
+by clipnorm / ||g||. Sparse (IndexedSlices) gradients are made dense first, so a token that
+repeats in a batch counts once with its summed gradient (Keras's own clipping measures the
+un-summed rows instead, which can differ).
+"""
+
+import csv
+import itertools
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+GRAD_NORM_FILE = "grad_norm.csv"  # columns: epoch, grad_norm, grad_norm_max
+
+
+def _loss_function(model):
+    loss = getattr(model, "loss", None)
+    if loss is None:
+        raise ValueError(f"{model.name} is not compiled with a loss: pass `loss_fn`")
+    return keras.losses.get(loss) if isinstance(loss, str) else loss
+
+
+def global_gradient_norm(model, inputs, targets, loss_fn=None):
+    """||d loss/d w|| over all trainable variables for one batch, at inference (no dropout).
+
+    Args:
+        model: a Keras model.
+        inputs, targets: one batch.
+        loss_fn: loss(targets, predictions) -> scalar; default: the model's compiled loss.
+
+    Returns:
+        float, the global L2 norm (+ the model's regularisation losses' gradient, if any).
+    """
+    loss_fn = loss_fn or _loss_function(model)
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        loss = loss_fn(targets, model(inputs, training=False))
+        if model.losses:
+            loss = loss + tf.add_n(model.losses)
+    grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables) if g is not None]
+    return float(tf.linalg.global_norm(grads))
+
+
+def _stateful_layers(model):
+    return [layer for layer in model.layers
+            if getattr(layer, "stateful", False) and getattr(layer, "states", None) is not None]
+
+
+class GradientNormLogger(keras.callbacks.Callback):
+    """After each epoch, appends the global gradient norm before clipping to `grad_norm.csv`.
+
+    The norm is measured on the same `num_batches` batches every epoch, without dropout, so
+    epochs compare like for like (the optimizer's own gradients add dropout noise). A stateful
+    model's carried states are saved before and restored after, so training is unaffected.
+    Rows are appended, so a resumed run continues the file.
+
+    Args:
+        run_dir: the run directory; the file is `run_dir/grad_norm.csv`.
+        data: batches (inputs, targets), e.g. a `tf.data.Dataset` of training batches; the
+            first `num_batches` are kept.
+        num_batches: how many batches the norm is averaged over. Default 4.
+        loss_fn: loss(targets, predictions); default: the model's compiled loss.
+    """
+
+    def __init__(self, run_dir, data, num_batches=4, loss_fn=None):
+        super().__init__()
+        if num_batches <= 0:
+            raise ValueError(f"`num_batches` must be > 0, got {num_batches}")
+        self.path = os.path.join(run_dir, GRAD_NORM_FILE)
+        self.batches = [(np.asarray(x), np.asarray(y))
+                        for x, y in itertools.islice(iter(data), num_batches)]
+        if not self.batches:
+            raise ValueError("`data` holds no batches")
+        self.loss_fn = loss_fn
+
+    def measure(self):
+        """(mean, max) of the global gradient norm over the kept batches."""
+        layers = _stateful_layers(self.model)
+        saved = [[v.numpy() for v in layer.states] for layer in layers]
+        try:
+            norms = [global_gradient_norm(self.model, x, y, self.loss_fn) for x, y in self.batches]
+        finally:
+            for layer, values in zip(layers, saved):
+                for variable, value in zip(layer.states, values):
+                    variable.assign(value)
+        return float(np.mean(norms)), float(np.max(norms))
+
+    def on_epoch_end(self, epoch, logs=None):
+        mean, largest = self.measure()
+        new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["epoch", "grad_norm", "grad_norm_max"])
+            writer.writerow([epoch, repr(mean), repr(largest)])
