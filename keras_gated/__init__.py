@@ -1,10 +1,12 @@
 """keras-gated: recurrent layers written from the textbook equations, for Keras 3.
 
-Public names are imported lazily, so `keras_gated.export`'s runtime (onnxruntime + numpy)
-deploys without TensorFlow or Keras.
+Public names load on first use, so `keras_gated.export`'s runtime (onnxruntime + numpy)
+deploys without TensorFlow or Keras. When Keras is already imported, `import keras_gated`
+loads (and registers with Keras, for `load_model`) every layer and model at once.
 """
 
 import importlib
+import sys
 
 __version__ = "0.1.0"
 
@@ -28,11 +30,21 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
+def _load_all():
+    for module in sorted(set(_PUBLIC.values())):
+        importlib.import_module(module)
+
+
 def __getattr__(name):
     if name in _PUBLIC:
+        _load_all()  # registers every serializable class, not just the one asked for
         return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'keras_gated' has no attribute {name!r}")
 
 
 def __dir__():
     return sorted(list(globals()) + __all__)
+
+
+if "keras" in sys.modules:
+    _load_all()

@@ -6,6 +6,7 @@ Each function takes numbers (as the other diagnostics modules return them) and a
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 DPI = 100  # keeps each picture well under 150 KB
 CELL_STYLE = {"rnn": ("vanilla RNN", "C0"), "lstm": ("LSTM", "C1"), "gru": ("GRU", "C2")}
@@ -49,7 +50,7 @@ def plot_gradient_comparison(results, path):
             name, color = CELL_STYLE.get(cell, (cell, None))
             accuracy = entry[f"accuracy_{stage}"]
             for state, norms in entry[stage].items():
-                label = f"{name} h" if state == "h" else f"{name} c (cell state)"
+                label = f"{name} $h$" if state == "h" else f"{name} $c$ (cell state)"
                 ax.plot(_back(norms), color=color, ls="-" if state == "h" else "--",
                         label=f"{label}, accuracy {accuracy:.2f}")
         ax.set_yscale("log")
@@ -57,7 +58,7 @@ def plot_gradient_comparison(results, path):
         ax.set_xlabel("k, steps back from the loss")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("||dL/ds_{T-k}|| / ||dL/ds_T||")
+    axes[0].set_ylabel(r"$\|\partial L/\partial s_{T-k}\| \;/\; \|\partial L/\partial s_T\|$")
     fig.suptitle(f"Gradient flowing back through time: recall the first of T={config['seq_len']} "
                  f"tokens, {config['units']} units, loss at the last step")
     return _save(fig, path)
@@ -74,24 +75,25 @@ def plot_vanishing_exploding(results, path):
         if (c["case"], "predicted") not in drawn:
             drawn.add((c["case"], "predicted"))
             ax_norm.plot(_back(c["predicted"]), color=color, lw=7, alpha=0.25,
-                         label=f"predicted sigma_1^k, sigma_1={c['sigma1']:g}")
+                         label=f"predicted $\\sigma_1^k$, $\\sigma_1$={c['sigma1']:g}")
             ax_rate.axhline(c["sigma1"], color=color, lw=7, alpha=0.25,
-                            label=f"sigma_1 = {c['sigma1']:g}")
+                            label=f"$\\sigma_1$ = {c['sigma1']:g}")
         style = "-" if c["activation"] == "linear" else "--"
         label = f"{c['case']}, {c['activation']}"
         ax_norm.plot(_back(c["norms"]), color=color, ls=style, label=f"measured, {label}")
         ax_rate.plot(np.arange(1, len(c["rates"]) + 1), c["rates"], color=color, ls=style,
                      label=label)
     ax_norm.set_yscale("log")
-    ax_norm.set_title("||dL/dh_{T-k}|| / ||dL/dh_T||")
-    ax_rate.set_title("per-step growth ||dL/dh_{T-k}|| / ||dL/dh_{T-k+1}||")
+    ax_norm.set_title(r"$\|\partial L/\partial h_{T-k}\| \;/\; \|\partial L/\partial h_T\|$")
+    ax_rate.set_title(r"per-step growth $\|\partial L/\partial h_{T-k}\| \;/\; "
+                      r"\|\partial L/\partial h_{T-k+1}\|$")
     for ax in (ax_norm, ax_rate):
         ax.set_xlabel("k, steps back from the loss")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     _plot_clipping(ax_clip, clip)
-    fig.suptitle("Vanilla RNN with the recurrent matrix scaled to largest singular value "
-                 "sigma_1; solid: linear (identity) activation, dashed: tanh")
+    fig.suptitle(r"Vanilla RNN, recurrent matrix scaled to largest singular value $\sigma_1$"
+                 "; solid: linear (identity) activation, dashed: tanh")
     return _save(fig, path)
 
 
@@ -110,8 +112,8 @@ def _plot_clipping(ax, clip):
                     xy=(0.02, 0.02), xycoords="axes fraction", fontsize=8, color="C3")
     ax.set_yscale("log")
     ax.set_xlabel("SGD step")
-    ax.set_title(f"exploding linear case (sigma_1={clip['sigma1']:g}), SGD lr "
-                 f"{clip['learning_rate']:g}")
+    ax.set_title(f"exploding linear case ($\\sigma_1$={clip['sigma1']:g}), SGD, "
+                 f"lr {clip['learning_rate']:g}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
 
@@ -128,16 +130,16 @@ def plot_gradient_flow(trained, init, path, loss_at="all"):
     for ax, (layer, states) in zip(axes, trained.items()):
         for j, (state, norms) in enumerate(states.items()):
             t = np.arange(1, len(norms) + 1)
-            ax.plot(t, _positive(norms), color=f"C{j}", label=f"{state}, trained")
+            ax.plot(t, _positive(norms), color=f"C{j}", label=f"${state}_t$, trained")
             if init is not None:
                 ax.plot(t, _positive(init[layer][state]), color=f"C{j}", ls="--",
-                        label=f"{state}, random init")
+                        label=f"${state}_t$, random init")
         ax.set_yscale("log")
         ax.set_title(layer)
         ax.set_xlabel("time step t")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("||dL/ds_t||")
+    axes[0].set_ylabel(r"$\|\partial L/\partial s_t\|$")
     where = "every step" if loss_at == "all" else "the last step"
     fig.suptitle(f"Gradient of the next-token loss (at {where}) with respect to each state")
     return _save(fig, path)
@@ -182,8 +184,8 @@ def plot_saturation(summary, path):
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("fraction of activations")
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title("Gate saturation")
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    fig.suptitle("Gate saturation")
     return _save(fig, path)
 
 
@@ -203,12 +205,14 @@ def plot_training_curves(log, grad_norms, path, clipnorm=None):
             if prefix + key in log:
                 ax.plot(epochs, log[prefix + key], style, ms=4, label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(key)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     ax_ppl.set_yscale("log")
     ax_grad.set_title("global gradient norm before clipping")
     ax_grad.set_xlabel("epoch")
+    ax_grad.xaxis.set_major_locator(MaxNLocator(integer=True))
     if grad_norms is None:
         ax_grad.text(0.5, 0.5, "no grad_norm.csv in the run:\ntrain with GradientNormLogger",
                      ha="center", va="center", transform=ax_grad.transAxes)
@@ -219,7 +223,9 @@ def plot_training_curves(log, grad_norms, path, clipnorm=None):
             ax_grad.plot(e, grad_norms["grad_norm_max"], ":", color="C2", label="max")
         if clipnorm is not None:
             ax_grad.axhline(clipnorm, color="k", ls="--", label=f"clipnorm {clipnorm:g}")
-        ax_grad.set_yscale("log")
+        values = _positive(np.concatenate([grad_norms["grad_norm"], [clipnorm or np.nan]]))
+        if np.nanmax(values) > 20 * np.nanmin(values):
+            ax_grad.set_yscale("log")
         ax_grad.grid(True, alpha=0.3)
         ax_grad.legend(fontsize=8)
     fig.suptitle("Training curves")

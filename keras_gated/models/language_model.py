@@ -26,7 +26,8 @@ class LanguageModel(keras.Model):
         vocab_size: V (> 0).
         cell: "lstm" (default), "gru", "rnn", or "keras-lstm" (Keras's built-in LSTM).
         embed_dim: E (> 0). Default 200.
-        units: U, width of every recurrent layer (> 0). Default 200; must equal E when tied.
+        units: U, width of every recurrent layer (> 0). Default 200; must equal E (the output
+            projection, tied or not, is an (E, V) matrix).
         num_layers: L (> 0). Default 2.
         dropout: locked dropout rate after each recurrent layer, in [0, 1). Default 0.
         recurrent_dropout: variational dropout rate on h_{t-1} inside each layer. Default 0.
@@ -61,10 +62,11 @@ class LanguageModel(keras.Model):
                 raise ValueError(f"`{name}` must be a positive integer, got {name}={value!r}")
         if cell not in CELLS:
             raise ValueError(f"`cell` must be one of {sorted(CELLS)}, got cell={cell!r}")
-        if tie_weights and units != embed_dim:
+        if units != embed_dim:
             raise ValueError(
-                f"tie_weights=True needs the last layer's width (units={units}) to equal "
-                f"embed_dim={embed_dim}: set units=embed_dim or tie_weights=False"
+                f"the output projection ({'tied to' if tie_weights else 'shaped as'} the "
+                f"embedding) reads the last layer's width: units={units} must equal "
+                f"embed_dim={embed_dim}"
             )
         self.vocab_size, self.cell, self.embed_dim, self.units = vocab_size, cell, embed_dim, units
         self.num_layers, self.tie_weights, self.stateful, self.seed = num_layers, tie_weights, stateful, seed

@@ -1,0 +1,208 @@
+"""`to_onnx`: build, check, describe, verify, then write atomically (and optionally quantize).
+
+(The module is not named to_onnx.py: importing a submodule sets the package attribute of
+the same name, which would shadow the function `keras_gated.export.to_onnx`.)
+
+    result = to_onnx(model, "lm.onnx", tokenizer=tokenizer, quantize="int8")
+    result.max_abs_diff, result.file_size, result.quantized_size
+
+The graph interface (input/output names, state names, dynamic axes) is documented in
+`metadata.py`; `assemble.py` explains which layers are lowered natively.
+"""
+
+import dataclasses
+import errno
+import os
+import pathlib
+import tempfile
+
+import onnx
+
+from . import metadata as md
+from .assemble import lower_model
+from .tf2onnx_bridge import TF2ONNX_MAX_OPSET
+from .verify import max_abs_diff
+
+MIN_OPSET = 14  # LSTM/GRU/RNN `layout` attribute; Squeeze/Unsqueeze axes as inputs (13)
+MAX_OPSET = TF2ONNX_MAX_OPSET  # tf2onnx may convert a piece of the model
+QUANTIZATIONS = ("int8",)
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What `to_onnx` wrote and measured.
+
+    Attributes:
+        path: the ONNX file.
+        lowered_layers: names of the layers lowered to native ONNX nodes (dropout included,
+            as nothing).
+        tf2onnx_layers: names of the layers converted by tf2onnx.
+        max_abs_diff: largest |onnxruntime - Keras| over outputs and final states.
+        file_size: bytes of `path`.
+        quantized_path, quantized_size: the int8 sibling file and its bytes, or None.
+        quantized_max_abs_diff: the int8 model's difference from Keras (not checked), or None.
+    """
+
+    path: str
+    lowered_layers: list
+    tf2onnx_layers: list
+    max_abs_diff: float
+    file_size: int
+    quantized_path: str | None = None
+    quantized_size: int | None = None
+    quantized_max_abs_diff: float | None = None
+
+
+def to_onnx(model, path, *, tokenizer=None, opset=17, quantize=None, atol=1e-4, overwrite=False):
+    """Exports a Keras model to an ONNX file with native recurrent nodes, verified first.
+
+    Steps: build the graph (`assemble.lower_model`), `onnx.checker.check_model`, attach the
+    `keras_gated` metadata, compare onnxruntime with Keras on random tokens (batch 2, time 7)
+    and random non-zero initial states, then write to a temporary file in the same directory
+    and `os.replace` it onto `path`. Nothing is written when any step fails.
+
+    Args:
+        model: a `keras_gated.LanguageModel`, or a Sequential/functional chain of layers.
+        path: the .onnx file to write.
+        tokenizer: a `keras_gated.data` tokenizer stored in the metadata, so the runtime can
+            score and generate text. Its vocabulary size must match the model's.
+        opset: ONNX opset, MIN_OPSET..MAX_OPSET. Default 17.
+        quantize: None or "int8": then also write `<stem>.int8.onnx`, after the float file,
+            with onnxruntime's dynamic quantization (QInt8 weights: LSTM nodes become
+            DynamicQuantizeLSTM, the embedding and untied projection are stored int8; GRU and
+            RNN weights stay float). Its difference from Keras is reported, not checked.
+        atol: largest accepted |onnxruntime - Keras|. Default 1e-4.
+        overwrite: replace existing files. Default False.
+
+    Returns:
+        ExportResult.
+
+    Raises:
+        FileExistsError: `path` (or the int8 sibling) exists and overwrite=False.
+        IsADirectoryError: `path` is a directory.
+        FileNotFoundError: `path`'s directory does not exist.
+        NotImplementedError: a layer has no ONNX equivalent (LSTM with layer_norm=True).
+        ValueError: a bad argument, an invalid graph, or a verification difference > `atol`.
+    """
+    path = _check_target(path, overwrite)
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset must be in [{MIN_OPSET}, {MAX_OPSET}], got opset={opset}")
+    if quantize not in (None, *QUANTIZATIONS):
+        raise ValueError(f"quantize must be None or one of {QUANTIZATIONS}, got {quantize!r}")
+    if not atol > 0:
+        raise ValueError(f"atol must be > 0, got atol={atol}")
+    quantized_path = _check_target(int8_path(path), overwrite) if quantize else None
+
+    lowered = lower_model(model, opset)
+    tokenizer_config = _tokenizer_config(tokenizer, lowered.vocab_size)
+    proto = lowered.model
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as error:
+        via = f" (tf2onnx converted {lowered.tf2onnx_layers})" if lowered.tf2onnx_layers else ""
+        raise ValueError(f"the ONNX graph is invalid{via}: {error}") from None
+    info = _metadata(model, lowered, tokenizer_config, opset)
+    _set_metadata(proto, info)
+    data = proto.SerializeToString()
+    diff = max_abs_diff(data, lowered)
+    if not diff <= atol:
+        raise ValueError(f"onnxruntime differs from Keras by {diff:.3g} > atol={atol:g}; "
+                         f"nothing written to {path}")
+    write_atomic(path, data)
+    result = ExportResult(path, lowered.lowered_layers, lowered.tf2onnx_layers, diff,
+                          os.path.getsize(path))
+    if quantize:
+        quantized = _quantize_int8(path, {**info, "quantization": quantize})
+        write_atomic(quantized_path, quantized)
+        result.quantized_path = quantized_path
+        result.quantized_size = os.path.getsize(quantized_path)
+        result.quantized_max_abs_diff = max_abs_diff(quantized, lowered)
+    return result
+
+
+def int8_path(path):
+    """"model.onnx" -> "model.int8.onnx" (any other name gets ".int8.onnx" appended)."""
+    return path[: -len(".onnx")] + ".int8.onnx" if path.endswith(".onnx") else path + ".int8.onnx"
+
+
+def write_atomic(path, data):
+    """Writes `data` to a temporary file beside `path`, then renames it onto `path`."""
+    target = pathlib.Path(path)
+    handle = tempfile.NamedTemporaryFile("wb", dir=target.parent, prefix=f".{target.name}.",
+                                         suffix=".tmp", delete=False)
+    try:
+        with handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(handle.name, 0o666 & ~umask)  # as a plain open() would create it
+        os.replace(handle.name, target)
+    except BaseException:
+        pathlib.Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def _check_target(path, overwrite):
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "is a directory; give a file path like model.onnx",
+                                path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(errno.ENOENT, "directory does not exist", parent)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(errno.EEXIST, "file exists; pass overwrite=True to replace it", path)
+    return path
+
+
+def _tokenizer_config(tokenizer, vocab_size):
+    if tokenizer is None:
+        return None
+    from keras_gated.data.tokenizers import tokenizer_to_config
+
+    if vocab_size is not None and tokenizer.vocab_size != vocab_size:
+        raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens, the model's vocabulary "
+                         f"has {vocab_size}")
+    return tokenizer_to_config(tokenizer)
+
+
+def _metadata(model, lowered, tokenizer_config, opset):
+    import keras_gated
+
+    return {
+        "format": md.FORMAT,
+        "version": md.VERSION,
+        "library_version": keras_gated.__version__,
+        "model_class": type(model).__name__,
+        "model_config": model.get_config(),
+        "tokenizer": tokenizer_config,
+        "vocab_size": lowered.vocab_size,
+        "input": lowered.input_name,
+        "output": lowered.output_name,
+        "states": lowered.states,
+        "lowered_layers": lowered.lowered_layers,
+        "tf2onnx_layers": lowered.tf2onnx_layers,
+        "opset": opset,
+    }
+
+
+def _set_metadata(proto, info):
+    """Sets `metadata_props["keras_gated"]` to the JSON of `info`, replacing an old entry."""
+    kept = [p for p in proto.metadata_props if p.key != md.METADATA_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    proto.metadata_props.add(key=md.METADATA_KEY, value=md.dumps(info))
+
+
+def _quantize_int8(path, info):
+    """onnxruntime's dynamic quantization of the file at `path` -> serialized bytes."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as scratch:
+        output = os.path.join(scratch, "int8.onnx")
+        quantize_dynamic(path, output, weight_type=QuantType.QInt8)
+        proto = onnx.load(output)
+    _set_metadata(proto, info)
+    return proto.SerializeToString()

@@ -1,0 +1,85 @@
+"""The exported graph's interface: tensor names and the `keras_gated` metadata entry.
+
+Standard library only, so the runtime can read it without TensorFlow or Keras.
+
+Graph interface (one graph serves whole sequences and single steps; a step is time = 1):
+    inputs   tokens   int64 (batch, time)        token ids in [0, V)   [float32 (batch, time, D)
+                                                  named `inputs` for a model without embedding]
+             h_k      float32 (batch, U_k)        layer k's hidden state (k = 0, 1, ... over
+             c_k      float32 (batch, U_k)        recurrent layers); c_k for LSTM layers only
+    outputs  logits   float32 (batch, time, V)   [`outputs` for a model without embedding]
+             h_k_out, c_k_out                     the states after the last step
+Every state input is required: pass zeros (`initial_states`) to start a sequence. The axes
+"batch" and "time" are dynamic and named so, as Triton's ONNX Runtime backend expects.
+
+Metadata: `model.metadata_props["keras_gated"]` holds a JSON object (`FORMAT`, `VERSION`,
+`library_version`, `model_class`, `model_config`, `tokenizer` (or null), `vocab_size`,
+`input`, `output`, `states`: [{"input", "output", "size", "layer"}], `lowered_layers`,
+`tf2onnx_layers`, `opset`).
+"""
+
+import json
+
+METADATA_KEY = "keras_gated"
+FORMAT = "keras_gated.onnx"
+VERSION = 1
+TOKENS = "tokens"
+INPUTS = "inputs"
+LOGITS = "logits"
+OUTPUTS = "outputs"
+BATCH, TIME = "batch", "time"
+
+
+def state_input_name(kind, layer_index):
+    """`kind` "h" or "c" of recurrent layer `layer_index` -> the graph input name, e.g. "h_0"."""
+    return f"{kind}_{layer_index}"
+
+
+def state_output_name(kind, layer_index):
+    """The graph output carrying that state after the last step, e.g. "h_0_out"."""
+    return f"{state_input_name(kind, layer_index)}_out"
+
+
+def state_specs(layers):
+    """[(layer name, [state sizes])] -> the metadata `states` list, in `forward`'s flat order.
+
+    A layer with two states is an LSTM: its states are h then c.
+    """
+    specs = []
+    for index, (layer, sizes) in enumerate(layers):
+        for kind, size in zip(("h", "c"), sizes):
+            specs.append({"input": state_input_name(kind, index),
+                          "output": state_output_name(kind, index),
+                          "size": int(size), "layer": layer})
+    return specs
+
+
+def json_safe(value):
+    """`value` made JSON-safe: tuples as lists, numpy values as Python ones, the rest as repr."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return json_safe(value.tolist())
+    return repr(value)
+
+
+def dumps(metadata):
+    return json.dumps(json_safe(metadata), sort_keys=True)
+
+
+def loads(text, source):
+    """Parses the metadata JSON; ValueError naming `source` if it is not ours."""
+    try:
+        metadata = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"{source}: keras_gated metadata is not valid JSON ({error})") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise ValueError(f"{source}: keras_gated metadata lacks format {FORMAT!r}")
+    if metadata.get("version") != VERSION:
+        raise ValueError(f"{source}: unsupported keras_gated metadata version "
+                         f"{metadata.get('version')!r} (this runtime reads {VERSION})")
+    return metadata
