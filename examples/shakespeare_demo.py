@@ -41,8 +41,8 @@ def main():
     export = to_onnx(model, path, tokenizer=tokenizer, overwrite=True)
     print(f"\n== exported {path}: {export}")
     runtime = OnnxLanguageModel(path)
-    print(f"onnxruntime ({', '.join(runtime.providers)}) test-free check, perplexity of the prompt: "
-          f"{runtime.score(PROMPT):.1f}")
+    print(f"onnxruntime ({', '.join(runtime.providers)}), no TensorFlow needed; "
+          f"perplexity of the prompt: {runtime.score(PROMPT):.1f}")
     print("\n== onnxruntime generation\n" + PROMPT,
           runtime.generate(PROMPT, tokens=60, temperature=0.8, top_k=50, seed=1))
 

@@ -5,6 +5,7 @@
     keras-gated generate runs/NAME --prompt "to be" --tokens 50
     keras-gated export runs/NAME model.onnx [--quantize int8]
     keras-gated generate --onnx model.onnx --prompt "to be"
+    keras-gated diagnose runs/NAME | --demo
 """
 
 import argparse
@@ -67,6 +68,10 @@ def build_parser():
     p.add_argument("output")
     p.add_argument("--quantize", choices=["int8"], default=None)
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    from keras_gated.diagnostics.cli import add_parser as add_diagnose
+
+    add_diagnose(sub)
     return parser
 
 
@@ -135,8 +140,14 @@ def cmd_export(args):
     return 0
 
 
+def cmd_diagnose(args):
+    from keras_gated.diagnostics.cli import run
+
+    return run(args)
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate,
-            "export": cmd_export}
+            "export": cmd_export, "diagnose": cmd_diagnose}
 
 
 def main(argv=None):

@@ -1,9 +1,10 @@
 """Diagnostics: gradient flow through time, gate activity, training curves, and their pictures.
 
-    norms = model_gradient_norms(model, tokens, targets, loss_at="last")  # layer -> state -> (T,)
-    layer_gradient_norms(layer, x, loss_fn)                             # one layer, any loss
-    gate_saturation(gate_activity(model, tokens))                        # layer -> gate -> fractions
-    diagnose_run("runs/NAME", "out/")   /   write_demo(run_demo(), "out/")
+    model_gradient_norms(model, tokens, targets, loss_at="last")  # layer -> state -> (T,)
+    layer_gradient_norms(layer, x, loss_fn)                      # one layer, any loss
+    gate_saturation(gate_activity(model, tokens))                 # layer -> gate -> fractions
+    diagnose_run("runs/NAME", "out/");  write_demo(run_demo(), "out/")
+    GradientNormLogger(run_dir, train_batches)                    # callback -> grad_norm.csv
 
 Names are imported lazily, so `keras_gated.diagnostics.cli` builds its parser without TensorFlow.
 """

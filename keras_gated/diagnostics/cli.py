@@ -35,7 +35,8 @@ def add_parser(subparsers):
     p.add_argument("--text", help="sentence for the gate heat maps (default: validation text)")
     p.add_argument("--loss-at", choices=LOSS_AT, default="all",
                    help="gradient of the loss at every step or at the last step only")
-    p.add_argument("--batch-size", type=_positive, default=8, help="sequences in the gradient batch")
+    p.add_argument("--batch-size", type=_positive, default=8,
+                   help="sequences in the gradient batch")
     p.add_argument("--max-tokens", type=_positive, default=40, help="tokens in the gate heat maps")
     demo = p.add_argument_group("demo options")
     demo.add_argument("--steps", type=_positive, default=None, help="training steps per cell")

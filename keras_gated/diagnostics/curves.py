@@ -25,9 +25,17 @@ def read_csv_columns(path):
     columns = {}
     for name in rows[0]:
         values = [by_epoch[e].get(name) for e in epochs]
-        columns[name] = np.array([float(v) if v not in (None, "") else np.nan for v in values])
+        columns[name] = np.array([_number(v) for v in values])
     columns["epoch"] = np.array(epochs)
     return columns
+
+
+def _number(text):
+    """A CSV cell as a float; empty or "NA" (CSVLogger's missing value) -> NaN."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def read_training_log(run_dir):

@@ -19,30 +19,26 @@ import tensorflow as tf
 GRAD_NORM_FILE = "grad_norm.csv"  # columns: epoch, grad_norm, grad_norm_max
 
 
-def _loss_function(model):
-    loss = getattr(model, "loss", None)
-    if loss is None:
-        raise ValueError(f"{model.name} is not compiled with a loss: pass `loss_fn`")
-    return keras.losses.get(loss) if isinstance(loss, str) else loss
-
-
 def global_gradient_norm(model, inputs, targets, loss_fn=None):
     """||d loss/d w|| over all trainable variables for one batch, at inference (no dropout).
 
     Args:
         model: a Keras model.
         inputs, targets: one batch.
-        loss_fn: loss(targets, predictions) -> scalar; default: the model's compiled loss.
+        loss_fn: loss(targets, predictions), averaged if it returns per-example values;
+            default: the model's compiled loss plus its regularisation losses
+            (`model.compute_loss`).
 
     Returns:
-        float, the global L2 norm (+ the model's regularisation losses' gradient, if any).
+        float, the global L2 norm.
     """
-    loss_fn = loss_fn or _loss_function(model)
     variables = model.trainable_variables
     with tf.GradientTape() as tape:
-        loss = loss_fn(targets, model(inputs, training=False))
-        if model.losses:
-            loss = loss + tf.add_n(model.losses)
+        predictions = model(inputs, training=False)
+        if loss_fn is None:
+            loss = model.compute_loss(x=inputs, y=targets, y_pred=predictions, training=False)
+        else:
+            loss = tf.reduce_mean(loss_fn(targets, predictions))
     grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables) if g is not None]
     return float(tf.linalg.global_norm(grads))
 

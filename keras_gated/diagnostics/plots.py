@@ -8,7 +8,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-DPI = 100  # keeps each picture well under 150 KB
+DPI = 90  # keeps each picture well under 150 KB
 CELL_STYLE = {"rnn": ("vanilla RNN", "C0"), "lstm": ("LSTM", "C1"), "gru": ("GRU", "C2")}
 CASE_COLOR = {"vanishing": "C0", "exploding": "C3"}
 GATE_LABELS = {"f": "forget gate f", "i": "input gate i", "o": "output gate o",
@@ -30,6 +30,13 @@ def _positive(values):
     """Values for a log axis: non-positive and non-finite entries become NaN (gaps)."""
     v = np.asarray(values, dtype="float64")
     return np.where(np.isfinite(v) & (v > 0), v, np.nan)
+
+
+def _log_if_wide(ax, values, ratio=20.0):
+    """A log y axis only when the values span more than `ratio` (else its ticks say little)."""
+    v = _positive(values)
+    if np.any(np.isfinite(v)) and np.nanmax(v) > ratio * np.nanmin(v):
+        ax.set_yscale("log")
 
 
 def _back(norms):
@@ -202,14 +209,14 @@ def plot_training_curves(log, grad_norms, path, clipnorm=None):
     epochs = np.asarray(log["epoch"]) + 1
     for ax, key in ((ax_loss, "loss"), (ax_ppl, "perplexity")):
         for prefix, style, name in (("", "-o", "train"), ("val_", "-s", "validation")):
-            if prefix + key in log:
+            if prefix + key in log and np.any(np.isfinite(log[prefix + key])):
                 ax.plot(epochs, log[prefix + key], style, ms=4, label=name)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(key)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    ax_ppl.set_yscale("log")
+    _log_if_wide(ax_ppl, np.concatenate([log.get("perplexity", []), log.get("val_perplexity", [])]))
     ax_grad.set_title("global gradient norm before clipping")
     ax_grad.set_xlabel("epoch")
     ax_grad.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -223,9 +230,7 @@ def plot_training_curves(log, grad_norms, path, clipnorm=None):
             ax_grad.plot(e, grad_norms["grad_norm_max"], ":", color="C2", label="max")
         if clipnorm is not None:
             ax_grad.axhline(clipnorm, color="k", ls="--", label=f"clipnorm {clipnorm:g}")
-        values = _positive(np.concatenate([grad_norms["grad_norm"], [clipnorm or np.nan]]))
-        if np.nanmax(values) > 20 * np.nanmin(values):
-            ax_grad.set_yscale("log")
+        _log_if_wide(ax_grad, np.concatenate([grad_norms["grad_norm"], [clipnorm or np.nan]]))
         ax_grad.grid(True, alpha=0.3)
         ax_grad.legend(fontsize=8)
     fig.suptitle("Training curves")

@@ -16,6 +16,7 @@ import os
 import keras
 import numpy as np
 
+from keras_gated.diagnostics.grad_norm_logger import GradientNormLogger
 from keras_gated.data import CharTokenizer, WordTokenizer, bptt_batches, load_corpus, load_tokenizer
 from keras_gated.models import LanguageModel
 from keras_gated.training import callbacks as cbs
@@ -138,6 +139,7 @@ def train(config, out, overwrite=False, verbose=1):
         cbs.RestoreCounters((reduce_lr, early), progress["callbacks"]), checkpoint,
         keras.callbacks.CSVLogger(os.path.join(out, "log.csv"), append=resuming),
         keras.callbacks.TensorBoard(os.path.join(out, "tensorboard"), write_graph=False),
+        GradientNormLogger(out, train_ds, num_batches=2),
     ]
     if config.steps_per_epoch:
         # Epochs are slices of one endless pass; a resumed run skips what was already seen.

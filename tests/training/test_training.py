@@ -43,7 +43,7 @@ def test_run_directory_is_complete_and_loads(tiny_corpus, tmp_path):
     run = tmp_path / "run"
     results = kg.train(_config(tiny_corpus), run, verbose=0)
     for name in ("model.keras", "vocab.json", "config.json", "log.csv", "results.json",
-                 "checkpoint/train_state.keras", "checkpoint/progress.json"):
+                 "checkpoint/train_state.keras", "checkpoint/progress.json", "grad_norm.csv"):
         assert (run / name).exists(), name
     model, tokenizer, config = kg.load_run(run)
     assert not model.stateful and config.seed == 3
