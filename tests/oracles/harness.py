@@ -50,7 +50,13 @@ class Case:
 
 
 SIMPLE_CASES = [Case.of("simple_rnn", activation=a) for a in ("tanh", "relu", "sigmoid", "linear")]
-LSTM_CASES = [Case.of("lstm"), Case.of("lstm", peephole=True), Case.of("lstm", layer_norm=True)]
+LSTM_CASES = [
+    Case.of("lstm"),
+    Case.of("lstm", peephole=True),
+    Case.of("lstm", layer_norm=True),
+    # Both: the peephole term is added after the normalisation (the cell's docstring, eq. 2).
+    Case.of("lstm", layer_norm=True, peephole=True),
+]
 GRU_CASES = [Case.of("gru", reset_after=True), Case.of("gru", reset_after=False)]
 ALL_CASES = SIMPLE_CASES + LSTM_CASES + GRU_CASES
 BUILTIN_CASES = [c for c in ALL_CASES if c.has_builtin]
@@ -125,12 +131,18 @@ def keras_weight_list(weights):
     return [weights[k].astype("float32") for k in ("kernel", "recurrent_kernel", "bias")]
 
 
-def assign_weights(cell, weights, dtype="float32"):
-    """Assigns {name: array} to the cell's variables of the same names."""
+def assign_weights(layer, weights):
+    """Assigns {name: array} to the trainable variables of `layer` (a layer or a cell).
+
+    Variables are found by their names (DESIGN.md: kernel, recurrent_kernel, bias, peephole,
+    gamma), and the layer must hold exactly these: a missing or extra weight fails here.
+    """
+    by_name = {v.name: v for v in layer.trainable_weights}
+    assert sorted(by_name) == sorted(weights), (sorted(by_name), sorted(weights))
     for name, value in weights.items():
-        variable = getattr(cell, name)
+        variable = by_name[name]
         assert tuple(variable.shape) == value.shape, (name, variable.shape, value.shape)
-        variable.assign(value.astype(dtype))
+        variable.assign(value.astype(variable.dtype))
 
 
 def as_list(result):

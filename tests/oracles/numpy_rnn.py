@@ -41,6 +41,7 @@ import numpy as np
 
 LSTM_GATES = ("i", "f", "g", "o")  # Keras's i, f, c, o; g is the candidate C~.
 GRU_GATES = ("z", "r", "h")  # update, reset, candidate h~ (Keras and ONNX order).
+GRU_CANDIDATE = "h~"  # key of the candidate in `gru`'s gate dict ("h" there would read as h_t)
 PEEPHOLE_ROWS = ("i", "f", "o")  # rows of the (3, U) peephole weights.
 LAYER_NORM_EPSILON = 1e-3
 
@@ -146,9 +147,9 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias, peephole=None, gamma=None, m
 
 
 def gru(x, h0, kernel, recurrent_kernel, bias, reset_after=True, mask=None):
-    """GRU in Keras's convention. Returns (outputs, [h_T], {"z", "r", "h": (B, T, U)}).
+    """GRU in Keras's convention. Returns (outputs, [h_T], {"z", "r", "h~": (B, T, U)}).
 
-    The "h" entry is the candidate h~ (GRU_GATES's name for it), not the state.
+    The "h~" entry is the candidate (GRU_GATES's third gate, "h"), not the state h_t.
     """
     W = split_gates(_f64(kernel), GRU_GATES)
     R = split_gates(_f64(recurrent_kernel), GRU_GATES)
@@ -169,6 +170,6 @@ def gru(x, h0, kernel, recurrent_kernel, bias, reset_after=True, mask=None):
         else:
             h_cand = np.tanh(x_t @ W["h"] + (r * h_prev) @ R["h"] + b_x["h"])  # (3b)
         h = z * h_prev + (1.0 - z) * h_cand  # (4)
-        return h, [h], {"z": z, "r": r, "h": h_cand}
+        return h, [h], {"z": z, "r": r, GRU_CANDIDATE: h_cand}
 
     return _scan(step, _f64(x), [_f64(h0)], mask)

@@ -1,0 +1,385 @@
+"""The cells and sequence layers against the numpy oracle, Keras's built-ins and the math.
+
+Every cell runs twice: inside `keras.layers.RNN` (the cell's `call`) and inside our layer
+(the hoisted `project_inputs` + `step` loop); both must compute DESIGN.md's equations.
+"""
+
+import inspect
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_gated
+from tests.oracles import numpy_rnn
+from tests.oracles.harness import (
+    ALL_CASES, ATOL_F32, B, BUILTIN_CASES, D, GRU_CASES, KIND_CASES, LSTM_CASES, T, U, as_list,
+    assign_weights, builtin_layer, keras_weight_list, oracle, random_states, random_weights,
+)
+
+# Splitting a sequence in two only regroups identical float32 operations; any difference
+# comes from fused vs unfused kernels, O(1e-7).
+ATOL_SPLIT = 1e-6
+# Central differences in float64 with step 1e-6: truncation O(eps^2) ~ 1e-12 and rounding
+# O(1e-16 / eps) ~ 1e-10 on an O(1) loss, so 1e-7 is far above the noise and far below
+# any real gradient error.
+FD_EPS = 1e-6
+ATOL_GRAD = 1e-7
+
+MASK = np.array(
+    [
+        [False, True, True, False, True],
+        [True, True, True, True, False],
+        [True, False, False, True, True],
+    ]
+)
+
+CONTAINERS = ["cell_in_keras_rnn", "layer"]
+MASK_CASES = KIND_CASES + GRU_CASES[1:]
+
+
+def make_cell(case, units):
+    cls = {"simple_rnn": keras_gated.SimpleRNNCell, "lstm": keras_gated.LSTMCell,
+           "gru": keras_gated.GRUCell}[case.kind]
+    return cls(units, **case.kw)
+
+
+def make_layer(case, units, **layer_kwargs):
+    cls = {"simple_rnn": keras_gated.SimpleRNN, "lstm": keras_gated.LSTM,
+           "gru": keras_gated.GRU}[case.kind]
+    return cls(units, **case.kw, **layer_kwargs)
+
+
+def make(container, case, units, **layer_kwargs):
+    if container == "layer":
+        return make_layer(case, units, **layer_kwargs)
+    return keras.layers.RNN(make_cell(case, units), **layer_kwargs)
+
+
+def f32(arrays):
+    return [np.asarray(a, "float32") for a in arrays]
+
+
+def data(case, seed, batch=B, steps=T, input_dim=D, units=U):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, steps, input_dim))
+    return rng, x, random_states(case, batch, units, rng), random_weights(case, input_dim, units, rng)
+
+
+def assert_all_close(got, want, atol):
+    assert len(got) == len(want), (len(got), len(want))
+    for k, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(g, w, atol=atol, rtol=0, err_msg=f"result {k}")
+
+
+def builtin_pair(case, x, states, weights, **layer_kwargs):
+    """(ours, built-in) layers with the same random weights, both built on x."""
+    ours = make_layer(case, U, **layer_kwargs)
+    ref = builtin_layer(case, U, **layer_kwargs)
+    for layer in (ours, ref):
+        layer(x, initial_state=states)
+    ref.set_weights(keras_weight_list(weights))
+    ours.set_weights(ref.get_weights())
+    return ours, ref
+
+
+# --- equal to the numpy oracle -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_matches_numpy_oracle(container, case):
+    _, x, states, weights = data(case, seed=10)
+    rnn = make(container, case, U, return_sequences=True, return_state=True)
+    rnn(f32([x])[0], initial_state=f32(states))
+    assign_weights(rnn, weights)
+    got = as_list(rnn(f32([x])[0], initial_state=f32(states)))
+    out, final, _ = oracle(case, x, states, weights)
+    assert_all_close(got, [out, *final], ATOL_F32)
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_mask_matches_numpy_oracle(container, case):
+    _, x, states, weights = data(case, seed=11)
+    rnn = make(container, case, U, return_sequences=True, return_state=True)
+    rnn(f32([x])[0], initial_state=f32(states))
+    assign_weights(rnn, weights)
+    got = as_list(rnn(f32([x])[0], initial_state=f32(states), mask=tf.constant(MASK)))
+    out, final, _ = oracle(case, x, states, weights, mask=MASK)
+    assert_all_close(got, [out, *final], ATOL_F32)
+
+
+# --- equal to Keras's built-in layers -------------------------------------------------------
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+@pytest.mark.parametrize("case", BUILTIN_CASES, ids=lambda c: c.id)
+def test_matches_keras_builtin_by_weight_copy(container, case):
+    _, x, states, weights = data(case, seed=12)
+    x, states = f32([x])[0], f32(states)
+    kw = dict(return_sequences=True, return_state=True)
+    ours = make(container, case, U, **kw)
+    ref = builtin_layer(case, U, **kw)
+    for layer in (ours, ref):
+        layer(x, initial_state=states)
+    ref.set_weights(keras_weight_list(weights))
+    ours.set_weights(ref.get_weights())
+    assert_all_close(as_list(ours(x, initial_state=states)), as_list(ref(x, initial_state=states)), ATOL_F32)
+
+
+LAYER_OPTIONS = [
+    dict(),
+    dict(return_sequences=True),
+    dict(return_state=True),
+    dict(return_sequences=True, return_state=True, go_backwards=True),
+    dict(go_backwards=True),
+]
+
+
+@pytest.mark.parametrize("with_initial_state", [True, False], ids=["h0", "zeros"])
+@pytest.mark.parametrize("options", LAYER_OPTIONS, ids=lambda o: "-".join(o) or "default")
+@pytest.mark.parametrize("case", MASK_CASES, ids=lambda c: c.id)
+def test_layer_options_match_keras_builtin(case, options, with_initial_state):
+    _, x, states, weights = data(case, seed=13)
+    x, states = f32([x])[0], f32(states)
+    ours, ref = builtin_pair(case, x, states, weights, **options)
+    kw = dict(initial_state=states) if with_initial_state else {}
+    got, want = as_list(ours(x, **kw)), as_list(ref(x, **kw))
+    assert [g.shape for g in got] == [w.shape for w in want]
+    assert_all_close(got, want, ATOL_F32)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
+@pytest.mark.parametrize("case", MASK_CASES, ids=lambda c: c.id)
+def test_explicit_mask_matches_keras_builtin(case, go_backwards):
+    _, x, states, weights = data(case, seed=14)
+    x, states = f32([x])[0], f32(states)
+    ours, ref = builtin_pair(
+        case, x, states, weights, return_sequences=True, return_state=True, go_backwards=go_backwards
+    )
+    mask = tf.constant(MASK)
+    assert_all_close(
+        as_list(ours(x, initial_state=states, mask=mask)),
+        as_list(ref(x, initial_state=states, mask=mask)),
+        ATOL_F32,
+    )
+
+
+@pytest.mark.parametrize("case", MASK_CASES, ids=lambda c: c.id)
+def test_embedding_mask_zero_matches_keras_builtin(case):
+    rng, _, _, weights = data(case, seed=15)
+    vocab = 7
+    tokens = rng.integers(1, vocab, size=(B, T)).astype("int32")
+    tokens[0, -2:] = 0  # trailing padding
+    tokens[1, :2] = 0  # leading padding: Keras emits zeros before the first real step
+    tokens[2, 2] = 0  # a hole in the middle
+    embedding = rng.normal(size=(vocab, D)).astype("float32")
+
+    def model(rnn):
+        inputs = keras.Input((T,), dtype="int32")
+        embedded = keras.layers.Embedding(vocab, D, mask_zero=True)(inputs)
+        m = keras.Model(inputs, rnn(embedded))
+        m.layers[1].set_weights([embedding])
+        return m
+
+    kw = dict(return_sequences=True, return_state=True)
+    ours, ref = model(make_layer(case, U, **kw)), model(builtin_layer(case, U, **kw))
+    ref.layers[2].set_weights(keras_weight_list(weights))
+    ours.layers[2].set_weights(ref.layers[2].get_weights())
+    assert_all_close(as_list(ours(tokens)), as_list(ref(tokens)), ATOL_F32)
+
+
+# --- properties -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_two_halves_with_carried_state_equal_the_whole(case):
+    _, x, states, weights = data(case, seed=16)
+    x, states = f32([x])[0], f32(states)
+    layer = make_layer(case, U, return_sequences=True, return_state=True)
+    layer(x, initial_state=states)
+    assign_weights(layer, weights)
+    whole, *whole_states = as_list(layer(x, initial_state=states))
+    first, *mid_states = as_list(layer(x[:, :2], initial_state=states))
+    second, *end_states = as_list(layer(x[:, 2:], initial_state=mid_states))
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=ATOL_SPLIT, rtol=0)
+    assert_all_close(end_states, whole_states, ATOL_SPLIT)
+
+
+def _lstm_bias(**cell_kwargs):
+    cell = keras_gated.LSTMCell(U, **cell_kwargs)
+    cell.build((None, D))
+    return split(np.asarray(cell.bias))
+
+
+def split(bias):
+    return numpy_rnn.split_gates(bias, numpy_rnn.LSTM_GATES)
+
+
+def test_unit_forget_bias_sets_forget_slice_to_one():
+    b = _lstm_bias(unit_forget_bias=True, bias_initializer="zeros")
+    np.testing.assert_array_equal(b["f"], np.ones(U))
+    for k in ("i", "g", "o"):
+        np.testing.assert_array_equal(b[k], np.zeros(U))
+
+
+def test_unit_forget_bias_replaces_rather_than_adds():
+    """Keras documents "add 1" but sets 1; ours must set 1 whatever bias_initializer gives."""
+    b = _lstm_bias(unit_forget_bias=True, bias_initializer=keras.initializers.Constant(0.5))
+    np.testing.assert_array_equal(b["f"], np.ones(U))  # 1, not 1.5
+    for k in ("i", "g", "o"):
+        np.testing.assert_array_equal(b[k], np.full(U, 0.5))
+    b = _lstm_bias(unit_forget_bias=False, bias_initializer=keras.initializers.Constant(0.5))
+    for k in numpy_rnn.LSTM_GATES:
+        np.testing.assert_array_equal(b[k], np.full(U, 0.5))
+
+
+def test_unit_forget_bias_layer_initialises_like_cell():
+    layer = keras_gated.LSTM(U, unit_forget_bias=True, bias_initializer="zeros")
+    layer(np.zeros((B, T, D), "float32"))
+    b = split(np.asarray(layer.cell.bias))
+    np.testing.assert_array_equal(b["f"], np.ones(U))
+    np.testing.assert_array_equal(b["i"], np.zeros(U))
+
+
+def test_unit_forget_bias_docstring_says_set_to_one():
+    doc = inspect.getdoc(keras_gated.LSTMCell).replace("*", "").replace("`", "")
+    assert "unit_forget_bias" in doc
+    assert re.search(r"\bset\s+(b_f\s+)?to\s+1\b", doc), doc
+
+
+@pytest.fixture
+def float64():
+    """float64 layers for the duration of a test. Keras caches its global dtype policy at
+    the first layer made, so `set_floatx` alone would not reach layers made afterwards."""
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_gradients_match_central_finite_differences(case, float64):
+    batch, steps, input_dim, units = 2, 3, 2, 3
+    rng, x, states, weights = data(case, 17, batch, steps, input_dim, units)
+    layer = make_layer(case, units, return_sequences=True, return_state=True)
+    x = tf.constant(x)
+    states = [tf.constant(s) for s in states]
+    layer(x, initial_state=states)
+    assign_weights(layer, weights)
+    assert all(v.dtype == "float64" for v in layer.trainable_weights)
+    # A random linear read-out of every output and final state, so all paths count.
+    r_out = tf.constant(rng.normal(size=(batch, steps, units)))
+    r_states = [tf.constant(rng.normal(size=(batch, units))) for _ in states]
+
+    @tf.function
+    def loss_fn():
+        out, *final = layer(x, initial_state=states)
+        loss = tf.reduce_sum(out * r_out)
+        for s, r in zip(final, r_states):
+            loss += tf.reduce_sum(s * r)
+        return loss
+
+    variables = layer.trainable_weights
+    with tf.GradientTape() as tape:
+        loss = loss_fn()
+    grads = tape.gradient(loss, variables)
+    for variable, grad in zip(variables, grads):
+        assert grad is not None, variable.name
+        value = np.array(variable.numpy())
+        numeric = np.zeros_like(value)
+        for idx in np.ndindex(value.shape):
+            for sign in (1.0, -1.0):
+                shifted = value.copy()
+                shifted[idx] += sign * FD_EPS
+                variable.assign(shifted)
+                numeric[idx] += sign * float(loss_fn()) / (2 * FD_EPS)
+        variable.assign(value)
+        np.testing.assert_allclose(np.asarray(grad), numeric, atol=ATOL_GRAD, rtol=0, err_msg=variable.name)
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_recurrent_kernel_cannot_change_step_one_when_h0_is_zero(case):
+    """awd-lstm's property: step 1 sees h0 U = 0, so d y_1 / d U = 0 (and d y_2 / d U != 0)."""
+    rng, x, states, weights = data(case, seed=18)
+    states = f32(states)
+    states[0] = np.zeros_like(states[0])  # h0 = 0; an LSTM's c0 stays random
+    x = tf.constant(f32([x])[0])
+    layer = make_layer(case, U, return_sequences=True)
+    layer(x, initial_state=states)
+    assign_weights(layer, weights)
+    readout = tf.constant(rng.normal(size=(B, U)).astype("float32"))
+    kernel = next(v for v in layer.trainable_weights if v.name == "recurrent_kernel")
+    with tf.GradientTape(persistent=True) as tape:
+        out = layer(x, initial_state=states)
+        step1 = tf.reduce_sum(out[:, 0] * readout)
+        step2 = tf.reduce_sum(out[:, 1] * readout)
+    g1 = tape.gradient(step1, kernel)
+    g2 = tape.gradient(step2, kernel)
+    assert g1 is None or not np.any(np.asarray(g1)), np.asarray(g1)
+    assert g2 is not None and np.any(np.asarray(g2))
+
+
+# --- the cell API of DESIGN.md ----------------------------------------------------------------
+
+
+def test_gate_order_constants():
+    from keras_gated.cells import gates
+
+    assert gates.LSTM_GATES == numpy_rnn.LSTM_GATES == ("i", "f", "g", "o")
+    assert gates.GRU_GATES == numpy_rnn.GRU_GATES == ("z", "r", "h")
+
+
+def _built_cell(case, seed):
+    _, x, states, weights = data(case, seed)
+    cell = make_cell(case, U)
+    cell.build((B, D))
+    assign_weights(cell, weights)
+    return cell, f32([x])[0], f32(states), weights, x
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_cell_step_api(case):
+    """project_inputs (..., D) -> (..., G*U); call(x_t) = step(project_inputs(x_t))."""
+    cell, x, states, weights, x64 = _built_cell(case, 19)
+    xw = cell.project_inputs(x)
+    assert tuple(xw.shape) == (B, T, len(cell_gate_names(case)) * U)
+    h, new_states = cell.step(xw[:, 0], states)
+    h_call, states_call = cell(x[:, 0], states)
+    out, final, _ = oracle(case, x64[:, :1], states, weights)
+    assert_all_close([h, *new_states], [out[:, 0], *final], ATOL_F32)
+    assert_all_close([h_call, *states_call], [out[:, 0], *final], ATOL_F32)
+
+
+@pytest.mark.parametrize("case", [c for c in ALL_CASES if c.kind != "gru"], ids=lambda c: c.id)
+def test_cell_step_recurrent_mask_multiplies_h_prev(case):
+    """Where h_{t-1} enters only through U (SimpleRNN, LSTM), a recurrent mask m is h_{t-1} * m."""
+    cell, x, states, _, _ = _built_cell(case, 19)
+    m = np.random.default_rng(0).choice([0.0, 2.0], size=(B, U)).astype("float32")
+    xw = cell.project_inputs(x[:, 0])
+    h_masked, _ = cell.step(xw, states, recurrent_mask=m)
+    h_times_m, _ = cell.step(xw, [states[0] * m, *states[1:]])
+    np.testing.assert_allclose(np.asarray(h_masked), np.asarray(h_times_m), atol=ATOL_SPLIT, rtol=0)
+
+
+def cell_gate_names(case):
+    return {"simple_rnn": ("h",), "lstm": numpy_rnn.LSTM_GATES, "gru": numpy_rnn.GRU_GATES}[case.kind]
+
+
+@pytest.mark.parametrize("case", LSTM_CASES + GRU_CASES, ids=lambda c: c.id)
+def test_cell_gates_method(case):
+    """DESIGN.md: `cell.gates_at(xw_t, states)` -> dict of gate activations."""
+    cell, x, states, weights, x64 = _built_cell(case, 19)
+    got = cell.gates_at(cell.project_inputs(x[:, 0]), states)
+    _, _, want = oracle(case, x64[:, :1], states, weights)
+    required = {"lstm": ("i", "f", "g", "o"), "gru": ("z", "r")}[case.kind]
+    assert set(required) <= set(got), sorted(got)
+    for name in sorted(set(got) & set(want)):
+        np.testing.assert_allclose(np.asarray(got[name]), want[name][:, 0], atol=ATOL_F32, rtol=0, err_msg=name)

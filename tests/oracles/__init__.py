@@ -1,0 +1,1 @@
+"""Independent references for the test suite: float64 numpy oracles and shared helpers."""
