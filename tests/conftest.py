@@ -1,5 +1,25 @@
 import os
 import sys
 
+import numpy as np
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+WORDS = "the cat sat on a mat and the dog ran to the red door".split()
+
+
+def write_corpus(folder, words=WORDS, lines=(300, 60, 60), per_line=10, seed=0):
+    """Writes files a.txt, b.txt, c.txt of random lines of `words` (one per split)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name, count in zip("abc", lines):
+        text = "\n".join(" ".join(rng.choice(words, per_line)) for _ in range(count))
+        (folder / f"{name}.txt").write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path):
+    return write_corpus(tmp_path / "corpus")

@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_gated.data import bptt_batches, load_corpus
 from keras_gated.diagnostics import plots, tables
+from keras_gated.diagnostics.demo import _advance, _stage
 from keras_gated.diagnostics.curves import read_grad_norms, read_training_log
 from keras_gated.diagnostics.gates import gate_activity, gate_saturation
 from keras_gated.diagnostics.gradient_flow import model_gradient_norms
@@ -25,15 +26,6 @@ from keras_gated.training import load_run
 RUN_STAGES = 5  # progress-bar steps of `diagnose_run`
 VISIBLE = {" ": "\u2423", "\n": "\\n", "\t": "\\t"}  # how odd tokens appear on an axis
 
-
-def _stage(progress, name):
-    if progress is not None:
-        progress.set_description(name)
-
-
-def _advance(progress):
-    if progress is not None:
-        progress.update(1)
 
 
 def validation_ids(config, tokenizer):

@@ -3,22 +3,17 @@
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from keras_gated.cli.main import main
+from tests.conftest import write_corpus
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    rng = np.random.default_rng(1)
     words = "to be or not that is the question whether tis nobler".split()
-    for name, lines in (("a", 200), ("b", 50), ("c", 50)):
-        text = "\n".join(" ".join(rng.choice(words, 8)) for _ in range(lines))
-        (corpus / f"{name}.txt").write_text(text, encoding="utf-8")
+    corpus = write_corpus(root / "corpus", words, lines=(200, 50, 50), per_line=8, seed=1)
     out = root / "run"
     argv = ["train", "--corpus", str(corpus), "--units", "8", "--embed-dim", "8",
             "--batch-size", "4", "--seq-len", "6", "--epochs", "1", "--out", str(out)]

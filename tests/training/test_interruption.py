@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from tests.conftest import write_corpus
+
 WEIGHT_ATOL = 1e-5  # identical steps in float32: rounding only
 
 
@@ -23,13 +25,7 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
 
     import keras_gated  # noqa: F401  (registers the model classes for load_model)
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    rng = np.random.default_rng(0)
-    words = "the cat sat on a mat and the dog ran to the red door".split()
-    for name, lines in (("a", 300), ("b", 60), ("c", 60)):
-        text = "\n".join(" ".join(rng.choice(words, 10)) for _ in range(lines))
-        (corpus / f"{name}.txt").write_text(text, encoding="utf-8")
+    corpus = write_corpus(tmp_path / "corpus")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
     subprocess.run(_argv(corpus, tmp_path / "straight"), check=True, env=env,

@@ -10,18 +10,6 @@ import keras_gated as kg
 WEIGHT_ATOL = 1e-5  # two float32 runs of the same steps agree to rounding
 
 
-@pytest.fixture
-def tiny_corpus(tmp_path):
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    words = "the cat sat on a mat and the dog ran to the red door".split()
-    for name, lines in (("a", 300), ("b", 60), ("c", 60)):
-        text = "\n".join(" ".join(rng.choice(words, 10)) for _ in range(lines))
-        (folder / f"{name}.txt").write_text(text, encoding="utf-8")
-    return folder
-
-
 def _config(corpus, **kw):
     base = dict(corpus=str(corpus), embed_dim=12, units=12, batch_size=4, seq_len=8,
                 epochs=2, steps_per_epoch=10, seed=3)
