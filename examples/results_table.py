@@ -31,10 +31,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="training steps per epoch")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--units", type=int, default=200, help="embedding = hidden width")
     parser.add_argument("--out", default="RESULTS.md")
     args = parser.parse_args()
-    base = dict(corpus="shakespeare", level="word", max_vocab=10_000, layers=2, embed_dim=200,
-                units=200, batch_size=32, seq_len=35, epochs=args.epochs,
+    base = dict(corpus="shakespeare", level="word", max_vocab=10_000, layers=2, embed_dim=args.units,
+                units=args.units, batch_size=32, seq_len=35, epochs=args.epochs,
                 steps_per_epoch=args.steps, seed=0)
     lines = []
     for label, change in ROWS:
@@ -51,7 +52,7 @@ def main():
     with open(args.out, "w", encoding="utf-8") as f:
         f.write("# Results: word-level Shakespeare\n\n")
         f.write(f"Command: `.venv/bin/python examples/results_table.py --steps {args.steps} "
-                f"--epochs {args.epochs}`\n\n")
+                f"--epochs {args.epochs} --units {args.units}`\n\n")
         f.write(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores. "
                 f"Shared settings: `{shared}`. Dropout rows use the TrainConfig defaults "
                 f"(dropout {kg.TrainConfig.dropout}, recurrent {kg.TrainConfig.recurrent_dropout}, "
