@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -91,6 +92,8 @@ def train(config, out, overwrite=False, verbose=1):
     keras.utils.set_random_seed(config.seed)
     ckpt = os.path.join(out, "checkpoint")
     progress_path = os.path.join(ckpt, "progress.json")
+    if overwrite:
+        _clear_run(out)
     resuming = os.path.exists(progress_path)
     if os.path.exists(os.path.join(out, "config.json")) and not resuming and not overwrite:
         raise RunExistsError(f"run directory {out!r} already holds a run: pass overwrite/--force")
@@ -160,6 +163,18 @@ def train(config, out, overwrite=False, verbose=1):
     }
     cbs.write_json(os.path.join(out, "results.json"), results)
     return results
+
+
+RUN_FILES = ("config.json", "vocab.json", "model.keras", "log.csv", "grad_norm.csv", "results.json")
+
+
+def _clear_run(out):
+    """Removes what a previous run left in `out` (only the files a run writes)."""
+    for name in RUN_FILES:
+        if os.path.isfile(os.path.join(out, name)):
+            os.remove(os.path.join(out, name))
+    for folder in ("checkpoint", "tensorboard"):
+        shutil.rmtree(os.path.join(out, folder), ignore_errors=True)
 
 
 def load_run(run_dir):

@@ -90,3 +90,15 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_
     assert "non-finite loss" in results["stopped"] and "epoch 2, step 1" in results["stopped"]
     assert (run / "model.keras").read_bytes() == good
     assert json.loads((run / "checkpoint/progress.json").read_text())["epochs_done"] == 1
+
+
+def test_force_retrains_from_scratch(tiny_corpus, tmp_path):
+    run = tmp_path / "r"
+    kg.train(_config(tiny_corpus, epochs=1), run, verbose=0)
+    (run / "stranger.txt").write_text("not ours")
+    results = kg.train(_config(tiny_corpus, epochs=1, units=16, embed_dim=16), run,
+                       overwrite=True, verbose=0)
+    assert results["epochs"] == 1
+    assert json.loads((run / "checkpoint/progress.json").read_text())["epochs_done"] == 1
+    assert kg.load_run(run)[0].units == 16
+    assert (run / "stranger.txt").exists()  # only the run's own files are removed
