@@ -123,7 +123,7 @@ def train(config, out, overwrite=False, verbose=1):
     with strategy.scope() if strategy else contextlib.nullcontext():
         if resuming:
             progress = json.load(open(progress_path))
-            model = keras.models.load_model(os.path.join(ckpt, "train_state.keras"), safe_mode=True)
+            model = load_model_file(os.path.join(ckpt, "train_state.keras"))
             for variable, value in zip(cbs.seed_states(model), progress["seed_states"]):
                 variable.assign(value)
         else:
@@ -165,6 +165,18 @@ def train(config, out, overwrite=False, verbose=1):
     return results
 
 
+def load_model_file(path):
+    """`keras.models.load_model(path, safe_mode=True)` with a clear error for a damaged file."""
+    import zipfile
+
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is truncated or not a .keras file (no zip archive)")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as error:
+        raise ValueError(f"{path} is truncated or not a .keras file ({error})") from None
+
+
 RUN_FILES = ("config.json", "vocab.json", "model.keras", "log.csv", "grad_norm.csv", "results.json")
 
 
@@ -182,9 +194,12 @@ def load_run(run_dir):
     for name in ("model.keras", "vocab.json", "config.json"):
         if not os.path.exists(os.path.join(run_dir, name)):
             raise FileNotFoundError(f"{run_dir!r} is not a complete run: {name} is missing")
-    model = keras.models.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True)
+    model = load_model_file(os.path.join(run_dir, "model.keras"))
     tokenizer = load_tokenizer(os.path.join(run_dir, "vocab.json"))
-    config = TrainConfig(**json.load(open(os.path.join(run_dir, "config.json"))))
+    try:
+        config = TrainConfig(**json.load(open(os.path.join(run_dir, "config.json"))))
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ValueError(f"{run_dir}/config.json is not a keras-gated config: {error}") from None
     if tokenizer.vocab_size != model.vocab_size:
         raise ValueError(
             f"vocab.json has {tokenizer.vocab_size} tokens but the model expects "

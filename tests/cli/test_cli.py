@@ -66,3 +66,53 @@ def test_console_script_is_installed():
     done = subprocess.run([sys.executable, "-m", "keras_gated.cli.main", "--help"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "generate" in done.stdout
+
+
+def _copy_run(run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run["out"], copy)
+    return copy
+
+
+def test_truncated_model_file_is_a_clear_error(run, tmp_path, capsys):
+    copy = _copy_run(run, tmp_path)
+    data = (copy / "model.keras").read_bytes()
+    (copy / "model.keras").write_bytes(data[: len(data) // 2])
+    assert main(["evaluate", str(copy)]) == 2
+    assert "truncated or not a .keras file" in capsys.readouterr().err
+
+
+def test_vocabulary_of_another_model_is_refused(run, tmp_path, capsys):
+    from keras_gated.data import WordTokenizer
+
+    copy = _copy_run(run, tmp_path)
+    WordTokenizer().fit("just three words").save(copy / "vocab.json")
+    assert main(["generate", str(copy), "--prompt", "to"]) == 2
+    assert "does not match the model" in capsys.readouterr().err
+
+
+def test_export_refuses_an_existing_file_and_an_unwritable_path(run, tmp_path, capsys):
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"keep me")
+    assert main(["export", str(run["out"]), str(target)]) == 2
+    assert target.read_bytes() == b"keep me" and "exists" in capsys.readouterr().err
+    blocker = tmp_path / "plain_file"
+    blocker.write_text("x")
+    assert main(["export", str(run["out"]), str(blocker / "m.onnx")]) == 2
+    assert capsys.readouterr().err
+
+
+def test_commands_write_only_inside_the_paths_they_are_given(run, tmp_path, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    out = tmp_path / "given"
+    argv = [a if a != str(run["out"]) else str(out) for a in run["argv"]]
+    before = {p for p in tmp_path.rglob("*")}
+    assert main(argv) == 0
+    assert main(["export", str(out), str(out / "m.onnx")]) == 0
+    created = {p for p in tmp_path.rglob("*")} - before
+    assert created and all(out in p.parents or p == out for p in created)
+    assert list(cwd.iterdir()) == []
