@@ -71,6 +71,7 @@ def scan_steps(step, xw, initial_state, mask=None, go_backwards=False, zero_outp
         lambda t, *_: t < steps,
         body,
         (0, list(initial_state), tf.zeros_like(initial_state[0]), ys_ta),
+        maximum_iterations=steps,  # XLA (jit_compile=True) needs the bound
     )
     ys = ys_ta.stack()
     return ys[-1], tf.transpose(ys, (1, 0, 2)), list(states)

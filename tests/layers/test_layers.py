@@ -423,3 +423,17 @@ def test_single_initial_state_may_be_a_bare_tensor(case):
     np.testing.assert_array_equal(
         np.asarray(layer(x, initial_state=states[0])), np.asarray(layer(x, initial_state=states))
     )
+
+
+def test_layers_train_under_xla():
+    """`jit_compile=True` (Keras's default on GPUs) needs a bounded while_loop."""
+    import keras_gated as kg
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 6, 3)).astype("float32")
+    y = rng.normal(size=(4, 5)).astype("float32")
+    for layer in (kg.LSTM(5, recurrent_dropout=0.2), kg.GRU(5), kg.SimpleRNN(5)):
+        model = keras.Sequential([keras.Input((6, 3)), layer])
+        model.compile("sgd", "mse", jit_compile=True)
+        history = model.fit(x, y, epochs=2, verbose=0)
+        assert np.all(np.isfinite(history.history["loss"]))
