@@ -119,6 +119,10 @@ def train(config, out, overwrite=False, verbose=1):
 
     train_ds = bptt_batches(ids["train"], config.batch_size, config.seq_len)
     valid_ds = bptt_batches(ids["valid"], config.batch_size, config.seq_len)
+    if resuming:
+        done = json.load(open(progress_path))["epochs_done"]
+        for name in ("log.csv", "grad_norm.csv"):
+            trim_log(os.path.join(out, name), done)
     strategy = distribution_strategy(config.strategy)
     with strategy.scope() if strategy else contextlib.nullcontext():
         if resuming:
@@ -163,6 +167,30 @@ def train(config, out, overwrite=False, verbose=1):
     }
     cbs.write_json(os.path.join(out, "results.json"), results)
     return results
+
+
+def trim_log(path, epochs_done):
+    """Keeps the header and the complete rows of epochs < `epochs_done` of a per-epoch CSV.
+
+    A run killed mid-epoch (or mid-line) may have logged past its last checkpoint; the
+    resumed run logs those epochs again. Rewritten atomically.
+    """
+    import csv
+
+    if not os.path.exists(path):
+        return
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or "epoch" not in rows[0]:
+        return
+    col, width = rows[0].index("epoch"), len(rows[0])
+    keep = [r for r in rows[1:] if len(r) == width and r[col].isdigit() and int(r[col]) < epochs_done]
+
+    def write(tmp):
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([rows[0], *keep])
+
+    cbs.atomic_write(path, write)
 
 
 def load_model_file(path):

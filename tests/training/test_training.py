@@ -102,3 +102,17 @@ def test_force_retrains_from_scratch(tiny_corpus, tmp_path):
     assert json.loads((run / "checkpoint/progress.json").read_text())["epochs_done"] == 1
     assert kg.load_run(run)[0].units == 16
     assert (run / "stranger.txt").exists()  # only the run's own files are removed
+
+
+def test_resume_drops_log_rows_past_the_checkpoint(tiny_corpus, tmp_path):
+    """A kill after logging epoch 2 but before its checkpoint (or mid-line) leaves no stray row."""
+    import csv
+
+    run = tmp_path / "r"
+    kg.train(_config(tiny_corpus, epochs=1), run, verbose=0)
+    with open(run / "log.csv", "a", encoding="utf-8") as f:
+        f.write("1,0.003,9.9,99.0,9.9,99.0\n2,0.00")  # an epoch never checkpointed, a torn line
+    kg.train(_config(tiny_corpus, epochs=2), run, verbose=0)
+    rows = list(csv.DictReader(open(run / "log.csv", encoding="utf-8")))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert float(rows[1]["loss"]) != 9.9
