@@ -6,6 +6,11 @@ weights and equations (they subclass `keras_gated.LSTM`/`GRU` and only replace
 `inner_loop`), and `check_gradients` proves a prototype equal to the library layer,
 forward and backward, before it is timed.
 
+Adopted: `bptt` is now the library's training path (keras_gated/layers/fused.py, without
+XLA), so `ours` trains with it and the `bptt` rows compare this prototype with its library
+version. `xla` and `loop-pi1` replace `inner_loop` wholesale, so they time variants of the
+library's reference path (`scan_steps` over `cell.step`, automatic differentiation).
+
 Prototypes (`PROTOTYPES`):
     bptt       a hand-written backward pass (`tf.custom_gradient` around the whole time loop):
                the backward loop carries only dh (and dc) and stores dA_t, the gradient of

@@ -1,0 +1,137 @@
+"""The fused training path (keras_gated/layers/fused.py) equals the reference path
+(`scan_steps` over `cell.step`), forward and backward, and the layers take it exactly when
+it applies."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_gated
+from keras_gated.layers import fused
+from tests.oracles.harness import (
+    GRU_CASES,
+    LSTM_CASES,
+    SIMPLE_CASES,
+    B,
+    D,
+    T,
+    U,
+    assign_weights,
+    random_states,
+    random_weights,
+)
+
+# Both paths run float32; the fused backward sums the weight gradient over all B*T rows in one
+# matmul and multiplies the chain-rule factors in another order, so results differ by rounding
+# only: O(1e-7) of the result's scale (values are O(1), gradients up to O(10) here).
+# 1e-6 of max(1, max |result|) leaves a margin and fails on any wrong term.
+TOL_FUSED = 1e-6
+SEED = 7
+FUSED_CASES = SIMPLE_CASES + LSTM_CASES[:1] + GRU_CASES
+LAYERS = {"simple_rnn": keras_gated.SimpleRNN, "lstm": keras_gated.LSTM, "gru": keras_gated.GRU}
+
+
+def make_layer(case, **kwargs):
+    return LAYERS[case.kind](U, **case.kw, return_sequences=True, return_state=True, **kwargs)
+
+
+def forward_and_gradients(layer, x, states, graph):
+    """Outputs, final states, and the gradients of a random functional of both w.r.t. every
+    weight, the inputs and the initial states, from one training call of `layer`."""
+    rng = np.random.default_rng(1)
+    out_coef = rng.normal(size=(B, T, U)).astype("float32")
+    state_coefs = [rng.normal(size=(B, U)).astype("float32") for _ in states]
+
+    def run(x, states):
+        with tf.GradientTape() as tape:
+            tape.watch([x, *states])
+            ys, *final = layer(x, initial_state=list(states), training=True)
+            loss = tf.reduce_sum(ys * out_coef) + sum(
+                tf.reduce_sum(s * k) for s, k in zip(final, state_coefs))
+        weights = layer.trainable_variables
+        grads = tape.gradient(loss, [*weights, x, *states])
+        return [ys, *final, *grads]
+
+    run = tf.function(run) if graph else run
+    results = run(tf.constant(x), [tf.constant(s) for s in states])
+    assert all(r is not None for r in results)
+    return [np.asarray(r) for r in results]
+
+
+def fused_and_reference(case, monkeypatch, graph):
+    """The same computation by two layers with equal weights and equal dropout seeds, the
+    second forced onto the reference path."""
+    rng = np.random.default_rng(SEED)
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    states = [s.astype("float32") for s in random_states(case, B, U, rng)]
+    weights = random_weights(case, D, U, rng)
+    results = []
+    for forced in (False, True):
+        layer = make_layer(case, dropout=0.3, recurrent_dropout=0.4, seed=SEED)
+        layer(x, initial_state=states)
+        assign_weights(layer, weights)
+        with monkeypatch.context() as patch:
+            if forced:
+                patch.setattr(fused, "applies", lambda cell: False)
+            results.append(forward_and_gradients(layer, x, states, graph))
+    return results
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "tf.function"])
+@pytest.mark.parametrize("case", FUSED_CASES, ids=lambda c: c.id)
+def test_fused_path_equals_reference_path(case, graph, monkeypatch):
+    got, want = fused_and_reference(case, monkeypatch, graph)
+    # ys, final states, then d/d(kernel, recurrent_kernel, bias), d/dx, d/d(initial states)
+    assert len(got) == len(want) == 1 + 2 * case.n_states + 3 + 1
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert g.shape == w.shape, k
+        scale = max(1.0, float(np.abs(w).max()))
+        np.testing.assert_allclose(g, w, atol=TOL_FUSED * scale, rtol=0, err_msg=f"result {k}")
+    # Non-vacuous: dropout is on, every gradient is non-zero.
+    assert all(np.abs(w).max() > 1e-3 for w in want)
+
+
+def test_fused_path_is_taken_exactly_when_it_applies(monkeypatch):
+    calls = []
+    original = fused.fused_recurrence
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fused, "fused_recurrence", counting)
+    x = np.random.default_rng(0).normal(size=(B, T, D)).astype("float32")
+    mask = np.ones((B, T), bool)
+    mask[0, -1] = False
+
+    def count(layer, **call_kwargs):
+        calls.clear()
+        layer(x, **call_kwargs)
+        return len(calls)
+
+    for cls in (keras_gated.SimpleRNN, keras_gated.LSTM, keras_gated.GRU):
+        assert count(cls(U), training=True) == 1
+        assert count(cls(U), training=False) == 0
+        assert count(cls(U), training=True, mask=mask) == 0
+        assert count(cls(U, go_backwards=True), training=True) == 0
+    assert count(keras_gated.GRU(U, reset_after=False), training=True) == 1
+    assert count(keras_gated.LSTM(U, peephole=True), training=True) == 0
+    assert count(keras_gated.LSTM(U, layer_norm=True), training=True) == 0
+
+
+def test_stateful_layers_fit_on_the_fused_path(monkeypatch):
+    """`model.fit` traces the fused path; a stateful layer carries its final state on."""
+    calls = []
+    original = fused.fused_recurrence
+    monkeypatch.setattr(fused, "fused_recurrence",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    y = rng.normal(size=(B, U)).astype("float32")
+    layer = keras_gated.LSTM(U, recurrent_dropout=0.2, stateful=True)
+    model = keras.Sequential([keras.Input((T, D), batch_size=B), layer])
+    model.compile("sgd", "mse")
+    history = model.fit(x, y, epochs=2, batch_size=B, verbose=0)
+    assert calls and np.all(np.isfinite(history.history["loss"]))
+    assert np.abs(np.asarray(layer.states[1])).max() > 0
