@@ -201,8 +201,30 @@ def _quantize_int8(path, info):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as scratch:
-        output = os.path.join(scratch, "int8.onnx")
-        quantize_dynamic(path, output, weight_type=QuantType.QInt8)
+        source, output = os.path.join(scratch, "fp32.onnx"), os.path.join(scratch, "int8.onnx")
+        onnx.save(_fold_initializer_transposes(onnx.load(path)), source)
+        quantize_dynamic(source, output, weight_type=QuantType.QInt8)
         proto = onnx.load(output)
     _set_metadata(proto, info)
     return proto.SerializeToString()
+
+
+def _fold_initializer_transposes(proto):
+    """Replaces each Transpose of an initializer by a transposed initializer.
+
+    The tied projection reads Transpose(E); left as is, quantization stores E as int8 and
+    dequantizes and transposes all of it on every call. Folded, the projection's MatMul gets
+    its own int8 weight (E is then stored twice, each in int8: still 1/2 of the float file).
+    """
+    from onnx import numpy_helper
+
+    graph = proto.graph
+    inits = {i.name: i for i in graph.initializer}
+    for node in list(graph.node):
+        if node.op_type != "Transpose" or node.input[0] not in inits:
+            continue
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+        array = numpy_helper.to_array(inits[node.input[0]]).transpose(perm)
+        graph.initializer.append(numpy_helper.from_array(array.copy(), node.output[0]))
+        graph.node.remove(node)
+    return proto

@@ -92,6 +92,11 @@ def test_int8_quantization(tmp_path):
     assert result.quantized_size == os.path.getsize(result.quantized_path)
     types = op_types(result.quantized_path)
     assert types.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in types
+    # the tied projection gets its own int8 weight: E is never dequantized and transposed per call
+    graph = onnx.load(result.quantized_path).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    assert "MatMulInteger" in types
+    assert not [n for n in graph.node if n.op_type == "Transpose" and n.input[0] in dequantized]
     full, int8 = OnnxLanguageModel(path), OnnxLanguageModel(result.quantized_path)
     assert int8.metadata["quantization"] == "int8"
     assert int8.metadata["model_config"] == full.metadata["model_config"]
