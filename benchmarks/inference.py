@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from benchmarks.timing import interleave, ratio_per_round, summary
+from benchmarks.training import train_step
 
 SYSTEMS = ("keras", "keras-export", "ours-fp32", "ours-int8")
 
@@ -60,18 +61,8 @@ def train_briefly(model, ids, steps, batch=20, seq_len=35, lr=3e-3, clipnorm=1.0
     """`steps` Adam steps of stateless BPTT on `ids` (so the weights are not the random
     initialisation, where int8 rounding hides easily); returns the last training loss."""
     import keras
-    import tensorflow as tf
 
-    optimizer = keras.optimizers.Adam(lr, global_clipnorm=clipnorm)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
-        return loss
+    step = train_step(model, keras.optimizers.Adam(lr, global_clipnorm=clipnorm))
 
     rows = len(ids) // batch
     stream = ids[: rows * batch].reshape(batch, rows)

@@ -131,8 +131,17 @@ def keras_step(model, setup, jit_compile=False):
 
     optimizer = keras.optimizers.SGD(setup.lr)
     optimizer.build(model.trainable_variables)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     x, y = (tf.constant(a) for a in batch_data(setup))
+    step = train_step(model, optimizer, jit_compile)
+    return lambda: float(step(x, y))
+
+
+def train_step(model, optimizer, jit_compile=False):
+    """A tf.function: one optimizer step on mean token cross-entropy; returns the loss."""
+    import keras
+    import tensorflow as tf
+
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     @tf.function(jit_compile=jit_compile)
     def step(x, y):
@@ -142,7 +151,7 @@ def keras_step(model, setup, jit_compile=False):
         optimizer.apply(grads, model.trainable_variables)
         return loss
 
-    return lambda: float(step(x, y))
+    return step
 
 
 # -- PyTorch ----------------------------------------------------------------------------
