@@ -6,9 +6,9 @@ weights and equations (they subclass `keras_gated.LSTM`/`GRU` and only replace
 `inner_loop`), and `check_gradients` proves a prototype equal to the library layer,
 forward and backward, before it is timed.
 
-Adopted: `bptt` is now the library's training path (keras_gated/layers/fused.py, without
-XLA), so `ours` trains with it and the `bptt` rows compare this prototype with its library
-version. `xla` and `loop-pi1` replace `inner_loop` wholesale, so they time variants of the
+Adopted: `bptt` is the library's training path (keras_gated/layers/fused.py) and `bptt-xla`
+is how `keras_gated.train` runs it (the whole step compiled by XLA, `TrainConfig.xla`), so
+`ours` is the library version of `bptt-xla` and `ours-noxla` that of `bptt`. `xla` and `loop-pi1` replace `inner_loop` wholesale, so they time variants of the
 library's reference path (`scan_steps` over `cell.step`, automatic differentiation).
 
 Prototypes (`PROTOTYPES`):

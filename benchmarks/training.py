@@ -7,28 +7,36 @@ SGD. Tokens are uniform random ids (speed does not depend on them).
 
 Systems (`SYSTEMS`), built per cell ("lstm" or "gru"):
     ours          keras_gated.language_model with dropout: embed_dropout = dropout =
-                  `setup.dropout` (locked masks) and recurrent_dropout = `setup.recurrent_dropout`
+                  `setup.dropout` (locked masks) and recurrent_dropout = `setup.recurrent_dropout`;
+                  the step compiled by XLA, as `keras_gated.train` compiles it (TrainConfig.xla)
     ours-nodrop   the same model without dropout
+    ours-noxla    `ours` in a step without XLA: our layers in a plain `model.compile()` on CPU
     keras         keras.layers.LSTM/GRU(use_cudnn=False), no dropout
     keras-drop    the same with dropout=`setup.dropout`, recurrent_dropout=`setup.recurrent_dropout`
     torch         torch.nn.LSTM/GRU, no dropout (skipped when torch does not import)
     floor         embedding + tied output projection only (no recurrent layer): the cost
                   no recurrent layer can go below
-Every Keras system runs the same `tf.function` step (no XLA) with `keras.optimizers.SGD`.
+    floor-xla     the same, compiled by XLA
+Every Keras system runs the same `tf.function` step with `keras.optimizers.SGD`, without XLA
+unless its name says otherwise (Keras's "auto" leaves XLA off on CPU, where it slows Keras's
+built-in recurrent layers).
 """
 
 import dataclasses
 
 import numpy as np
 
-SYSTEMS = ("ours", "ours-nodrop", "keras", "keras-drop", "torch", "floor")
+SYSTEMS = ("ours", "ours-nodrop", "ours-noxla", "keras", "keras-drop", "torch", "floor",
+           "floor-xla")
 DESCRIPTIONS = {
     "ours": "keras-gated, dropout {d}/{r} (embedding, between layers, recurrent)",
     "ours-nodrop": "keras-gated, no dropout",
+    "ours-noxla": "keras-gated, dropout as `ours`, step without XLA",
     "keras": "Keras built-in {cell} (use_cudnn=False), no dropout",
     "keras-drop": "Keras built-in {cell}, dropout={d}, recurrent_dropout={r}",
     "torch": "PyTorch nn.{cell}, no dropout",
     "floor": "embedding + tied projection only",
+    "floor-xla": "embedding + tied projection only, XLA",
 }
 
 
@@ -202,10 +210,9 @@ def torch_step(setup, cell):
 # -- all systems --------------------------------------------------------------------------
 def build_system(name, setup, cell):
     """The step callable of one system of `SYSTEMS`; None for torch when not installed."""
-    if name == "ours":
-        return keras_step(ours_language_model(setup, cell, dropout=True), setup)
-    if name == "ours-nodrop":
-        return keras_step(ours_language_model(setup, cell, dropout=False), setup)
+    if name in ("ours", "ours-nodrop", "ours-noxla"):
+        model = ours_language_model(setup, cell, dropout=name != "ours-nodrop")
+        return keras_step(model, setup, jit_compile=name != "ours-noxla")
     if name == "keras":
         return keras_step(builtin_language_model(setup, cell), setup)
     if name == "keras-drop":
@@ -213,6 +220,6 @@ def build_system(name, setup, cell):
             setup, cell, setup.dropout, setup.recurrent_dropout), setup)
     if name == "torch":
         return torch_step(setup, cell) if torch_available() else None
-    if name == "floor":
-        return keras_step(floor_model(setup), setup)
+    if name in ("floor", "floor-xla"):
+        return keras_step(floor_model(setup), setup, jit_compile=name == "floor-xla")
     raise ValueError(f"unknown system {name!r}; choose from {SYSTEMS}")

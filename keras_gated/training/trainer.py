@@ -63,8 +63,19 @@ def build_model(config, vocab_size, stateful=True):
         optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[Perplexity()],
+        jit_compile=uses_xla(config),
     )
     return model
+
+
+def uses_xla(config):
+    """Whether the training step is compiled by XLA: `config.xla`, for our cells on one device.
+
+    Keras's "auto" leaves XLA off on CPU, where it slows Keras's own recurrent layers
+    (`keras-lstm`); our layers' bounded loops gain from it (BENCHMARKS.md: `ours` vs
+    `ours-noxla`). XLA cannot compile a step whose variables sit on several devices.
+    """
+    return config.xla and config.cell != "keras-lstm" and config.strategy == "none"
 
 
 def distribution_strategy(name):
@@ -101,7 +112,7 @@ def train(config, out, overwrite=False, verbose=1):
     if resuming:
         saved = json.load(open(os.path.join(out, "config.json")))
         now = dataclasses.asdict(config)
-        changed = sorted(k for k in now if k != "epochs" and saved.get(k) != now[k])
+        changed = sorted(k for k in now if k != "epochs" and k in saved and saved[k] != now[k])
         if changed:
             raise ValueError(
                 f"{out!r} holds a run with another config ({', '.join(changed)} differ): "

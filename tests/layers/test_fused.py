@@ -53,7 +53,8 @@ def forward_and_gradients(layer, x, states, graph):
         grads = tape.gradient(loss, [*weights, x, *states])
         return [ys, *final, *grads]
 
-    run = tf.function(run) if graph else run
+    if graph:
+        run = tf.function(run, jit_compile=graph == "xla")
     results = run(tf.constant(x), [tf.constant(s) for s in states])
     assert all(r is not None for r in results)
     return [np.asarray(r) for r in results]
@@ -61,7 +62,8 @@ def forward_and_gradients(layer, x, states, graph):
 
 def fused_and_reference(case, monkeypatch, graph):
     """The same computation by two layers with equal weights and equal dropout seeds, the
-    second forced onto the reference path."""
+    second forced onto the reference path. Under XLA both are compiled: XLA draws other
+    dropout masks than TensorFlow's kernels, the same for both layers."""
     rng = np.random.default_rng(SEED)
     x = rng.normal(size=(B, T, D)).astype("float32")
     states = [s.astype("float32") for s in random_states(case, B, U, rng)]
@@ -78,9 +80,10 @@ def fused_and_reference(case, monkeypatch, graph):
     return results
 
 
-@pytest.mark.parametrize("graph", [False, True], ids=["eager", "tf.function"])
+@pytest.mark.parametrize("graph", [None, "tf.function", "xla"], ids=str)
 @pytest.mark.parametrize("case", FUSED_CASES, ids=lambda c: c.id)
 def test_fused_path_equals_reference_path(case, graph, monkeypatch):
+    """Eager, in a tf.function, and XLA-compiled as `train` runs it (`TrainConfig.xla`)."""
     got, want = fused_and_reference(case, monkeypatch, graph)
     # ys, final states, then d/d(kernel, recurrent_kernel, bias), d/dx, d/d(initial states)
     assert len(got) == len(want) == 1 + 2 * case.n_states + 3 + 1

@@ -27,6 +27,16 @@ def test_a_repeated_sentence_is_memorised(tmp_path):
     assert results["valid_perplexity"] < 1.1  # 12 distinct tokens: chance is 12
 
 
+@pytest.mark.parametrize("changes,xla", [
+    ({}, True), ({"xla": False}, False), ({"cell": "keras-lstm"}, False),
+    ({"strategy": "mirrored", "carry_state": False}, False)])
+def test_the_training_step_is_xla_compiled_for_our_cells_on_one_device(changes, xla, tiny_corpus):
+    from keras_gated.training.trainer import build_model
+
+    model = build_model(_config(tiny_corpus, **changes), vocab_size=20)
+    assert model.jit_compile is xla
+
+
 def test_run_directory_is_complete_and_loads(tiny_corpus, tmp_path):
     run = tmp_path / "run"
     results = kg.train(_config(tiny_corpus), run, verbose=0)
