@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_gated.layers import fused
+from keras_gated.layers import cudnn, fused
 
 
 def _check_rate(name, rate):
@@ -102,7 +102,9 @@ class Recurrent(keras.layers.RNN):
     `peephole` or `layer_norm`; not a subclass), the layer takes the fused path instead
     (`fused.fused_recurrence`): the same forward equations with a hand-written backward pass,
     faster to train, on the same weights and dropout masks. The choice is automatic; tests prove
-    the two paths equal (outputs, states and all gradients).
+    the two paths equal (outputs, states and all gradients). On a GPU, a call cuDNN computes
+    exactly (plain LSTM or GRU(reset_after=True), no recurrent dropout, no mask) runs cuDNN's
+    fused kernel, as Keras's built-in layers do (`cudnn.py`).
     """
 
     cell_class = None
@@ -135,6 +137,8 @@ class Recurrent(keras.layers.RNN):
         self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        if cudnn.applies(self.cell) and cudnn.gpu_available():
+            self.supports_jit = False  # cuDNN kernels are not XLA-compatible (as Keras's layers)
 
     @property
     def units(self):
@@ -193,6 +197,11 @@ class Recurrent(keras.layers.RNN):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         m_x, m_h = self.dropout_masks(sequences, training)
         x = sequences if m_x is None else sequences * ops.expand_dims(m_x, 1)
+        if m_h is None and mask is None and cudnn.applies(self.cell):
+            out = cudnn.recurrence(self.cell, x, initial_state, self.return_sequences,
+                                   self.go_backwards)
+            if out is not None:  # None: no GPU here
+                return out
         xw = self.cell.project_inputs(x)
         if training and mask is None and not self.go_backwards and fused.applies(self.cell):
             return fused.fused_recurrence(self.cell, xw, initial_state, m_h)

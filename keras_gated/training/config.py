@@ -27,7 +27,7 @@ class TrainConfig:
     seed: int = 0  # weights, dropout masks and data splits
     carry_state: bool = True  # carry h (and c) across consecutive BPTT windows
     strategy: str = "none"  # "none", "mirrored" (GPUs of one machine) or "multiworker" (TF_CONFIG)
-    xla: bool = True  # XLA-compiled training step (our cells, one device; ~10-20% faster on CPU)
+    xla: bool = True  # XLA-compiled training step (our cells, one CPU device; ~10-20% faster)
 
     def validate(self):
         """Raises ValueError naming the first field out of range."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from keras_gated.diagnostics.grad_norm_logger import GradientNormLogger
 from keras_gated.data import CharTokenizer, WordTokenizer, bptt_batches, load_corpus, load_tokenizer
+from keras_gated.layers import cudnn
 from keras_gated.models import LanguageModel
 from keras_gated.training import callbacks as cbs
 from keras_gated.training.config import TrainConfig
@@ -69,13 +70,15 @@ def build_model(config, vocab_size, stateful=True):
 
 
 def uses_xla(config):
-    """Whether the training step is compiled by XLA: `config.xla`, for our cells on one device.
+    """Whether the training step is compiled by XLA: `config.xla`, for our cells on one CPU.
 
     Keras's "auto" leaves XLA off on CPU, where it slows Keras's own recurrent layers
     (`keras-lstm`); our layers' bounded loops gain from it (BENCHMARKS.md: `ours` vs
-    `ours-noxla`). XLA cannot compile a step whose variables sit on several devices.
+    `ours-noxla`). XLA cannot compile a step whose variables sit on several devices, nor the
+    cuDNN kernels our layers use on a GPU (layers/cudnn.py).
     """
-    return config.xla and config.cell != "keras-lstm" and config.strategy == "none"
+    return (config.xla and config.cell != "keras-lstm" and config.strategy == "none"
+            and not cudnn.gpu_available())
 
 
 def distribution_strategy(name):

@@ -1,0 +1,64 @@
+"""On a GPU: cuDNN's fused LSTM/GRU kernels, through Keras, for the calls cuDNN computes exactly.
+
+Keras's built-in LSTM and GRU run cuDNN's kernel (the whole recurrence, forward and backward,
+in one call) on a GPU. Our layers hand the same kernel the same weights (same names, layout
+and gate order: LSTM i, f, g, o; GRU z, r, h) when the call is one cuDNN computes exactly:
+    the cell is a plain `LSTMCell` (no peephole, no layer_norm) or `GRUCell(reset_after=True)`
+    (not a subclass, whose step may differ);
+    no recurrent dropout in this call (the input mask m_x is applied to x first, as Keras does);
+    no `mask`.
+Keras's TensorFlow backend (`lstm`/`gru`) then uses cuDNN when a GPU is visible and raises
+NotImplementedError otherwise; the layer then runs its own loops, as it does for every other
+call. cuDNN kernels cannot be XLA-compiled, so `keras_gated.train` uses XLA only on CPU.
+"""
+
+import importlib
+
+import tensorflow as tf
+
+from keras_gated.cells import GRUCell, LSTMCell
+
+try:  # private to Keras; without it, no delegation (the layers' own path runs). The package
+    # re-exports a function named `rnn`, so `from ... import rnn` may not give the module.
+    _keras_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
+except ImportError:  # pragma: no cover - depends on the Keras version
+    _keras_rnn = None
+
+
+def gpu_available():
+    """Whether TensorFlow sees a GPU."""
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def applies(cell):
+    """Whether cuDNN computes `cell`'s recurrence exactly (dropout and mask checked by the caller)."""
+    if type(cell) is LSTMCell:
+        return not (cell.peephole or cell.layer_norm)
+    return type(cell) is GRUCell and cell.reset_after
+
+
+def recurrence(cell, x, initial_state, return_sequences, go_backwards):
+    """cuDNN's recurrence of `cell` over x, or None when Keras cannot run it here (no GPU).
+
+    Args:
+        cell: a cell for which `applies(cell)`.
+        x: (B, T, D) inputs, input dropout already applied.
+        initial_state: list of (B, U): [h, c] for the LSTM, [h] for the GRU.
+
+    Returns:
+        (last_output (B, U), outputs (B, T, U), or (B, 1, U) without return_sequences,
+        final states), as `keras.layers.RNN.inner_loop` returns them; or None.
+    """
+    if _keras_rnn is None:
+        return None
+    common = dict(
+        kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel, bias=cell.bias,
+        activation=tf.tanh, recurrent_activation=tf.sigmoid,
+        return_sequences=return_sequences, go_backwards=go_backwards,
+    )
+    try:
+        if type(cell) is LSTMCell:
+            return _keras_rnn.lstm(x, initial_state[0], initial_state[1], None, **common)
+        return _keras_rnn.gru(x, initial_state[0], None, reset_after=True, **common)
+    except NotImplementedError:
+        return None
