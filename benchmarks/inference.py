@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from benchmarks.timing import interleave, ratio_per_round, summary
+from benchmarks.timing import interleave, ratio_per_round, summary, time_call
 from benchmarks.training import train_step
 
 SYSTEMS = ("keras", "keras-export", "ours-fp32", "ours-int8")
@@ -133,11 +133,23 @@ def keras_forward(model):
     return run
 
 
+def session_options():
+    """Every onnxruntime session here: default threads, no spinning. A session's thread pool
+    otherwise spins for a while after each call, and with several sessions interleaved in one
+    process it takes the cores from the next system timed (measured: our GRU 1x35 scoring
+    12.1 ms with spinning, 7.4 ms without; Keras's export 26.4 and 19.0 ms)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def ort_forward(path):
     """onnxruntime on a plain file (Keras's export): inputs/outputs in the graph's order."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(path, session_options(), providers=["CPUExecutionProvider"])
     inputs = [i.name for i in session.get_inputs()]
     int_type = {"tensor(int32)": np.int32, "tensor(int64)": np.int64}[session.get_inputs()[0].type]
 
@@ -153,7 +165,8 @@ def ours_ort_forward(path):
     """Our runtime, `OnnxLanguageModel.step`, on a `to_onnx` file."""
     from keras_gated.export import OnnxLanguageModel
 
-    lm = OnnxLanguageModel(path, providers=["CPUExecutionProvider"])
+    lm = OnnxLanguageModel(path, providers=["CPUExecutionProvider"],
+                           sess_options=session_options())
     return lambda tokens, states: lm.step(tokens, states)
 
 
@@ -191,6 +204,34 @@ def graph_facts(path):
 def keras_weight_bytes(model):
     """Bytes a Keras model reads per token: variables, the embedding's lookup aside (tied)."""
     return sum(int(np.prod(v.shape)) * 4 for v in model.trainable_weights)
+
+
+def score_flops(setup, cell, batch, steps):
+    """FLOPs (2 per multiply-add) of scoring (B, T): every layer's input and recurrent matmuls
+    and the output projection; the gate arithmetic (O(B T U) per layer) is left out."""
+    gates, u = {"lstm": 4, "gru": 3}[cell], setup.units
+    per_token = setup.layers * (u * gates * u + u * gates * u) + u * setup.vocab  # E = U
+    return 2 * batch * steps * per_token
+
+
+def matmul_rate(rows, inner, cols, rounds):
+    """FLOP/s of onnxruntime's MatMul (rows, inner) x (inner, cols) on this machine, best of
+    `rounds` calls after two warm-up calls: the rate no graph's matmuls can beat here."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(0).normal(size=(inner, cols)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, inner])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, cols])],
+        [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    session = ort.InferenceSession(model.SerializeToString(), session_options(),
+                                   providers=["CPUExecutionProvider"])
+    x = np.ones((rows, inner), np.float32)
+    seconds = [time_call(lambda: session.run(None, {"x": x})) for _ in range(rounds + 2)][2:]
+    return 2 * rows * inner * cols / min(seconds)
 
 
 # -- measurement -----------------------------------------------------------------------------
@@ -260,12 +301,17 @@ def run_inference(setup, cell, prepared, data, bandwidth, rounds, warmup, progre
                "export_max_abs_diff": prepared["export"].max_abs_diff,
                "int8_max_abs_diff": prepared["export"].quantized_max_abs_diff}
 
+    big = max(setup.score_shapes, key=lambda shape: shape[0] * shape[1])
+    results["matmul_rate"] = matmul_rate(big[0] * big[1], setup.units, setup.vocab, rounds)
     for batch, steps in setup.score_shapes:
         tokens = rng.integers(0, setup.vocab, (batch, steps)).astype(np.int64)
         zeros = [np.zeros((batch, s), np.float32) for s in sizes]
         calls = {name: (lambda f=f, x=tokens, z=zeros: f(x, z)) for name, f in forwards.items()}
         times = interleave(calls, rounds, warmup, progress=progress)
-        results["tasks"][f"score {batch}x{steps}"] = _task(times, batch * steps)
+        task = _task(times, batch * steps)
+        task["flops"] = score_flops(setup, cell, batch, steps)
+        task["floor_seconds"] = task["flops"] / results["matmul_rate"]
+        results["tasks"][f"score {batch}x{steps}"] = task
 
     start = [np.zeros((1, s), np.float32) for s in sizes]
     first = int(valid_ids[0])

@@ -34,6 +34,7 @@ class OnnxLanguageModel:
         path: the .onnx file.
         providers: "auto" (CUDAExecutionProvider when onnxruntime offers it, else CPU) or an
             explicit list of onnxruntime provider names.
+        sess_options: an `onnxruntime.SessionOptions` (threads, spinning, ...) or None.
 
     Attributes:
         vocab_size: V. state_names: graph state inputs. state_sizes: their widths U.
@@ -46,7 +47,7 @@ class OnnxLanguageModel:
             unknown provider.
     """
 
-    def __init__(self, path, providers="auto"):
+    def __init__(self, path, providers="auto", sess_options=None):
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"no such ONNX file: {path}")
@@ -55,7 +56,7 @@ class OnnxLanguageModel:
         self.path = path
         chosen = _choose_providers(providers)
         try:
-            self._session = ort.InferenceSession(path, providers=chosen)
+            self._session = ort.InferenceSession(path, sess_options, providers=chosen)
         except Exception as error:  # onnxruntime raises its own exception classes
             raise ValueError(f"{path}: not a valid ONNX file ({type(error).__name__}: "
                              f"{str(error).strip()[:200]})") from None

@@ -111,6 +111,19 @@ def test_providers(exported):
         OnnxLanguageModel(path, providers=["NoSuchExecutionProvider"])
 
 
+def test_session_options_reach_the_session(exported, lm):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    single = OnnxLanguageModel(exported[2], sess_options=options)
+    assert single._session.get_session_options().intra_op_num_threads == 1
+    tokens, states = random_inputs(lm.state_sizes)
+    np.testing.assert_allclose(single.step(tokens, states)[0], lm.step(tokens, states)[0],
+                               atol=1e-5)
+
+
 # -- bad input ------------------------------------------------------------------------------
 def test_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError):
