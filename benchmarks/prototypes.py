@@ -8,7 +8,7 @@ forward and backward, before it is timed.
 
 Adopted: `bptt` is the library's training path (keras_gated/layers/fused.py) and `bptt-xla`
 is how `keras_gated.train` runs it (the whole step compiled by XLA, `TrainConfig.xla`), so
-`ours` is the library version of `bptt-xla` and `ours-noxla` that of `bptt`. `xla` and `loop-pi1` replace `inner_loop` wholesale, so they time variants of the
+`ours` is the library version of `bptt-xla` and `ours-noxla` that of `bptt`. `xla`, `loop-pi1`, `ops-scan` and `keras-rnn` replace `inner_loop` wholesale, so they time variants of the
 library's reference path (`scan_steps` over `cell.step`, automatic differentiation).
 
 Prototypes (`PROTOTYPES`):
@@ -29,6 +29,9 @@ Prototypes (`PROTOTYPES`):
                without which XLA refuses the gradient's accumulators (the library's
                `scan_steps` does not set it, so XLA fails on it as it is).
     loop-pi1   the library layer with `tf.while_loop(parallel_iterations=1)`.
+    ops-scan   the library layer's reference path with `keras.ops.scan` as the time loop.
+    keras-rnn  the same with Keras's backend loop (`keras.src.backend.rnn`, what
+               `keras.layers.RNN` runs), the input projection still hoisted.
 
 Gradients of `bptt` (LSTM, gate order i, f, g, o; m the recurrent mask, 1 when absent):
     dh_t = dy_t + dh'_t                       dh'_t carried from step t + 1 (dh_T given)
@@ -49,7 +52,8 @@ import tensorflow as tf
 
 import keras_gated
 
-PROTOTYPES = ("bptt", "bptt-jit", "bptt-xla", "xla", "bptt-pi1", "loop-pi1")
+PROTOTYPES = ("bptt", "bptt-jit", "bptt-xla", "xla", "bptt-pi1", "loop-pi1", "ops-scan",
+              "keras-rnn")
 
 
 # -- hand-written BPTT ------------------------------------------------------------------
@@ -326,7 +330,32 @@ def _scan_steps_variant(step, xw, initial_state, parallel_iterations=10, bounded
     return ys[-1], tf.transpose(ys, (1, 0, 2)), list(states)
 
 
+def _ops_scan(step, xw, initial_state):
+    """The same loop with `keras.ops.scan` (time-major xs; carry = the states). On TensorFlow
+    its per-step output must mirror the carry, so it stacks every state; h_t is the first."""
+
+    def f(states, xw_t):
+        _, new_states = step(xw_t, list(states))
+        return tuple(new_states), tuple(new_states)
+
+    states, seqs = keras.ops.scan(f, tuple(initial_state), tf.transpose(xw, (1, 0, 2)))
+    return seqs[0][-1], tf.transpose(seqs[0], (1, 0, 2)), list(states)
+
+
+def _keras_backend_rnn(step, xw, initial_state):
+    """The same loop with Keras's backend loop, the one `keras.layers.RNN` runs (private API,
+    fine in a benchmark): `keras.src.backend.rnn(step, inputs, states)`."""
+    from keras.src import backend
+
+    last, ys, states = backend.rnn(lambda xw_t, s: step(xw_t, list(s)), xw, list(initial_state))
+    return last, ys, list(states)
+
+
+LOOPS = {"while": _scan_steps_variant, "ops-scan": _ops_scan, "keras-rnn": _keras_backend_rnn}
+
+
 class _LoopVariantMixin:
+    loop: ClassVar[str] = "while"
     loop_options: ClassVar[dict] = {}
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
@@ -335,8 +364,8 @@ class _LoopVariantMixin:
         m_x, m_h = self.dropout_masks(sequences, training)
         x = sequences if m_x is None else sequences * tf.expand_dims(m_x, 1)
         xw = self.cell.project_inputs(x)
-        return _scan_steps_variant(lambda xw_t, s: self.cell.step(xw_t, s, m_h), xw,
-                                   initial_state, **self.loop_options)
+        return LOOPS[self.loop](lambda xw_t, s: self.cell.step(xw_t, s, m_h), xw,
+                                initial_state, **self.loop_options)
 
 
 @keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
@@ -359,7 +388,29 @@ class BoundedGRU(_LoopVariantMixin, keras_gated.GRU):
     loop_options: ClassVar[dict] = {"bounded": True}
 
 
+@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
+class ScanLSTM(_LoopVariantMixin, keras_gated.LSTM):
+    loop: ClassVar[str] = "ops-scan"
+
+
+@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
+class ScanGRU(_LoopVariantMixin, keras_gated.GRU):
+    loop: ClassVar[str] = "ops-scan"
+
+
+@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
+class KerasLoopLSTM(_LoopVariantMixin, keras_gated.LSTM):
+    loop: ClassVar[str] = "keras-rnn"
+
+
+@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
+class KerasLoopGRU(_LoopVariantMixin, keras_gated.GRU):
+    loop: ClassVar[str] = "keras-rnn"
+
+
 LAYERS = {("bptt", "lstm"): BpttLSTM, ("bptt", "gru"): BpttGRU,
+          ("ops-scan", "lstm"): ScanLSTM, ("ops-scan", "gru"): ScanGRU,
+          ("keras-rnn", "lstm"): KerasLoopLSTM, ("keras-rnn", "gru"): KerasLoopGRU,
           ("loop-pi1", "lstm"): Pi1LSTM, ("loop-pi1", "gru"): Pi1GRU,
           ("xla", "lstm"): BoundedLSTM, ("xla", "gru"): BoundedGRU,
           ("bptt-jit", "lstm"): BpttJitLSTM, ("bptt-jit", "gru"): BpttJitGRU,
