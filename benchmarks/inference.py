@@ -133,23 +133,26 @@ def keras_forward(model):
     return run
 
 
-def session_options():
-    """Every onnxruntime session here: default threads, no spinning. A session's thread pool
-    otherwise spins for a while after each call, and with several sessions interleaved in one
-    process it takes the cores from the next system timed (measured: our GRU 1x35 scoring
-    12.1 ms with spinning, 7.4 ms without; Keras's export 26.4 and 19.0 ms)."""
+def session_options(spinning):
+    """onnxruntime options for the benchmark's sessions: default threads; `spinning` False
+    stops the thread pool from spinning after each call. Scoring (one call per sample) runs
+    without it: with several sessions interleaved in one process, a finished session's
+    spinning threads take the cores from the next system timed (measured: our GRU 1x35
+    scoring 12.1 ms with spinning, 7.4 ms without; Keras's export 26.4 and 19.0 ms).
+    Generation (100 calls per sample, as a streaming user runs them) keeps it on."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
     return options
 
 
-def ort_forward(path):
+def ort_forward(path, spinning):
     """onnxruntime on a plain file (Keras's export): inputs/outputs in the graph's order."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(path, session_options(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(path, session_options(spinning),
+                                   providers=["CPUExecutionProvider"])
     inputs = [i.name for i in session.get_inputs()]
     int_type = {"tensor(int32)": np.int32, "tensor(int64)": np.int64}[session.get_inputs()[0].type]
 
@@ -161,12 +164,12 @@ def ort_forward(path):
     return run
 
 
-def ours_ort_forward(path):
+def ours_ort_forward(path, spinning):
     """Our runtime, `OnnxLanguageModel.step`, on a `to_onnx` file."""
     from keras_gated.export import OnnxLanguageModel
 
     lm = OnnxLanguageModel(path, providers=["CPUExecutionProvider"],
-                           sess_options=session_options())
+                           sess_options=session_options(spinning))
     return lambda tokens, states: lm.step(tokens, states)
 
 
@@ -227,7 +230,7 @@ def matmul_rate(rows, inner, cols, rounds):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, cols])],
         [numpy_helper.from_array(w, "w")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    session = ort.InferenceSession(model.SerializeToString(), session_options(),
+    session = ort.InferenceSession(model.SerializeToString(), session_options(False),
                                    providers=["CPUExecutionProvider"])
     x = np.ones((rows, inner), np.float32)
     seconds = [time_call(lambda: session.run(None, {"x": x})) for _ in range(rounds + 2)][2:]
@@ -286,10 +289,14 @@ def run_inference(setup, cell, prepared, data, bandwidth, rounds, warmup, progre
     """Times every system on every task, interleaved; returns a results dict."""
     model = prepared["model"]
     _, valid_ids, _ = data
-    forwards = {"keras": keras_forward(model),
-                "keras-export": ort_forward(prepared["paths"]["keras-export"]),
-                "ours-fp32": ours_ort_forward(prepared["paths"]["ours-fp32"]),
-                "ours-int8": ours_ort_forward(prepared["paths"]["ours-int8"])}
+    def systems(spinning):
+        paths = prepared["paths"]
+        return {"keras": keras_forward(model),
+                "keras-export": ort_forward(paths["keras-export"], spinning),
+                "ours-fp32": ours_ort_forward(paths["ours-fp32"], spinning),
+                "ours-int8": ours_ort_forward(paths["ours-int8"], spinning)}
+
+    forwards, scoring = systems(spinning=True), systems(spinning=False)
     facts = {name: graph_facts(path) for name, path in prepared["paths"].items()}
     weight_bytes = {"keras": keras_weight_bytes(model),
                     **{name: f["weight_bytes"] for name, f in facts.items()}}
@@ -306,7 +313,7 @@ def run_inference(setup, cell, prepared, data, bandwidth, rounds, warmup, progre
     for batch, steps in setup.score_shapes:
         tokens = rng.integers(0, setup.vocab, (batch, steps)).astype(np.int64)
         zeros = [np.zeros((batch, s), np.float32) for s in sizes]
-        calls = {name: (lambda f=f, x=tokens, z=zeros: f(x, z)) for name, f in forwards.items()}
+        calls = {name: (lambda f=f, x=tokens, z=zeros: f(x, z)) for name, f in scoring.items()}
         times = interleave(calls, rounds, warmup, progress=progress)
         task = _task(times, batch * steps)
         task["flops"] = score_flops(setup, cell, batch, steps)

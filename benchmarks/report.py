@@ -190,8 +190,9 @@ def prototypes_section(results):
 def inference_section(results):
     out = ["## Inference",
            "",
-           "onnxruntime CPU provider with default threads, spinning off (see "
-           "`inference.session_options`); Keras is our LanguageModel.forward "
+           "onnxruntime CPU provider with default threads; thread spinning off for scoring "
+           "and on for generation (see `inference.session_options`); Keras is our "
+           "LanguageModel.forward "
            "under one tf.function. `keras-export` is `model.export(format=\"onnx\")` of the same "
            "weights in Keras's built-in layers. Scoring: one call on (B, T) tokens from zero "
            "states. Generation: batch 1, one call per token with the state carried, greedy "
