@@ -37,8 +37,9 @@ The gradients w.r.t. W and b^x (b) follow from dx~ through `cell.project_inputs`
 The loops are not compiled by XLA on their own (`tf.function(jit_compile=True)` per loop):
 that measured a further ~8% faster at U=650 on CPU, but its forward is not bit-identical to
 the reference path (so `training=True` with no dropout would differ from inference) and it
-compiles once per (B, T). A step compiled as a whole (`jit_compile=True`) still works: the
-loops are bounded (`maximum_iterations`).
+compiles once per (B, T). A step compiled as a whole works, since the loops are bounded
+(`maximum_iterations`), and pays more (it also fuses the gate arithmetic, the loss and the
+update): `keras_gated.train` compiles its step so on CPU (BENCHMARKS.md, `ours` vs `ours-noxla`).
 """
 
 import collections
