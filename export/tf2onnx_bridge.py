@@ -29,9 +29,13 @@ def convert_function(call, input_spec, opset):
     with warnings.catch_warnings():  # the patch itself trips numpy's np.object FutureWarning
         warnings.simplefilter("ignore", FutureWarning)
         patch_tf2onnx()
+    from keras_gated.layers import cudnn
+
     function = tf.function(call, input_signature=[input_spec])
-    output = function.get_concrete_function().structured_outputs
-    proto, _ = tf2onnx.convert.from_function(function, input_signature=[input_spec], opset=opset)
+    with cudnn.disabled():  # tf2onnx cannot convert cuDNN's kernels: trace our own loops
+        output = function.get_concrete_function().structured_outputs
+        proto, _ = tf2onnx.convert.from_function(function, input_signature=[input_spec],
+                                                 opset=opset)
     return proto, tuple(output.shape)
 
 

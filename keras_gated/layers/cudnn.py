@@ -7,11 +7,14 @@ and gate order: LSTM i, f, g, o; GRU z, r, h) when the call is one cuDNN compute
     (not a subclass, whose step may differ);
     no recurrent dropout in this call (the input mask m_x is applied to x first, as Keras does);
     no `mask`.
+    float16, float32 or float64 inputs (cuDNN has no bfloat16 RNN).
 Keras's TensorFlow backend (`lstm`/`gru`) then uses cuDNN when a GPU is visible and raises
 NotImplementedError otherwise; the layer then runs its own loops, as it does for every other
-call. cuDNN kernels cannot be XLA-compiled, so `keras_gated.train` uses XLA only on CPU.
+call. cuDNN kernels cannot be XLA-compiled, so `keras_gated.train` uses XLA only on CPU, and
+tf2onnx cannot convert them, so the export traces with `disabled()`.
 """
 
+import contextlib
 import importlib
 
 import tensorflow as tf
@@ -25,13 +28,30 @@ except ImportError:  # pragma: no cover - depends on the Keras version
     _keras_rnn = None
 
 
+_enabled = [True]
+CUDNN_DTYPES = (tf.float16, tf.float32, tf.float64)
+
+
+@contextlib.contextmanager
+def disabled():
+    """Within the block, layers traced or called run their own loops (for tf2onnx)."""
+    _enabled.append(False)
+    try:
+        yield
+    finally:
+        _enabled.pop()
+
+
 def gpu_available():
     """Whether TensorFlow sees a GPU."""
     return bool(tf.config.list_logical_devices("GPU"))
 
 
 def applies(cell):
-    """Whether cuDNN computes `cell`'s recurrence exactly (dropout and mask checked by the caller)."""
+    """Whether cuDNN computes `cell`'s recurrence exactly (dropout and mask checked by the
+    caller) and Keras's functions are here to run it."""
+    if _keras_rnn is None:
+        return False
     if type(cell) is LSTMCell:
         return not (cell.peephole or cell.layer_norm)
     return type(cell) is GRUCell and cell.reset_after
@@ -49,7 +69,7 @@ def recurrence(cell, x, initial_state, return_sequences, go_backwards):
         (last_output (B, U), outputs (B, T, U), or (B, 1, U) without return_sequences,
         final states), as `keras.layers.RNN.inner_loop` returns them; or None.
     """
-    if _keras_rnn is None:
+    if not _enabled[-1] or tf.as_dtype(x.dtype) not in CUDNN_DTYPES:
         return None
     common = dict(
         kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel, bias=cell.bias,

@@ -115,7 +115,8 @@ def train(config, out, overwrite=False, verbose=1):
     if resuming:
         saved = json.load(open(os.path.join(out, "config.json")))
         now = dataclasses.asdict(config)
-        changed = sorted(k for k in now if k != "epochs" and k in saved and saved[k] != now[k])
+        defaults = dataclasses.asdict(TrainConfig())  # fields an older run did not record
+        changed = sorted(k for k in now if k != "epochs" and saved.get(k, defaults[k]) != now[k])
         if changed:
             raise ValueError(
                 f"{out!r} holds a run with another config ({', '.join(changed)} differ): "
@@ -142,6 +143,7 @@ def train(config, out, overwrite=False, verbose=1):
         if resuming:
             progress = json.load(open(progress_path))
             model = load_model_file(os.path.join(ckpt, "train_state.keras"))
+            model.jit_compile = uses_xla(config)  # this machine's choice (a GPU: no XLA)
             for variable, value in zip(cbs.seed_states(model), progress["seed_states"]):
                 variable.assign(value)
         else:

@@ -28,6 +28,7 @@ class KerasBuiltin:
 
     def _run(self, layer_class, x, states, kernel, recurrent_kernel, bias, return_sequences,
              go_backwards, **kw):
+        self.calls.append((layer_class.__name__, np.asarray(x)))
         if self.refuse:  # what Keras does without a GPU
             raise NotImplementedError
         layer = layer_class(U, return_sequences=True, return_state=True, use_cudnn=False,
@@ -35,7 +36,6 @@ class KerasBuiltin:
         layer.build(x.shape)
         layer.set_weights([np.asarray(w) for w in (kernel, recurrent_kernel, bias)])
         outputs, *final = layer(x, initial_state=states)
-        self.calls.append((layer_class.__name__, np.asarray(x)))
         last = outputs[:, -1]
         return last, outputs if return_sequences else last[:, None], final
 
@@ -126,12 +126,56 @@ def test_without_a_gpu_the_layer_runs_its_own_loop(kind, monkeypatch):
     rng = np.random.default_rng(2)
     x, states = rng.normal(size=(B, T, D)).astype("float32"), _states(kind, rng)
     layer = _layer(kind)
-    monkeypatch.setattr(cudnn, "_keras_rnn", KerasBuiltin(refuse=True))
+    refusing = KerasBuiltin(refuse=True)
+    monkeypatch.setattr(cudnn, "_keras_rnn", refusing)
     got = layer(x, initial_state=states)
+    assert len(refusing.calls) == 1  # delegation was tried
     monkeypatch.setattr(cudnn, "applies", lambda cell: False)
     want = layer(x, initial_state=states)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
+def test_no_delegation_in_bfloat16_or_within_disabled(monkeypatch):
+    """cuDNN has no bfloat16 RNN; tf2onnx traces under `disabled()` (it cannot convert cuDNN)."""
+    builtin = KerasBuiltin()
+    monkeypatch.setattr(cudnn, "_keras_rnn", builtin)
+    layer = _layer("lstm")
+    states = _states("lstm", np.random.default_rng(0))
+    x = np.ones((B, T, D), "float32")
+    assert cudnn.recurrence(layer.cell, tf.cast(x, tf.bfloat16), states, True, False) is None
+    with cudnn.disabled():
+        layer(x)
+    assert builtin.calls == []
+    layer(x)  # and on again after the block
+    assert len(builtin.calls) == 1
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_keras_accepts_our_arguments_for_cudnn(kind, monkeypatch):
+    """Keras's real `lstm`/`gru`, told a GPU is there, pass our call on to their cuDNN function
+    (replaced by a recorder) with our weights: the checks a GPU would run, run on CPU."""
+    rnn = cudnn._keras_rnn
+    reached = []
+
+    def recorder(inputs, *args, **kwargs):
+        reached.append(args)
+        return "cudnn"
+
+    monkeypatch.setattr(rnn, "_is_gpu_available", lambda: True)
+    monkeypatch.setattr(rnn, f"_cudnn_{kind}", recorder)
+    layer = _layer(kind)
+    states = _states(kind, np.random.default_rng(0))
+    x = np.ones((B, T, D), "float32")
+    assert cudnn.recurrence(layer.cell, x, states, True, False) == "cudnn"
+    n_states = len(states)
+    handed_states, weights = reached[0][:n_states], reached[0][n_states:n_states + 3]
+    for got, want in zip(handed_states, states):
+        np.testing.assert_array_equal(np.asarray(got), want)
+    for got, want in zip(weights, (layer.cell.kernel, layer.cell.recurrent_kernel,
+                                    layer.cell.bias)):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert reached[0][n_states + 3] is None  # no mask
 
 
 @pytest.mark.skipif(cudnn.gpu_available(), reason="a GPU is visible")
@@ -148,10 +192,26 @@ def test_the_real_keras_functions_are_reached_and_refuse_without_a_gpu(kind):
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_on_a_gpu_cudnn_equals_the_reference_path(kind, monkeypatch):
     """The real kernel: outputs, final states and every gradient, with input dropout on."""
+    delegated, real = [], getattr(cudnn._keras_rnn, kind)
+    tf32 = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)  # both sides in float32
+    try:
+        results = _both_paths(kind, monkeypatch, real, delegated)
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(tf32)
+    assert delegated == [1]  # cuDNN ran (Keras raised nothing), once: the delegating layer
+    for g, w in zip(*results):
+        np.testing.assert_allclose(g, w, atol=1e-4 * max(1.0, np.abs(w).max()), rtol=0)
+
+
+def _both_paths(kind, monkeypatch, real, delegated):
+    """[outputs, final states, gradients] of a delegating layer, then of the reference path."""
     rng = np.random.default_rng(4)
     x = tf.constant(rng.normal(size=(B, T, D)).astype("float32"))
     states = [tf.constant(s) for s in _states(kind, rng)]
     results = []
+    monkeypatch.setattr(cudnn._keras_rnn, kind,
+                        lambda *a, **k: delegated.append(1) or real(*a, **k))
     for delegate in (True, False):
         layer = _layer(kind, dropout=0.3, seed=5, return_sequences=True)
         with monkeypatch.context() as patch:
@@ -164,5 +224,4 @@ def test_on_a_gpu_cudnn_equals_the_reference_path(kind, monkeypatch):
                 loss = tf.reduce_sum(ys * ys) + sum(tf.reduce_sum(s) for s in final)
             grads = tape.gradient(loss, [*layer.trainable_variables, x, *states])
             results.append([np.asarray(r) for r in (ys, *final, *grads)])
-    for g, w in zip(*results):
-        np.testing.assert_allclose(g, w, atol=1e-4 * max(1.0, np.abs(w).max()), rtol=0)
+    return results

@@ -27,12 +27,15 @@ def test_a_repeated_sentence_is_memorised(tmp_path):
     assert results["valid_perplexity"] < 1.1  # 12 distinct tokens: chance is 12
 
 
-@pytest.mark.parametrize("changes,xla", [
-    ({}, True), ({"xla": False}, False), ({"cell": "keras-lstm"}, False),
-    ({"strategy": "mirrored", "carry_state": False}, False)])
-def test_the_training_step_is_xla_compiled_for_our_cells_on_one_device(changes, xla, tiny_corpus):
+@pytest.mark.parametrize("changes,gpu,xla", [
+    ({}, False, True), ({"xla": False}, False, False), ({"cell": "keras-lstm"}, False, False),
+    ({"strategy": "mirrored", "carry_state": False}, False, False), ({}, True, False)])
+def test_the_training_step_is_xla_compiled_for_our_cells_on_one_cpu(changes, gpu, xla,
+                                                                    tiny_corpus, monkeypatch):
+    from keras_gated.layers import cudnn
     from keras_gated.training.trainer import build_model
 
+    monkeypatch.setattr(cudnn, "gpu_available", lambda: gpu)
     model = build_model(_config(tiny_corpus, **changes), vocab_size=20)
     assert model.jit_compile is xla
 
