@@ -17,8 +17,14 @@ import shutil
 import keras
 import numpy as np
 
+from keras_gated.data import (
+    CharTokenizer,
+    WordTokenizer,
+    bptt_batches,
+    load_corpus,
+    load_tokenizer,
+)
 from keras_gated.diagnostics.grad_norm_logger import GradientNormLogger
-from keras_gated.data import CharTokenizer, WordTokenizer, bptt_batches, load_corpus, load_tokenizer
 from keras_gated.layers import cudnn
 from keras_gated.models import LanguageModel
 from keras_gated.training import callbacks as cbs
