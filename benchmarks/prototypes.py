@@ -52,8 +52,6 @@ import tensorflow as tf
 
 import keras_gated
 
-PROTOTYPES = ("bptt", "bptt-jit", "bptt-xla", "xla", "bptt-pi1", "loop-pi1", "ops-scan",
-              "keras-rnn")
 
 
 # -- hand-written BPTT ------------------------------------------------------------------
@@ -270,46 +268,6 @@ class _BpttMixin:
         return ys[-1], tf.transpose(ys, (1, 0, 2)), states
 
 
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class BpttLSTM(_BpttMixin, keras_gated.LSTM):
-    """`keras_gated.LSTM` with the hand-written BPTT of `lstm_sequence`."""
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class BpttGRU(_BpttMixin, keras_gated.GRU):
-    """`keras_gated.GRU` with the hand-written BPTT of `gru_sequence`."""
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class BpttPi1LSTM(BpttLSTM):
-    loop_options: ClassVar[dict] = {"parallel_iterations": 1}
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class BpttPi1GRU(BpttGRU):
-    loop_options: ClassVar[dict] = {"parallel_iterations": 1}
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class BpttJitLSTM(BpttLSTM):
-    loop_options: ClassVar[dict] = {"jit": True}
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class BpttJitGRU(BpttGRU):
-    loop_options: ClassVar[dict] = {"jit": True}
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class BpttBoundedLSTM(BpttLSTM):
-    loop_options: ClassVar[dict] = {"bounded": True}
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class BpttBoundedGRU(BpttGRU):
-    loop_options: ClassVar[dict] = {"bounded": True}
-
-
 # -- loop variants ------------------------------------------------------------------------
 def _scan_steps_variant(step, xw, initial_state, parallel_iterations=10, bounded=False):
     """`keras_gated.layers.recurrent.scan_steps` without masking, with `parallel_iterations` and, if `bounded`,
@@ -368,54 +326,23 @@ class _LoopVariantMixin:
                                 initial_state, **self.loop_options)
 
 
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class Pi1LSTM(_LoopVariantMixin, keras_gated.LSTM):
-    loop_options: ClassVar[dict] = {"parallel_iterations": 1}
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class Pi1GRU(_LoopVariantMixin, keras_gated.GRU):
-    loop_options: ClassVar[dict] = {"parallel_iterations": 1}
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class BoundedLSTM(_LoopVariantMixin, keras_gated.LSTM):
-    loop_options: ClassVar[dict] = {"bounded": True}
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class BoundedGRU(_LoopVariantMixin, keras_gated.GRU):
-    loop_options: ClassVar[dict] = {"bounded": True}
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class ScanLSTM(_LoopVariantMixin, keras_gated.LSTM):
-    loop: ClassVar[str] = "ops-scan"
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class ScanGRU(_LoopVariantMixin, keras_gated.GRU):
-    loop: ClassVar[str] = "ops-scan"
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class KerasLoopLSTM(_LoopVariantMixin, keras_gated.LSTM):
-    loop: ClassVar[str] = "keras-rnn"
-
-
-@keras.saving.register_keras_serializable(package="keras_gated_benchmarks")
-class KerasLoopGRU(_LoopVariantMixin, keras_gated.GRU):
-    loop: ClassVar[str] = "keras-rnn"
-
-
-LAYERS = {("bptt", "lstm"): BpttLSTM, ("bptt", "gru"): BpttGRU,
-          ("ops-scan", "lstm"): ScanLSTM, ("ops-scan", "gru"): ScanGRU,
-          ("keras-rnn", "lstm"): KerasLoopLSTM, ("keras-rnn", "gru"): KerasLoopGRU,
-          ("loop-pi1", "lstm"): Pi1LSTM, ("loop-pi1", "gru"): Pi1GRU,
-          ("xla", "lstm"): BoundedLSTM, ("xla", "gru"): BoundedGRU,
-          ("bptt-jit", "lstm"): BpttJitLSTM, ("bptt-jit", "gru"): BpttJitGRU,
-          ("bptt-pi1", "lstm"): BpttPi1LSTM, ("bptt-pi1", "gru"): BpttPi1GRU,
-          ("bptt-xla", "lstm"): BpttBoundedLSTM, ("bptt-xla", "gru"): BpttBoundedGRU}
+# prototype name -> (mixin, class attributes); `LAYERS` holds one layer class per cell
+VARIANTS = {
+    "bptt": (_BpttMixin, {}),
+    "bptt-jit": (_BpttMixin, {"loop_options": {"jit": True}}),
+    "bptt-xla": (_BpttMixin, {"loop_options": {"bounded": True}}),
+    "xla": (_LoopVariantMixin, {"loop_options": {"bounded": True}}),
+    "bptt-pi1": (_BpttMixin, {"loop_options": {"parallel_iterations": 1}}),
+    "loop-pi1": (_LoopVariantMixin, {"loop_options": {"parallel_iterations": 1}}),
+    "ops-scan": (_LoopVariantMixin, {"loop": "ops-scan"}),
+    "keras-rnn": (_LoopVariantMixin, {"loop": "keras-rnn"}),
+}
+PROTOTYPES = tuple(VARIANTS)
+LAYERS = {
+    (name, cell): type(f"{name.title().replace('-', '')}{cell.upper()}", (mixin, base), attrs)
+    for name, (mixin, attrs) in VARIANTS.items()
+    for cell, base in (("lstm", keras_gated.LSTM), ("gru", keras_gated.GRU))
+}
 
 
 # -- models and steps ---------------------------------------------------------------------

@@ -6,7 +6,7 @@ and gate order: LSTM i, f, g, o; GRU z, r, h) when the call is one cuDNN compute
     the cell is a plain `LSTMCell` (no peephole, no layer_norm) or `GRUCell(reset_after=True)`
     (not a subclass, whose step may differ);
     no recurrent dropout in this call (the input mask m_x is applied to x first, as Keras does);
-    no `mask`.
+    no `mask`;
     float16, float32 or float64 inputs (cuDNN has no bfloat16 RNN).
 Keras's TensorFlow backend (`lstm`/`gru`) then uses cuDNN when a GPU is visible and raises
 NotImplementedError otherwise; the layer then runs its own loops, as it does for every other
