@@ -1,8 +1,11 @@
 """keras-gated: recurrent layers written from the textbook equations, for Keras 3.
 
-Public names load on first use, so `keras_gated.export`'s runtime (onnxruntime + numpy)
-deploys without TensorFlow or Keras. When Keras is already imported, `import keras_gated`
-loads (and registers with Keras, for `load_model`) every layer and model at once.
+`import keras_gated` imports neither Keras nor TensorFlow, so `keras_gated.export`'s runtime
+(onnxruntime + numpy) deploys without them and the command line starts fast. Public names load
+on first use. Every serialisable class registers with Keras (for `keras.models.load_model`,
+`deserialize_keras_object`) as soon as Keras is imported, before or after this package: a
+post-import hook on `keras` (`wrapt.register_post_import_hook`) imports the modules that
+define them.
 """
 
 import importlib
@@ -27,17 +30,24 @@ _PUBLIC = {
     "perplexity": "keras_gated.training",
 }
 
+# The modules whose classes are registered with Keras (`register_keras_serializable`).
+_SERIALIZABLE = (
+    "keras_gated.cells",
+    "keras_gated.layers",
+    "keras_gated.models.language_model",
+    "keras_gated.training.perplexity",
+)
+
 __all__ = sorted(_PUBLIC)
 
 
-def _load_all():
-    for module in sorted(set(_PUBLIC.values())):
+def _register(_keras_module=None):
+    for module in _SERIALIZABLE:
         importlib.import_module(module)
 
 
 def __getattr__(name):
     if name in _PUBLIC:
-        _load_all()  # registers every serializable class, not just the one asked for
         return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'keras_gated' has no attribute {name!r}")
 
@@ -46,5 +56,10 @@ def __dir__():
     return sorted(list(globals()) + __all__)
 
 
-if "keras" in sys.modules:
-    _load_all()
+try:
+    import wrapt
+except ImportError:  # a runtime-only install; Keras, if present at all, is imported already
+    if "keras" in sys.modules:
+        _register()
+else:
+    wrapt.register_post_import_hook(_register, "keras")  # runs at once if Keras is imported

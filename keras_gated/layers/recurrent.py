@@ -13,10 +13,7 @@ matmul fused). Masks apply only when `training=True`.
 import inspect
 
 import keras
-import tensorflow as tf
 from keras import ops
-
-from keras_gated.layers import cudnn, fused
 
 
 def _check_rate(name, rate):
@@ -35,8 +32,17 @@ def _cell_arg_names(cell_class):
     return names
 
 
+def tensorflow_paths():
+    """The TensorFlow-only accelerators `(cudnn, fused)` on the TensorFlow backend, else None."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    from keras_gated.layers import cudnn, fused
+
+    return cudnn, fused
+
+
 def scan_steps(step, xw, initial_state, mask=None, go_backwards=False, zero_output_for_mask=False):
-    """Runs `step(xw_t, states) -> (out_t, states)` over time in one `tf.while_loop`.
+    """Runs `step(xw_t, states) -> (out_t, states)` over time, on any Keras backend.
 
     Args:
         xw: (B, T, G*U) projected inputs.
@@ -48,35 +54,54 @@ def scan_steps(step, xw, initial_state, mask=None, go_backwards=False, zero_outp
     Returns:
         last_output (B, U), outputs (B, T, U), final states.
     """
-    xs = tf.transpose(xw, (1, 0, 2))
-    ms = None if mask is None else tf.expand_dims(tf.transpose(tf.cast(mask, "bool")), -1)
+    xs = ops.transpose(xw, (1, 0, 2))
+    ms = None if mask is None else ops.expand_dims(ops.transpose(ops.cast(mask, "bool")), -1)
     if go_backwards:
-        xs = tf.reverse(xs, [0])
-        ms = None if ms is None else tf.reverse(ms, [0])
-    steps = tf.shape(xs)[0]
-    xs_ta = tf.TensorArray(xs.dtype, size=steps, element_shape=xs.shape[1:]).unstack(xs)
-    ms_ta = None if ms is None else tf.TensorArray("bool", size=steps).unstack(ms)
-    ys_ta = tf.TensorArray(xs.dtype, size=steps)
+        xs = ops.flip(xs, 0)
+        ms = None if ms is None else ops.flip(ms, 0)
 
-    def body(t, states, prev_out, ys):
-        out, new_states = step(xs_ta.read(t), list(states))
-        if ms_ta is not None:
-            m_t = ms_ta.read(t)
-            new_states = [tf.where(m_t, n, s) for n, s in zip(new_states, states)]
-            out = tf.where(m_t, out, prev_out)
-            emitted = tf.where(m_t, out, tf.zeros_like(out)) if zero_output_for_mask else out
-        else:
-            emitted = out
-        return t + 1, new_states, out, ys.write(t, emitted)
+    def body(carry, inputs):
+        states, prev_out = carry
+        xw_t, m_t = inputs if ms is not None else (inputs, None)
+        out, new_states = step(xw_t, list(states))
+        if m_t is None:
+            return (new_states, out), out
+        new_states = [ops.where(m_t, n, s) for n, s in zip(new_states, states)]
+        out = ops.where(m_t, out, prev_out)
+        emitted = ops.where(m_t, out, ops.zeros_like(out)) if zero_output_for_mask else out
+        return (new_states, out), emitted
 
-    _, states, _, ys_ta = tf.while_loop(
-        lambda t, *_: t < steps,
-        body,
-        (0, list(initial_state), tf.zeros_like(initial_state[0]), ys_ta),
+    init = (list(initial_state), ops.zeros_like(initial_state[0]))
+    (states, _), ys = scan(body, init, xs if ms is None else (xs, ms))
+    return ys[-1], ops.transpose(ys, (1, 0, 2)), list(states)
+
+
+def scan(f, init, xs):
+    """`keras.ops.scan(f, init, xs)`; on TensorFlow a bounded `tf.while_loop` instead.
+
+    Keras's TensorFlow `scan` leaves its loop unbounded, which XLA cannot differentiate
+    (`jit_compile=True` needs `maximum_iterations`). Here each output y_t has the dtype of
+    init's first leaf.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return ops.scan(f, init, xs)
+    import tensorflow as tf
+
+    flat = tf.nest.flatten(xs)
+    steps = tf.shape(flat[0])[0]
+    arrays = [tf.TensorArray(x.dtype, size=steps, element_shape=x.shape[1:]).unstack(x)
+              for x in flat]
+    ys = tf.TensorArray(tf.nest.flatten(init)[0].dtype, size=steps)
+
+    def body(t, carry, ys):
+        carry, y = f(carry, tf.nest.pack_sequence_as(xs, [a.read(t) for a in arrays]))
+        return t + 1, carry, ys.write(t, y)
+
+    _, carry, ys = tf.while_loop(
+        lambda t, *_: t < steps, body, (0, init, ys),
         maximum_iterations=steps,  # XLA (jit_compile=True) needs the bound
     )
-    ys = ys_ta.stack()
-    return ys[-1], tf.transpose(ys, (1, 0, 2)), list(states)
+    return carry, ys.stack()
 
 
 class Recurrent(keras.layers.RNN):
@@ -92,12 +117,18 @@ class Recurrent(keras.layers.RNN):
         return_state: also return the final states (each (B, U)). Default False.
         go_backwards: process the sequence in reverse. Default False.
         stateful: carry the final states of a batch into the next call. Default False.
+        zero_output_for_mask: a masked step outputs zeros instead of repeating the previous
+            output (Keras's `RNN` argument; `Bidirectional` sets it to `return_sequences`).
+            Default False.
+        unroll: only False is accepted (the time loop is a compiled scan).
 
     Call arguments: `inputs` (B, T, D); `initial_state` list of (B, U) (LSTM: [h, c]);
     `mask` (B, T) bool; `training` enables dropout.
 
     Two paths compute the same function. The reference path runs `cell.step` over time
-    (`scan_steps`) and is differentiated automatically. When training, with no `mask`, not
+    (`scan_steps`: `keras.ops.scan`, so `jax.lax.scan` on JAX and a Python loop on torch; a
+    bounded `tf.while_loop` on TensorFlow) and is differentiated automatically. On the
+    TensorFlow backend only, when training, with no `mask`, not
     `go_backwards`, and a plain library cell (`SimpleRNNCell`, `GRUCell`, `LSTMCell` without
     `peephole` or `layer_norm`; not a subclass), the layer takes the fused path instead
     (`fused.fused_recurrence`): the same forward equations with a hand-written backward pass,
@@ -121,6 +152,12 @@ class Recurrent(keras.layers.RNN):
         stateful=False,
         **kwargs,
     ):
+        if kwargs.get("unroll"):
+            raise ValueError(
+                f"unroll=True is not supported by keras_gated's {type(self).__name__}: the time "
+                f"loop is a compiled scan (TensorFlow while_loop, jax.lax.scan); leave unroll=False"
+            )
+        kwargs.pop("unroll", None)
         cell_names = _cell_arg_names(self.cell_class)
         cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in cell_names}
         dtype = kwargs.get("dtype")
@@ -137,7 +174,8 @@ class Recurrent(keras.layers.RNN):
         self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        if cudnn.applies(self.cell) and cudnn.gpu_available():
+        accelerators = tensorflow_paths()
+        if accelerators and accelerators[0].applies(self.cell) and accelerators[0].gpu_available():
             self.supports_jit = False  # cuDNN kernels are not XLA-compatible (as Keras's layers)
 
     @property
@@ -197,13 +235,16 @@ class Recurrent(keras.layers.RNN):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         m_x, m_h = self.dropout_masks(sequences, training)
         x = sequences if m_x is None else sequences * ops.expand_dims(m_x, 1)
-        if m_h is None and mask is None and cudnn.applies(self.cell):
+        accelerators = tensorflow_paths()
+        cudnn, fused = accelerators or (None, None)
+        if accelerators and m_h is None and mask is None and cudnn.applies(self.cell):
             out = cudnn.recurrence(self.cell, x, initial_state, self.return_sequences,
                                    self.go_backwards)
             if out is not None:  # None: no GPU here
                 return out
         xw = self.cell.project_inputs(x)
-        if training and mask is None and not self.go_backwards and fused.applies(self.cell):
+        if (accelerators and training and mask is None and not self.go_backwards
+                and fused.applies(self.cell)):
             return fused.fused_recurrence(self.cell, xw, initial_state, m_h)
 
         def step(xw_t, states):
@@ -254,6 +295,7 @@ class Recurrent(keras.layers.RNN):
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
             "stateful": self.stateful,
+            "zero_output_for_mask": self.zero_output_for_mask,
         }
 
     @classmethod

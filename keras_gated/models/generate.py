@@ -1,7 +1,7 @@
 """Text generation from a Keras `LanguageModel`, one token at a time with carried state."""
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_gated.sampling import check_sampling, sample_next
 
@@ -21,12 +21,24 @@ def generate(model, tokenizer, prompt, tokens=50, temperature=1.0, top_k=None, s
     ids = tokenizer.encode(prompt)
     if len(ids) == 0:
         raise ValueError("`prompt` is empty after tokenization: give at least one token")
-    step = tf.function(lambda x, s: model.forward(x, s, training=False), reduce_retracing=True)
+    step = _forward(model)
     rng = np.random.default_rng(seed)
     logits, states = step(np.asarray(ids, dtype="int32")[None, :], model.initial_states(1))
     out = []
     for _ in range(tokens):
-        nxt = sample_next(np.asarray(logits[:, -1]), temperature, top_k, rng)
+        nxt = sample_next(keras.ops.convert_to_numpy(logits[:, -1]), temperature, top_k, rng)
         out.append(int(nxt[0]))
         logits, states = step(nxt.astype("int32")[:, None], states)
     return tokenizer.decode(out)
+
+
+def _forward(model):
+    """`model.forward` at inference, traced once per shape on TensorFlow, eager elsewhere."""
+    def forward(x, states):
+        return model.forward(x, states, training=False)
+
+    if keras.backend.backend() != "tensorflow":
+        return forward
+    import tensorflow as tf
+
+    return tf.function(forward, reduce_retracing=True)
