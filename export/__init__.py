@@ -14,6 +14,7 @@ import importlib
 _PUBLIC = {
     "to_onnx": "keras_gated.export.exporter",
     "ExportResult": "keras_gated.export.exporter",
+    "ExportError": "keras_gated.export.model_graph",
     "OnnxLanguageModel": "keras_gated.export.runtime",
 }
 

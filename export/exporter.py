@@ -7,7 +7,7 @@ the same name, which would shadow the function `keras_gated.export.to_onnx`.)
     result.max_abs_diff, result.file_size, result.quantized_size
 
 The graph interface (input/output names, state names, dynamic axes) is documented in
-`metadata.py`; `assemble.py` explains which layers are lowered natively.
+`metadata.py`; `model_graph.py` explains how a model becomes a graph.
 """
 
 import dataclasses
@@ -19,7 +19,8 @@ import tempfile
 import onnx
 
 from . import metadata as md
-from .assemble import lower_model
+from .language_model import language_model_graph
+from .model_graph import ExportError, model_graph
 from .tf2onnx_bridge import TF2ONNX_MAX_OPSET
 from .verify import max_abs_diff
 
@@ -36,7 +37,9 @@ class ExportResult:
         path: the ONNX file.
         lowered_layers: names of the layers lowered to native ONNX nodes (dropout included,
             as nothing).
-        tf2onnx_layers: names of the layers converted by tf2onnx.
+        loop_layers: names of the layers built as explicit ONNX loops (layer-normalised
+            LSTMs, which no ONNX operator expresses).
+        tf2onnx_layers: names of the layers (and Keras ops) converted by tf2onnx.
         max_abs_diff: largest |onnxruntime - Keras| over outputs and final states.
         file_size: bytes of `path`.
         quantized_path, quantized_size: the int8 sibling file and its bytes, or None.
@@ -45,6 +48,7 @@ class ExportResult:
 
     path: str
     lowered_layers: list
+    loop_layers: list
     tf2onnx_layers: list
     max_abs_diff: float
     file_size: int
@@ -56,13 +60,14 @@ class ExportResult:
 def to_onnx(model, path, *, tokenizer=None, opset=17, quantize=None, atol=1e-4, overwrite=False):
     """Exports a Keras model to an ONNX file with native recurrent nodes, verified first.
 
-    Steps: build the graph (`assemble.lower_model`), `onnx.checker.check_model`, attach the
-    `keras_gated` metadata, compare onnxruntime with Keras on random tokens (batch 2, time 7)
-    and random non-zero initial states, then write to a temporary file in the same directory
+    Steps: build the graph (`lower_model`), `onnx.checker.check_model`, attach the
+    `keras_gated` metadata, compare onnxruntime with Keras on random inputs (batch 3, time 7,
+    masks left-padded, right-padded and holed, `verify.py`) and random non-zero states, then
+    write to a temporary file in the same directory
     and `os.replace` it onto `path`. Nothing is written when any step fails.
 
     Args:
-        model: a `keras_gated.LanguageModel`, or a Sequential/functional chain of layers.
+        model: a `keras_gated.LanguageModel`, or any built functional or Sequential model.
         path: the .onnx file to write.
         tokenizer: a `keras_gated.data` tokenizer stored in the metadata, so the runtime can
             score and generate text. Its vocabulary size must match the model's.
@@ -81,7 +86,7 @@ def to_onnx(model, path, *, tokenizer=None, opset=17, quantize=None, atol=1e-4, 
         FileExistsError: `path` (or the int8 sibling) exists and overwrite=False.
         IsADirectoryError: `path` is a directory.
         FileNotFoundError: `path`'s directory does not exist.
-        NotImplementedError: a layer has no ONNX equivalent (LSTM with layer_norm=True).
+        ExportError (a ValueError): a layer that cannot be exported, named with the reason.
         ValueError: a bad argument, an invalid graph, or a verification difference > `atol`.
     """
     path = _check_target(path, overwrite)
@@ -109,8 +114,8 @@ def to_onnx(model, path, *, tokenizer=None, opset=17, quantize=None, atol=1e-4, 
         raise ValueError(f"onnxruntime differs from Keras by {diff:.3g} > atol={atol:g}; "
                          f"nothing written to {path}")
     write_atomic(path, data)
-    result = ExportResult(path, lowered.lowered_layers, lowered.tf2onnx_layers, diff,
-                          os.path.getsize(path))
+    result = ExportResult(path, lowered.lowered_layers, lowered.loop_layers,
+                          lowered.tf2onnx_layers, diff, os.path.getsize(path))
     if quantize:
         quantized = _quantize_int8(path, {**info, "quantization": quantize})
         write_atomic(quantized_path, quantized)
@@ -118,6 +123,16 @@ def to_onnx(model, path, *, tokenizer=None, opset=17, quantize=None, atol=1e-4, 
         result.quantized_size = os.path.getsize(quantized_path)
         result.quantized_max_abs_diff = max_abs_diff(quantized, lowered)
     return result
+
+
+def lower_model(model, opset):
+    """The graph of `model` -> `lowered.Lowered`: a language model's own interface, else the
+    walk of its functional graph (`model_graph.py`)."""
+    from keras_gated.models import LanguageModel
+
+    if isinstance(model, LanguageModel):
+        return language_model_graph(model, opset)
+    return model_graph(model, opset)
 
 
 def int8_path(path):
@@ -179,10 +194,13 @@ def _metadata(model, lowered, tokenizer_config, opset):
         "model_config": model.get_config(),
         "tokenizer": tokenizer_config,
         "vocab_size": lowered.vocab_size,
-        "input": lowered.input_name,
-        "output": lowered.output_name,
+        "input": lowered.inputs[0].name,
+        "output": lowered.outputs[0],
+        "inputs": [spec.name for spec in lowered.inputs],
+        "outputs": list(lowered.outputs),
         "states": lowered.states,
         "lowered_layers": lowered.lowered_layers,
+        "loop_layers": lowered.loop_layers,
         "tf2onnx_layers": lowered.tf2onnx_layers,
         "opset": opset,
     }

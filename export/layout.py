@@ -22,13 +22,15 @@ ONNX_GRU_GATES = ("z", "r", "h")
 ONNX_PEEPHOLE_GATES = ("i", "o", "f")
 ONNX_TO_KERAS_LSTM_GATE = {"i": "i", "o": "o", "f": "f", "c": "g"}  # ONNX calls g "c"
 
-# SimpleRNN activation -> ONNX RNN `activations` attributes. "linear" is ONNX's Affine
-# (alpha * x + beta) with alpha = 1, beta = 0, which onnxruntime implements.
-ONNX_RNN_ACTIVATIONS = {
-    "tanh": {"activations": ["Tanh"]},
-    "relu": {"activations": ["Relu"]},
-    "sigmoid": {"activations": ["Sigmoid"]},
-    "linear": {"activations": ["Affine"], "activation_alpha": [1.0], "activation_beta": [0.0]},
+# Keras activation name -> (ONNX activation, alpha, beta); alpha/beta None where unused.
+# "linear" is ONNX's Affine (alpha * x + beta); Keras's hard_sigmoid is relu6(x + 3) / 6,
+# ONNX's HardSigmoid max(0, min(1, alpha * x + beta)) with alpha = 1/6, beta = 1/2.
+ONNX_ACTIVATIONS = {
+    "tanh": ("Tanh", None, None),
+    "relu": ("Relu", None, None),
+    "sigmoid": ("Sigmoid", None, None),
+    "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),
+    "linear": ("Affine", 1.0, 0.0),
 }
 
 
@@ -116,11 +118,28 @@ def keras_to_onnx_rnn(kernel, recurrent_kernel, bias):
     )[None]
 
 
+def onnx_activations(names):
+    """ONNX recurrent-node attributes for Keras activation `names`, in the node's order.
+
+    The node's `activation_alpha`/`activation_beta` lists are consumed in order by the
+    activations that take them (HardSigmoid, Affine), so they hold only those values.
+
+    Raises:
+        NotImplementedError: an activation with no ONNX equivalent.
+    """
+    unknown = [name for name in names if name not in ONNX_ACTIVATIONS]
+    if unknown:
+        raise NotImplementedError(f"activation {unknown[0]!r} has no ONNX recurrent-node "
+                                  f"equivalent; supported: {sorted(ONNX_ACTIVATIONS)}")
+    specs = [ONNX_ACTIVATIONS[name] for name in names]
+    attrs = {"activations": [op for op, _, _ in specs]}
+    alphas = [alpha for _, alpha, _ in specs if alpha is not None]
+    if alphas:
+        attrs["activation_alpha"] = alphas
+        attrs["activation_beta"] = [beta for _, _, beta in specs if beta is not None]
+    return attrs
+
+
 def onnx_rnn_activation(activation):
     """The ONNX `RNN` attributes for a SimpleRNN `activation` name."""
-    if activation not in ONNX_RNN_ACTIVATIONS:
-        raise NotImplementedError(
-            f"SimpleRNN activation {activation!r} has no ONNX RNN equivalent; "
-            f"supported: {sorted(ONNX_RNN_ACTIVATIONS)}"
-        )
-    return ONNX_RNN_ACTIVATIONS[activation]
+    return onnx_activations([activation])

@@ -1,28 +1,23 @@
-"""Lowers single layers to native ONNX nodes: recurrent layers, embeddings, Dense, activations.
+"""Lowers the non-recurrent layers and Keras ops we know to ONNX nodes.
 
-Each function reads the layer's weights (never traces Keras, so no cuDNN path is involved),
-adds nodes to a `GraphBuilder` and returns the name of its output tensor. Shapes:
-B batch, T time, D input width, U units, E embedding width, V vocabulary.
+Each function reads the layer's weights and attributes (never traces Keras), adds nodes to
+a `GraphBuilder` and returns its output tensor name(s). Shapes: B batch, T time, D input
+width, N output width, E embedding width, V vocabulary. Tensors keep Keras's dtypes.
 
-A recurrent layer becomes exactly one `LSTM`, `GRU` or `RNN` node in ONNX's default layout
-(layout=0: X (T, B, D), states (1, B, U)), wrapped in Transposes and (Un)Squeezes so that
-the graph itself is batch-major: x (B, T, D) -> y (B, T, U) or (B, U), states (B, U).
+`lower_layer(g, op, args, kwargs, out_dtypes)` dispatches on the exact type of a layer or of
+a Keras op (the masks Keras computes, e.g. `NotEqual` for `Embedding(mask_zero=True)`, are
+ops in the functional graph); it raises `NotLowerable` for the rest, which `model_graph.py`
+converts with tf2onnx. Recurrent layers are in `recurrent.py`.
 """
 
 import keras
 import numpy as np
+from keras.src.ops import core as core_ops
+from keras.src.ops import numpy as numpy_ops
+from onnx import TensorProto, helper
 
-from .graph import FLOAT
-from .layout import (
-    keras_to_onnx_gru,
-    keras_to_onnx_lstm,
-    keras_to_onnx_lstm_peephole,
-    keras_to_onnx_rnn,
-    onnx_rnn_activation,
-)
-from .metadata import BATCH, state_input_name, state_output_name
-from keras_gated.cells import GRUCell, LSTMCell, SimpleRNNCell
-from keras_gated.layers import Recurrent, VariationalDropout
+from .native import activation_name, numpy_weight
+from keras_gated.layers import VariationalDropout
 
 # Layers that are the identity at inference.
 IDENTITY_LAYERS = (
@@ -33,9 +28,10 @@ IDENTITY_LAYERS = (
     keras.layers.GaussianNoise,
     keras.layers.AlphaDropout,
     keras.layers.ActivityRegularization,
+    keras.layers.Identity,
 )
 
-# Keras activation name -> (ONNX op, attributes). Others go through tf2onnx.
+# Keras activation name -> (ONNX op, attributes).
 ACTIVATION_OPS = {
     "relu": ("Relu", {}),
     "tanh": ("Tanh", {}),
@@ -43,89 +39,23 @@ ACTIVATION_OPS = {
     "softmax": ("Softmax", {"axis": -1}),
 }
 
+# Keras dtype name -> ONNX element type.
+ONNX_DTYPES = {
+    "float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
+    "int32": TensorProto.INT32, "int64": TensorProto.INT64, "bool": TensorProto.BOOL,
+    "uint8": TensorProto.UINT8, "int8": TensorProto.INT8,
+}
+
 
 class NotLowerable(Exception):
-    """This layer has no native lowering here; the caller converts it with tf2onnx."""
+    """No native lowering here; the caller converts the layer with tf2onnx."""
 
 
-def numpy_weight(variable):
-    """A Keras variable as a float32 numpy array."""
-    return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
-
-
-def check_exportable(layer):
-    """Raises NotImplementedError for a layer we refuse outright (no ONNX operator, no fallback)."""
-    cell = getattr(layer, "cell", None)
-    if isinstance(layer, Recurrent) and isinstance(cell, LSTMCell) and cell.layer_norm:
-        raise NotImplementedError(
-            f"layer {layer.name!r}: LSTM with layer_norm=True has no ONNX operator (the ONNX "
-            f"LSTM cannot normalise gate pre-activations); export a model with layer_norm=False"
-        )
-
-
-def recurrent_weights(cell):
-    """(op type, {W, R, B[, P]} arrays, attributes) for one of our cells.
-
-    Raises:
-        NotLowerable: a cell class we do not know.
-    """
-    k, rk, b = (numpy_weight(v) for v in (cell.kernel, cell.recurrent_kernel, cell.bias))
-    if isinstance(cell, LSTMCell):
-        W, R, B = keras_to_onnx_lstm(k, rk, b)
-        weights = {"W": W, "R": R, "B": B}
-        if cell.peephole:
-            weights["P"] = keras_to_onnx_lstm_peephole(numpy_weight(cell.peephole_kernel))
-        return "LSTM", weights, {}
-    if isinstance(cell, GRUCell):
-        W, R, B, linear_before_reset = keras_to_onnx_gru(k, rk, b, cell.reset_after)
-        return "GRU", {"W": W, "R": R, "B": B}, {"linear_before_reset": linear_before_reset}
-    if isinstance(cell, SimpleRNNCell):
-        W, R, B = keras_to_onnx_rnn(k, rk, b)
-        return "RNN", {"W": W, "R": R, "B": B}, onnx_rnn_activation(cell.activation)
-    raise NotLowerable(f"unknown cell {type(cell).__name__}")
-
-
-def state_kinds(layer):
-    """The state names of one of our recurrent layers: ("h", "c") for LSTM, else ("h",)."""
-    return ("h", "c") if isinstance(layer.cell, LSTMCell) else ("h",)
-
-
-def lower_recurrent(g, layer, x, index):
-    """One native node for our recurrent `layer` over x (B, T, D).
-
-    Declares graph inputs `h_{index}` (and `c_{index}`), (B, U), and produces the tensors
-    `h_{index}_out` (and `c_{index}_out`); the caller declares those as graph outputs.
-
-    Returns:
-        (y, sizes): y (B, T, U) if `return_sequences` else (B, U); sizes the state widths.
-    """
-    check_exportable(layer)
-    cell = layer.cell
-    op, weights, attrs = recurrent_weights(cell)
-    units, kinds = cell.units, state_kinds(layer)
-    w = {key: g.initializer(f"{layer.name}/{key}", value) for key, value in weights.items()}
-    axis0 = g.ints("axes_0", [0])
-    initial = {}
-    for kind in kinds:
-        name = g.add_input(state_input_name(kind, index), FLOAT, [BATCH, units])
-        initial[kind] = g.node("Unsqueeze", [name, axis0], name=f"{layer.name}/initial_{kind}")
-    X = g.node("Transpose", [x], name=f"{layer.name}/time_major", perm=[1, 0, 2])
-    inputs = [X, w["W"], w["R"], w["B"], "", initial["h"]]  # "" : no sequence_lens
-    if op == "LSTM":
-        inputs += [initial["c"]] + ([w["P"]] if "P" in w else [])
-    direction = "reverse" if layer.go_backwards else "forward"
-    Y, *finals = g.node(op, inputs, outputs=1 + len(kinds), name=layer.name,
-                        hidden_size=units, direction=direction, **attrs)
-    for kind, final in zip(kinds, finals):  # Y_h, Y_c (1, B, U) -> (B, U)
-        g.node("Squeeze", [final, axis0], outputs=[state_output_name(kind, index)])
-    if not layer.return_sequences:
-        return state_output_name("h", index), [units] * len(kinds)
-    y = g.node("Squeeze", [Y, g.ints("axes_1", [1])], name=f"{layer.name}/Y")  # (T, B, U)
-    if layer.go_backwards:  # Keras emits outputs in processing order, ONNX in input order
-        y = g.node("Slice", [y, g.ints("starts", [-1]), g.ints("ends", [np.iinfo(np.int64).min]),
-                             axis0, g.ints("steps", [-1])], name=f"{layer.name}/processing_order")
-    y = g.node("Transpose", [y], name=f"{layer.name}/batch_major", perm=[1, 0, 2])
-    return y, [units] * len(kinds)
+def onnx_dtype(dtype):
+    name = keras.backend.standardize_dtype(dtype)
+    if name not in ONNX_DTYPES:
+        raise NotLowerable(f"dtype {name}")
+    return ONNX_DTYPES[name]
 
 
 def lower_embedding(g, layer, tokens):
@@ -136,8 +66,6 @@ def lower_embedding(g, layer, tokens):
     """
     if getattr(layer, "quantization_mode", None) is not None:
         raise NotLowerable(f"quantized embedding {layer.name!r}")
-    if layer.mask_zero:
-        raise NotLowerable(f"embedding {layer.name!r} has mask_zero=True (masked steps)")
     E = g.initializer(f"{layer.name}/embeddings", numpy_weight(layer.embeddings))
     return g.node("Gather", [E, tokens], name=layer.name, axis=0), E
 
@@ -160,11 +88,6 @@ def lower_reverse_embedding(g, layer, x, E):
         logits = g.node("Mul", [g.node("Tanh", [g.node("Div", [logits, c])]), c],
                         name=f"{layer.name}/soft_cap")
     return logits
-
-
-def activation_name(activation):
-    """A Keras activation function's registered name ("relu", "linear", ...)."""
-    return keras.activations.serialize(activation)
 
 
 def lower_activation(g, name, x, hint):
@@ -190,3 +113,89 @@ def lower_dense(g, layer, x):
         y = g.node("Add", [y, g.initializer(f"{layer.name}/bias", numpy_weight(layer.bias))],
                    name=f"{layer.name}/bias")
     return lower_activation(g, act, y, layer.name)
+
+
+def lower_masking(g, layer, x):
+    """Masking: x (B, T, D) with the steps where every feature equals `mask_value` zeroed."""
+    value = g.initializer(f"{layer.name}/mask_value", np.float32(layer.mask_value))
+    differs = g.node("Not", [g.node("Equal", [x, value], name=f"{layer.name}/equal")],
+                     name=f"{layer.name}/differs")
+    keep = g.node("ReduceMax", [g.node("Cast", [differs], name=f"{layer.name}/float",
+                                       to=TensorProto.FLOAT), g.ints("axes", [-1])],
+                  name=f"{layer.name}/keep", keepdims=1)
+    return g.node("Mul", [x, keep], name=layer.name)
+
+
+def lower_repeat_vector(g, layer, x):
+    """RepeatVector(n): x (B, D) -> (B, n, D)."""
+    y = g.node("Unsqueeze", [x, g.ints("axes_1", [1])], name=f"{layer.name}/unsqueeze")
+    return g.node("Tile", [y, g.ints("repeats", [1, layer.n, 1])], name=layer.name)
+
+
+MERGE_LAYERS = {
+    keras.layers.Add: "Add", keras.layers.Subtract: "Sub", keras.layers.Multiply: "Mul",
+    keras.layers.Maximum: "Max", keras.layers.Minimum: "Min", keras.layers.Average: "Mean",
+}
+
+
+def lower_merge(g, layer, inputs):
+    """Add, Subtract, Multiply, Maximum, Minimum, Average, Concatenate over a list of tensors."""
+    if isinstance(layer, keras.layers.Concatenate):
+        return g.node("Concat", inputs, name=layer.name, axis=layer.axis)
+    op = MERGE_LAYERS[type(layer)]
+    if op in ("Add", "Mul") and len(inputs) > 2:
+        y = inputs[0]
+        for other in inputs[1:]:
+            y = g.node(op, [y, other], name=layer.name)
+        return y
+    return g.node(op, inputs, name=layer.name)
+
+
+def _scalar(g, value, dtype):
+    array = np.asarray(value, dtype=keras.backend.standardize_dtype(dtype))
+    return g.initializer("scalar", array, dtype=array.dtype)
+
+
+def _axes(axis):
+    return [axis] if isinstance(axis, int) else list(axis)
+
+
+def lower_keras_op(g, op, args, kwargs, out_dtype, arg_dtypes):
+    """The Keras ops that masks are computed with (exact types); NotLowerable for others."""
+    kind = type(op)
+    name = op.name
+    tensors = [a for a in args]
+    if kind in (numpy_ops.NotEqual, numpy_ops.Equal) and not kwargs:
+        x, y = tensors
+        dtype = arg_dtypes[0] or arg_dtypes[1]
+        x = x if isinstance(x, str) else _scalar(g, x, dtype)
+        y = y if isinstance(y, str) else _scalar(g, y, dtype)
+        equal = g.node("Equal", [x, y], name=f"{name}/equal")
+        return equal if kind is numpy_ops.Equal else g.node("Not", [equal], name=name)
+    binary = {numpy_ops.LogicalAnd: "And", numpy_ops.LogicalOr: "Or"}
+    if kind in binary and all(isinstance(a, str) for a in tensors):
+        return g.node(binary[kind], tensors, name=name)
+    if kind is numpy_ops.LogicalNot:
+        return g.node("Not", tensors, name=name)
+    if kind in (numpy_ops.Any, numpy_ops.All):
+        reduce = "ReduceMax" if kind is numpy_ops.Any else "ReduceMin"
+        as_int = g.node("Cast", tensors, name=f"{name}/int", to=TensorProto.INT32)
+        axes = [g.ints("axes", _axes(op.axis))] if op.axis is not None else []
+        reduced = g.node(reduce, [as_int, *axes], name=f"{name}/reduce",
+                         keepdims=int(bool(op.keepdims)))
+        return g.node("Cast", [reduced], name=name, to=TensorProto.BOOL)
+    if kind is numpy_ops.ExpandDims:
+        return g.node("Unsqueeze", [tensors[0], g.ints("axes", _axes(op.axis))], name=name)
+    if kind is numpy_ops.Squeeze and op.axis is not None:
+        return g.node("Squeeze", [tensors[0], g.ints("axes", _axes(op.axis))], name=name)
+    if kind in (numpy_ops.ZerosLike, numpy_ops.OnesLike):
+        value = np.zeros if kind is numpy_ops.ZerosLike else np.ones
+        dtype = keras.backend.standardize_dtype(out_dtype)
+        fill = helper.make_tensor("value", onnx_dtype(dtype), [1], value(1, dtype).tolist())
+        return g.node("ConstantOfShape", [g.node("Shape", tensors, name=f"{name}/shape")],
+                      name=name, value=fill)
+    if kind is numpy_ops.Concatenate:
+        return g.node("Concat", list(tensors[0]), name=name, axis=op.axis)
+    if kind is core_ops.Cast:
+        return g.node("Cast", tensors, name=name, to=onnx_dtype(op.dtype))
+    raise NotLowerable(f"Keras op {kind.__name__}")

@@ -67,15 +67,22 @@ class OnnxLanguageModel:
             raise ValueError(f"{path}: no keras_gated metadata (not exported by "
                              f"keras_gated.export.to_onnx)")
         self.metadata = md.loads(props[md.METADATA_KEY], path)
-        if self.metadata.get("input") != md.TOKENS or not self.metadata.get("vocab_size"):
+        inputs = {i.name: i for i in self._session.get_inputs()}
+        self._input = self.metadata.get("input")
+        token_type = inputs[self._input].type if self._input in inputs else ""
+        if not self.metadata.get("vocab_size") or "int" not in token_type:
             raise ValueError(f"{path}: not a language model (its input is "
-                             f"{self.metadata.get('input')!r}, not token ids)")
+                             f"{self._input!r}, not token ids)")
+        self._token_dtype = np.int32 if token_type == "tensor(int32)" else np.int64
         self.vocab_size = int(self.metadata["vocab_size"])
         specs = self.metadata["states"]
+        if not specs:
+            raise ValueError(f"{path}: not a language model (no state inputs to carry between "
+                             f"calls; export its recurrent layers with stateful=True)")
         self.state_names = [s["input"] for s in specs]
         self.state_sizes = [int(s["size"]) for s in specs]
         self._outputs = [self.metadata["output"]] + [s["output"] for s in specs]
-        missing = {md.TOKENS, *self.state_names} - {i.name for i in self._session.get_inputs()}
+        missing = {self._input, *self.state_names} - set(inputs)
         if missing:
             raise ValueError(f"{path}: graph lacks the inputs {sorted(missing)} its metadata names")
         self.tokenizer = _tokenizer(self.metadata.get("tokenizer"), self.vocab_size, path)
@@ -108,7 +115,8 @@ class OnnxLanguageModel:
         tokens = self._check_tokens(tokens)
         batch = tokens.shape[0]
         states = self.initial_states(batch) if states is None else self._check_states(states, batch)
-        feeds = {md.TOKENS: tokens, **dict(zip(self.state_names, states))}
+        feeds = {self._input: tokens.astype(self._token_dtype),
+                 **dict(zip(self.state_names, states))}
         logits, *final = self._session.run(self._outputs, feeds)
         return logits, final
 
@@ -183,8 +191,8 @@ class OnnxLanguageModel:
         return list(np.stack(sampled, axis=1))
 
     def generate(self, prompt, tokens=50, temperature=1.0, top_k=None, seed=None):
-        """The decoded continuation of `prompt` (without it), as Keras's `generate` returns;
-        see `generate_ids`."""
+        """The decoded continuation of `prompt` (without it, but with the space that joins it
+        to the prompt if one belongs there), as Keras's `generate` returns; see `generate_ids`."""
         return self.generate_batch([prompt], tokens, temperature, top_k, seed)[0]
 
     def generate_batch(self, prompts, tokens=50, temperature=1.0, top_k=None, seed=None):
@@ -199,7 +207,7 @@ class OnnxLanguageModel:
                 raise ValueError(f"prompt {prompt!r} has no tokens; give at least one")
             encoded.append(ids)
         out = self.generate_ids_batch(encoded, tokens, temperature, top_k, seed)
-        return [tokenizer.decode(ids) for ids in out]
+        return [tokenizer.decode(ids, after=prompt) for ids, prompt in zip(out, encoded)]
 
     # -- checks -------------------------------------------------------------------------
     def _check_tokens(self, tokens):

@@ -1,4 +1,4 @@
-"""tf2onnx for what we do not lower: a run of layers spliced into our graph, or a whole model.
+"""tf2onnx for what we do not lower: one Keras layer or op, converted alone and spliced in.
 
 tf2onnx 1.17 needs Keras's numpy-2 patch (`patch_tf2onnx`) and supports opsets up to
 `TF2ONNX_MAX_OPSET`. A converted piece keeps its own nodes and initializers; every one of its
@@ -14,11 +14,10 @@ from .graph import GraphBuilder
 TF2ONNX_MAX_OPSET = 18
 
 
-def convert_function(call, input_spec, opset):
-    """tf2onnx's ModelProto for `call(x)` traced with `input_spec` (a tf.TensorSpec).
+def convert_function(call, input_specs, opset):
+    """tf2onnx's ModelProto for `call(*xs)` traced with `input_specs` (tf.TensorSpecs).
 
-    Returns:
-        (model_proto, output shape as a tuple with None for dynamic axes).
+    Its graph inputs follow `input_specs`, its outputs `call`'s flattened outputs.
     """
     import tensorflow as tf
     import tf2onnx
@@ -31,25 +30,11 @@ def convert_function(call, input_spec, opset):
         patch_tf2onnx()
     from keras_gated.layers import cudnn
 
-    function = tf.function(call, input_signature=[input_spec])
+    function = tf.function(call, input_signature=list(input_specs))
     with cudnn.disabled():  # tf2onnx cannot convert cuDNN's kernels: trace our own loops
-        output = function.get_concrete_function().structured_outputs
-        proto, _ = tf2onnx.convert.from_function(function, input_signature=[input_spec],
+        proto, _ = tf2onnx.convert.from_function(function, input_signature=list(input_specs),
                                                  opset=opset)
-    return proto, tuple(output.shape)
-
-
-def convert_layers(layers, input_spec, opset):
-    """tf2onnx's ModelProto for `layers` applied in order at inference; see `convert_function`."""
-
-    def call(x):
-        for layer in layers:
-            x = layer(x, training=False)
-        return x
-
-    return convert_function(call, input_spec, opset)
-
-
+    return proto
 def rename_graph(graph, rename):
     """Applies `rename(name) -> name` to every tensor and node name of `graph` and its subgraphs."""
     for values in (graph.input, graph.output, graph.value_info):
@@ -72,15 +57,17 @@ def rename_graph(graph, rename):
                     rename_graph(subgraph, rename)
 
 
-def splice(g: GraphBuilder, proto, x, prefix):
-    """Adds the converted graph `proto` (one input, one output) to `g`, fed by tensor `x`.
+def splice(g: GraphBuilder, proto, inputs, prefix):
+    """Adds the converted graph `proto` to `g`, its inputs fed by the tensors `inputs`.
 
     Returns:
-        the name of the spliced piece's output tensor in `g`.
+        the names of the spliced piece's outputs in `g`, in the graph's output order.
     """
     graph = proto.graph
-    if len(graph.input) != 1 or len(graph.output) != 1:
-        raise ValueError(f"tf2onnx gave {len(graph.input)} inputs and {len(graph.output)} outputs")
+    initialized = {tensor.name for tensor in graph.initializer}
+    graph_inputs = [value for value in graph.input if value.name not in initialized]
+    if len(graph_inputs) != len(inputs):
+        raise ValueError(f"tf2onnx gave {len(graph_inputs)} inputs for {len(inputs)} tensors")
     rename_graph(graph, lambda name: f"{prefix}/{name}")
     for node in graph.node:
         for name in node.output:
@@ -88,11 +75,11 @@ def splice(g: GraphBuilder, proto, x, prefix):
                 g.reserve(name)
     for tensor in graph.initializer:
         g.reserve(tensor.name)
-    g.node("Identity", [x], outputs=[graph.input[0].name], name=f"{prefix}/input")
+    for k, (value, x) in enumerate(zip(graph_inputs, inputs)):
+        g.node("Identity", [x], outputs=[value.name], name=f"{prefix}/input_{k}")
     g.nodes.extend(graph.node)
     g.initializers.extend(graph.initializer)
     for opset in proto.opset_import:
         if opset.domain not in ("", "ai.onnx"):
             g.opsets[opset.domain] = opset.version
-    return graph.output[0].name
-
+    return [value.name for value in graph.output]

@@ -1,39 +1,54 @@
-"""Checks an exported graph against Keras on random inputs and random non-zero initial states."""
+"""Checks an exported graph against Keras on random inputs and random non-zero initial states.
+
+Integer inputs read by embeddings and float inputs read by `Masking` get masked steps in the
+three patterns Keras accepts: row 0 left-padded, row 1 right-padded, row 2 with a hole; a
+boolean input (an explicit mask) gets the same pattern of False.
+"""
 
 import numpy as np
 
-from . import metadata as md
-
-VERIFY_BATCH = 2  # >= 2, so a batch-axis mix-up shows
+VERIFY_BATCH = 3  # >= 2, so a batch-axis mix-up shows; one row per mask pattern
 VERIFY_TIME = 7  # >= 3, so a time-axis or gate-order mix-up compounds over steps
 STATE_SCALE = 0.5  # initial states ~ N(0, 0.5^2): non-zero, inside tanh's responsive range
 
 
-def verification_inputs(lowered, seed=0):
-    """Random model input (token ids in [0, V) or N(0, 1) features) and initial states."""
+def masked_steps(batch, time):
+    """bool (batch, time), True at masked steps: left padding, right padding, a hole."""
+    masked = np.zeros((batch, time), dtype=bool)
+    if time >= 5:
+        masked[0, :2] = True
+        masked[1 % batch, -2:] = True
+        masked[2 % batch, time // 2] = True
+    return masked
+
+
+def verification_feeds(lowered, seed=0):
+    """{graph input name: array} for every input, states included."""
     rng = np.random.default_rng(seed)
-    sizes = {md.BATCH: VERIFY_BATCH, md.TIME: VERIFY_TIME}
-    shape = [sizes.get(d, 3) if isinstance(d, str) else d for d in lowered.input_dims]
-    if lowered.input_dtype == np.int64:
-        x = rng.integers(0, lowered.vocab_size or 2, size=shape, dtype=np.int64)
-    else:
-        x = rng.standard_normal(shape).astype(np.float32)
-    states = [(STATE_SCALE * rng.standard_normal((VERIFY_BATCH, spec["size"]))).astype(np.float32)
-              for spec in lowered.states]
-    return x, states
-
-
-def run_onnx(session, lowered, x, states):
-    """One onnxruntime run -> (main output, final states), in `lowered.states` order."""
-    feeds = {lowered.input_name: x}
-    feeds.update({spec["input"]: s for spec, s in zip(lowered.states, states)})
-    names = [lowered.output_name] + [spec["output"] for spec in lowered.states]
-    output, *final = session.run(names, feeds)
-    return output, final
+    feeds = {}
+    for spec in lowered.inputs:
+        shape = [VERIFY_BATCH if d == "batch" else VERIFY_TIME if isinstance(d, str) or d is None
+                 else d for d in spec.dims]
+        pattern = masked_steps(shape[0], shape[1]) if len(shape) >= 2 else None
+        if spec.dtype == "bool":
+            x = ~pattern if pattern is not None else np.ones(shape, bool)
+        elif spec.dtype.startswith(("int", "uint")):
+            x = rng.integers(1 if spec.high else 0, spec.high or 2, size=shape)
+            if spec.high and pattern is not None and len(shape) == 2:
+                x[pattern] = 0  # a masked id for Embedding(mask_zero=True)
+        else:
+            x = rng.standard_normal(shape)
+            if spec.mask_value is not None and pattern is not None:
+                x[pattern] = spec.mask_value
+        feeds[spec.name] = x.astype(spec.dtype)
+    for spec in lowered.states:
+        feeds[spec["input"]] = (STATE_SCALE * rng.standard_normal((VERIFY_BATCH, spec["size"]))
+                                ).astype(np.float32)
+    return feeds
 
 
 def max_abs_diff(model_bytes, lowered, seed=0):
-    """Largest |onnxruntime - Keras| over the main output and every final state.
+    """Largest |onnxruntime - Keras| over every output and final state.
 
     Raises:
         ValueError: an output has another shape than Keras's.
@@ -41,14 +56,16 @@ def max_abs_diff(model_bytes, lowered, seed=0):
     import onnxruntime as ort
 
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-    x, states = verification_inputs(lowered, seed)
-    want_output, want_states = lowered.reference(x, states)
-    got_output, got_states = run_onnx(session, lowered, x, states)
-    names = [lowered.output_name] + [spec["output"] for spec in lowered.states]
+    feeds = verification_feeds(lowered, seed)
+    want = lowered.reference(feeds)
+    names = list(lowered.outputs) + [spec["output"] for spec in lowered.states]
+    got = dict(zip(names, session.run(names, feeds)))
     diff = 0.0
-    for name, got, want in zip(names, [got_output, *got_states], [want_output, *want_states]):
-        if got.shape != want.shape:
-            raise ValueError(f"ONNX output {name!r} has shape {got.shape}, "
-                             f"Keras gives {want.shape}")
-        diff = max(diff, float(np.max(np.abs(got.astype(np.float64) - want)))) if got.size else diff
+    for name in names:
+        if got[name].shape != want[name].shape:
+            raise ValueError(f"ONNX output {name!r} has shape {got[name].shape}, "
+                             f"Keras gives {want[name].shape}")
+        if got[name].size:
+            error = np.abs(got[name].astype(np.float64) - want[name].astype(np.float64))
+            diff = max(diff, float(np.max(error)))
     return diff

@@ -1,0 +1,72 @@
+"""A `keras_gated.LanguageModel` as a graph with the interface of `metadata.py`.
+
+tokens (B, T) + states -> Gather -> one native node per recurrent layer -> MatMul -> logits
+(B, T, V) + states; tied, the MatMul reads a Transpose of the Gather's own initializer.
+Dropout layers vanish. Every state input is required (zeros start a sequence).
+"""
+
+import numpy as np
+
+from . import metadata as md
+from .graph import FLOAT, INT64, GraphBuilder
+from .lower import lower_embedding, lower_reverse_embedding
+from .lowered import GraphInput, Lowered
+from .recurrent import lower_rnn
+
+
+def language_model_graph(model, opset):
+    """tokens (B, T) + states -> logits (B, T, V) + states for a `LanguageModel`."""
+    g = GraphBuilder("keras_gated_language_model")
+    tokens = g.add_input(md.TOKENS, INT64, [md.BATCH, md.TIME])
+    x, E = lower_embedding(g, model.embedding, tokens)  # embed_dropout: identity
+    sizes, state_outputs = [], []
+    for index, layer in enumerate(model.rnn_layers):  # each dropout after it: identity
+        units = int(layer.cell.units)
+        kinds = ("h", "c") if _is_lstm(layer) else ("h",)
+        initial = [g.add_input(md.state_input_name(kind, index), FLOAT, [md.BATCH, units])
+                   for kind in kinds]
+        (x, *_), finals = lower_rnn(g, layer, x, None, initial)
+        for kind, final in zip(kinds, finals):
+            state_outputs.append(g.node("Identity", [final],
+                                        outputs=[md.state_output_name(kind, index)]))
+        sizes.append((layer.name, [units] * len(kinds)))
+    logits = lower_reverse_embedding(g, model.embedding, x, E)
+    states = md.state_specs(sizes)
+    g.add_output(g.publish(logits, md.LOGITS), FLOAT, [md.BATCH, md.TIME, model.vocab_size])
+    for spec in states:
+        g.add_output(spec["output"], FLOAT, [md.BATCH, spec["size"]])
+    names = [model.embedding.name, model.embed_dropout_layer.name]
+    names += [layer.name for pair in zip(model.rnn_layers, model.dropouts) for layer in pair]
+    inputs = [GraphInput(md.TOKENS, "int64", [md.BATCH, md.TIME], high=model.vocab_size)]
+    return Lowered(g.model(opset), inputs, [md.LOGITS], model.vocab_size, states, names, [],
+                   [], language_model_reference(model, states))
+
+
+def _is_lstm(layer):
+    from keras_gated.cells import LSTMCell
+
+    return isinstance(layer.cell, LSTMCell)
+
+
+def language_model_reference(model, states):
+    """`model.forward` at inference; a stateful model is run through a non-stateful copy."""
+    if model.stateful:
+        copy = type(model).from_config({**model.get_config(), "stateful": False})
+        copy(np.zeros((1, 1), dtype=np.int32))
+        copy.set_weights(model.get_weights())
+        model = copy
+
+    def reference(feeds):
+        initial = [feeds[spec["input"]] for spec in states]
+        logits, final = model.forward(feeds[md.TOKENS], initial, training=False)
+        got = {md.LOGITS: _numpy(logits)}
+        got.update({spec["output"]: _numpy(s) for spec, s in zip(states, final)})
+        return got
+
+    return reference
+
+
+def _numpy(tensor):
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(tensor))

@@ -1,0 +1,54 @@
+"""A built ONNX graph and what `verify.py` and the metadata need to know about it."""
+
+import dataclasses
+from typing import Callable
+
+import onnx
+
+
+@dataclasses.dataclass
+class GraphInput:
+    """One graph input fed by the caller.
+
+    Attributes:
+        name: the input's name (Keras's input name, or `tokens`).
+        dtype: its Keras dtype name ("float32", "int32", "int64", "bool").
+        dims: ints or named dynamic axes ("batch", "time", ...).
+        high: for integer inputs read by embeddings, the smallest vocabulary size (ids in
+            [0, high)); None otherwise.
+        mask_value: for float inputs read by `Masking`, the value that masks a step.
+    """
+
+    name: str
+    dtype: str
+    dims: list
+    high: int | None = None
+    mask_value: float | None = None
+
+
+@dataclasses.dataclass
+class Lowered:
+    """A built graph and what is needed to check it.
+
+    Attributes:
+        model: the ONNX ModelProto (no metadata yet).
+        inputs: [GraphInput], without the state inputs.
+        outputs: output names, without the state outputs.
+        vocab_size: V for a token model (one integer input read by an embedding), else None.
+        states: metadata state specs (`metadata.state_specs`).
+        lowered_layers: layers lowered to native nodes (dropout included, as nothing).
+        loop_layers: layers built as explicit ONNX loops (layer-normalised LSTMs).
+        tf2onnx_layers: layers and ops converted by tf2onnx.
+        reference: Keras on the same feeds: {input and state names: arrays} ->
+            {output and state output names: arrays}.
+    """
+
+    model: onnx.ModelProto
+    inputs: list
+    outputs: list
+    vocab_size: int | None
+    states: list
+    lowered_layers: list
+    loop_layers: list
+    tf2onnx_layers: list
+    reference: Callable

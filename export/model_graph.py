@@ -1,0 +1,313 @@
+"""Any Keras functional or Sequential model as one ONNX graph, by walking its Keras graph.
+
+One mechanism for every model shape. A functional model (a Sequential is one, through its
+inner functional model) is a DAG of nodes, each a call of a layer or Keras op on Keras
+tensors; the masks Keras propagates are Keras tensors of that graph too (e.g. the
+`NotEqual` op that `Embedding(mask_zero=True)` adds, passed to the next layer as `mask=`).
+The walk visits the nodes in Keras's own execution order (`_nodes_by_depth`), keeping a map
+Keras tensor -> ONNX tensor name, and for each node:
+1. a nested functional model or Sequential: walked in place, its inputs mapped;
+2. a layer or op we know (`lower.py`, `recurrent.py`): lowered natively, reading weights;
+   recurrent layers (ours and Keras's LSTM/GRU/SimpleRNN, alone or in `Bidirectional`)
+   become one native node each, with their mask, `initial_state` and `return_state`;
+3. anything else: converted alone by tf2onnx (which needs the TensorFlow backend) and
+   spliced in, so the layers around ours convert the way tf2onnx users know.
+
+Interface: graph inputs and outputs keep Keras's input and output names and dtypes, with
+dynamic axes named "batch" (axis 0) and "time" (axis 1; `<input>_time` when several inputs).
+A `stateful` recurrent layer k also gets state inputs `h_k` (and `c_k`) and outputs
+`h_k_out` (and `c_k_out`), as a language model does (`metadata.py`); other layers start
+from zeros or from the `initial_state` the model gives them.
+"""
+
+import keras
+import numpy as np
+from keras import tree
+
+from . import metadata as md
+from .graph import FLOAT, GraphBuilder
+from .lower import (
+    IDENTITY_LAYERS,
+    MERGE_LAYERS,
+    NotLowerable,
+    lower_activation,
+    lower_dense,
+    lower_embedding,
+    lower_keras_op,
+    lower_masking,
+    lower_merge,
+    lower_repeat_vector,
+    onnx_dtype,
+)
+from .lowered import GraphInput, Lowered
+from .native import RECURRENT_LAYERS, NotNative, activation_name, is_layer_norm_lstm
+from .recurrent import lower_bidirectional, lower_rnn
+from .tf2onnx_bridge import convert_function, splice
+
+
+class ExportError(ValueError):
+    """A model that cannot be exported; the message names the layer and the reason."""
+
+
+def functional_of(model):
+    """The functional graph of a functional model or a built Sequential."""
+    if isinstance(model, keras.Sequential):
+        if model._functional is None:
+            raise ExportError(f"Sequential model {model.name!r} is not built: start it with "
+                              f"keras.Input or call it once before exporting")
+        return model._functional
+    if hasattr(model, "_nodes_by_depth") and getattr(model, "inputs", None):
+        return model
+    raise ExportError(f"model {model.name!r} ({type(model).__name__}) is subclassed: only "
+                      f"functional and Sequential models (and keras_gated.LanguageModel) have "
+                      f"a graph to export")
+
+
+def graph_nodes(functional):
+    """The nodes of `functional` in execution order (deepest first, as Keras runs them)."""
+    by_depth = functional._nodes_by_depth
+    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+
+
+class ModelWalk:
+    """Builds the graph of one model; see the module docstring."""
+
+    def __init__(self, model, opset):
+        self.model, self.opset = model, opset
+        self.g = GraphBuilder(f"keras_gated_{model.name}")
+        self.names = {}  # id(KerasTensor) -> ONNX tensor name
+        self.lowered, self.loops, self.converted = [], [], []
+        self.state_layers = []  # (layer, [state input names], [state output names])
+        self.inputs = []  # GraphInput
+
+    # -- the walk --------------------------------------------------------------------------
+    def walk(self, functional):
+        for node in graph_nodes(functional):
+            if node.is_input or node.operation is None:
+                continue
+            if any(id(kt) not in self.names for kt in node.input_tensors):
+                continue  # not computable from the inputs (Keras skips it too)
+            args, kwargs = node.arguments.fill_in(self.names)
+            outputs = self.lower_node(node, node.operation, args, kwargs)
+            flat = tree.flatten(node.outputs)
+            if len(outputs) != len(flat):
+                raise ExportError(f"layer {node.operation.name!r} gave {len(outputs)} ONNX "
+                                  f"outputs for {len(flat)} Keras outputs")
+            for kt, name in zip(flat, outputs):
+                self.names[id(kt)] = name
+
+    def lower_node(self, node, op, args, kwargs):
+        """The ONNX names of `op`'s flattened outputs for this call."""
+        if isinstance(op, keras.Model):
+            inner = functional_of(op)
+            for kt, name in zip(inner.inputs, tree.flatten(args)):
+                self.names[id(kt)] = name
+            self.walk(inner)
+            return [self.names[id(kt)] for kt in tree.flatten(inner.outputs)]
+        try:
+            outputs = self.lower_native(node, op, args, kwargs)
+        except (NotLowerable, NotNative) as reason:
+            outputs = self.convert(node, op, reason)
+            self.converted.append(op.name)
+            return outputs
+        if isinstance(op, keras.layers.Layer):
+            is_loop = any(is_layer_norm_lstm(layer) for layer in _recurrent_parts(op))
+            (self.loops if is_loop else self.lowered).append(op.name)
+        return outputs
+
+    def lower_native(self, node, op, args, kwargs):
+        g = self.g
+        x = args[0] if args else None
+        if isinstance(op, IDENTITY_LAYERS):
+            return [x]
+        if isinstance(op, keras.layers.Bidirectional):
+            if op.stateful:
+                raise ExportError(f"layer {op.name!r}: a stateful Bidirectional layer has no "
+                                  f"exportable meaning (its backward states depend on the future)")
+            return lower_bidirectional(g, op, x, kwargs.get("mask"), kwargs.get("initial_state"))
+        if isinstance(op, RECURRENT_LAYERS):
+            return self.lower_recurrent(op, x, kwargs.get("mask"), kwargs.get("initial_state"))
+        kind = type(op)
+        if kind is keras.layers.Embedding or (isinstance(op, keras.layers.Embedding)
+                                              and not kwargs.get("reverse")):
+            self.note_vocabulary(node, op.input_dim)
+            return [lower_embedding(g, op, x)[0]]
+        if kind is keras.layers.Dense:
+            return [lower_dense(g, op, x)]
+        if kind is keras.layers.TimeDistributed and type(op.layer) is keras.layers.Dense:
+            return [lower_dense(g, op.layer, x)]  # MatMul broadcasts over (B, T)
+        if kind is keras.layers.Activation:
+            return [lower_activation(g, activation_name(op.activation), x, op.name)]
+        if kind is keras.layers.Masking:
+            self.note_mask_value(node, op.mask_value)
+            return [lower_masking(g, op, x)]
+        if kind is keras.layers.RepeatVector:
+            return [lower_repeat_vector(g, op, x)]
+        if kind in MERGE_LAYERS or kind is keras.layers.Concatenate:
+            return [lower_merge(g, op, list(x))]
+        if isinstance(op, keras.layers.Layer):
+            raise NotLowerable(f"no native lowering for {kind.__name__}")
+        out_dtype = tree.flatten(node.outputs)[0].dtype
+        arg_dtypes = [getattr(a, "dtype", None) for a in node.arguments.args]
+        return [lower_keras_op(g, op, args, kwargs, out_dtype, arg_dtypes)]
+
+    def lower_recurrent(self, layer, x, mask, initial_state):
+        """A unidirectional recurrent layer; a stateful one gets state inputs and outputs."""
+        state_io = layer.stateful and initial_state is None
+        if state_io:
+            index = len(self.state_layers)
+            kinds = ("h", "c") if len(tree.flatten(layer.cell.state_size)) == 2 else ("h",)
+            units = int(layer.cell.units)
+            initial_state = [self.g.add_input(md.state_input_name(kind, index), FLOAT,
+                                              [md.BATCH, units]) for kind in kinds]
+        outputs, finals = lower_rnn(self.g, layer, x, mask, initial_state)
+        if state_io:
+            names = [md.state_output_name(kind, index) for kind in kinds]
+            for final, name in zip(finals, names):
+                self.g.node("Identity", [final], outputs=[name], name=f"{layer.name}/{name}")
+            self.state_layers.append((layer, initial_state, names))
+        return outputs
+
+    def convert(self, node, op, reason):
+        """tf2onnx for one node; ExportError naming the layer when it cannot convert it."""
+        what = f"{'layer' if isinstance(op, keras.layers.Layer) else 'op'} {op.name!r} " \
+               f"({type(op).__name__})"
+        if keras.backend.backend() != "tensorflow":
+            raise ExportError(f"{what} has no native ONNX lowering ({reason}); tf2onnx converts "
+                              f"such layers, but only with KERAS_BACKEND=tensorflow "
+                              f"(now {keras.backend.backend()!r})")
+        if getattr(op, "stateful", False):
+            raise ExportError(f"{what}: a stateful layer without a native lowering ({reason})")
+        import tensorflow as tf
+
+        unique = list({id(kt): kt for kt in node.arguments.keras_tensors}.values())
+        specs = [tf.TensorSpec(kt.shape, kt.dtype) for kt in unique]
+
+        def call(*xs):
+            args, kwargs = node.arguments.fill_in({id(kt): x for kt, x in zip(unique, xs)})
+            if "training" in kwargs:
+                kwargs["training"] = False
+            return tree.flatten(op(*args, **kwargs))
+
+        try:
+            proto = convert_function(call, specs, self.opset)
+        except Exception as error:  # tf2onnx and TensorFlow raise many kinds
+            message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+            raise ExportError(f"{what} has no native ONNX lowering ({reason}) and tf2onnx "
+                              f"cannot convert it: {type(error).__name__}: {message}") from None
+        inputs = [self.names[id(kt)] for kt in unique]
+        return splice(self.g, proto, inputs, prefix=f"tf2onnx/{op.name}")
+
+    # -- what verification should feed ------------------------------------------------------
+    def note_vocabulary(self, node, size):
+        for spec in self.inputs:
+            if any(self.names.get(id(kt)) == spec.name for kt in node.input_tensors):
+                spec.high = size if spec.high is None else min(spec.high, size)
+
+    def note_mask_value(self, node, value):
+        for spec in self.inputs:
+            if any(self.names.get(id(kt)) == spec.name for kt in node.input_tensors):
+                spec.mask_value = float(value)
+
+    # -- the whole model ------------------------------------------------------------------
+    def build(self):
+        functional = functional_of(self.model)
+        dynamic_time = sum(1 for kt in functional.inputs if len(kt.shape) > 1
+                           and kt.shape[1] is None)
+        for kt in functional.inputs:
+            time = "time" if dynamic_time <= 1 else f"{kt.name}_time"
+            dims = _dims(kt.shape, time, kt.name)
+            dtype = keras.backend.standardize_dtype(kt.dtype)
+            self.g.add_input(kt.name, onnx_dtype(dtype), dims)
+            self.names[id(kt)] = kt.name
+            self.inputs.append(GraphInput(kt.name, dtype, dims))
+        self.walk(functional)
+        taken = {spec.name for spec in self.inputs}
+        outputs = []
+        for kt, name in zip(tree.flatten(functional.outputs), _output_names(self.model)):
+            name = _unique(name, taken)
+            taken.add(name)
+            time = "time" if dynamic_time == 1 else None
+            self.g.node("Identity", [self.names[id(kt)]], outputs=[name], name=f"output/{name}")
+            self.g.add_output(name, onnx_dtype(kt.dtype), _dims(kt.shape, time, None))
+            outputs.append(name)
+        sizes = []
+        for layer, _, names in self.state_layers:
+            units = int(layer.cell.units)
+            sizes.append((layer.name, [units] * len(names)))
+            for name in names:
+                self.g.add_output(name, FLOAT, [md.BATCH, units])
+        vocab_size = None
+        if len(self.inputs) == 1 and len(outputs) == 1 and self.inputs[0].high:
+            vocab_size = self.inputs[0].high
+        return Lowered(self.g.model(self.opset), self.inputs, outputs, vocab_size,
+                       md.state_specs(sizes), self.lowered, self.loops, self.converted,
+                       model_reference(self.model, self.inputs, outputs, self.state_layers))
+
+
+def model_graph(model, opset):
+    """The ONNX graph of a functional or Sequential `model` -> `Lowered`."""
+    return ModelWalk(model, opset).build()
+
+
+def _recurrent_parts(layer):
+    if isinstance(layer, keras.layers.Bidirectional):
+        return [layer.forward_layer, layer.backward_layer]
+    return [layer] if isinstance(layer, RECURRENT_LAYERS) else []
+
+
+def _dims(shape, time, input_name):
+    """A Keras shape -> ONNX dims: axis 0 "batch", a dynamic axis 1 `time`, others named."""
+    dims = []
+    for axis, size in enumerate(shape):
+        if size is not None:
+            dims.append(int(size))
+        elif axis == 0:
+            dims.append(md.BATCH)
+        elif axis == 1 and time:
+            dims.append(time)
+        else:
+            dims.append(f"{input_name}_dim_{axis}" if input_name else None)
+    return dims
+
+
+def _output_names(model):
+    names = getattr(model, "output_names", None)
+    if not names:
+        names = [kt.name for kt in tree.flatten(functional_of(model).outputs)]
+    return list(names)
+
+
+def _unique(name, taken):
+    candidate, k = name, 1
+    while candidate in taken:
+        candidate, k = f"{name}_{k}", k + 1
+    return candidate
+
+
+def model_reference(model, inputs, outputs, state_layers):
+    """Keras's `model(x)` on feeds by graph name; stateful layers start from the fed states."""
+
+    def reference(feeds):
+        xs = [feeds[spec.name] for spec in inputs]
+        saved = []
+        for layer, state_inputs, _ in state_layers:
+            saved.append([keras.ops.convert_to_numpy(v) for v in layer.states])
+            for variable, name in zip(layer.states, state_inputs):
+                variable.assign(feeds[name])
+        try:
+            result = model(xs if len(xs) > 1 else xs[0], training=False)
+            got = dict(zip(outputs, [_numpy(y) for y in tree.flatten(result)]))
+            for layer, _, state_outputs in state_layers:
+                got.update(zip(state_outputs, [_numpy(v) for v in layer.states]))
+        finally:
+            for (layer, _, _), values in zip(state_layers, saved):
+                for variable, value in zip(layer.states, values):
+                    variable.assign(value)
+        return got
+
+    return reference
+
+
+def _numpy(tensor):
+    return np.asarray(keras.ops.convert_to_numpy(tensor))

@@ -1,0 +1,134 @@
+"""A recurrent layer's cell as the operands of a native ONNX `LSTM`, `GRU` or `RNN` node.
+
+Reads the weights of our cells (`keras_gated.cells`) and of Keras's built-in cells
+(`keras.layers.LSTMCell`, `GRUCell`, `SimpleRNNCell`): both pack `kernel` (D, G*U),
+`recurrent_kernel` (U, G*U) and `bias` in the same gate order, so one reorder (`layout.py`)
+serves both. Nothing is traced, so the weights may live on any Keras backend.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from .layout import (
+    keras_to_onnx_gru,
+    keras_to_onnx_lstm,
+    keras_to_onnx_lstm_peephole,
+    keras_to_onnx_rnn,
+    onnx_activations,
+)
+from keras_gated.cells import GRUCell, LSTMCell, SimpleRNNCell
+from keras_gated.layers import Recurrent
+
+BUILTIN_LAYERS = (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN)
+RECURRENT_LAYERS = (Recurrent, *BUILTIN_LAYERS)
+LSTM_CELLS = (LSTMCell, keras.layers.LSTMCell)
+GRU_CELLS = (GRUCell, keras.layers.GRUCell)
+RNN_CELLS = (SimpleRNNCell, keras.layers.SimpleRNNCell)
+
+
+class NotNative(Exception):
+    """This layer has no native ONNX node; the message says why."""
+
+
+@dataclasses.dataclass
+class NativeCell:
+    """One direction of a native node.
+
+    Attributes:
+        op: "LSTM", "GRU" or "RNN".
+        weights: {"W" (1, G*U, D), "R" (1, G*U, U), "B" (1, 2*G*U)[, "P" (1, 3U)]} float32.
+        activations: Keras activation names in the node's order (LSTM f, g, h; GRU f, g; RNN g).
+        attrs: other node attributes (GRU `linear_before_reset`).
+        units: U. kinds: state names, ("h", "c") for an LSTM, else ("h",).
+    """
+
+    op: str
+    weights: dict
+    activations: list
+    attrs: dict
+    units: int
+    kinds: tuple
+
+
+def numpy_weight(variable):
+    """A Keras variable as a float32 numpy array."""
+    return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
+
+
+def activation_name(activation):
+    """A Keras activation (function or name) -> its registered name ("relu", "linear", ...)."""
+    return activation if isinstance(activation, str) else keras.activations.serialize(activation)
+
+
+def is_layer_norm_lstm(layer):
+    cell = getattr(layer, "cell", None)
+    return isinstance(cell, LSTMCell) and cell.layer_norm
+
+
+def native_cell(layer):
+    """The `NativeCell` of a recurrent layer (ours or Keras's built-in LSTM/GRU/SimpleRNN).
+
+    Raises:
+        NotNative: a layer-normalised LSTM, an unknown cell, or an activation ONNX lacks.
+    """
+    cell = layer.cell
+    if is_layer_norm_lstm(layer):
+        raise NotNative("LSTM with layer_norm=True has no native ONNX node")
+    if not isinstance(cell, (*LSTM_CELLS, *GRU_CELLS, *RNN_CELLS)):
+        raise NotNative(f"cell {type(cell).__name__} has no native ONNX node")
+    units = int(cell.units)
+    kernel, recurrent = numpy_weight(cell.kernel), numpy_weight(cell.recurrent_kernel)
+    if getattr(cell, "bias", None) is not None:
+        bias = numpy_weight(cell.bias)
+    else:  # Keras's use_bias=False
+        reset_after = isinstance(cell, GRU_CELLS) and cell.reset_after
+        bias = np.zeros((2, kernel.shape[1]) if reset_after else kernel.shape[1], np.float32)
+    act = activation_name(getattr(cell, "activation", "tanh"))
+    gate_act = activation_name(getattr(cell, "recurrent_activation", "sigmoid"))
+    if isinstance(cell, LSTM_CELLS):
+        W, R, B = keras_to_onnx_lstm(kernel, recurrent, bias)
+        weights = {"W": W, "R": R, "B": B}
+        if getattr(cell, "peephole", False):
+            weights["P"] = keras_to_onnx_lstm_peephole(numpy_weight(cell.peephole_kernel))
+        return NativeCell("LSTM", weights, [gate_act, act, act], {}, units, ("h", "c"))
+    if isinstance(cell, GRU_CELLS):
+        W, R, B, linear_before_reset = keras_to_onnx_gru(kernel, recurrent, bias, cell.reset_after)
+        return NativeCell("GRU", {"W": W, "R": R, "B": B}, [gate_act, act],
+                          {"linear_before_reset": linear_before_reset}, units, ("h",))
+    W, R, B = keras_to_onnx_rnn(kernel, recurrent, bias)
+    return NativeCell("RNN", {"W": W, "R": R, "B": B}, [act], {}, units, ("h",))
+
+
+def node_attributes(cells):
+    """The attributes of one node running `cells` (1 direction, or forward then reverse).
+
+    Raises:
+        NotNative: the directions need different ops, widths or GRU reset placement.
+    """
+    first = cells[0]
+    for other in cells[1:]:
+        if (other.op, other.units, other.attrs) != (first.op, first.units, first.attrs):
+            raise NotNative(f"directions differ ({first.op} {first.units} {first.attrs} vs "
+                            f"{other.op} {other.units} {other.attrs}); one ONNX node needs "
+                            f"the same op, units and reset placement")
+    try:
+        activations = onnx_activations([name for cell in cells for name in cell.activations])
+    except NotImplementedError as error:
+        raise NotNative(str(error)) from None
+    defaults = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]}
+    if activations["activations"] == defaults[first.op] * len(cells) and first.op != "RNN":
+        activations = {}
+    return {"hidden_size": first.units, **first.attrs, **activations}
+
+
+def stacked_weights(cells):
+    """Each operand with the directions stacked on axis 0: {"W" (dirs, G*U, D), ...}."""
+    keys = ["W", "R", "B"] + (["P"] if any("P" in cell.weights for cell in cells) else [])
+    stacked = {}
+    for key in keys:
+        parts = [cell.weights.get(key, np.zeros((1, 3 * cell.units), np.float32))
+                 for cell in cells]
+        stacked[key] = np.concatenate(parts, axis=0)
+    return stacked

@@ -1,0 +1,181 @@
+"""Recurrent layer calls -> one native ONNX `LSTM`/`GRU`/`RNN` node each, masks included.
+
+A unidirectional layer (ours or Keras's built-in) is one node with direction "forward" or
+"reverse" (`go_backwards`); a `keras.layers.Bidirectional` is one node with direction
+"bidirectional" when both directions fit one node (same op, units and GRU reset placement),
+else one node per direction. The node runs in ONNX's default layout (X (T, B, D), states
+(dirs, B, U)) between Transposes, so the graph around it stays batch-major:
+x (B, T, D) -> y (B, T, U) or (B, U), states (B, U).
+
+A mask (B, T) of any pattern is handled as `masking.py` explains, so outputs and states
+equal Keras's: masked steps hold the state and repeat the previous output, or give zeros
+with `zero_output_for_mask` (which `Bidirectional` sets for `return_sequences=True`).
+Keras emits a `go_backwards` layer's outputs in processing order (time reversed) and
+`Bidirectional` flips its backward outputs back; here each direction's outputs are first
+built in input order, then flipped only for a lone `go_backwards` layer.
+A layer-normalised LSTM has no native node: `scan_lstm.py` builds its explicit loop.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from . import masking
+from .native import NotNative, is_layer_norm_lstm, native_cell, node_attributes, stacked_weights
+
+
+@dataclasses.dataclass
+class Direction:
+    """One direction of a recurrent call.
+
+    Attributes:
+        layer: the Keras recurrent layer (its cell and options).
+        reverse: process time backwards.
+        initial: its initial states (B, U), in `kinds` order, or None for zeros.
+    """
+
+    layer: object
+    reverse: bool
+    initial: list | None
+
+
+@dataclasses.dataclass
+class Result:
+    """One direction's results: `sequence` (B, T, U) in input order (None if not built),
+    `last` (B, U) the output at the last processed step, `finals` [(B, U)] states."""
+
+    sequence: str | None
+    last: str
+    finals: list
+
+
+def run_directions(g, directions, x, mask, name, sequences):
+    """Runs `directions` (1, or forward then reverse) over x (B, T, D) -> [Result].
+
+    One node for all when they fit one, else one node each; a layer-normalised LSTM direction
+    runs as an explicit loop (`scan_lstm.py`).
+    """
+    sm = masking.step_mask(g, mask) if mask is not None else None
+    if any(is_layer_norm_lstm(d.layer) for d in directions):
+        from .scan_lstm import run_layer_norm_lstm
+
+        return [run_layer_norm_lstm(g, d, x, sm, f"{name}/{'reverse' if d.reverse else 'forward'}",
+                                    sequences) for d in directions]
+    cells = [native_cell(d.layer) for d in directions]
+    try:
+        attrs = node_attributes(cells)
+    except NotNative:
+        if len(directions) == 1:
+            raise
+        return [run_node(g, [d], [c], node_attributes([c]), x, sm, f"{name}/{k}", sequences)[0]
+                for k, (d, c) in enumerate(zip(directions, cells))]
+    return run_node(g, directions, cells, attrs, x, sm, name, sequences)
+
+
+def run_node(g, directions, cells, attrs, x, sm, name, sequences):
+    """One native node over `directions`; see `run_directions`."""
+    op, kinds = cells[0].op, cells[0].kinds
+    w = {key: g.initializer(f"{name}/{key}", value)
+         for key, value in stacked_weights(cells).items()}
+    source = masking.compact(g, x, sm, f"{name}/compact") if sm else x
+    X = g.node("Transpose", [source], name=f"{name}/time_major", perm=[1, 0, 2])
+    given = [d.initial is not None for d in directions]
+    if any(given) and not all(given):
+        raise NotNative("initial states given for one direction only")
+    initial = {kind: "" for kind in kinds}
+    if all(given):
+        axis0 = g.ints("axes_0", [0])
+        for k, kind in enumerate(kinds):
+            parts = [g.node("Unsqueeze", [d.initial[k], axis0], name=f"{name}/initial_{kind}")
+                     for d in directions]
+            initial[kind] = parts[0] if len(parts) == 1 else g.node(
+                "Concat", parts, name=f"{name}/initial_{kind}", axis=0)
+    inputs = [X, w["W"], w["R"], w["B"], sm.lengths32 if sm else "", initial["h"]]
+    if op == "LSTM":
+        inputs += [initial["c"], w.get("P", "")]
+    while inputs[-1] == "":
+        inputs.pop()
+    if len(directions) == 2:
+        direction = "bidirectional"
+    else:
+        direction = "reverse" if directions[0].reverse else "forward"
+    Y, *node_finals = g.node(op, inputs, outputs=1 + len(kinds), name=name,
+                             direction=direction, **attrs)
+    results = []
+    for k, d in enumerate(directions):
+        at = g.ints(f"direction_{k}", k)  # scalar: Gather drops the axis
+        finals = [g.node("Gather", [final, at], name=f"{name}/final_{kind}_{k}", axis=0)
+                  for kind, final in zip(kinds, node_finals)]
+        if sm:
+            starts = d.initial or [None] * len(kinds)
+            finals = [masking.hold_empty_rows(g, final, start, sm, f"{name}/final_{kind}_{k}")
+                      for final, start, kind in zip(finals, starts, kinds)]
+        sequence = None
+        if sequences or sm:
+            y = g.node("Gather", [Y, at], name=f"{name}/Y_{k}", axis=1)  # (T, B, U)
+            sequence = g.node("Transpose", [y], name=f"{name}/batch_major_{k}", perm=[1, 0, 2])
+            if sm:
+                sequence = masking.restore(g, sequence, sm, d.reverse, f"{name}/restore_{k}")
+                if d.layer.zero_output_for_mask:
+                    sequence = masking.zero_masked(g, sequence, sm, f"{name}/restore_{k}")
+        if sm:  # Keras's last output: the (held or zeroed) output at the last processed step
+            last = g.node("Gather", [sequence, g.ints("step", 0 if d.reverse else -1)],
+                          name=f"{name}/last_{k}", axis=1)
+        else:
+            last = finals[0]
+        results.append(Result(sequence, last, finals))
+    return results
+
+
+def flip_time(g, y, name):
+    """y (B, T, ...) with time reversed."""
+    return g.node("Slice", [y, g.ints("starts", [-1]), g.ints("ends", [np.iinfo(np.int64).min]),
+                            g.ints("axes_1", [1]), g.ints("steps", [-1])], name=name)
+
+
+def lower_rnn(g, layer, x, mask, initial_state):
+    """A unidirectional recurrent layer call -> ([output, *final states], final states).
+
+    Returns:
+        (outputs as Keras's call returns them, flattened; the final states).
+    """
+    d = Direction(layer, bool(layer.go_backwards), initial_state)
+    (result,) = run_directions(g, [d], x, mask, layer.name, layer.return_sequences)
+    output = result.last
+    if layer.return_sequences:
+        output = result.sequence
+        if layer.go_backwards:  # Keras: processing order
+            output = flip_time(g, output, f"{layer.name}/processing_order")
+    outputs = [output, *result.finals] if layer.return_state else [output]
+    return outputs, result.finals
+
+
+MERGE_OPS = {"sum": "Add", "mul": "Mul", "ave": "Add"}
+
+
+def lower_bidirectional(g, layer, x, mask, initial_state):
+    """A `keras.layers.Bidirectional` call -> outputs as Keras's call returns them, flattened."""
+    forward, backward = layer.forward_layer, layer.backward_layer
+    if forward.go_backwards or not backward.go_backwards:
+        raise NotNative("a forward layer with go_backwards=True")
+    half = None if initial_state is None else len(initial_state) // 2
+    directions = [
+        Direction(forward, False, None if half is None else initial_state[:half]),
+        Direction(backward, True, None if half is None else initial_state[half:]),
+    ]
+    sequences = layer.return_sequences
+    fw, bw = run_directions(g, directions, x, mask, layer.name, sequences)
+    y, y_rev = (fw.sequence, bw.sequence) if sequences else (fw.last, bw.last)
+    mode = layer.merge_mode
+    if mode is None:
+        outputs = [y, y_rev]
+    elif mode == "concat":
+        outputs = [g.node("Concat", [y, y_rev], name=f"{layer.name}/concat", axis=-1)]
+    else:
+        merged = g.node(MERGE_OPS[mode], [y, y_rev], name=f"{layer.name}/{mode}")
+        if mode == "ave":
+            merged = g.node("Mul", [merged, g.initializer("half", 0.5)], name=f"{layer.name}/ave")
+        outputs = [merged]
+    if layer.return_state:
+        outputs += fw.finals + bw.finals
+    return outputs
