@@ -8,11 +8,16 @@ Round trips:
 
 - ``CharTokenizer``: ``decode(encode(t)) == t`` exactly when every character of ``t`` is in
   the vocabulary (no normalisation; ``"\\r"`` and ``"\\n"`` are characters like any other).
-- ``WordTokenizer``: ``decode(encode(t))`` equals ``t`` only up to whitespace normalisation
-  (one space between words, none before punctuation or after an opening bracket, each
-  newline its own ``<eol>``), lowercasing (``lowercase=True``), dropped punctuation
-  (``punctuation=False``) and ``<unk>`` for words outside the vocabulary. Encoding is
+- ``WordTokenizer``: ``detokenize(tokenize(t))`` is ``t`` normalised: lowercased
+  (``lowercase=True``), each line's whitespace runs made one space and its ends stripped, and
+  punctuation spaced by typographic convention (``WordTokenizer.detokenize``), which is how
+  the built-in corpus is written; ``decode(encode(t))`` is that with ``<unk>`` for words
+  outside the vocabulary (and without punctuation if ``punctuation=False``). Encoding is
   stable: ``encode(decode(encode(t))) == encode(t)``.
+
+``decode(ids, after=prompt_ids)`` is the text that continues the text of ``prompt_ids``: its
+leading space, if any, included, so ``prompt + decode(new, after=encode(prompt))`` reads as
+one text.
 
 File format (``save``/``load``): UTF-8 JSON ``{"format": "keras_gated.tokenizer",
 "version": 1, "class_name": ..., "config": get_config()}``; the config holds the
@@ -35,12 +40,16 @@ from keras_gated.data.vocabulary import UNK, UNK_ID, Vocabulary
 
 FILE_FORMAT = "keras_gated.tokenizer"
 FILE_VERSION = 1
-OPENING_BRACKETS = frozenset("([{“‘«")  # decode puts no space after these
+# How detokenize spaces a one-character punctuation token (others are spaced like words):
+OPENING = frozenset("([{“‘«¿¡&")  # no space after ("&" as in "&c.")
+CLOSING = frozenset(".,;:!?)]}”’»%…'")  # no space before
+JOINING = frozenset("-–—/_")  # no space on either side, as in "o'er-leaps" and "stay,--"
+QUOTES = frozenset('"')  # opening and closing in turn
 _APOSTROPHES = "'’"  # inside or leading a word, as in "don't", "o'er", "'tis"
 
 
 class Tokenizer:
-    """Shared machinery; subclasses define ``tokenize``, ``_join`` and ``get_config``.
+    """Shared machinery; subclasses define ``tokenize``, ``detokenize`` and ``get_config``.
 
     Args:
         vocabulary: tokens in id order (as saved by ``get_config``); None: call ``fit``.
@@ -61,7 +70,8 @@ class Tokenizer:
     def _build(self, counts: Counter) -> Vocabulary:
         return Vocabulary.from_counts(counts, self._reserved())
 
-    def _join(self, tokens: list[str]) -> str:
+    def detokenize(self, tokens: list[str]) -> str:
+        """Joins tokens into text, the inverse of ``tokenize`` up to normalisation."""
         raise NotImplementedError
 
     def get_config(self) -> dict:
@@ -112,22 +122,34 @@ class Tokenizer:
         lookup = self.vocabulary.token_to_id
         return np.array([lookup(token) for token in self.tokenize(text)], dtype=np.int32)
 
-    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+    def decode(self, ids: Sequence[int] | np.ndarray, after: Sequence[int] | np.ndarray = ()) -> str:
         """Returns the text for ``ids`` of shape (N,); id 0 decodes to ``"<unk>"``.
 
+        Args:
+            after: ids of the text that ``ids`` continue (a prompt); the result is what
+                follows that text, e.g. ``", or"`` or ``" or"`` after ``"to be"``.
+
         Raises:
-            ValueError: ``ids`` is not 1-D integers in [0, V).
+            ValueError: ``ids`` or ``after`` is not 1-D integers in [0, V).
         """
+        before, both = self._tokens(after), self._tokens(ids)
+        if not both:
+            return ""
+        if not before:
+            return self.detokenize(both)
+        return self.detokenize(before + both)[len(self.detokenize(before)):]
+
+    def _tokens(self, ids: Sequence[int] | np.ndarray) -> list[str]:
         ids = np.asarray(ids)
         if ids.size == 0:
-            return ""
+            return []
         if ids.ndim != 1 or ids.dtype.kind not in "iu":
             raise ValueError(f"ids must be a 1-D integer sequence, got {ids.dtype} {ids.shape}")
         bad = (ids < 0) | (ids >= self.vocab_size)
         if bad.any():
             raise ValueError(f"token id {ids[bad][0]} out of range [0, {self.vocab_size})")
         tokens = self.vocabulary.tokens
-        return self._join([tokens[i] for i in ids.tolist()])
+        return [tokens[i] for i in ids.tolist()]
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes config and vocabulary as JSON to ``path`` atomically.
@@ -245,20 +267,29 @@ class WordTokenizer(Tokenizer):
     def _build(self, counts: Counter) -> Vocabulary:
         return Vocabulary.from_counts(counts, self._reserved(), self.max_vocab, self.min_freq)
 
-    def _join(self, tokens: list[str]) -> str:
-        """Joins with single spaces; none around newlines, before punctuation, after "("."""
+    def detokenize(self, tokens: list[str]) -> str:
+        """Joins tokens with single spaces, spacing punctuation by typographic convention.
+
+        No space after an opening bracket (``OPENING``), before closing punctuation
+        (``CLOSING``) or on either side of a dash, hyphen or slash (``JOINING``); a ``"``
+        opens and closes in turn; ``eol_token`` is a newline. So ``to be , or not to be``
+        reads ``"to be, or not to be"``.
+        """
         pieces: list[str] = []
-        previous = None
+        previous = None  # the kind of the token before, None at a line start
+        quote_open = False
         for token in tokens:
             if token == self.eol_token:
                 pieces.append("\n")
                 previous = None
                 continue
-            attaches = _is_punctuation(token) and token not in OPENING_BRACKETS
-            if previous is not None and not attaches and previous not in OPENING_BRACKETS:
+            kind = _kind(token)
+            if kind == "quote":
+                kind, quote_open = ("close" if quote_open else "open"), not quote_open
+            if previous not in (None, "open", "join") and kind not in ("close", "join"):
                 pieces.append(" ")
             pieces.append(token)
-            previous = token
+            previous = kind
         return "".join(pieces)
 
 
@@ -304,16 +335,21 @@ class CharTokenizer(Tokenizer):
         self._codes = codes[order]
         self._code_ids = (order + 1).astype(np.int32)
 
-    def _join(self, tokens: list[str]) -> str:
+    def detokenize(self, tokens: list[str]) -> str:
+        """Concatenates the characters."""
         return "".join(tokens)
 
 
 TOKENIZERS = {cls.__name__: cls for cls in (WordTokenizer, CharTokenizer)}
 
 
-def _is_punctuation(token: str) -> bool:
-    """A punctuation token is one character that cannot start a word."""
-    return len(token) == 1 and not token.isalnum()
+def _kind(token: str) -> str:
+    """"open", "close", "join" or "quote" for such punctuation, else "word"."""
+    for kind, marks in (("open", OPENING), ("close", CLOSING), ("join", JOINING),
+                        ("quote", QUOTES)):
+        if token in marks:
+            return kind
+    return "word"
 
 
 def tokenizer_to_config(tokenizer: Tokenizer) -> dict:

@@ -3,29 +3,27 @@
     keras-gated diagnose runs/NAME [--out DIR] [--text "..."] [--loss-at all|last]
     keras-gated diagnose --demo [--out DIR] [--steps 500] [--seq-len 30] [--units 32]
 
-Standalone (before it is wired into `keras-gated`): python -m keras_gated.diagnostics.cli ...
+Standalone: python -m keras_gated.diagnostics.cli ...
 """
 
 import argparse
 import os
 import sys
 
+from keras_gated.cli.arg_types import positive
+
 LOSS_AT = ("all", "last")  # = gradient_flow.LOSS_AT, kept here so --help needs no TensorFlow
 DEMO_OUT = "diagnostics-demo"  # --demo's default output directory
 
 
-def _positive(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
+def add_parser(subparsers, **kwargs):
+    """Adds the `diagnose` parser to an `add_subparsers()` object and returns it.
 
-
-def add_parser(subparsers):
-    """Adds the `diagnose` parser to an `add_subparsers()` object and returns it."""
+    `kwargs` go to `add_parser` (e.g. `parents`, `formatter_class`).
+    """
     p = subparsers.add_parser(
         "diagnose", help="gradient flow, gate activity and training curves as PNG + CSV/JSON",
-        description=__doc__.splitlines()[0],
+        description=__doc__.split("\n\n")[0], **kwargs,
     )
     p.add_argument("run", nargs="?", help="run directory (or use --demo)")
     p.add_argument("--demo", action="store_true",
@@ -35,14 +33,18 @@ def add_parser(subparsers):
     p.add_argument("--text", help="sentence for the gate heat maps (default: validation text)")
     p.add_argument("--loss-at", choices=LOSS_AT, default="all",
                    help="gradient of the loss at every step or at the last step only")
-    p.add_argument("--batch-size", type=_positive, default=8,
+    p.add_argument("--batch-size", type=positive, default=8,
                    help="sequences in the gradient batch")
-    p.add_argument("--max-tokens", type=_positive, default=40, help="tokens in the gate heat maps")
+    p.add_argument("--max-tokens", type=positive, default=40, help="tokens in the gate heat maps")
     demo = p.add_argument_group("demo options")
-    demo.add_argument("--steps", type=_positive, default=None, help="training steps per cell")
-    demo.add_argument("--seq-len", type=_positive, default=None, help="steps T of the recall task")
-    demo.add_argument("--units", type=_positive, default=None, help="units of every cell")
-    demo.add_argument("--seed", type=int, default=None)
+    demo.add_argument("--steps", type=positive, default=None,
+                      help="training steps per cell (default: 500)")
+    demo.add_argument("--seq-len", type=positive, default=None,
+                      help="steps T of the recall task (default: 30)")
+    demo.add_argument("--units", type=positive, default=None,
+                      help="units of every cell (default: 32)")
+    demo.add_argument("--seed", type=int, default=None,
+                      help="seed of the weights and data (default: 0)")
     return p
 
 

@@ -13,7 +13,8 @@ def generate(model, tokenizer, prompt, tokens=50, temperature=1.0, top_k=None, s
     states carried from the previous step (the prefix is never re-run).
 
     Returns:
-        the decoded continuation (without the prompt).
+        the decoded continuation (without the prompt), with the space that joins it to the
+        prompt if one belongs there: `prompt + generate(...)` reads as one text.
     """
     check_sampling(temperature, top_k)
     if not isinstance(tokens, int) or tokens < 0:
@@ -29,7 +30,7 @@ def generate(model, tokenizer, prompt, tokens=50, temperature=1.0, top_k=None, s
         nxt = sample_next(keras.ops.convert_to_numpy(logits[:, -1]), temperature, top_k, rng)
         out.append(int(nxt[0]))
         logits, states = step(nxt.astype("int32")[:, None], states)
-    return tokenizer.decode(out)
+    return tokenizer.decode(out, after=ids)
 
 
 def _forward(model):

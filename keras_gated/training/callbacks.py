@@ -1,40 +1,12 @@
 """Callbacks for BPTT training: state resets, atomic checkpoints with resume, non-finite stops."""
 
-import json
 import math
 import os
-import tempfile
 
 import keras
 
-
-def atomic_write(path, write):
-    """Calls `write(tmp_path)` on a temp file beside `path`, then renames it over `path`.
-
-    A crash while writing leaves the old `path` (if any) untouched.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=ext or ".tmp", dir=folder)
-    os.close(fd)
-    try:
-        os.remove(tmp)  # some writers refuse an existing file
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_json(path, obj):
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-
-    atomic_write(path, write)
+from keras_gated.training import run_dir
+from keras_gated.training.run_dir import atomic_write, write_json
 
 
 class ResetStates(keras.callbacks.Callback):
@@ -71,17 +43,15 @@ class StopOnNonFinite(keras.callbacks.Callback):
 class RunCheckpoint(keras.callbacks.Callback):
     """After each epoch, atomically writes the resumable training state of a run directory.
 
-    Files (each replaced whole, never half-written):
-        checkpoint/train_state.keras   the training model with its optimizer state
-        checkpoint/progress.json       epochs done and the other callbacks' state
-        model.keras                    the best model so far (by `monitor`), stateless
+    Writes `run_dir.TRAIN_STATE` and `run_dir.PROGRESS` each epoch, and `run_dir.MODEL`, the
+    best model so far (by `monitor`, stateless), each replaced whole, never half-written.
     """
 
-    def __init__(self, run_dir, make_stateless, watched=(), monitor="val_perplexity"):
+    def __init__(self, run, make_stateless, watched=(), monitor="val_perplexity"):
         super().__init__()
-        self.run_dir, self.make_stateless, self.watched = run_dir, make_stateless, watched
+        self.run, self.make_stateless, self.watched = run, make_stateless, watched
         self.monitor, self.best = monitor, math.inf
-        os.makedirs(os.path.join(run_dir, "checkpoint"), exist_ok=True)
+        os.makedirs(os.path.join(run, run_dir.CHECKPOINT), exist_ok=True)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -91,10 +61,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         if value < self.best:
             self.best = value
             stateless = self.make_stateless(self.model)
-            atomic_write(os.path.join(self.run_dir, "model.keras"), stateless.save)
-        ckpt = os.path.join(self.run_dir, "checkpoint")
-        atomic_write(os.path.join(ckpt, "train_state.keras"), self.model.save)
-        write_json(os.path.join(ckpt, "progress.json"), {
+            atomic_write(os.path.join(self.run, run_dir.MODEL), stateless.save)
+        atomic_write(os.path.join(self.run, run_dir.TRAIN_STATE), self.model.save)
+        write_json(os.path.join(self.run, run_dir.PROGRESS), {
             "epochs_done": epoch + 1,
             "best": self.best,
             "seed_states": [v.numpy().tolist() for v in seed_states(self.model)],

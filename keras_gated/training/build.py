@@ -1,0 +1,34 @@
+"""The model a `TrainConfig` describes, compiled for training, and its stateless twin."""
+
+import keras
+import numpy as np
+
+from keras_gated.models import LanguageModel
+from keras_gated.training.devices import uses_xla
+from keras_gated.training.perplexity import Perplexity
+
+
+def build_model(config, vocab_size, stateful=True):
+    """A `LanguageModel` compiled with Adam, global-norm clipping and the `Perplexity` metric."""
+    model = LanguageModel(
+        vocab_size, cell=config.cell, embed_dim=config.embed_dim, units=config.units,
+        num_layers=config.layers, dropout=config.dropout,
+        recurrent_dropout=config.recurrent_dropout, embed_dropout=config.embed_dropout,
+        tie_weights=config.tie_weights, stateful=stateful, seed=config.seed,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[Perplexity()],
+        jit_compile=uses_xla(config),
+    )
+    return model
+
+
+def stateless_copy(model):
+    """The same weights in a non-stateful `LanguageModel` (any batch size)."""
+    config = {**model.get_config(), "stateful": False}
+    twin = LanguageModel.from_config(config)
+    twin(np.zeros((1, 1), dtype="int32"))
+    twin.set_weights(model.get_weights())
+    return twin

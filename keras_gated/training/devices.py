@@ -1,0 +1,31 @@
+"""Where the training step runs: XLA compilation and `tf.distribute` strategies."""
+
+from keras_gated.layers import cudnn
+
+
+def uses_xla(config):
+    """Whether the training step is compiled by XLA: `config.xla`, for our cells on one CPU.
+
+    Keras's "auto" leaves XLA off on CPU, where it slows Keras's own recurrent layers
+    (`keras-lstm`); our layers' bounded loops gain from it (BENCHMARKS.md: `ours` vs
+    `ours-noxla`). XLA cannot compile a step whose variables sit on several devices, nor the
+    cuDNN kernels our layers use on a GPU (layers/cudnn.py).
+    """
+    return (config.xla and config.cell != "keras-lstm" and config.strategy == "none"
+            and not cudnn.gpu_available())
+
+
+def distribution_strategy(name):
+    """The `tf.distribute` strategy for `TrainConfig.strategy` (None for "none").
+
+    "mirrored": data parallel over the local GPUs (or logical CPU devices); "multiworker":
+    several machines, each started with its own TF_CONFIG (see the README). The batch size
+    is the global batch, split evenly over replicas.
+    """
+    import tensorflow as tf
+
+    if name == "none":
+        return None
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MultiWorkerMirroredStrategy()
