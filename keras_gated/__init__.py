@@ -35,7 +35,7 @@ _SERIALIZABLE = (
     "keras_gated.cells",
     "keras_gated.layers",
     "keras_gated.models.language_model",
-    "keras_gated.training.perplexity",
+    "keras_gated.training.metrics",
 )
 
 __all__ = sorted(_PUBLIC)

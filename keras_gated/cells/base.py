@@ -65,6 +65,12 @@ class RecurrentCell(keras.layers.Layer):
     def bias_init(self):
         return self.bias_initializer
 
+    def step_weights(self):
+        """The weights one step reads besides its input projection, by name: at least
+        {"recurrent_kernel": U (U, G*U)}. `gates_at(..., weights=)` takes this dict with tensors
+        in place of the variables (the fused training path passes them explicitly)."""
+        return {"recurrent_kernel": self.recurrent_kernel}
+
     def call(self, inputs, states):
         """One time step: x_t (B, D), states (list of (B, U)) -> (h_t (B, U), new states)."""
         return self.step(self.project_inputs(inputs), list(states))

@@ -50,27 +50,37 @@ class GRUCell(RecurrentCell):
         b_x = self.bias[0] if self.reset_after else self.bias
         return ops.matmul(x, self.kernel) + b_x
 
-    def gates_at(self, xw_t, states, recurrent_mask=None):
-        """One step's quantities: {"z", "r", "h~", "h"}, each (B, U)."""
+    def step_weights(self):
+        """{"recurrent_kernel"}, plus "recurrent_bias" b^h (3U,) with reset_after."""
+        w = super().step_weights()
+        if self.reset_after:
+            w["recurrent_bias"] = self.bias[1]
+        return w
+
+    def gates_at(self, xw_t, states, recurrent_mask=None, weights=None):
+        """One step's quantities: {"z", "r", "h~", "h"}, each (B, U); with reset_after also
+        "u_h" = h_{t-1} U_h + b_h^h, the recurrent term of (3a). `weights`: see `step_weights`."""
+        w = weights or self.step_weights()
         (h_prev,) = states
         h_in = masked(h_prev, recurrent_mask)
         xw = split_gates(xw_t, self.gates)
         if self.reset_after:
-            hu = split_gates(ops.matmul(h_in, self.recurrent_kernel) + self.bias[1], self.gates)
+            u = split_gates(ops.matmul(h_in, w["recurrent_kernel"]) + w["recurrent_bias"], self.gates)
         else:
-            U_zr, U_h = ops.split(self.recurrent_kernel, [2 * self.units], axis=1)
-            hu = split_gates(ops.matmul(h_in, U_zr), self.gates[:2])
-        z = ops.sigmoid(xw["z"] + hu["z"])  # (1)
-        r = ops.sigmoid(xw["r"] + hu["r"])  # (2)
+            U_zr, U_h = ops.split(w["recurrent_kernel"], [2 * self.units], axis=1)
+            u = split_gates(ops.matmul(h_in, U_zr), self.gates[:2])
+        z = ops.sigmoid(xw["z"] + u["z"])  # (1)
+        r = ops.sigmoid(xw["r"] + u["r"])  # (2)
         if self.reset_after:
-            h_tilde = ops.tanh(xw["h"] + r * hu["h"])  # (3a)
+            h_tilde = ops.tanh(xw["h"] + r * u["h"])  # (3a)
         else:
             h_tilde = ops.tanh(xw["h"] + ops.matmul(r * h_in, U_h))  # (3b)
         h = z * h_prev + (1.0 - z) * h_tilde  # (4)
-        return {"z": z, "r": r, "h~": h_tilde, "h": h}
+        q = {"z": z, "r": r, "h~": h_tilde, "h": h}
+        return {**q, "u_h": u["h"]} if self.reset_after else q
 
-    def step(self, xw_t, states, recurrent_mask=None):
-        h = self.gates_at(xw_t, states, recurrent_mask)["h"]
+    def step(self, xw_t, states, recurrent_mask=None, weights=None):
+        h = self.gates_at(xw_t, states, recurrent_mask, weights)["h"]
         return h, [h]
 
     def get_config(self):

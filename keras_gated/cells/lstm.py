@@ -87,34 +87,45 @@ class LSTMCell(RecurrentCell):
         xw = ops.matmul(x, self.kernel)
         return xw if self.layer_norm else xw + self.bias
 
-    def _peep(self, gate, c):
+    def step_weights(self):
+        """{"recurrent_kernel"}, plus "peephole" (3, U), and "gamma", "bias" with layer_norm."""
+        w = super().step_weights()
+        if self.peephole:
+            w["peephole"] = self.peephole_kernel
+        if self.layer_norm:
+            w["gamma"], w["bias"] = self.gamma, self.bias
+        return w
+
+    def _peep(self, gate, c, w):
         if not self.peephole:
             return 0.0
-        return self.peephole_kernel[PEEPHOLE_GATES.index(gate)] * c
+        return w["peephole"][PEEPHOLE_GATES.index(gate)] * c
 
-    def _norm(self, a):
+    def _norm(self, a, w):
         """gamma_k * LN(a_k) + b_k for each gate k of a (B, 4U)."""
         per_gate = ops.reshape(a, (-1, len(self.gates), self.units))
         mean = ops.mean(per_gate, axis=-1, keepdims=True)
         var = ops.var(per_gate, axis=-1, keepdims=True)
         normed = (per_gate - mean) * ops.rsqrt(var + LAYER_NORM_EPSILON)
-        return ops.reshape(normed, ops.shape(a)) * self.gamma + self.bias
+        return ops.reshape(normed, ops.shape(a)) * w["gamma"] + w["bias"]
 
-    def gates_at(self, xw_t, states, recurrent_mask=None):
-        """One step's quantities: {"i", "f", "g", "o", "c", "h"}, each (B, U)."""
+    def gates_at(self, xw_t, states, recurrent_mask=None, weights=None):
+        """One step's quantities: {"i", "f", "g", "o", "c", "h"}, each (B, U).
+        `weights`: see `step_weights`."""
+        w = weights or self.step_weights()
         h_prev, c_prev = states
-        a = xw_t + ops.matmul(masked(h_prev, recurrent_mask), self.recurrent_kernel)  # (1)
-        a = split_gates(self._norm(a) if self.layer_norm else a, self.gates)
-        i = ops.sigmoid(a["i"] + self._peep("i", c_prev))  # (2)
-        f = ops.sigmoid(a["f"] + self._peep("f", c_prev))  # (3)
+        a = xw_t + ops.matmul(masked(h_prev, recurrent_mask), w["recurrent_kernel"])  # (1)
+        a = split_gates(self._norm(a, w) if self.layer_norm else a, self.gates)
+        i = ops.sigmoid(a["i"] + self._peep("i", c_prev, w))  # (2)
+        f = ops.sigmoid(a["f"] + self._peep("f", c_prev, w))  # (3)
         g = ops.tanh(a["g"])  # (4)
         c = f * c_prev + i * g  # (5)
-        o = ops.sigmoid(a["o"] + self._peep("o", c))  # (6)
+        o = ops.sigmoid(a["o"] + self._peep("o", c, w))  # (6)
         h = o * ops.tanh(c)  # (7)
         return {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
 
-    def step(self, xw_t, states, recurrent_mask=None):
-        q = self.gates_at(xw_t, states, recurrent_mask)
+    def step(self, xw_t, states, recurrent_mask=None, weights=None):
+        q = self.gates_at(xw_t, states, recurrent_mask, weights)
         return q["h"], [q["h"], q["c"]]
 
     def get_config(self):

@@ -41,14 +41,15 @@ class SimpleRNNCell(RecurrentCell):
         """x (..., D) -> x W + b (..., U)."""
         return ops.matmul(x, self.kernel) + self.bias
 
-    def gates_at(self, xw_t, states, recurrent_mask=None):
-        """One step's quantities: {"h"}, each (B, U)."""
+    def gates_at(self, xw_t, states, recurrent_mask=None, weights=None):
+        """One step's quantities: {"h"}, each (B, U). `weights`: see `step_weights`."""
+        U = (weights or self.step_weights())["recurrent_kernel"]
         (h_prev,) = states
-        h = self._act(xw_t + ops.matmul(masked(h_prev, recurrent_mask), self.recurrent_kernel))  # (1)
+        h = self._act(xw_t + ops.matmul(masked(h_prev, recurrent_mask), U))  # (1)
         return {"h": h}
 
-    def step(self, xw_t, states, recurrent_mask=None):
-        h = self.gates_at(xw_t, states, recurrent_mask)["h"]
+    def step(self, xw_t, states, recurrent_mask=None, weights=None):
+        h = self.gates_at(xw_t, states, recurrent_mask, weights)["h"]
         return h, [h]
 
     def get_config(self):

@@ -3,8 +3,10 @@
 The reference path (`recurrent.scan_steps` over `cell.step`) is differentiated automatically,
 which at every step multiplies a (U, B) by a (B, G*U) matrix for the recurrent weight gradient
 and accumulates a (U, G*U) tensor. This module computes the same function with a hand-written
-backward pass (`tf.custom_gradient` around the whole time loop): the forward loop runs the
-cells' equations and stores their gate activations; the backward loop carries only dh (and dc)
+backward pass (`tf.custom_gradient` around the whole time loop): the forward loop runs each
+step through the cell's own `gates_at` (its weights passed explicitly, `cell.step_weights()`),
+so the forward equations are stated once, in the cell, and stores the gate activations the
+backward pass needs; the backward loop carries only dh (and dc)
 and stores the gradient of the pre-activations; the recurrent weight gradient is then one
 matmul over all B*T rows. It reads the cell's `kernel`/`recurrent_kernel`/`bias` and creates no
 weights. `tests/layers/test_fused.py` proves it equal to the reference path: outputs, final
@@ -44,10 +46,9 @@ update): `keras_gated.train` compiles its step so on CPU (BENCHMARKS.md, `ours` 
 
 import collections
 
-import keras
 import tensorflow as tf
 
-from keras_gated.cells import GRU_GATES, LSTM_GATES, GRUCell, LSTMCell, SimpleRNNCell
+from keras_gated.cells import LSTM_GATES, GRUCell, LSTMCell, SimpleRNNCell
 
 # One cell's recurrence for `_recurrence`: three functions and how many activations
 # `forward` saves per step.
@@ -82,15 +83,15 @@ def fused_recurrence(cell, xw, initial_state, recurrent_mask=None):
         last_output (B, U), outputs (B, T, U), final states (list of (B, U)).
     """
     dtype = xw.dtype
-    kernel = tf.cast(cell.recurrent_kernel, dtype)
+    weights = {name: tf.cast(w, dtype) for name, w in cell.step_weights().items()}
     if type(cell) is LSTMCell:
-        weights, steps = [kernel], _lstm_steps(recurrent_mask)
+        steps = _lstm_steps(cell, recurrent_mask)
     elif type(cell) is GRUCell and cell.reset_after:
-        weights, steps = [kernel, tf.cast(cell.bias, dtype)[1]], _gru_steps(recurrent_mask)
+        steps = _gru_steps(cell, recurrent_mask)
     elif type(cell) is GRUCell:
-        weights, steps = [kernel], _gru_reset_before_steps(recurrent_mask, cell.units)
+        steps = _gru_reset_before_steps(cell, recurrent_mask)
     else:
-        weights, steps = [kernel], _simple_rnn_steps(recurrent_mask, cell.activation)
+        steps = _simple_rnn_steps(cell, recurrent_mask)
     states = [tf.convert_to_tensor(s, dtype) for s in initial_state]
     ys, final = _recurrence(steps, tf.transpose(xw, (1, 0, 2)), weights, states)
     return ys[-1], tf.transpose(ys, (1, 0, 2)), final
@@ -105,9 +106,11 @@ def _recurrence(steps, xs, weights, states):
         -> (dx~_t, d states_{t-1}), where d states_t already holds (B1).
     steps.weight_gradients(states_{t-1}, saved, dx~, weights), all stacked over time (T, B, .)
         -> the gradient of each weight.
-    Returns ys (T, B, U) (the first state at every step) and the final states.
+    `weights` is the cell's `step_weights()` dict (as tensors); the gradients come back in its
+    order. Returns ys (T, B, U) (the first state at every step) and the final states.
     """
-    n_w = len(weights)
+    names = list(weights)
+    n_w = len(names)
 
     def forward(xs, weights, states):
         length = tf.shape(xs)[0]
@@ -148,7 +151,8 @@ def _recurrence(steps, xs, weights, states):
     @tf.custom_gradient
     def run(xs, *args):
         # The loops are run on constants: their gradient is the hand-written one.
-        weights, states = _constants(args[:n_w]), _constants(args[n_w:])
+        weights = dict(zip(names, _constants(args[:n_w])))
+        states = _constants(args[n_w:])
         final, seqs, saved = forward(tf.stop_gradient(xs), weights, states)
 
         def grad(dys, *d_final):
@@ -158,7 +162,7 @@ def _recurrence(steps, xs, weights, states):
 
         return (seqs[0], *final), grad
 
-    ys, *final = run(xs, *weights, *states)
+    ys, *final = run(xs, *weights.values(), *states)
     return ys, list(final)
 
 
@@ -191,58 +195,43 @@ def _split(x, gates):
     return dict(zip(gates, tf.split(x, len(gates), axis=-1)))
 
 
-# -- the cells: forward as in cells/*.py (their equation numbers), backward as above -----------
-def _lstm_steps(m):
+# -- the cells: forward from the cell itself (`gates_at`), backward as above ----------------
+def _lstm_steps(cell, m):
     def forward_step(xw_t, states, weights):
-        (kernel,) = weights
-        h_prev, c_prev = states
-        a = _split(xw_t + tf.matmul(_masked(h_prev, m), kernel), LSTM_GATES)  # (1)
-        i, f = tf.sigmoid(a["i"]), tf.sigmoid(a["f"])  # (2), (3)
-        g = tf.tanh(a["g"])  # (4)
-        c = f * c_prev + i * g  # (5)
-        o = tf.sigmoid(a["o"])  # (6)
-        h = o * tf.tanh(c)  # (7)
-        return [h, c], [i, f, g, o]
+        q = cell.gates_at(xw_t, states, m, weights)
+        return [q["h"], q["c"]], [q[k] for k in LSTM_GATES]
 
     def backward_step(d_states, states, prev, saved, weights):
-        (kernel,) = weights
         dh, dc = d_states
         (_, c), (_, c_prev), (i, f, g, o) = states, prev, saved
         tanh_c = tf.tanh(c)
         dc = dc + dh * o * (1.0 - tanh_c * tanh_c)  # (L1)
         da = tf.concat([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f),  # (L2)
                         dc * i * (1.0 - g * g), dh * tanh_c * o * (1.0 - o)], -1)
-        dh_prev = _masked(tf.matmul(da, kernel, transpose_b=True), m)  # (L3)
+        dh_prev = _masked(tf.matmul(da, weights["recurrent_kernel"], transpose_b=True), m)  # (L3)
         return da, [dh_prev, dc * f]
 
     def weight_gradients(prev, saved, dxs, weights):
         return [_gram(_masked(prev[0], m), dxs)]  # (L4)
 
-    return Steps(forward_step, backward_step, weight_gradients, n_saved=4)
+    return Steps(forward_step, backward_step, weight_gradients, n_saved=len(LSTM_GATES))
 
 
-def _gru_steps(m):
+def _gru_steps(cell, m):
     """reset_after=True."""
+    saved_names = ("z", "r", "h~", "u_h")  # n = h~, u_h as `GRUCell.gates_at` names them
 
     def forward_step(xw_t, states, weights):
-        kernel, recurrent_bias = weights
-        (h_prev,) = states
-        x = _split(xw_t, GRU_GATES)
-        u = _split(tf.matmul(_masked(h_prev, m), kernel) + recurrent_bias, GRU_GATES)
-        z = tf.sigmoid(x["z"] + u["z"])  # (1)
-        r = tf.sigmoid(x["r"] + u["r"])  # (2)
-        n = tf.tanh(x["h"] + r * u["h"])  # (3a)
-        h = z * h_prev + (1.0 - z) * n  # (4)
-        return [h], [z, r, n, u["h"]]
+        q = cell.gates_at(xw_t, states, m, weights)
+        return [q["h"]], [q[k] for k in saved_names]
 
     def backward_step(d_states, states, prev, saved, weights):
-        kernel, _ = weights
         (dh,), (h_prev,), (z, r, n, u_h) = d_states, prev, saved
         dz = dh * (h_prev - n) * z * (1.0 - z)  # (G1)
         dn = dh * (1.0 - z) * (1.0 - n * n)
         dr = dn * u_h * r * (1.0 - r)  # (G2)
         du = tf.concat([dz, dr, dn * r], -1)
-        dh_prev = dh * z + _masked(tf.matmul(du, kernel, transpose_b=True), m)  # (G3)
+        dh_prev = dh * z + _masked(tf.matmul(du, weights["recurrent_kernel"], transpose_b=True), m)  # (G3)
         return tf.concat([dz, dr, dn], -1), [dh_prev]
 
     def weight_gradients(prev, saved, dxs, weights):
@@ -250,29 +239,22 @@ def _gru_steps(m):
         du = tf.concat([dz, dr, dn * saved[1]], -1)  # (G2), r = saved[1]
         return [_gram(_masked(prev[0], m), du), tf.reduce_sum(du, [0, 1])]  # (G4)
 
-    return Steps(forward_step, backward_step, weight_gradients, n_saved=4)
+    return Steps(forward_step, backward_step, weight_gradients, n_saved=len(saved_names))
 
 
-def _gru_reset_before_steps(m, units):
+def _gru_reset_before_steps(cell, m):
     """reset_after=False."""
+    units = cell.units
 
     def kernels(kernel):
         return tf.split(kernel, [2 * units, units], axis=1)  # [U_z | U_r], U_h
 
     def forward_step(xw_t, states, weights):
-        U_zr, U_h = kernels(weights[0])
-        (h_prev,) = states
-        h_in = _masked(h_prev, m)
-        x = _split(xw_t, GRU_GATES)
-        u = _split(tf.matmul(h_in, U_zr), GRU_GATES[:2])
-        z = tf.sigmoid(x["z"] + u["z"])  # (1)
-        r = tf.sigmoid(x["r"] + u["r"])  # (2)
-        n = tf.tanh(x["h"] + tf.matmul(r * h_in, U_h))  # (3b)
-        h = z * h_prev + (1.0 - z) * n  # (4)
-        return [h], [z, r, n]
+        q = cell.gates_at(xw_t, states, m, weights)
+        return [q["h"]], [q["z"], q["r"], q["h~"]]
 
     def backward_step(d_states, states, prev, saved, weights):
-        U_zr, U_h = kernels(weights[0])
+        U_zr, U_h = kernels(weights["recurrent_kernel"])
         (dh,), (h_prev,), (z, r, n) = d_states, prev, saved
         h_in = _masked(h_prev, m)
         dz = dh * (h_prev - n) * z * (1.0 - z)  # (G1)
@@ -291,19 +273,16 @@ def _gru_reset_before_steps(m, units):
     return Steps(forward_step, backward_step, weight_gradients, n_saved=3)
 
 
-def _simple_rnn_steps(m, activation):
-    act, derivative = keras.activations.get(activation), ACTIVATION_DERIVATIVES[activation]
+def _simple_rnn_steps(cell, m):
+    derivative = ACTIVATION_DERIVATIVES[cell.activation]
 
     def forward_step(xw_t, states, weights):
-        (kernel,) = weights
-        (h_prev,) = states
-        return [act(xw_t + tf.matmul(_masked(h_prev, m), kernel))], []  # (1)
+        return [cell.gates_at(xw_t, states, m, weights)["h"]], []
 
     def backward_step(d_states, states, prev, saved, weights):
-        (kernel,) = weights
         (dh,), (h,) = d_states, states
         da = dh * derivative(h)  # (S1)
-        return da, [_masked(tf.matmul(da, kernel, transpose_b=True), m)]
+        return da, [_masked(tf.matmul(da, weights["recurrent_kernel"], transpose_b=True), m)]
 
     def weight_gradients(prev, saved, dxs, weights):
         return [_gram(_masked(prev[0], m), dxs)]  # (S1)

@@ -263,7 +263,8 @@ class Recurrent(keras.layers.RNN):
 
         Returns:
             dict name -> numpy array (B, T, U): LSTM "i", "f", "g", "o", "c", "h";
-            GRU "z", "r", "h~", "h"; SimpleRNN "h".
+            GRU "z", "r", "h~", "h" (and "u_h" with reset_after: `GRUCell.gates_at`);
+            SimpleRNN "h".
         """
         x = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
         if not self.built:
