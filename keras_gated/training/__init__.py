@@ -9,9 +9,9 @@ import importlib
 import sys
 
 _PUBLIC = {
-    "Perplexity": "keras_gated.training.perplexity",
-    "perplexity": "keras_gated.training.perplexity",
-    "token_nll": "keras_gated.training.perplexity",
+    "Perplexity": "keras_gated.training.metrics",
+    "perplexity": "keras_gated.training.metrics",
+    "token_nll": "keras_gated.training.metrics",
     "TrainConfig": "keras_gated.training.config",
     "load_run": "keras_gated.training.run_dir",
     "stateless_copy": "keras_gated.training.build",
@@ -32,4 +32,4 @@ def __dir__():
 
 
 if "keras" in sys.modules:
-    importlib.import_module("keras_gated.training.perplexity")
+    importlib.import_module("keras_gated.training.metrics")

@@ -5,7 +5,7 @@ import numpy as np
 
 from keras_gated.models import LanguageModel
 from keras_gated.training.devices import uses_xla
-from keras_gated.training.perplexity import Perplexity
+from keras_gated.training.metrics import Perplexity
 
 
 def build_model(config, vocab_size, stateful=True):

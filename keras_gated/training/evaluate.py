@@ -2,7 +2,7 @@
 
 from keras_gated.training import run_dir
 from keras_gated.training.data import fitting_batch_size, load_split_ids
-from keras_gated.training.perplexity import perplexity
+from keras_gated.training.metrics import perplexity
 
 EVAL_SPLITS = ("valid", "test")
 

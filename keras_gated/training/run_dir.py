@@ -179,7 +179,7 @@ def load_model_file(path):
     import keras
 
     import keras_gated.models  # noqa: F401  (registers the classes a .keras file names)
-    import keras_gated.training.perplexity  # noqa: F401
+    import keras_gated.training.metrics  # noqa: F401
 
     if os.path.isfile(path) and not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is truncated or not a .keras file (no zip archive)")
