@@ -115,7 +115,7 @@ def builtin_streaming_model(ours, cell):
 
 
 def keras_forward(model):
-    """`model.forward` under one tf.function with free batch and time."""
+    """`model.call_with_states` under one tf.function with free batch and time."""
     import tensorflow as tf
 
     specs = [tf.TensorSpec((None, None), tf.int32)] + [
@@ -123,7 +123,7 @@ def keras_forward(model):
 
     @tf.function(input_signature=specs)
     def forward(tokens, *states):
-        logits, new_states = model.forward(tokens, list(states))
+        logits, new_states = model.call_with_states(tokens, list(states))
         return [logits, *new_states]
 
     def run(tokens, states):

@@ -192,7 +192,7 @@ def inference_section(results):
            "",
            "onnxruntime CPU provider with default threads; thread spinning off for scoring "
            "and on for generation (see `inference.session_options`); Keras is our "
-           "LanguageModel.forward "
+           "LanguageModel.call_with_states "
            "under one tf.function. `keras-export` is `model.export(format=\"onnx\")` of the same "
            "weights in Keras's built-in layers. Scoring: one call on (B, T) tokens from zero "
            "states. Generation: batch 1, one call per token with the state carried, greedy "

@@ -49,7 +49,7 @@ def _is_lstm(layer):
 
 
 def language_model_reference(model, states):
-    """`model.forward` at inference; a stateful model is run through a non-stateful copy."""
+    """`model.call_with_states` at inference; a stateful model is run through a non-stateful copy."""
     if model.stateful:
         copy = type(model).from_config({**model.get_config(), "stateful": False})
         copy(np.zeros((1, 1), dtype=np.int32))
@@ -58,7 +58,7 @@ def language_model_reference(model, states):
 
     def reference(feeds):
         initial = [feeds[spec["input"]] for spec in states]
-        logits, final = model.forward(feeds[md.TOKENS], initial, training=False)
+        logits, final = model.call_with_states(feeds[md.TOKENS], initial, training=False)
         got = {md.LOGITS: _numpy(logits)}
         got.update({spec["output"]: _numpy(s) for spec, s in zip(states, final)})
         return got

@@ -9,7 +9,7 @@ tokenizer, `keras_gated.data.tokenizers` (pure Python/numpy); no TensorFlow, Ker
     lm.generate("to be", tokens=20, seed=0)        # 20 sampled tokens after the prompt, as text
 
 States are a flat list of float32 (B, U) arrays in `state_names` order (per recurrent layer
-h, then c for an LSTM), as `LanguageModel.forward` returns them.
+h, then c for an LSTM), as `LanguageModel.call_with_states` returns them.
 """
 
 import logging

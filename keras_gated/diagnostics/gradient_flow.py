@@ -110,7 +110,7 @@ def next_token_loss(logits, targets, loss_at="all"):
 
 
 def unrolled_logits(model, tokens, tape=None):
-    """`LanguageModel.forward` at inference with every recurrent layer run by `unroll`.
+    """`LanguageModel.call_with_states` at inference with every recurrent layer run by `unroll`.
 
     Args:
         model: a `LanguageModel` (its `embedding`, `rnn_layers`, `dropouts`).

@@ -34,9 +34,9 @@ def generate(model, tokenizer, prompt, tokens=50, temperature=1.0, top_k=None, s
 
 
 def _forward(model):
-    """`model.forward` at inference, traced once per shape on TensorFlow, eager elsewhere."""
+    """`model.call_with_states` at inference, traced once per shape on TensorFlow, eager elsewhere."""
     def forward(x, states):
-        return model.forward(x, states, training=False)
+        return model.call_with_states(x, states, training=False)
 
     if keras.backend.backend() != "tensorflow":
         return forward

@@ -10,6 +10,7 @@ to equal `embed_dim`. The output layer has no bias, so tying removes exactly V x
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_gated.layers import GRU, LSTM, SimpleRNN, VariationalDropout
@@ -92,7 +93,7 @@ class LanguageModel(keras.Model):
     def build(self, input_shape):
         """Creates the weights from a token shape (B, T); stateful models need B fixed."""
         batch = input_shape[0] or 1
-        self.forward(ops.zeros((batch, 1), dtype="int32"))
+        self.call_with_states(ops.zeros((batch, 1), dtype="int32"))
         self.reset_states()
         self.built = True
 
@@ -106,30 +107,38 @@ class LanguageModel(keras.Model):
         return [ops.zeros((batch_size, s), dtype=self.compute_dtype) for s in self.state_sizes]
 
     def check_tokens(self, tokens):
-        """Raises ValueError for tokens that are not (B, T) integer ids in [0, V)."""
-        import tensorflow as tf
+        """Raises ValueError for tokens that are not (B, T) integer ids in [0, V).
 
-        tokens = tf.convert_to_tensor(tokens)
-        if not tokens.dtype.is_integer:
-            if tf.executing_eagerly():
-                raise ValueError(f"`tokens` must be integer ids, got dtype {tokens.dtype.name}")
-            tokens = tf.cast(tokens, "int32")  # Keras traces some graphs with float placeholders
-        if tokens.shape.rank != 2:
+        Concrete tokens are checked at once. In a TensorFlow graph the range check is an
+        assertion that raises when the graph runs (XLA drops such assertions: check the data
+        before a compiled step). Traced JAX values cannot be checked here.
+        """
+        tokens = ops.convert_to_tensor(tokens)
+        dtype = keras.backend.standardize_dtype(tokens.dtype)
+        ids = _concrete(tokens)
+        if "int" not in dtype:
+            if ids is not None:
+                raise ValueError(f"`tokens` must be integer ids, got dtype {dtype}")
+            tokens = ops.cast(tokens, "int32")  # Keras traces some graphs with float placeholders
+        if len(tokens.shape) != 2:
             raise ValueError(f"`tokens` must have shape (batch, time), got {tuple(tokens.shape)}")
         message = f"token ids must be in [0, vocab_size={self.vocab_size})"
-        if tf.executing_eagerly():
-            ids = tokens.numpy()
+        if ids is not None:
             bad = ids[(ids < 0) | (ids >= self.vocab_size)]
             if bad.size:
                 raise ValueError(f"{message}, got id {int(bad[0])}")
             return tokens
+        if keras.backend.backend() != "tensorflow":
+            return tokens
+        import tensorflow as tf
+
         with tf.control_dependencies([
             tf.debugging.assert_non_negative(tokens, message=message),
             tf.debugging.assert_less(tokens, tf.cast(self.vocab_size, tokens.dtype), message=message),
         ]):
             return tf.identity(tokens)
 
-    def forward(self, tokens, states=None, training=False):
+    def call_with_states(self, tokens, states=None, training=False):
         """tokens (B, T) -> (logits (B, T, V), final states as a flat list of (B, U))."""
         tokens = self.check_tokens(tokens)
         x = self.embed_dropout_layer(self.embedding(tokens), training=training)
@@ -144,7 +153,7 @@ class LanguageModel(keras.Model):
         return self.embedding(x, reverse=True), new_states
 
     def call(self, tokens, training=False):
-        return self.forward(tokens, training=training)[0]
+        return self.call_with_states(tokens, training=training)[0]
 
     def reset_states(self):
         for layer in self.rnn_layers:
@@ -168,3 +177,19 @@ def language_model(vocab_size, **kwargs):
     if not model.stateful:
         model.build((None, None))
     return model
+
+
+def _concrete(x):
+    """x as a numpy array when its values are known now (eager), else None (traced)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return x.numpy() if tf.executing_eagerly() and hasattr(x, "numpy") else None
+    if backend == "jax":
+        import jax
+
+        return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
+    if backend == "torch":
+        return ops.convert_to_numpy(x)
+    return None

@@ -78,6 +78,6 @@ def _forward_fn(model):
 
     @tf.function(reduce_retracing=True)
     def step(x, states):
-        return model.forward(x, states, training=False)
+        return model.call_with_states(x, states, training=False)
 
     return step

@@ -58,8 +58,8 @@ def random_inputs(num_states_sizes, seed=1, batch=B, time=T):
 
 
 def keras_forward(model, tokens, states):
-    """`model.forward` at inference, as numpy."""
-    logits, final = model.forward(tokens, list(states), training=False)
+    """`model.call_with_states` at inference, as numpy."""
+    logits, final = model.call_with_states(tokens, list(states), training=False)
     return np.asarray(logits), [np.asarray(s) for s in final]
 
 

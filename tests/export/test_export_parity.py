@@ -1,6 +1,6 @@
 """Exported LanguageModels equal Keras, with one native node per recurrent layer.
 
-Oracle: Keras's `model.forward` on the same random tokens and random non-zero initial states,
+Oracle: Keras's `model.call_with_states` on the same random tokens and random non-zero initial states,
 run here (not through `to_onnx`'s own check) and compared with onnxruntime on the file.
 """
 

@@ -100,9 +100,9 @@ def test_perplexity_equals_hand_computation_over_the_whole_stream():
 def test_forward_in_chunks_with_carried_state_equals_one_pass():
     model = _model(cell="lstm", tie_weights=True)
     x = np.random.default_rng(4).integers(0, V, (2, 9)).astype("int32")
-    whole, states = model.forward(x)
-    a, s = model.forward(x[:, :4])
-    b, s2 = model.forward(x[:, 4:], s)
+    whole, states = model.call_with_states(x)
+    a, s = model.call_with_states(x[:, :4])
+    b, s2 = model.call_with_states(x[:, 4:], s)
     np.testing.assert_allclose(np.concatenate([a, b], axis=1), whole, atol=ATOL)
     for p, q in zip(s2, states):
         np.testing.assert_allclose(p, q, atol=ATOL)
