@@ -120,9 +120,11 @@ def lower_masking(g, layer, x):
     value = g.initializer(f"{layer.name}/mask_value", np.float32(layer.mask_value))
     differs = g.node("Not", [g.node("Equal", [x, value], name=f"{layer.name}/equal")],
                      name=f"{layer.name}/differs")
-    keep = g.node("ReduceMax", [g.node("Cast", [differs], name=f"{layer.name}/float",
-                                       to=TensorProto.FLOAT), g.ints("axes", [-1])],
-                  name=f"{layer.name}/keep", keepdims=1)
+    count = g.node("ReduceSum", [g.node("Cast", [differs], name=f"{layer.name}/float",
+                                        to=TensorProto.FLOAT), g.ints("axes", [-1])],
+                   name=f"{layer.name}/count", keepdims=1)
+    keep = g.node("Cast", [g.node("Greater", [count, g.initializer("zero", 0.0)])],
+                  name=f"{layer.name}/keep", to=TensorProto.FLOAT)
     return g.node("Mul", [x, keep], name=layer.name)
 
 
@@ -177,13 +179,14 @@ def lower_keras_op(g, op, args, kwargs, out_dtype, arg_dtypes):
         return g.node(binary[kind], tensors, name=name)
     if kind is numpy_ops.LogicalNot:
         return g.node("Not", tensors, name=name)
-    if kind in (numpy_ops.Any, numpy_ops.All):
-        reduce = "ReduceMax" if kind is numpy_ops.Any else "ReduceMin"
-        as_int = g.node("Cast", tensors, name=f"{name}/int", to=TensorProto.INT32)
+    if kind in (numpy_ops.Any, numpy_ops.All):  # any: some True; all: no False
+        counted = tensors[0] if kind is numpy_ops.Any else g.node("Not", tensors, name=f"{name}/not")
+        as_int = g.node("Cast", [counted], name=f"{name}/int", to=TensorProto.INT64)
         axes = [g.ints("axes", _axes(op.axis))] if op.axis is not None else []
-        reduced = g.node(reduce, [as_int, *axes], name=f"{name}/reduce",
-                         keepdims=int(bool(op.keepdims)))
-        return g.node("Cast", [reduced], name=name, to=TensorProto.BOOL)
+        count = g.node("ReduceSum", [as_int, *axes], name=f"{name}/count",
+                       keepdims=int(bool(op.keepdims)))
+        test = "Greater" if kind is numpy_ops.Any else "Equal"
+        return g.node(test, [count, g.ints("zero", 0)], name=name)
     if kind is numpy_ops.ExpandDims:
         return g.node("Unsqueeze", [tensors[0], g.ints("axes", _axes(op.axis))], name=name)
     if kind is numpy_ops.Squeeze and op.axis is not None:

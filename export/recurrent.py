@@ -101,19 +101,21 @@ def run_node(g, directions, cells, attrs, x, sm, name, sequences):
         direction = "reverse" if directions[0].reverse else "forward"
     Y, *node_finals = g.node(op, inputs, outputs=1 + len(kinds), name=name,
                              direction=direction, **attrs)
+    per_final = [per_direction(g, final, 0, len(directions), f"{name}/final_{kind}")
+                 for kind, final in zip(kinds, node_finals)]  # [kind][direction] (B, U)
+    if sequences or sm:
+        per_y = per_direction(g, Y, 1, len(directions), f"{name}/Y")  # (T, B, U) each
     results = []
     for k, d in enumerate(directions):
-        at = g.ints(f"direction_{k}", k)  # scalar: Gather drops the axis
-        finals = [g.node("Gather", [final, at], name=f"{name}/final_{kind}_{k}", axis=0)
-                  for kind, final in zip(kinds, node_finals)]
+        finals = [per_kind[k] for per_kind in per_final]
         if sm:
             starts = d.initial or [None] * len(kinds)
             finals = [masking.hold_empty_rows(g, final, start, sm, f"{name}/final_{kind}_{k}")
                       for final, start, kind in zip(finals, starts, kinds)]
         sequence = None
         if sequences or sm:
-            y = g.node("Gather", [Y, at], name=f"{name}/Y_{k}", axis=1)  # (T, B, U)
-            sequence = g.node("Transpose", [y], name=f"{name}/batch_major_{k}", perm=[1, 0, 2])
+            sequence = g.node("Transpose", [per_y[k]], name=f"{name}/batch_major_{k}",
+                              perm=[1, 0, 2])
             if sm:
                 sequence = masking.restore(g, sequence, sm, d.reverse, f"{name}/restore_{k}")
                 if d.layer.zero_output_for_mask:
@@ -125,6 +127,16 @@ def run_node(g, directions, cells, attrs, x, sm, name, sequences):
             last = finals[0]
         results.append(Result(sequence, last, finals))
     return results
+
+
+def per_direction(g, t, axis, count, name):
+    """The `count` directions of a node output `t`, split on `axis`, which is removed."""
+    axes = g.ints(f"axes_{axis}", [axis])
+    if count == 1:
+        return [g.node("Squeeze", [t, axes], name=name)]
+    parts = g.node("Split", [t, g.ints("split", [1] * count)], outputs=count, name=name,
+                   axis=axis)
+    return [g.node("Squeeze", [part, axes], name=f"{name}_{k}") for k, part in enumerate(parts)]
 
 
 def flip_time(g, y, name):
