@@ -155,6 +155,55 @@ class LanguageModel(keras.Model):
     def call(self, tokens, training=False):
         return self.call_with_states(tokens, training=training)[0]
 
+    # Keras's entry points check the ids before a compiled step sees them: XLA drops the
+    # assertions of `check_tokens`, and would silently read a row that is not there.
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        if isinstance(validation_data, tuple):
+            validation_data = (self.checked_ids(validation_data[0]),
+                               *map(self.checked_ids, validation_data[1:2]), *validation_data[2:])
+        return super().fit(self.checked_ids(x), self.checked_ids(y), *args,
+                           validation_data=self.checked_ids(validation_data), **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        return super().evaluate(self.checked_ids(x), self.checked_ids(y), *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        return super().predict(self.checked_ids(x), *args, **kwargs)
+
+    def train_on_batch(self, x, y=None, *args, **kwargs):
+        return super().train_on_batch(self.checked_ids(x), self.checked_ids(y), *args, **kwargs)
+
+    def test_on_batch(self, x, y=None, *args, **kwargs):
+        return super().test_on_batch(self.checked_ids(x), self.checked_ids(y), *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        return super().predict_on_batch(self.checked_ids(x))
+
+    def checked_ids(self, data):
+        """`data` with its token ids (inputs or targets, (B, T)) checked to lie in [0, V).
+
+        Arrays are checked now (ValueError); a `tf.data.Dataset` of (tokens, targets) is
+        checked as it yields, by assertions in its own pipeline, outside any compiled step.
+        Other inputs (None, tuples, generators) pass unchanged.
+        """
+        if data is None or isinstance(data, tuple):
+            return data
+        if type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec"):
+            return data.map(self._assert_ids)
+        if hasattr(data, "shape"):
+            self.check_tokens(data)
+        return data
+
+    def _assert_ids(self, *batch):
+        import tensorflow as tf
+
+        message = f"token ids must be in [0, vocab_size={self.vocab_size})"
+        checks = [tf.debugging.assert_less(tf.cast(t, "int64"), tf.constant(self.vocab_size, "int64"),
+                                           message=message) for t in batch[:2]]
+        checks += [tf.debugging.assert_non_negative(t, message=message) for t in batch[:2]]
+        with tf.control_dependencies(checks):
+            return tuple(tf.identity(t) for t in batch)
+
     def reset_states(self):
         for layer in self.rnn_layers:
             if layer.stateful:
