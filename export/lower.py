@@ -134,6 +134,11 @@ def lower_repeat_vector(g, layer, x):
     return g.node("Tile", [y, g.ints("repeats", [1, layer.n, 1])], name=layer.name)
 
 
+def lower_reshape(g, layer, x):
+    """Reshape(target_shape): x (B, ...) -> (B, *target_shape); one -1 allowed, as in Keras."""
+    return g.node("Reshape", [x, g.ints("shape", [0, *layer.target_shape])], name=layer.name)
+
+
 MERGE_LAYERS = {
     keras.layers.Add: "Add", keras.layers.Subtract: "Sub", keras.layers.Multiply: "Mul",
     keras.layers.Maximum: "Max", keras.layers.Minimum: "Min", keras.layers.Average: "Mean",

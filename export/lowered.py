@@ -17,6 +17,8 @@ class GraphInput:
         high: for integer inputs read by embeddings, the smallest vocabulary size (ids in
             [0, high)); None otherwise.
         mask_value: for float inputs read by `Masking`, the value that masks a step.
+        batch: the batch size Keras fixes (a stateful model's), which verification must use;
+            the graph's batch axis stays dynamic.
     """
 
     name: str
@@ -24,6 +26,7 @@ class GraphInput:
     dims: list
     high: int | None = None
     mask_value: float | None = None
+    batch: int | None = None
 
 
 @dataclasses.dataclass

@@ -37,6 +37,7 @@ from .lower import (
     lower_masking,
     lower_merge,
     lower_repeat_vector,
+    lower_reshape,
     onnx_dtype,
 )
 from .lowered import GraphInput, Lowered
@@ -143,6 +144,8 @@ class ModelWalk:
             return [lower_masking(g, op, x)]
         if kind is keras.layers.RepeatVector:
             return [lower_repeat_vector(g, op, x)]
+        if kind is keras.layers.Reshape:
+            return [lower_reshape(g, op, x)]
         if kind in MERGE_LAYERS or kind is keras.layers.Concatenate:
             return [lower_merge(g, op, list(x))]
         if isinstance(op, keras.layers.Layer):
@@ -216,20 +219,21 @@ class ModelWalk:
                            and kt.shape[1] is None)
         for kt in functional.inputs:
             time = "time" if dynamic_time <= 1 else f"{kt.name}_time"
-            dims = _dims(kt.shape, time, kt.name)
+            dims = _dims((None, *kt.shape[1:]), time, kt.name)
             dtype = keras.backend.standardize_dtype(kt.dtype)
             self.g.add_input(kt.name, onnx_dtype(dtype), dims)
             self.names[id(kt)] = kt.name
-            self.inputs.append(GraphInput(kt.name, dtype, dims))
+            self.inputs.append(GraphInput(kt.name, dtype, dims, batch=kt.shape[0]))
         self.walk(functional)
         taken = {spec.name for spec in self.inputs}
         outputs = []
-        for kt, name in zip(tree.flatten(functional.outputs), _output_names(self.model)):
+        for kt, name in zip(tree.flatten(functional.outputs), _output_names(functional)):
             name = _unique(name, taken)
             taken.add(name)
             time = "time" if dynamic_time == 1 else None
             self.g.node("Identity", [self.names[id(kt)]], outputs=[name], name=f"output/{name}")
-            self.g.add_output(name, onnx_dtype(kt.dtype), _dims(kt.shape, time, None))
+            dims = _dims((None, *kt.shape[1:]), time, None)
+            self.g.add_output(name, onnx_dtype(kt.dtype), dims)
             outputs.append(name)
         sizes = []
         for layer, _, names in self.state_layers:
@@ -271,11 +275,9 @@ def _dims(shape, time, input_name):
     return dims
 
 
-def _output_names(model):
-    names = getattr(model, "output_names", None)
-    if not names:
-        names = [kt.name for kt in tree.flatten(functional_of(model).outputs)]
-    return list(names)
+def _output_names(functional):
+    """Keras's output names: the producing layers' names (repeated names made unique later)."""
+    return list(functional.output_names)
 
 
 def _unique(name, taken):

@@ -25,9 +25,10 @@ def masked_steps(batch, time):
 def verification_feeds(lowered, seed=0):
     """{graph input name: array} for every input, states included."""
     rng = np.random.default_rng(seed)
+    batch = lowered.inputs[0].batch or VERIFY_BATCH
     feeds = {}
     for spec in lowered.inputs:
-        shape = [VERIFY_BATCH if d == "batch" else VERIFY_TIME if isinstance(d, str) or d is None
+        shape = [batch if d == "batch" else VERIFY_TIME if isinstance(d, str) or d is None
                  else d for d in spec.dims]
         pattern = masked_steps(shape[0], shape[1]) if len(shape) >= 2 else None
         if spec.dtype == "bool":
@@ -42,7 +43,7 @@ def verification_feeds(lowered, seed=0):
                 x[pattern] = spec.mask_value
         feeds[spec.name] = x.astype(spec.dtype)
     for spec in lowered.states:
-        feeds[spec["input"]] = (STATE_SCALE * rng.standard_normal((VERIFY_BATCH, spec["size"]))
+        feeds[spec["input"]] = (STATE_SCALE * rng.standard_normal((batch, spec["size"]))
                                 ).astype(np.float32)
     return feeds
 

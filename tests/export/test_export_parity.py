@@ -147,11 +147,18 @@ def test_interface_names_and_dynamic_axes(tmp_path):
     assert [o.name for o in graph.output][0] == "logits"
 
 
-def test_layer_norm_lstm_refused(tmp_path):
-    model = make_lm("lstm", 1, layer_norm=True)
-    with pytest.raises(NotImplementedError, match="layer_norm=True"):
-        to_onnx(model, tmp_path / "m.onnx")
-    assert not list(tmp_path.iterdir())
+def test_layer_norm_lstm_exports_as_a_scan(tmp_path):
+    """No ONNX operator normalises gates: the cell's equations run in an explicit Scan."""
+    model = make_lm("lstm", 2, layer_norm=True, peephole=True)
+    path, result = _export(tmp_path, model)
+    assert result.loop_layers == [layer.name for layer in model.rnn_layers]
+    assert not set(result.loop_layers) & set(result.lowered_layers)
+    types = op_types(path)
+    assert types.count("Scan") == 2 and not [t for t in types if t in RECURRENT_OPS]
+    tokens, states = random_inputs(model.state_sizes)
+    got_logits, got_states = ort_forward(path, tokens, states)
+    want_logits, want_states = keras_forward(model, tokens, states)
+    assert max_diff([got_logits, *got_states], [want_logits, *want_states]) <= PARITY_ATOL
 
 
 def test_stateful_model_exports_and_keeps_its_carried_state(tmp_path):

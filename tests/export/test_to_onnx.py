@@ -28,14 +28,15 @@ INT8_PPL_RTOL = 0.05
 TEXT = "a bad cab fed a dead bee; ghijk lmnop qrstuv, then abc again and again"
 
 
-def _chain_parity(path, model, x, states):
-    """onnxruntime on `path` vs `model(x)`; with zero states, the Keras call is the oracle."""
+def _parity(path, model, feeds):
+    """onnxruntime on `path` vs Keras's `model` on the same inputs (fed by Keras's names)."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {session.get_inputs()[0].name: x}
-    for value, state in zip(session.get_inputs()[1:], states):
-        feeds[value.name] = state
-    got = session.run([session.get_outputs()[0].name], feeds)[0]
-    return float(np.max(np.abs(got - np.asarray(model(x)))))
+    names = [o.name for o in session.get_outputs()][: len(model.outputs)]
+    got = session.run(names, feeds)
+    want = model([feeds[x.name] for x in model.inputs] if len(model.inputs) > 1
+                 else feeds[model.inputs[0].name])
+    want = want if isinstance(want, (list, tuple)) else [want]
+    return max(float(np.max(np.abs(g - np.asarray(w)))) for g, w in zip(got, want))
 
 
 # -- files ----------------------------------------------------------------------------------
@@ -107,10 +108,10 @@ def test_int8_quantization(tmp_path):
     assert not (tmp_path / "again.onnx").exists()
 
 
-# -- chains of layers -------------------------------------------------------------------------
+# -- models other than language models ---------------------------------------------------------
 def test_sequential_with_layer_normalization_goes_through_tf2onnx(tmp_path):
     model = keras.Sequential([
-        keras.Input((None,), dtype="int32"),
+        keras.Input((None,), dtype="int32", name="ids"),
         keras.layers.Embedding(V, 8, name="embed"),
         keras_gated.LSTM(6, return_sequences=True, name="lstm"),  # U=6 != D=8
         keras.layers.LayerNormalization(name="norm"),
@@ -120,22 +121,41 @@ def test_sequential_with_layer_normalization_goes_through_tf2onnx(tmp_path):
     ])
     randomize(model)
     path = tmp_path / "seq.onnx"
-    result = to_onnx(model, path, tokenizer=char_tokenizer())
+    result = to_onnx(model, path)
     assert result.tf2onnx_layers == ["norm"]
     assert result.lowered_layers == ["embed", "lstm", "drop", "gru", "head"]
     assert result.max_abs_diff <= PARITY_ATOL
     types = op_types(path)
     assert [t for t in types if t in RECURRENT_OPS] == ["LSTM", "GRU"]
     assert not [t for t in types if t in LOOP_OPS]
-    tokens = np.random.default_rng(0).integers(0, V, (2, 7)).astype(np.int64)
-    zeros = [np.zeros((2, n), np.float32) for n in (6, 6, 5)]
-    assert _chain_parity(path, model, tokens, zeros) <= PARITY_ATOL
+    tokens = np.random.default_rng(0).integers(0, V, (2, 7)).astype(np.int32)
+    assert _parity(path, model, {"ids": tokens}) <= PARITY_ATOL
+    graph = onnx.load(str(path)).graph
+    assert [v.name for v in graph.input] == ["ids"] and [v.name for v in graph.output] == ["head"]
+    with pytest.raises(ValueError, match="no state inputs"):  # nothing to carry between calls
+        OnnxLanguageModel(path)
+
+
+def test_stateful_sequential_is_a_language_model_for_the_runtime(tmp_path):
+    model = keras.Sequential([
+        keras.Input(batch_shape=(2, None), dtype="int32", name="ids"),
+        keras.layers.Embedding(V, 8),
+        keras_gated.LSTM(6, return_sequences=True, stateful=True),
+        keras.layers.GRU(5, return_sequences=True, stateful=True),
+        keras.layers.Dense(V),
+    ])
+    randomize(model)
+    path = tmp_path / "stateful.onnx"
+    result = to_onnx(model, path, tokenizer=char_tokenizer())
+    assert result.max_abs_diff <= PARITY_ATOL and result.tf2onnx_layers == []
     lm = OnnxLanguageModel(path)  # a token model with states: the runtime takes it
     assert lm.state_names == ["h_0", "c_0", "h_1"] and lm.score("abcabc") > 1.0
+    graph = onnx.load(str(path)).graph
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"  # not Keras's 2
 
 
 def test_functional_chain_backwards_and_last_output(tmp_path):
-    inputs = keras.Input((None, 4))
+    inputs = keras.Input((None, 4), name="x")
     x = keras_gated.SimpleRNN(6, go_backwards=True, return_sequences=True, name="rnn")(inputs)
     x = keras_gated.GRU(5, go_backwards=True, reset_after=False, name="gru")(x)
     outputs = keras.layers.Dense(3, activation="softmax", name="head")(x)
@@ -145,21 +165,18 @@ def test_functional_chain_backwards_and_last_output(tmp_path):
     assert result.lowered_layers == ["rnn", "gru", "head"] and result.tf2onnx_layers == []
     assert result.max_abs_diff <= PARITY_ATOL
     graph = onnx.load(str(path)).graph
-    assert [v.name for v in graph.input] == ["inputs", "h_0", "h_1"]
-    assert [v.name for v in graph.output] == ["outputs", "h_0_out", "h_1_out"]
+    assert [v.name for v in graph.input] == ["x"] and [v.name for v in graph.output] == ["head"]
     x = np.random.default_rng(1).standard_normal((2, 7, 4)).astype(np.float32)
-    assert _chain_parity(path, model, x, [np.zeros((2, 6), np.float32),
-                                          np.zeros((2, 5), np.float32)]) <= PARITY_ATOL
+    assert _parity(path, model, {"x": x}) <= PARITY_ATOL
     with pytest.raises(ValueError, match="not a language model"):
         OnnxLanguageModel(path)
 
 
-def test_branching_model_falls_back_to_tf2onnx_with_warning(tmp_path):
-    tokens = keras.Input((None,), dtype="int32")
+def test_branching_model_lowered_natively(tmp_path):
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
     e = keras.layers.Embedding(V, 8)(tokens)
     x = keras.layers.Add()([keras.layers.Dense(8)(e), keras.layers.Dense(8, activation="relu")(e)])
     model = randomize(keras.Model(tokens, x))
-    with pytest.warns(UserWarning, match="whole with tf2onnx"):
-        result = to_onnx(model, tmp_path / "b.onnx")
-    assert result.lowered_layers == [] and len(result.tf2onnx_layers) == 4
+    result = to_onnx(model, tmp_path / "b.onnx")
+    assert len(result.lowered_layers) == 4 and result.tf2onnx_layers == []
     assert result.max_abs_diff <= PARITY_ATOL
