@@ -134,6 +134,29 @@ def lower_repeat_vector(g, layer, x):
     return g.node("Tile", [y, g.ints("repeats", [1, layer.n, 1])], name=layer.name)
 
 
+def lower_batch_normalization(g, layer, x, rank):
+    """BatchNormalization at inference over the last axis: x * scale + shift, where
+    scale = gamma / sqrt(moving_variance + epsilon), shift = beta - moving_mean * scale."""
+    if layer.axis not in (-1, rank - 1):
+        raise NotLowerable(f"BatchNormalization over axis {layer.axis} of {rank}")
+    mean = numpy_weight(layer.moving_mean).astype(np.float64)
+    var = numpy_weight(layer.moving_variance).astype(np.float64)
+    scale = 1.0 / np.sqrt(var + layer.epsilon)
+    if layer.scale:
+        scale = scale * numpy_weight(layer.gamma)
+    shift = -mean * scale + (numpy_weight(layer.beta) if layer.center else 0.0)
+    y = g.node("Mul", [x, g.initializer(f"{layer.name}/scale", scale)], name=layer.name)
+    return g.node("Add", [y, g.initializer(f"{layer.name}/shift", shift)],
+                  name=f"{layer.name}/shift")
+
+
+def lower_relu(g, layer, x):
+    """ReLU with its default options (no max value, slope or threshold)."""
+    if layer.max_value is not None or layer.negative_slope or layer.threshold:
+        raise NotLowerable(f"ReLU {layer.name!r} with max_value, negative_slope or threshold")
+    return g.node("Relu", [x], name=layer.name)
+
+
 def lower_reshape(g, layer, x):
     """Reshape(target_shape): x (B, ...) -> (B, *target_shape); one -1 allowed, as in Keras."""
     return g.node("Reshape", [x, g.ints("shape", [0, *layer.target_shape])], name=layer.name)

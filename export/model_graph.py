@@ -31,12 +31,14 @@ from .lower import (
     MERGE_LAYERS,
     NotLowerable,
     lower_activation,
+    lower_batch_normalization,
     lower_dense,
     lower_embedding,
     lower_keras_op,
     lower_masking,
     lower_merge,
     lower_repeat_vector,
+    lower_relu,
     lower_reshape,
     onnx_dtype,
 )
@@ -146,6 +148,10 @@ class ModelWalk:
             return [lower_repeat_vector(g, op, x)]
         if kind is keras.layers.Reshape:
             return [lower_reshape(g, op, x)]
+        if kind is keras.layers.ReLU:
+            return [lower_relu(g, op, x)]
+        if kind is keras.layers.BatchNormalization:
+            return [lower_batch_normalization(g, op, x, len(node.input_tensors[0].shape))]
         if kind in MERGE_LAYERS or kind is keras.layers.Concatenate:
             return [lower_merge(g, op, list(x))]
         if isinstance(op, keras.layers.Layer):
