@@ -29,19 +29,18 @@ def fingerprint_changes(saved, now):
     """A sentence saying how corpus fingerprint `now` differs from `saved`; "" if it does not."""
     if saved is None or saved == now:
         return ""
-    before = {(s, name): (chars, digest) for s, name, chars, digest in saved["documents"]}
-    after = {(s, name): (chars, digest) for s, name, chars, digest in now["documents"]}
-    changes = []
-    for key in sorted(before.keys() - after.keys()):
-        changes.append(f"{key[1]} ({key[0]}) is gone")
-    for key in sorted(after.keys() - before.keys()):
-        changes.append(f"{key[1]} ({key[0]}) is new")
-    for key in sorted(before.keys() & after.keys()):
-        (c0, d0), (c1, d1) = before[key], after[key]
+    before = {name: (split, chars, digest) for split, name, chars, digest in saved["documents"]}
+    after = {name: (split, chars, digest) for split, name, chars, digest in now["documents"]}
+    changes = [f"{name} is gone" for name in sorted(before.keys() - after.keys())]
+    changes += [f"{name} is new" for name in sorted(after.keys() - before.keys())]
+    for name in sorted(before.keys() & after.keys()):
+        (s0, c0, d0), (s1, c1, d1) = before[name], after[name]
         if c0 != c1:
-            changes.append(f"{key[1]} has {c1:,} characters, was {c0:,}")
+            changes.append(f"{name} has {c1:,} characters, was {c0:,}")
         elif d0 != d1:
-            changes.append(f"{key[1]} has the same size but other text")
+            changes.append(f"{name} has the same size but other text")
+        if s0 != s1:
+            changes.append(f"{name} moved from {s0} to {s1}")
     if saved["source"] != now["source"]:
         changes.insert(0, f"the source is {now['source']!r}, was {saved['source']!r}")
     shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")

@@ -1,0 +1,66 @@
+"""The run directory's files: config with the corpus fingerprint, what changed, log trimming."""
+
+import dataclasses
+import json
+
+import pytest
+
+from keras_gated.data import load_corpus
+from keras_gated.training import run_dir
+from keras_gated.training.config import TrainConfig
+from keras_gated.training.data import corpus_fingerprint, fingerprint_changes, fitting_batch_size
+
+
+def _fingerprint(folder):
+    return corpus_fingerprint(load_corpus(folder, verbose=False))
+
+
+def test_fingerprint_names_what_changed(tiny_corpus):
+    before = _fingerprint(tiny_corpus)
+    assert fingerprint_changes(before, _fingerprint(tiny_corpus)) == ""
+    assert fingerprint_changes(None, before) == ""  # a run that recorded none
+    text = (tiny_corpus / "a.txt").read_text()
+    (tiny_corpus / "a.txt").write_text(text.replace("cat", "dog", 1))
+    assert fingerprint_changes(before, _fingerprint(tiny_corpus)) == \
+        "a has the same size but other text"
+    (tiny_corpus / "a.txt").write_text(text + " more")
+    (tiny_corpus / "d.txt").write_text("a fourth play")
+    changes = fingerprint_changes(before, _fingerprint(tiny_corpus))
+    assert "d is new" in changes and "a has" in changes
+
+
+def test_config_round_trips_with_its_fingerprint_and_old_configs_load(tmp_path, tiny_corpus):
+    config = TrainConfig(corpus=str(tiny_corpus), units=16, embed_dim=16)
+    fingerprint = _fingerprint(tiny_corpus)
+    run_dir.save_config(tmp_path, config, fingerprint)
+    assert run_dir.load_config(tmp_path) == (config, fingerprint)
+    (tmp_path / run_dir.CONFIG).write_text(json.dumps(dataclasses.asdict(config)))
+    assert run_dir.load_config(tmp_path) == (config, None)
+    (tmp_path / run_dir.CONFIG).write_text('{"colour": 1}')
+    with pytest.raises(ValueError, match="not a keras-gated config"):
+        run_dir.load_config(tmp_path)
+
+
+def test_start_refuses_an_existing_run_and_clears_only_its_own_files(tmp_path):
+    config = TrainConfig()
+    assert run_dir.start(tmp_path / "r", config) is False
+    run_dir.save_config(tmp_path / "r", config, None)
+    (tmp_path / "r" / "mine.txt").write_text("keep")
+    with pytest.raises(run_dir.RunExistsError, match="--force"):
+        run_dir.start(tmp_path / "r", config)
+    assert run_dir.start(tmp_path / "r", config, overwrite=True) is False
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["mine.txt"]
+
+
+def test_trim_logs_keeps_complete_rows_before_the_checkpoint(tmp_path):
+    (tmp_path / run_dir.LOG).write_text("epoch,loss\n0,2.0\n1,1.5\n2,1.")
+    run_dir.trim_logs(tmp_path, 2)
+    assert (tmp_path / run_dir.LOG).read_text().split() == ["epoch,loss", "0,2.0", "1,1.5"]
+
+
+def test_batch_size_shrinks_to_the_smallest_split():
+    ids = {"train": range(1000), "valid": range(50), "test": range(80)}
+    assert fitting_batch_size(ids, 32, 9, verbose=False) == 5  # 50 // (9 + 1)
+    assert fitting_batch_size(ids, 4, 9, verbose=False) == 4
+    with pytest.raises(ValueError, match="one sequence needs seq_len \\+ 1 = 51"):
+        fitting_batch_size(ids, 4, 50)
