@@ -17,5 +17,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python examples/shakespeare_demo.py
 
+# The whole suite on TensorFlow, then the backend-independent tests on JAX and on PyTorch.
+BACKEND_TESTS := tests/cells tests/layers tests/models tests/oracles tests/backends
+
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
+	for backend in jax torch; do \
+	  KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -m "not slow and not tensorflow_only" \
+	    $(BACKEND_TESTS) || exit 1; \
+	done

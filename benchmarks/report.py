@@ -10,6 +10,10 @@ TRAIN_TARGETS = (  # (other system, ours / other must be at most) at the issue's
     ("keras", 0.85),
     ("keras-drop", 0.45),
 )
+BACKEND_TRAIN_TARGETS = (  # on JAX: ours with dropout vs the built-in layers
+    ("keras", 1.00),
+    ("keras-drop", 0.60),
+)
 MAIN_UNITS = 650  # other sizes (the issue's 200-unit configuration) must keep the ordering:
 # ours faster than each system (ours / other < 1); the U=650 limits are reported beside it
 BOUND_FRACTION_TARGET = 0.85  # generation within 85% of the bandwidth bound
@@ -162,29 +166,43 @@ def training_section(results):
     return "\n".join(out)
 
 
-def prototypes_section(results):
-    checks = results.get("prototype_checks") or {}
-    if not checks:
-        return ""
-    out = ["## Prototypes (benchmarks/prototypes.py)", "",
-           "Candidate formulations for keras_gated/layers/recurrent.py, timed in the tables "
-           "above as `proto:NAME` rows (with dropout, as `ours`). Before timing, each is "
-           "checked against the library layer on a small model with dropout on: largest "
-           "|difference| over the logits and every gradient:", ""]
-    rows = [(f"`{name}`", cell.upper(), f"{diff:.1e}") for (name, cell), diff in checks.items()]
-    out.append(_table(("prototype", "cell", "max abs diff vs library"), rows))
-    speed = []
-    for entry in results["training"]:
-        times = entry["times"]
-        for name in times:
-            if name.startswith("proto:") and "ours" in times:
-                r = ratio_per_round(times[name], times["ours"])
-                speed.append((f"`{name}`", entry["cell"].upper(), f"U={entry['setup'].units}",
-                              _ratio(r)))
-    if speed:
-        out += ["", "Prototype / `ours` time per round (below 1: the prototype is faster):", "",
-                _table(("prototype", "cell", "size", "prototype / ours"), speed)]
-    return "\n".join(out)
+def backend_training_section(results):
+    entries = results.get("backend_training") or []
+    out = []
+    for entry in entries:
+        backend, setup = entry["backend"], entry["setup"]
+        out += [f"## Training step on the {backend.upper()} backend", ""]
+        if "failed" in entry:
+            out += [f"Failed:\n\n```\n{entry['failed']}\n```", ""]
+            continue
+        versions = ", ".join(f"{k} {v}" for k, v in entry["versions"].items())
+        out += [f"{setup.label()}; {versions}. Each system is a `keras.Model` with Keras's "
+                "default `compile()` (`jit_compile=\"auto\"`: XLA on JAX; our layers' loop is "
+                "`jax.lax.scan`), timed by `train_on_batch` in one subprocess "
+                "(`benchmarks/backend_training.py`), interleaved rounds.", ""]
+        for cell, times in entry["times"].items():
+            rows = []
+            for name, samples in times.items():
+                ratio = _ratio(ratio_per_round(times["ours"], samples)) if name != "ours" else "1"
+                rows.append((f"`{name}`", entry["descriptions"][name][cell],
+                             _stat_ms(summary(samples)), ratio))
+            out += [f"### {cell.upper()} — {backend}", "",
+                    _table(("system", "what", "ms per step", "ours / this"), rows), ""]
+    return "\n".join(out).rstrip()
+
+
+def backend_training_targets(entry):
+    """[(target, measured, met)] for one backend's training comparison."""
+    if "failed" in entry:
+        return [(f"{entry['backend']}: training step", "failed", "**no**")]
+    rows = []
+    for cell, times in entry["times"].items():
+        for other, limit in BACKEND_TRAIN_TARGETS:
+            ratio = ratio_per_round(times["ours"], times[other])
+            rows.append((f"{entry['backend']} U={entry['setup'].units} {cell.upper()}: "
+                         f"ours (dropout) / {other} <= {limit:.2f}", _ratio(ratio),
+                         "yes" if ratio.median <= limit else "**no**"))
+    return rows
 
 
 def inference_section(results):
@@ -250,6 +268,8 @@ def targets_section(results):
     rows = []
     for entry in results["training"]:
         rows += training_targets(entry)
+    for entry in results.get("backend_training") or []:
+        rows += backend_training_targets(entry)
     for entry in results["inference"]:
         rows += inference_targets(entry)
     return "\n".join(["## Targets (from the issue)", "",
@@ -267,7 +287,7 @@ def markdown(results):
         machine_section(results),
         targets_section(results),
         training_section(results),
-        prototypes_section(results),
+        backend_training_section(results),
         inference_section(results),
         memory_section(results),
     ]

@@ -18,10 +18,9 @@ import sys
 import tempfile
 import time
 
-FULL = {"units": "650,200", "rounds": 7, "warmup": 2, "prototypes": "all", "train_steps": 60,
-        "bandwidth_mib": 256}
-QUICK = {"units": "200", "rounds": 3, "warmup": 1, "prototypes": "bptt-jit", "train_steps": 10,
-         "bandwidth_mib": 128}
+FULL = {"units": "650,200", "rounds": 7, "warmup": 2, "train_steps": 60, "bandwidth_mib": 256}
+QUICK = {"units": "200", "rounds": 3, "warmup": 1, "train_steps": 10, "bandwidth_mib": 128}
+BACKENDS = ("jax",)  # the training step is also timed on these Keras backends
 MEMORY_TRAIN_SYSTEMS = ("ours", "keras", "keras-drop", "torch")
 
 
@@ -44,8 +43,10 @@ def parse_args(argv):
     parser.add_argument("--cells", default="lstm,gru")
     parser.add_argument("--systems", default=",".join(_training().SYSTEMS),
                         help="training systems to compare (all)")
-    parser.add_argument("--prototypes", help="comma-separated names from "
-                        "benchmarks/prototypes.py, 'all' or 'none' (full: all, quick: bptt-jit)")
+    parser.add_argument("--backends", default=",".join(BACKENDS),
+                        help="Keras backends on which the training step is also timed, each in "
+                             f"a subprocess at the first --units size ({','.join(BACKENDS)}; "
+                             "'' for none)")
     parser.add_argument("--train-steps", type=int, help="Adam steps on Shakespeare before the "
                         "inference perplexity check (full 60, quick 10)")
     parser.add_argument("--gen-tokens", type=int, default=100)
@@ -64,6 +65,7 @@ def parse_args(argv):
     options.cells = [c for c in options.cells.split(",") if c]
     options.systems = [s for s in options.systems.split(",") if s]
     options.memory_systems = [s for s in options.memory_systems.split(",") if s]
+    options.backends = [b for b in options.backends.split(",") if b]
     return options
 
 
@@ -77,24 +79,9 @@ def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def prototype_names(options):
-    from benchmarks.prototypes import PROTOTYPES
-
-    if options.prototypes == "none":
-        return []
-    if options.prototypes == "all":
-        return list(PROTOTYPES)
-    names = [p for p in options.prototypes.split(",") if p]
-    unknown = set(names) - set(PROTOTYPES)
-    if unknown:
-        raise SystemExit(f"unknown prototypes {sorted(unknown)}; choose from {PROTOTYPES}")
-    return names
-
-
-def run_training(options, prototypes):
+def run_training(options):
     import keras
 
-    from benchmarks import prototypes as proto
     from benchmarks import training
     from benchmarks.timing import interleave
 
@@ -112,9 +99,6 @@ def run_training(options, prototypes):
                     missing[name] = "not installed"
                 else:
                     systems[name] = step
-            for name in prototypes:
-                descriptions[f"proto:{name}"] = f"prototype `{name}`, dropout as `ours`"
-                systems[f"proto:{name}"] = proto.build_prototype(name, setup, cell)
             times = interleave(systems, options.rounds, options.warmup, progress=log)
             entries.append({"setup": setup, "cell": cell, "times": times,
                             "descriptions": descriptions, "missing": missing})
@@ -122,6 +106,29 @@ def run_training(options, prototypes):
             keras.backend.clear_session()
             gc.collect()
     return entries
+
+
+def run_backend_training(options, backend):
+    """`benchmarks.backend_training` on `backend` in a subprocess, at the first --units size."""
+    import subprocess
+
+    setup = _training().TrainSetup(vocab=options.vocab, units=options.units[0],
+                                   layers=options.layers, batch=options.batch,
+                                   steps=options.steps)
+    log(f"training on {backend}: {setup.label()}")
+    with tempfile.TemporaryDirectory(prefix="keras_gated_bench_") as workdir:
+        out = os.path.join(workdir, "times.json")
+        command = [sys.executable, "-m", "benchmarks.backend_training", "--json", out,
+                   "--units", str(setup.units), "--vocab", str(setup.vocab),
+                   "--layers", str(setup.layers), "--batch", str(setup.batch),
+                   "--steps", str(setup.steps), "--cells", ",".join(options.cells),
+                   "--rounds", str(options.rounds), "--warmup", str(options.warmup)]
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            return {"backend": backend, "setup": setup, "failed": done.stderr[-2000:]}
+        with open(out) as f:
+            return {**json.load(f), "setup": setup}
 
 
 def run_inference(options, workdir):
@@ -183,7 +190,6 @@ def main(argv=None):
     started = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from benchmarks import machine, report
-    from benchmarks.prototypes import check_gradients
 
     machine.configure_threads(options.threads)
     load = {"before": machine.load_average(), "busy_before": machine.busy_processes()}
@@ -193,10 +199,8 @@ def main(argv=None):
     log(f"{info['cpu']}, {info['cores']} cores, {info['bandwidth'] / 1e9:.1f} GB/s; "
         f"load {load['before']}")
 
-    prototypes = prototype_names(options)
-    checks = {(name, cell): check_gradients(name, cell)
-              for name in prototypes for cell in options.cells}
-    training_entries = run_training(options, prototypes)
+    training_entries = run_training(options)
+    backend_entries = [run_backend_training(options, backend) for backend in options.backends]
     with tempfile.TemporaryDirectory(prefix="keras_gated_bench_") as workdir:
         inference_entries = run_inference(options, workdir)
         memory_rows = run_memory(options, inference_entries)
@@ -207,7 +211,7 @@ def main(argv=None):
         "mode": "quick" if options.quick else "full",
         "rounds": options.rounds, "warmup": options.warmup,
         "machine": info, "load": load,
-        "training": training_entries, "prototype_checks": checks,
+        "training": training_entries, "backend_training": backend_entries,
         "inference": inference_entries, "memory": memory_rows,
         "wall_seconds": time.perf_counter() - started,
     }

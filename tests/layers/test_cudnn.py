@@ -16,6 +16,8 @@ import tensorflow as tf
 import keras_gated
 from keras_gated.layers import cudnn, fused
 
+pytestmark = pytest.mark.tensorflow_only  # tf.custom_gradient, XLA and cuDNN paths
+
 B, T, D, U = 3, 7, 4, 5
 TOL = 1e-5  # float32, two implementations of the same equations over T=7 steps
 

@@ -22,6 +22,8 @@ from tests.oracles.harness import (
     random_weights,
 )
 
+pytestmark = pytest.mark.tensorflow_only  # tf.custom_gradient, XLA and cuDNN paths
+
 # Both paths run float32; the fused backward sums the weight gradient over all B*T rows in one
 # matmul and multiplies the chain-rule factors in another order, so results differ by rounding
 # only: O(1e-7) of the result's scale (values are O(1), gradients up to O(10) here).
