@@ -23,3 +23,18 @@ def write_corpus(folder, words=WORDS, lines=(300, 60, 60), per_line=10, seed=0):
 @pytest.fixture
 def tiny_corpus(tmp_path):
     return write_corpus(tmp_path / "corpus")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skips tests marked `tensorflow_only` on the JAX and torch backends."""
+    marked = [item for item in items if item.get_closest_marker("tensorflow_only")]
+    if not marked:
+        return
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"TensorFlow-specific; the backend is {backend}")
+    for item in marked:
+        item.add_marker(skip)

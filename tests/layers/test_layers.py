@@ -8,7 +8,7 @@ import pytest
 import keras_gated
 from tests.oracles.harness import (
     ALL_CASES, ATOL_F32, B, D, GRU_CASES, KIND_CASES, LSTM_CASES, T, U, as_list, assign_weights,
-    builtin_layer, oracle, plain_errors, random_states, random_weights,
+    builtin_layer, oracle, plain_errors, random_states, random_weights, to_numpy,
 )
 
 # Dropout scales kept units by 1/(1-p) in float32: relative error O(1e-7) per product.
@@ -40,7 +40,7 @@ def data(case, seed):
 def assert_all_close(got, want, atol):
     assert len(got) == len(want), (len(got), len(want))
     for k, (g, w) in enumerate(zip(got, want)):
-        np.testing.assert_allclose(g, w, atol=atol, rtol=0, err_msg=f"result {k}")
+        np.testing.assert_allclose(to_numpy(g), w, atol=atol, rtol=0, err_msg=f"result {k}")
 
 
 def nonzero_uniform(rng, shape):
@@ -81,7 +81,7 @@ def test_recurrent_dropout_mask_is_the_same_at_every_step():
     h0 = nonzero_uniform(rng, (DROP_B, DROP_U))
     masks = []
     for _ in range(2):
-        out = np.asarray(layer(x, initial_state=[h0], training=True))
+        out = to_numpy(layer(x, initial_state=[h0], training=True))
         m = recover_mask(out[:, 0], h0, rate)
         for t in range(DROP_T):
             np.testing.assert_allclose(out[:, t], h0 * m ** (t + 1), rtol=RTOL_SCALE * (t + 1), atol=0)
@@ -98,7 +98,7 @@ def test_input_dropout_mask_is_the_same_at_every_step():
     x = nonzero_uniform(rng, (DROP_B, DROP_T, DROP_U))
     masks = []
     for _ in range(2):
-        out = np.asarray(layer(x, training=True))
+        out = to_numpy(layer(x, training=True))
         m = recover_mask(out[:, 0], x[:, 0], rate)
         for t in range(DROP_T):
             np.testing.assert_allclose(out[:, t], x[:, t] * m, rtol=RTOL_SCALE, atol=0)
@@ -119,12 +119,12 @@ def test_no_dropout_is_exact_identity(case):
     for layer in layers.values():
         layer(x, initial_state=states)
         assign_weights(layer, weights)
-    want = np.asarray(layers["plain"](x, initial_state=states))
-    np.testing.assert_array_equal(np.asarray(layers["p0"](x, initial_state=states, training=True)), want)
-    np.testing.assert_array_equal(np.asarray(layers["p"](x, initial_state=states, training=False)), want)
-    np.testing.assert_array_equal(np.asarray(layers["p"](x, initial_state=states)), want)
+    want = to_numpy(layers["plain"](x, initial_state=states))
+    np.testing.assert_array_equal(to_numpy(layers["p0"](x, initial_state=states, training=True)), want)
+    np.testing.assert_array_equal(to_numpy(layers["p"](x, initial_state=states, training=False)), want)
+    np.testing.assert_array_equal(to_numpy(layers["p"](x, initial_state=states)), want)
     # Non-vacuous: the same layer does drop when training.
-    assert not np.allclose(np.asarray(layers["p"](x, initial_state=states, training=True)), want)
+    assert not np.allclose(to_numpy(layers["p"](x, initial_state=states, training=True)), want)
 
 
 @pytest.mark.parametrize("case", KIND_CASES, ids=lambda c: c.id)
@@ -135,12 +135,12 @@ def test_dropout_seed_reproducibility(case):
     for layer in (a, b, c):
         layer(x, initial_state=states)
         assign_weights(layer, weights)
-    first_a = np.asarray(a(x, initial_state=states, training=True))
-    first_b = np.asarray(b(x, initial_state=states, training=True))
-    first_c = np.asarray(c(x, initial_state=states, training=True))
+    first_a = to_numpy(a(x, initial_state=states, training=True))
+    first_b = to_numpy(b(x, initial_state=states, training=True))
+    first_c = to_numpy(c(x, initial_state=states, training=True))
     np.testing.assert_array_equal(first_a, first_b)  # same seed, same masks
     assert not np.array_equal(first_a, first_c)  # another seed, other masks
-    second_a = np.asarray(a(x, initial_state=states, training=True))
+    second_a = to_numpy(a(x, initial_state=states, training=True))
     assert not np.array_equal(first_a, second_a)  # fresh masks on every call
 
 
@@ -154,7 +154,7 @@ def test_variational_dropout_one_mask_per_sequence():
     layer = keras_gated.VariationalDropout(rate)
     masks = []
     for _ in range(2):
-        y = np.asarray(layer(x, training=True))
+        y = to_numpy(layer(x, training=True))
         m = recover_mask(y, x, rate)  # (B, T, F)
         np.testing.assert_array_equal(m, np.broadcast_to(m[:, :1], m.shape))  # same at every t
         np.testing.assert_allclose(y, x * m, rtol=RTOL_SCALE, atol=0)
@@ -167,15 +167,15 @@ def test_variational_dropout_is_identity_at_inference():
     rng = np.random.default_rng(25)
     x = nonzero_uniform(rng, (DROP_B, DROP_T, DROP_U))
     layer = keras_gated.VariationalDropout(0.4)
-    np.testing.assert_array_equal(np.asarray(layer(x)), x)
-    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
-    np.testing.assert_array_equal(np.asarray(keras_gated.VariationalDropout(0.0)(x, training=True)), x)
+    np.testing.assert_array_equal(to_numpy(layer(x)), x)
+    np.testing.assert_array_equal(to_numpy(layer(x, training=False)), x)
+    np.testing.assert_array_equal(to_numpy(keras_gated.VariationalDropout(0.0)(x, training=True)), x)
 
 
 def test_variational_dropout_seed_reproducibility():
     x = nonzero_uniform(np.random.default_rng(26), (DROP_B, DROP_T, DROP_U))
     a, b = keras_gated.VariationalDropout(0.4, seed=7), keras_gated.VariationalDropout(0.4, seed=7)
-    np.testing.assert_array_equal(np.asarray(a(x, training=True)), np.asarray(b(x, training=True)))
+    np.testing.assert_array_equal(to_numpy(a(x, training=True)), to_numpy(b(x, training=True)))
 
 
 # --- composition with Keras containers ---------------------------------------------------------
@@ -199,7 +199,7 @@ def test_sequential_matches_keras_builtin(case):
     ours = model(lambda **kw: make_layer(case, U, **kw))
     ref = model(lambda **kw: builtin_layer(case, U, **kw))
     _copy_into(ours, ref, rng)
-    np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(ref(x)), atol=ATOL_F32, rtol=0)
+    np.testing.assert_allclose(to_numpy(ours(x)), to_numpy(ref(x)), atol=ATOL_F32, rtol=0)
 
 
 @pytest.mark.parametrize("case", COMPARE_CASES, ids=lambda c: c.id)
@@ -243,7 +243,7 @@ def test_bidirectional_matches_keras_builtin(case, masked):
     backward = bidirectional.backward_layer
     assert backward.go_backwards and type(backward) is type(bidirectional.forward_layer)
     args = [x, BIDIRECTIONAL_MASK] if masked else x
-    np.testing.assert_allclose(np.asarray(ours(args)), np.asarray(ref(args)), atol=ATOL_F32, rtol=0)
+    np.testing.assert_allclose(to_numpy(ours(args)), to_numpy(ref(args)), atol=ATOL_F32, rtol=0)
 
 
 # --- stateful ----------------------------------------------------------------------------------
@@ -259,14 +259,14 @@ def test_stateful_carries_state_and_reset_clears_it(case):
         assign_weights(layer, weights)
     stateful.reset_states()
     want, *want_states = as_list(whole(x))
-    first = np.asarray(stateful(x[:, :2]))
-    second = np.asarray(stateful(x[:, 2:]))
+    first = to_numpy(stateful(x[:, :2]))
+    second = to_numpy(stateful(x[:, 2:]))
     np.testing.assert_allclose(np.concatenate([first, second], axis=1), want, atol=ATOL_STATEFUL, rtol=0)
-    assert_all_close([np.asarray(s) for s in stateful.states], want_states, ATOL_STATEFUL)
+    assert_all_close([to_numpy(s) for s in stateful.states], want_states, ATOL_STATEFUL)
     stateful.reset_states()
     for s in stateful.states:
-        np.testing.assert_array_equal(np.asarray(s), 0.0)
-    np.testing.assert_allclose(np.asarray(stateful(x[:, :2])), want[:, :2], atol=ATOL_STATEFUL, rtol=0)
+        np.testing.assert_array_equal(to_numpy(s), 0.0)
+    np.testing.assert_allclose(to_numpy(stateful(x[:, :2])), want[:, :2], atol=ATOL_STATEFUL, rtol=0)
 
 
 # --- gate activations --------------------------------------------------------------------------
@@ -290,7 +290,7 @@ def test_gate_activations_match_oracle(case, with_initial_state):
     shared = sorted(set(got) & set(want))  # the GRU candidate "h~" when both name it so
     for name in shared:
         assert np.shape(got[name]) == (B, T, U), (name, np.shape(got[name]))
-        np.testing.assert_allclose(np.asarray(got[name]), want[name], atol=ATOL_F32, rtol=0, err_msg=name)
+        np.testing.assert_allclose(to_numpy(got[name]), want[name], atol=ATOL_F32, rtol=0, err_msg=name)
 
 
 # --- serialization -----------------------------------------------------------------------------
@@ -343,7 +343,7 @@ def test_saved_model_reloads_with_identical_outputs(case, tmp_path):
     assert type(loaded.layers[1]) is type(rnn)
     assert type(loaded.layers[2]) is keras_gated.VariationalDropout
     assert loaded.layers[1].get_config() == rnn.get_config()
-    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
 
 
 @pytest.mark.parametrize("case", KIND_CASES, ids=lambda c: c.id)
@@ -358,7 +358,7 @@ def test_saved_keras_rnn_of_our_cell_reloads(case, tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
     assert type(loaded.layers[1].cell) is cls
-    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
 
 
 # --- argument checking -------------------------------------------------------------------------
@@ -421,10 +421,11 @@ def test_single_initial_state_may_be_a_bare_tensor(case):
     _, x, states, _ = data(case, 36)
     layer = make_layer(case, U, return_sequences=True)
     np.testing.assert_array_equal(
-        np.asarray(layer(x, initial_state=states[0])), np.asarray(layer(x, initial_state=states))
+        to_numpy(layer(x, initial_state=states[0])), to_numpy(layer(x, initial_state=states))
     )
 
 
+@pytest.mark.tensorflow_only
 def test_layers_train_under_xla():
     """`jit_compile=True` (Keras's default on GPUs) needs a bounded while_loop."""
     import keras_gated as kg

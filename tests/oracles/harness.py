@@ -145,11 +145,36 @@ def assign_weights(layer, weights):
         variable.assign(value.astype(variable.dtype))
 
 
+def keras_masked_outputs(outputs, mask, h0, go_backwards=False):
+    """What `keras.layers.RNN` returns on this backend where ours (and the oracle) give `outputs`.
+
+    A masked step repeats the previous output; before a sequence's first unmasked step
+    there is none, and on TensorFlow and torch Keras repeats zeros, as the oracle does.
+    Keras's JAX backend repeats `states[0]` instead, i.e. h0 (keras/src/backend/jax/rnn.py,
+    `output_tm1 = states[0]`), so there those leading outputs are h0. Returns `outputs`
+    (B, T, U), in processing order, with that convention applied.
+    """
+    outputs = np.array(outputs, copy=True)
+    if keras.backend.backend() != "jax":
+        return outputs
+    mask = np.asarray(mask, dtype=bool)
+    if go_backwards:
+        mask = mask[:, ::-1]
+    leading = ~np.logical_or.accumulate(mask, axis=1)  # (B, T): no real step seen yet
+    h0 = np.asarray(h0, dtype=outputs.dtype)
+    return np.where(leading[..., None], h0[:, None, :], outputs)
+
+
+def to_numpy(x):
+    """A tensor or variable of any backend as a numpy array (torch: detached from autograd)."""
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
 def as_list(result):
     """A layer result (tensor or list) as a list of numpy arrays."""
     if isinstance(result, (list, tuple)):
-        return [np.asarray(r) for r in result]
-    return [np.asarray(result)]
+        return [to_numpy(r) for r in result]
+    return [to_numpy(result)]
 
 
 @contextlib.contextmanager
