@@ -185,13 +185,16 @@ def _tokenizer_config(tokenizer, vocab_size):
 
 def _metadata(model, lowered, tokenizer_config, opset):
     import keras_gated
+    from keras_gated.models import LanguageModel
 
     return {
         "format": md.FORMAT,
         "version": md.VERSION,
         "library_version": keras_gated.__version__,
         "model_class": type(model).__name__,
-        "model_config": model.get_config(),
+        # A language model's own arguments; a functional model's config is Keras's business
+        # (and serializing it imports TensorFlow on every backend).
+        "model_config": model.get_config() if isinstance(model, LanguageModel) else None,
         "tokenizer": tokenizer_config,
         "vocab_size": lowered.vocab_size,
         "input": lowered.inputs[0].name,

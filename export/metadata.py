@@ -13,9 +13,13 @@ Every state input is required: pass zeros (`initial_states`) to start a sequence
 "batch" and "time" are dynamic and named so, as Triton's ONNX Runtime backend expects.
 
 Metadata: `model.metadata_props["keras_gated"]` holds a JSON object (`FORMAT`, `VERSION`,
-`library_version`, `model_class`, `model_config`, `tokenizer` (or null), `vocab_size`,
-`input`, `output`, `states`: [{"input", "output", "size", "layer"}], `lowered_layers`,
+`library_version`, `model_class`, `model_config` (a language model's; null for others),
+`tokenizer` (or null), `vocab_size`, `input`, `output` (the first of `inputs`, `outputs`),
+`states`: [{"input", "output", "size", "layer"}], `lowered_layers`, `loop_layers`,
 `tf2onnx_layers`, `opset`).
+
+Other models (`model_graph.py`) keep Keras's input and output names and dtypes; a stateful
+recurrent layer k gets the state inputs and outputs above.
 """
 
 import json

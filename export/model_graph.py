@@ -79,6 +79,7 @@ class ModelWalk:
         self.model, self.opset = model, opset
         self.g = GraphBuilder(f"keras_gated_{model.name}")
         self.names = {}  # id(KerasTensor) -> ONNX tensor name
+        self.masks = {}  # ONNX tensor name -> ONNX name of the (B, T) mask Keras attaches to it
         self.lowered, self.loops, self.converted = [], [], []
         self.state_layers = []  # (layer, [state input names], [state output names])
         self.inputs = []  # GraphInput
@@ -90,14 +91,40 @@ class ModelWalk:
                 continue
             if any(id(kt) not in self.names for kt in node.input_tensors):
                 continue  # not computable from the inputs (Keras skips it too)
+            op = node.operation
             args, kwargs = node.arguments.fill_in(self.names)
-            outputs = self.lower_node(node, node.operation, args, kwargs)
+            previous = None
+            if len(node.arguments.keras_tensors) == 1 and isinstance(args[0], str):
+                previous = self.masks.get(args[0])
+                if previous and "mask" in getattr(op, "call_signature_parameters", ()):
+                    kwargs["mask"] = kwargs.get("mask") or previous
+            outputs = self.lower_node(node, op, args, kwargs)
             flat = tree.flatten(node.outputs)
             if len(outputs) != len(flat):
-                raise ExportError(f"layer {node.operation.name!r} gave {len(outputs)} ONNX "
+                raise ExportError(f"layer {op.name!r} gave {len(outputs)} ONNX "
                                   f"outputs for {len(flat)} Keras outputs")
             for kt, name in zip(flat, outputs):
                 self.names[id(kt)] = name
+            self.note_masks(op, flat, outputs, kwargs.get("mask") or previous)
+
+    def note_masks(self, op, flat, outputs, previous):
+        """Records each output's mask as Keras attaches it when running eagerly: the one the
+        graph holds (`_keras_mask`), else, for a layer that keeps the mask of its input (as
+        `Layer._set_mask_metadata` does), `previous`. The graph lacks the latter where a
+        nested model's output carries its inner mask, which Keras propagates only eagerly."""
+        for kt, name in zip(flat, outputs):
+            mask = getattr(kt, "_keras_mask", None)
+            if mask is not None and id(mask) in self.names:
+                self.masks[name] = self.names[id(mask)]
+        if previous is None or outputs[0] in self.masks or not isinstance(op, keras.layers.Layer):
+            return
+        if isinstance(op, (*RECURRENT_LAYERS, keras.layers.Bidirectional)):
+            keeps = op.return_sequences
+        else:
+            keeps = op.supports_masking and (type(op).compute_mask is keras.layers.Layer.compute_mask
+                                             or isinstance(op, keras.layers.TimeDistributed))
+        if keeps:
+            self.masks[outputs[0]] = previous
 
     def lower_node(self, node, op, args, kwargs):
         """The ONNX names of `op`'s flattened outputs for this call."""
@@ -106,7 +133,9 @@ class ModelWalk:
             for kt, name in zip(inner.inputs, tree.flatten(args)):
                 self.names[id(kt)] = name
             self.walk(inner)
-            return [self.names[id(kt)] for kt in tree.flatten(inner.outputs)]
+            outputs = [self.names[id(kt)] for kt in tree.flatten(inner.outputs)]
+            self.note_masks(op, tree.flatten(inner.outputs), outputs, None)
+            return outputs
         try:
             outputs = self.lower_native(node, op, args, kwargs)
         except (NotLowerable, NotNative) as reason:

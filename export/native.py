@@ -58,8 +58,18 @@ def numpy_weight(variable):
 
 
 def activation_name(activation):
-    """A Keras activation (function or name) -> its registered name ("relu", "linear", ...)."""
-    return activation if isinstance(activation, str) else keras.activations.serialize(activation)
+    """A Keras activation (function or name) -> its registered name ("relu", "linear", ...).
+
+    Looked up by identity (`keras.activations.serialize` would import TensorFlow on every
+    backend); a function Keras does not know keeps its `__name__` and is refused later.
+    """
+    if isinstance(activation, str):
+        return activation
+    name = getattr(activation, "__name__", repr(activation))
+    try:
+        return name if keras.activations.get(name) is activation else repr(activation)
+    except ValueError:
+        return repr(activation)
 
 
 def is_layer_norm_lstm(layer):
