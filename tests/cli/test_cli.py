@@ -20,7 +20,8 @@ def run(tmp_path_factory):
     corpus = write_corpus(root / "corpus", words, lines=(200, 50, 50), per_line=8, seed=1)
     out = root / "run"
     argv = ["train", "--corpus", str(corpus), "--units", "8", "--embed-dim", "8",
-            "--batch-size", "4", "--seq-len", "6", "--epochs", "1", "--out", str(out)]
+            "--batch-size", "4", "--seq-len", "6", "--epochs", "1", "--xla", "false",
+            "--out", str(out)]
     assert main(argv) == 0
     return {"root": root, "corpus": corpus, "out": out, "argv": argv}
 

@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from tests.conftest import write_corpus
 
@@ -20,6 +21,7 @@ def _argv(corpus, out):
             "--epochs", "4", "--steps-per-epoch", "25", "--out", str(out)]
 
 
+@pytest.mark.slow  # covered by test_training.py's resume and test_run_dir.py's log trimming
 def test_killed_training_resumes_to_the_same_weights(tmp_path):
     import keras
 

@@ -64,3 +64,11 @@ def test_batch_size_shrinks_to_the_smallest_split():
     assert fitting_batch_size(ids, 4, 9, verbose=False) == 4
     with pytest.raises(ValueError, match="one sequence needs seq_len \\+ 1 = 51"):
         fitting_batch_size(ids, 4, 50)
+
+
+def test_resume_refuses_a_changed_config_but_more_epochs(tmp_path):
+    config = TrainConfig(seq_len=8)
+    run_dir.save_config(tmp_path, config, None)
+    run_dir.check_resume(tmp_path, dataclasses.replace(config, epochs=9))
+    with pytest.raises(ValueError, match="seq_len, units differ"):
+        run_dir.check_resume(tmp_path, dataclasses.replace(config, seq_len=6, units=7))

@@ -12,7 +12,7 @@ WEIGHT_ATOL = 1e-5  # two float32 runs of the same steps agree to rounding
 
 def _config(corpus, **kw):
     base = dict(corpus=str(corpus), embed_dim=12, units=12, batch_size=4, seq_len=8,
-                epochs=2, steps_per_epoch=10, seed=3)
+                epochs=2, steps_per_epoch=10, seed=3, xla=False)
     return kg.TrainConfig(**{**base, **kw})
 
 
@@ -71,6 +71,7 @@ def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):
         np.testing.assert_allclose(p, q, atol=WEIGHT_ATOL)
 
 
+@pytest.mark.slow  # covered by tests/training/test_run_dir.py
 def test_resume_refuses_a_changed_config(tiny_corpus, tmp_path):
     kg.train(_config(tiny_corpus, epochs=1), tmp_path / "r", verbose=0)
     with pytest.raises(ValueError, match="seq_len"):
@@ -105,6 +106,7 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_
     assert json.loads((run / "checkpoint/progress.json").read_text())["epochs_done"] == 1
 
 
+@pytest.mark.slow  # covered by tests/training/test_run_dir.py
 def test_force_retrains_from_scratch(tiny_corpus, tmp_path):
     run = tmp_path / "r"
     kg.train(_config(tiny_corpus, epochs=1), run, verbose=0)
@@ -117,6 +119,7 @@ def test_force_retrains_from_scratch(tiny_corpus, tmp_path):
     assert (run / "stranger.txt").exists()  # only the run's own files are removed
 
 
+@pytest.mark.slow  # covered by tests/training/test_run_dir.py
 def test_resume_drops_log_rows_past_the_checkpoint(tiny_corpus, tmp_path):
     """A kill after logging epoch 2 but before its checkpoint (or mid-line) leaves no stray row."""
     import csv
