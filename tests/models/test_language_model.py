@@ -5,7 +5,7 @@ import pytest
 
 import keras
 import keras_gated as kg
-from keras_gated.training import perplexity, token_nll
+from keras_gated.training import Perplexity, perplexity, token_nll
 from tests import backend_ops
 from tests.oracles.harness import to_numpy
 
@@ -149,3 +149,33 @@ def test_a_lambda_layer_is_refused_when_loading(tmp_path):
     model.save(tmp_path / "lambda.keras")
     with pytest.raises(ValueError, match="[Ll]ambda"):
         keras.models.load_model(tmp_path / "lambda.keras", safe_mode=True)
+
+
+# Keras's loss and our Perplexity metric both reduce float32 NLLs; their sums over 48 tokens
+# agree to float32 rounding, O(1e-6) relative.
+RTOL_PERPLEXITY = 1e-5
+
+
+@pytest.mark.parametrize("cell,options", [("lstm", {"peephole": True}), ("gru", {"reset_after": False})])
+def test_fit_predict_evaluate(cell, options):
+    """fit lowers the loss; evaluate's perplexity is exp(its loss) and exp(mean NLL) of predict."""
+    model = kg.language_model(
+        V, cell=cell, embed_dim=E, units=E, num_layers=2, dropout=0.1, recurrent_dropout=0.1,
+        embed_dropout=0.1, seed=0, cell_options=options,
+    )
+    model.compile(
+        keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[Perplexity()],
+    )
+    x = np.random.default_rng(5).integers(0, V, (8, 6)).astype("int32")
+    y = np.roll(x, -1, axis=1)
+    history = model.fit(x, y, epochs=4, batch_size=4, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+    result = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    assert result["perplexity"] == pytest.approx(np.exp(result["loss"]), rel=RTOL_PERPLEXITY)
+    predicted = model.predict(x, batch_size=4, verbose=0)
+    assert predicted.shape == (8, 6, V)
+    np.testing.assert_allclose(predicted, to_numpy(model(x)), atol=ATOL)
+    nll = token_nll(predicted, y)
+    assert result["perplexity"] == pytest.approx(float(np.exp(nll.mean())), rel=RTOL_PERPLEXITY)
