@@ -9,7 +9,7 @@ Names are imported lazily (PEP 562), so `import keras_gated.export` loads neithe
 TensorFlow, Keras, tf2onnx nor onnx; `to_onnx` and `ExportResult` load them on first use.
 """
 
-import importlib
+from keras_gated import lazy
 
 _PUBLIC = {
     "to_onnx": "keras_gated.export.exporter",
@@ -18,14 +18,4 @@ _PUBLIC = {
     "OnnxLanguageModel": "keras_gated.export.runtime",
 }
 
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'keras_gated.export' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy.attach(__name__, _PUBLIC)

@@ -11,6 +11,8 @@ define them.
 import importlib
 import sys
 
+from keras_gated import lazy
+
 __version__ = "0.1.0"
 
 _PUBLIC = {
@@ -38,22 +40,12 @@ _SERIALIZABLE = (
     "keras_gated.training.metrics",
 )
 
-__all__ = sorted(_PUBLIC)
+__getattr__, __dir__, __all__ = lazy.attach(__name__, _PUBLIC)
 
 
 def _register(_keras_module=None):
     for module in _SERIALIZABLE:
         importlib.import_module(module)
-
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'keras_gated' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
 
 
 try:

@@ -9,7 +9,7 @@
 Names are imported lazily, so `keras_gated.diagnostics.cli` builds its parser without TensorFlow.
 """
 
-import importlib
+from keras_gated import lazy
 
 _PUBLIC = {
     "LOSS_AT": "gradient_flow",
@@ -41,14 +41,6 @@ _PUBLIC = {
     "plot_training_curves": "plots",
 }
 
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy.attach(
+    __name__, {name: f"{__name__}.{module}" for name, module in _PUBLIC.items()}
+)

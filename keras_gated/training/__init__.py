@@ -1,12 +1,11 @@
 """Training recipe, perplexity, callbacks and run directories.
 
 Names load on first use, so `keras_gated.training.config` and `.run_dir` (the command line's
-parser, a run's files) import without TensorFlow or Keras. Once Keras is imported, importing
-this package registers `Perplexity` with Keras, which a checkpoint's compiled metrics name.
+parser, a run's files) import without TensorFlow or Keras. `Perplexity`, which a checkpoint's
+compiled metrics name, registers with Keras when Keras is imported (`keras_gated/__init__.py`).
 """
 
-import importlib
-import sys
+from keras_gated import lazy
 
 _PUBLIC = {
     "Perplexity": "keras_gated.training.metrics",
@@ -18,18 +17,4 @@ _PUBLIC = {
     "train": "keras_gated.training.trainer",
 }
 
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'keras_gated.training' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
-
-
-if "keras" in sys.modules:
-    importlib.import_module("keras_gated.training.metrics")
+__getattr__, __dir__, __all__ = lazy.attach(__name__, _PUBLIC)
