@@ -72,6 +72,12 @@ def activation_name(activation):
         return repr(activation)
 
 
+def repeats_state_when_masked(layer):
+    """True for Keras's built-in layers on the JAX backend: a masked step emits h_{t-1}, so
+    the steps before a row's first valid one emit h0 where other backends emit zeros."""
+    return isinstance(layer, BUILTIN_LAYERS) and keras.backend.backend() == "jax"
+
+
 def is_layer_norm_lstm(layer):
     cell = getattr(layer, "cell", None)
     return isinstance(cell, LSTMCell) and cell.layer_norm

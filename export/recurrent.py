@@ -21,7 +21,14 @@ import dataclasses
 import numpy as np
 
 from . import masking
-from .native import NotNative, is_layer_norm_lstm, native_cell, node_attributes, stacked_weights
+from .native import (
+    NotNative,
+    is_layer_norm_lstm,
+    native_cell,
+    node_attributes,
+    repeats_state_when_masked,
+    stacked_weights,
+)
 
 
 @dataclasses.dataclass
@@ -77,8 +84,10 @@ def run_node(g, directions, cells, attrs, x, sm, name, sequences):
     op, kinds = cells[0].op, cells[0].kinds
     w = {key: g.initializer(f"{name}/{key}", value)
          for key, value in stacked_weights(cells).items()}
-    source = masking.compact(g, x, sm, f"{name}/compact") if sm else x
-    X = g.node("Transpose", [source], name=f"{name}/time_major", perm=[1, 0, 2])
+    if sm:
+        X = masking.compact(g, x, sm, f"{name}/compact")
+    else:
+        X = g.node("Transpose", [x], name=f"{name}/time_major", perm=[1, 0, 2])
     given = [d.initial is not None for d in directions]
     if any(given) and not all(given):
         raise NotNative("initial states given for one direction only")
@@ -103,28 +112,28 @@ def run_node(g, directions, cells, attrs, x, sm, name, sequences):
                              direction=direction, **attrs)
     per_final = [per_direction(g, final, 0, len(directions), f"{name}/final_{kind}")
                  for kind, final in zip(kinds, node_finals)]  # [kind][direction] (B, U)
-    if sequences or sm:
+    if sequences and not sm:
         per_y = per_direction(g, Y, 1, len(directions), f"{name}/Y")  # (T, B, U) each
     results = []
     for k, d in enumerate(directions):
-        finals = [per_kind[k] for per_kind in per_final]
+        finals, sequence, last = [per_kind[k] for per_kind in per_final], None, None
         if sm:
             starts = d.initial or [None] * len(kinds)
+            h0 = d.initial[0] if d.initial and repeats_state_when_masked(d.layer) else None
+            hint = f"{name}/restore_{k}"
+            if sequences:
+                sequence = masking.restore(g, Y, k, len(directions), sm, d.reverse, hint, h0)
+                if d.layer.zero_output_for_mask:
+                    sequence = masking.zero_masked(g, sequence, sm, hint)
+            last = masking.last_output(g, finals[0], sm, d.reverse,
+                                       d.layer.zero_output_for_mask, hint, h0)
             finals = [masking.hold_empty_rows(g, final, start, sm, f"{name}/final_{kind}_{k}")
                       for final, start, kind in zip(finals, starts, kinds)]
-        sequence = None
-        if sequences or sm:
-            sequence = g.node("Transpose", [per_y[k]], name=f"{name}/batch_major_{k}",
-                              perm=[1, 0, 2])
-            if sm:
-                sequence = masking.restore(g, sequence, sm, d.reverse, f"{name}/restore_{k}")
-                if d.layer.zero_output_for_mask:
-                    sequence = masking.zero_masked(g, sequence, sm, f"{name}/restore_{k}")
-        if sm:  # Keras's last output: the (held or zeroed) output at the last processed step
-            last = g.node("Gather", [sequence, g.ints("step", 0 if d.reverse else -1)],
-                          name=f"{name}/last_{k}", axis=1)
         else:
             last = finals[0]
+            if sequences:
+                sequence = g.node("Transpose", [per_y[k]], name=f"{name}/batch_major_{k}",
+                                  perm=[1, 0, 2])
         results.append(Result(sequence, last, finals))
     return results
 

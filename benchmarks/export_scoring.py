@@ -1,0 +1,182 @@
+"""Scoring masked, left-padded reviews with bidirectional classifiers: our export against
+Keras's own `model.export(format="onnx")`, both run by onnxruntime on CPU, same weights.
+
+    .venv/bin/python -m benchmarks.export_scoring              # prints a BENCHMARKS.md section
+    .venv/bin/python -m benchmarks.export_scoring --rounds 1 --vocab 50 --units 4   # smoke
+
+Models (the Keras IMDB example's architecture): Embedding(V, E, mask_zero=True) ->
+Bidirectional(RNN(U, return_sequences=True)) -> Bidirectional(RNN(U)) -> Dense(1, sigmoid),
+RNN = LSTM (the masked Bi-LSTM) or GRU (reset_after=True). The batch: B reviews of T tokens,
+left-padded with zeros as `keras.utils.pad_sequences` pads, review lengths uniform in
+[T/4, T]. Systems, all on the same weights:
+    keras-export   onnxruntime on `model.export(format="onnx")` of the model built from
+                   Keras's built-in layers (tf2onnx: each masked layer becomes a `Loop`)
+    ours           onnxruntime on `keras_gated.export.to_onnx` of the model built from our
+                   layers (one native node per Bidirectional, masks compacted in-graph)
+    ours-builtin   `to_onnx` of the same built-in model Keras exported
+Each round times every system once (interleaved); the ratio is the median of the per-round
+ratios ours / keras-export.
+"""
+
+import argparse
+import dataclasses
+import os
+import tempfile
+
+import numpy as np
+
+from benchmarks.inference import session_options
+from benchmarks.timing import interleave, ratio_per_round, summary
+
+SYSTEMS = ("keras-export", "ours", "ours-builtin")
+TARGET_RATIO = 0.35  # ours at most 0.35x the time of Keras's export
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoringSetup:
+    vocab: int = 20_000  # the IMDB example's max_features
+    embed_dim: int = 128
+    units: int = 64
+    batch: int = 32
+    steps: int = 200  # the example's maxlen
+    rounds: int = 15
+    warmup: int = 3
+    seed: int = 0
+
+
+def classifier(setup, cell, layers_module):
+    """The IMDB example's model on `layers_module` (keras.layers or keras_gated)."""
+    import keras
+
+    rnn = getattr(layers_module, {"lstm": "LSTM", "gru": "GRU"}[cell])
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(setup.vocab, setup.embed_dim, mask_zero=True)(tokens)
+    x = keras.layers.Bidirectional(rnn(setup.units, return_sequences=True))(x)
+    x = keras.layers.Bidirectional(rnn(setup.units))(x)
+    return keras.Model(tokens, keras.layers.Dense(1, activation="sigmoid")(x))
+
+
+def reviews(setup):
+    """(B, T) int32 token ids, left-padded with zeros to T, lengths uniform in [T/4, T]."""
+    rng = np.random.default_rng(setup.seed)
+    tokens = np.zeros((setup.batch, setup.steps), np.int32)
+    for row, length in enumerate(rng.integers(setup.steps // 4, setup.steps + 1, setup.batch)):
+        tokens[row, setup.steps - length :] = rng.integers(1, setup.vocab, length)
+    return tokens
+
+
+def export_both(setup, cell, workdir):
+    """Builds the built-in and our-layer models with the same weights, exports them; returns
+    ({system: path}, the built-in Keras model)."""
+    import keras
+
+    import keras_gated
+    from keras_gated.export import to_onnx
+
+    keras.utils.set_random_seed(setup.seed)
+    builtin = classifier(setup, cell, keras.layers)
+    ours = classifier(setup, cell, keras_gated)
+    ours.set_weights(builtin.get_weights())  # one layout: Keras's
+    builtin(reviews(setup)[:2])  # Keras's export needs a model that was called
+    paths = {name: os.path.join(workdir, f"{cell}_{name}.onnx") for name in SYSTEMS}
+    builtin.export(paths["keras-export"], format="onnx", verbose=False)
+    to_onnx(ours, paths["ours"])
+    to_onnx(builtin, paths["ours-builtin"])
+    return paths, builtin
+
+
+def scorer(path):
+    """onnxruntime on `path` (no spinning, see `inference.session_options`): tokens -> (B, 1)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, session_options(False),
+                                   providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    dtype = {"tensor(int32)": np.int32, "tensor(int64)": np.int64}[session.get_inputs()[0].type]
+    return lambda tokens: session.run(None, {name: tokens.astype(dtype)})[0]
+
+
+def op_counts(path):
+    import collections
+
+    import onnx
+
+    return collections.Counter(node.op_type for node in onnx.load(path).graph.node)
+
+
+def measure(setup, cell, workdir, progress=None):
+    """Times every system on one batch; returns a results dict for `markdown`."""
+    paths, builtin = export_both(setup, cell, workdir)
+    tokens = reviews(setup)
+    runs = {name: scorer(path) for name, path in paths.items()}
+    want = np.asarray(builtin(tokens))
+    diffs = {name: float(np.max(np.abs(run(tokens) - want))) for name, run in runs.items()}
+    times = interleave({name: (lambda run=run: run(tokens)) for name, run in runs.items()},
+                       setup.rounds, setup.warmup, progress=progress)
+    ops = {name: op_counts(path) for name, path in paths.items()}
+    return {
+        "cell": cell,
+        "times": {name: summary(t) for name, t in times.items()},
+        "ratios": {name: ratio_per_round(times[name], times["keras-export"])
+                   for name in SYSTEMS[1:]},
+        "diffs": diffs,
+        "nodes": {name: {op: ops[name][op] for op in ("LSTM", "GRU", "Loop", "Scan")
+                         if ops[name][op]} for name in SYSTEMS},
+    }
+
+
+def markdown(setup, results, machine):
+    """The BENCHMARKS.md section for `results` (one per cell)."""
+    lines = [
+        "## Export: scoring masked reviews (benchmarks/export_scoring.py)",
+        "",
+        f"Generated by `.venv/bin/python -m benchmarks.export_scoring` on {machine}. "
+        f"The Keras IMDB example's classifier (Embedding(V={setup.vocab}, E={setup.embed_dim}, "
+        f"mask_zero=True) -> Bidirectional(U={setup.units}, return_sequences) -> "
+        f"Bidirectional(U={setup.units}) -> Dense(1)), scoring B={setup.batch} reviews of "
+        f"T={setup.steps} tokens, left-padded, lengths uniform in [T/4, T]; onnxruntime on "
+        f"CPU, same weights, {setup.rounds} interleaved rounds after {setup.warmup} warm-up "
+        f"calls. Ratio: the median of per-round ratios system / `keras-export`; target "
+        f"<= {TARGET_RATIO}x.",
+        "",
+        "| model | system | median ms | min–max ms | ratio vs keras-export | max abs diff vs "
+        "Keras | recurrent nodes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        name = {"lstm": "Bi-LSTM", "gru": "Bi-GRU"}[result["cell"]]
+        for system in SYSTEMS:
+            t = result["times"][system]
+            ratio = result["ratios"].get(system)
+            ratio_text = "1" if ratio is None else (
+                f"**{ratio.median:.3f}x** ({ratio.min:.3f}–{ratio.max:.3f})")
+            nodes = ", ".join(f"{count} {op}" for op, count in result["nodes"][system].items())
+            lines.append(f"| {name} | `{system}` | {t.median * 1e3:.1f} | {t.min * 1e3:.1f}–"
+                         f"{t.max * 1e3:.1f} | {ratio_text} | {result['diffs'][system]:.1e} | "
+                         f"{nodes} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.export_scoring",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = ScoringSetup()
+    for field in dataclasses.fields(ScoringSetup):
+        parser.add_argument(f"--{field.name.replace('_', '-')}", type=int,
+                            default=getattr(defaults, field.name))
+    parser.add_argument("--cells", default="lstm,gru")
+    options = parser.parse_args(argv)
+    setup = ScoringSetup(**{f.name: getattr(options, f.name)
+                            for f in dataclasses.fields(ScoringSetup)})
+    from benchmarks.machine import cpu_flags, cpu_model
+
+    machine = f"{cpu_model()}, {os.cpu_count()} logical cores ({', '.join(cpu_flags())})"
+    with tempfile.TemporaryDirectory() as workdir:
+        results = [measure(setup, cell, workdir, progress=print)
+                   for cell in options.cells.split(",") if cell]
+    print(markdown(setup, results, machine))
+
+
+if __name__ == "__main__":
+    main()
