@@ -20,6 +20,7 @@ class GraphBuilder:
         self.opsets = {"": None}  # domain -> version (None: the graph's default opset)
         self._names = set()
         self._fixed = set()  # names chosen by the caller (interface names), never renamed
+        self.memo = {}  # values built once per graph and reused (a mask's derived tensors)
 
     def fresh(self, hint):
         """A new unique name based on `hint`."""
@@ -90,12 +91,27 @@ class GraphBuilder:
         return name
 
     def model(self, opset, producer="keras_gated"):
-        """The finished `ModelProto` at `opset` (plus any extra domains the graph uses)."""
-        graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs,
-                                  self.initializers)
+        """The finished `ModelProto` at `opset` (plus any extra domains the graph uses), without
+        the nodes and initializers nothing reads."""
+        nodes, initializers = self._live()
+        graph = helper.make_graph(nodes, self.name, self.inputs, self.outputs, initializers)
         imports = [helper.make_opsetid(domain, opset if version is None else version)
                    for domain, version in self.opsets.items()]
         model = helper.make_model(graph, opset_imports=imports, producer_name=producer)
         # The lowest IR version that knows these opsets, so older runtimes load the file.
         model.ir_version = helper.find_min_ir_version_for(imports, ignore_unknown=True)
         return model
+
+    def _live(self):
+        """The nodes and initializers the graph outputs depend on, in their order."""
+        needed = {value.name for value in self.outputs}
+        live = []
+        for node in reversed(self.nodes):
+            if any(name in needed for name in node.output):
+                live.append(node)
+                needed.update(name for name in node.input if name)
+                for attribute in node.attribute:  # a subgraph may read outer names
+                    for subgraph in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+                        needed.update(name for sub in subgraph.node for name in sub.input)
+        live.reverse()
+        return live, [tensor for tensor in self.initializers if tensor.name in needed]

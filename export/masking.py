@@ -64,7 +64,27 @@ class StepMask:
 
 
 def step_mask(g, mask):
-    """The `StepMask` of a bool (B, T) mask tensor."""
+    """The `StepMask` of a bool (B, T) mask tensor, built once per graph and mask."""
+    key = ("step_mask", mask)
+    if key not in g.memo:
+        g.memo[key] = _step_mask(g, mask)
+    return g.memo[key]
+
+
+def compacted(g, x, sm):
+    """The node input X (T, B, D) of x already compacted under `sm`, or None (see
+    `note_compacted`)."""
+    return g.memo.get(("compacted", x, sm.mask))
+
+
+def note_compacted(g, x, sm, X):
+    """Records that X (T, B, D) holds x's valid steps compacted under `sm` (X[j, b] for
+    j < L_b), so the next masked layer reading x skips restoring and compacting again:
+    compacting a restored output gives back the node's own Y' at positions j < L."""
+    g.memo[("compacted", x, sm.mask)] = X
+
+
+def _step_mask(g, mask):
     m = g.node("Cast", [mask], name="mask/int", to=INT64)
     axis1 = g.ints("axis_1", [1])
     lengths = g.node("ReduceSum", [m, axis1], name="mask/lengths", keepdims=0)

@@ -54,6 +54,7 @@ class Result:
     sequence: str | None
     last: str
     finals: list
+    compacted: str | None = None  # (T, B, U) the node's own outputs, if masked: see masking
 
 
 def run_directions(g, directions, x, mask, name, sequences):
@@ -85,7 +86,7 @@ def run_node(g, directions, cells, attrs, x, sm, name, sequences):
     w = {key: g.initializer(f"{name}/{key}", value)
          for key, value in stacked_weights(cells).items()}
     if sm:
-        X = masking.compact(g, x, sm, f"{name}/compact")
+        X = masking.compacted(g, x, sm) or masking.compact(g, x, sm, f"{name}/compact")
     else:
         X = g.node("Transpose", [x], name=f"{name}/time_major", perm=[1, 0, 2])
     given = [d.initial is not None for d in directions]
@@ -135,6 +136,10 @@ def run_node(g, directions, cells, attrs, x, sm, name, sequences):
                 sequence = g.node("Transpose", [per_y[k]], name=f"{name}/batch_major_{k}",
                                   perm=[1, 0, 2])
         results.append(Result(sequence, last, finals))
+    if sm and sequences:
+        views = per_direction(g, Y, 1, len(directions), f"{name}/Y_compacted")
+        for result, view in zip(results, views):
+            result.compacted = view
     return results
 
 
@@ -167,6 +172,8 @@ def lower_rnn(g, layer, x, mask, initial_state):
         output = result.sequence
         if layer.go_backwards:  # Keras: processing order
             output = flip_time(g, output, f"{layer.name}/processing_order")
+        elif result.compacted:
+            masking.note_compacted(g, output, masking.step_mask(g, mask), result.compacted)
     outputs = [output, *result.finals] if layer.return_state else [output]
     return outputs, result.finals
 
@@ -192,6 +199,10 @@ def lower_bidirectional(g, layer, x, mask, initial_state):
         outputs = [y, y_rev]
     elif mode == "concat":
         outputs = [g.node("Concat", [y, y_rev], name=f"{layer.name}/concat", axis=-1)]
+        if sequences and fw.compacted and bw.compacted:
+            view = g.node("Concat", [fw.compacted, bw.compacted], name=f"{layer.name}/compacted",
+                          axis=-1)
+            masking.note_compacted(g, outputs[0], masking.step_mask(g, mask), view)
     else:
         merged = g.node(MERGE_OPS[mode], [y, y_rev], name=f"{layer.name}/{mode}")
         if mode == "ave":
