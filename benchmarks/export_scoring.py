@@ -14,8 +14,10 @@ left-padded with zeros as `keras.utils.pad_sequences` pads, review lengths unifo
     ours           onnxruntime on `keras_gated.export.to_onnx` of the model built from our
                    layers (one native node per Bidirectional, masks compacted in-graph)
     ours-builtin   `to_onnx` of the same built-in model Keras exported
-Each round times every system once (interleaved); the ratio is the median of the per-round
-ratios ours / keras-export.
+Each system runs in two onnxruntime sessions: with onnxruntime's default thread pool (one
+thread per core) and with one intra-op thread (as a server running one session per core
+would). Each round times every system and setting once (interleaved); a ratio is the median
+of the per-round ratios system / keras-export at the same thread setting.
 """
 
 import argparse
@@ -29,6 +31,7 @@ from benchmarks.inference import session_options
 from benchmarks.timing import interleave, ratio_per_round, summary
 
 SYSTEMS = ("keras-export", "ours", "ours-builtin")
+THREADS = (None, 1)  # intra-op threads: onnxruntime's default (one per core), one
 TARGET_RATIO = 0.35  # ours at most 0.35x the time of Keras's export
 
 
@@ -85,12 +88,15 @@ def export_both(setup, cell, workdir):
     return paths, builtin
 
 
-def scorer(path):
-    """onnxruntime on `path` (no spinning, see `inference.session_options`): tokens -> (B, 1)."""
+def scorer(path, threads):
+    """onnxruntime on `path` (no spinning, see `inference.session_options`; `threads` intra-op
+    threads, None for the default): tokens -> (B, 1)."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(path, session_options(False),
-                                   providers=["CPUExecutionProvider"])
+    options = session_options(False)
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     dtype = {"tensor(int32)": np.int32, "tensor(int64)": np.int64}[session.get_inputs()[0].type]
     return lambda tokens: session.run(None, {name: tokens.astype(dtype)})[0]
@@ -108,17 +114,21 @@ def measure(setup, cell, workdir, progress=None):
     """Times every system on one batch; returns a results dict for `markdown`."""
     paths, builtin = export_both(setup, cell, workdir)
     tokens = reviews(setup)
-    runs = {name: scorer(path) for name, path in paths.items()}
+    runs = {(name, threads): scorer(path, threads)
+            for threads in THREADS for name, path in paths.items()}
     want = np.asarray(builtin(tokens))
-    diffs = {name: float(np.max(np.abs(run(tokens) - want))) for name, run in runs.items()}
-    times = interleave({name: (lambda run=run: run(tokens)) for name, run in runs.items()},
-                       setup.rounds, setup.warmup, progress=progress)
+    diffs = {name: float(np.max(np.abs(runs[name, None](tokens) - want))) for name in SYSTEMS}
+    times = interleave({key: (lambda run=run: run(tokens)) for key, run in runs.items()},
+                       setup.rounds, setup.warmup,
+                       progress=progress and (lambda line: progress(line.replace("', None)", "'")
+                                                                    .replace("', 1)", "' t1"))))
     ops = {name: op_counts(path) for name, path in paths.items()}
     return {
         "cell": cell,
-        "times": {name: summary(t) for name, t in times.items()},
-        "ratios": {name: ratio_per_round(times[name], times["keras-export"])
-                   for name in SYSTEMS[1:]},
+        "times": {key: summary(t) for key, t in times.items()},
+        "ratios": {(name, threads): ratio_per_round(times[name, threads],
+                                                    times["keras-export", threads])
+                   for name in SYSTEMS[1:] for threads in THREADS},
         "diffs": diffs,
         "nodes": {name: {op: ops[name][op] for op in ("LSTM", "GRU", "Loop", "Scan")
                          if ops[name][op]} for name in SYSTEMS},
@@ -139,21 +149,22 @@ def markdown(setup, results, machine):
         f"calls. Ratio: the median of per-round ratios system / `keras-export`; target "
         f"<= {TARGET_RATIO}x.",
         "",
-        "| model | system | median ms | min–max ms | ratio vs keras-export | max abs diff vs "
-        "Keras | recurrent nodes |",
-        "|---|---|---|---|---|---|---|",
+        "| model | threads | system | median ms | min–max ms | ratio vs keras-export | max abs "
+        "diff vs Keras | recurrent nodes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         name = {"lstm": "Bi-LSTM", "gru": "Bi-GRU"}[result["cell"]]
-        for system in SYSTEMS:
-            t = result["times"][system]
-            ratio = result["ratios"].get(system)
-            ratio_text = "1" if ratio is None else (
-                f"**{ratio.median:.3f}x** ({ratio.min:.3f}–{ratio.max:.3f})")
-            nodes = ", ".join(f"{count} {op}" for op, count in result["nodes"][system].items())
-            lines.append(f"| {name} | `{system}` | {t.median * 1e3:.1f} | {t.min * 1e3:.1f}–"
-                         f"{t.max * 1e3:.1f} | {ratio_text} | {result['diffs'][system]:.1e} | "
-                         f"{nodes} |")
+        for threads in THREADS:
+            for system in SYSTEMS:
+                t = result["times"][system, threads]
+                ratio = result["ratios"].get((system, threads))
+                ratio_text = "1" if ratio is None else (
+                    f"**{ratio.median:.3f}x** ({ratio.min:.3f}–{ratio.max:.3f})")
+                nodes = ", ".join(f"{n} {op}" for op, n in result["nodes"][system].items())
+                lines.append(f"| {name} | {threads or 'default'} | `{system}` | "
+                             f"{t.median * 1e3:.1f} | {t.min * 1e3:.1f}–{t.max * 1e3:.1f} | "
+                             f"{ratio_text} | {result['diffs'][system]:.1e} | {nodes} |")
     return "\n".join(lines) + "\n"
 
 

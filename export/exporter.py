@@ -20,7 +20,7 @@ import onnx
 
 from . import metadata as md
 from .language_model import language_model_graph
-from .model_graph import ExportError, model_graph
+from .model_graph import model_graph
 from .tf2onnx_bridge import TF2ONNX_MAX_OPSET
 from .verify import max_abs_diff
 

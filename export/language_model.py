@@ -52,7 +52,7 @@ def _is_lstm(layer):
 
 
 def language_model_reference(model, states):
-    """`model.call_with_states` at inference; a stateful model is run through a non-stateful copy."""
+    """`model.call_with_states` at inference; a stateful model runs as a non-stateful copy."""
     if model.stateful:
         copy = type(model).from_config({**model.get_config(), "stateful": False})
         copy(np.zeros((1, 1), dtype=np.int32))

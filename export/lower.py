@@ -192,9 +192,7 @@ def _axes(axis):
 
 def lower_keras_op(g, op, args, kwargs, out_dtype, arg_dtypes):
     """The Keras ops that masks are computed with (exact types); NotLowerable for others."""
-    kind = type(op)
-    name = op.name
-    tensors = [a for a in args]
+    kind, name, tensors = type(op), op.name, list(args)
     if kind in (numpy_ops.NotEqual, numpy_ops.Equal) and not kwargs:
         x, y = tensors
         dtype = arg_dtypes[0] or arg_dtypes[1]
@@ -208,7 +206,8 @@ def lower_keras_op(g, op, args, kwargs, out_dtype, arg_dtypes):
     if kind is numpy_ops.LogicalNot:
         return g.node("Not", tensors, name=name)
     if kind in (numpy_ops.Any, numpy_ops.All):  # any: some True; all: no False
-        counted = tensors[0] if kind is numpy_ops.Any else g.node("Not", tensors, name=f"{name}/not")
+        counted = tensors[0] if kind is numpy_ops.Any else g.node("Not", tensors,
+                                                                  name=f"{name}/not")
         as_int = g.node("Cast", [counted], name=f"{name}/int", to=TensorProto.INT64)
         axes = [g.ints("axes", _axes(op.axis))] if op.axis is not None else []
         count = g.node("ReduceSum", [as_int, *axes], name=f"{name}/count",

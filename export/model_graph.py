@@ -121,8 +121,9 @@ class ModelWalk:
         if isinstance(op, (*RECURRENT_LAYERS, keras.layers.Bidirectional)):
             keeps = op.return_sequences
         else:
-            keeps = op.supports_masking and (type(op).compute_mask is keras.layers.Layer.compute_mask
-                                             or isinstance(op, keras.layers.TimeDistributed))
+            passes = (type(op).compute_mask is keras.layers.Layer.compute_mask
+                      or isinstance(op, keras.layers.TimeDistributed))
+            keeps = op.supports_masking and passes
         if keeps:
             self.masks[outputs[0]] = previous
 
