@@ -33,7 +33,7 @@ def main():
           f"test perplexity {results['test_perplexity']:.1f}")
 
     model, tokenizer, _ = kg.load_run(args.out)
-    print("\n== Keras generation\n" + PROMPT, kg.generate(model, tokenizer, PROMPT, 40, 0.8, seed=1))
+    print("\n== Keras generation\n" + PROMPT + kg.generate(model, tokenizer, PROMPT, 40, 0.8, seed=1))
 
     from keras_gated.export import OnnxLanguageModel, to_onnx
 
@@ -43,8 +43,8 @@ def main():
     runtime = OnnxLanguageModel(path)
     print(f"onnxruntime ({', '.join(runtime.providers)}), no TensorFlow needed; "
           f"perplexity of the prompt: {runtime.score(PROMPT):.1f}")
-    print("\n== onnxruntime generation\n" + PROMPT,
-          runtime.generate(PROMPT, tokens=60, temperature=0.8, top_k=50, seed=1))
+    print("\n== onnxruntime generation\n" + PROMPT
+          + runtime.generate(PROMPT, tokens=60, temperature=0.8, top_k=50, seed=1))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,6 @@ def evaluate_run(run):
     """{split: (perplexity, predicted tokens)} of a run's best model, read with its own
     vocabulary; refuses a corpus that changed since training (see `training.data`)."""
     model, tokenizer, config = run_dir.load_run(run)
-    _, _, fingerprint = run_dir.load_tokenizer_and_config(run)
+    _, fingerprint = run_dir.load_config(run)
     _, ids, _ = load_split_ids(config, tokenizer, fingerprint)
     return split_perplexities(model, ids, config)

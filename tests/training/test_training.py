@@ -36,7 +36,7 @@ def test_the_training_step_is_xla_compiled_for_our_cells_on_one_cpu(changes, gpu
     from keras_gated.training.trainer import build_model
 
     monkeypatch.setattr(cudnn, "gpu_available", lambda: gpu)
-    model = build_model(_config(tiny_corpus, **changes), vocab_size=20)
+    model = build_model(_config(tiny_corpus, **{"xla": True, **changes}), vocab_size=20)
     assert model.jit_compile is xla
 
 
