@@ -89,9 +89,8 @@ def test_layers_train_and_predict(policy):
         keras_gated.SimpleRNN(U, return_sequences=True, dropout=0.1),
         keras_gated.LSTM(U, peephole=True, layer_norm=True, return_sequences=True,
                          recurrent_dropout=0.1),
-        keras_gated.GRU(U, reset_after=False, return_sequences=True),
         keras_gated.VariationalDropout(0.1),
-        keras_gated.GRU(U),
+        keras_gated.GRU(U, reset_after=False),
         keras.layers.Dense(2, dtype="float32"),
     ])
     model.compile(keras.optimizers.SGD(0.1), "mse")

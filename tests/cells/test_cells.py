@@ -16,8 +16,8 @@ import keras_gated
 from tests import backend_ops
 from tests.oracles import numpy_rnn
 from tests.oracles.harness import (
-    ALL_CASES, ATOL_F32, B, BUILTIN_CASES, D, GRU_CASES, KIND_CASES, LSTM_CASES, T, U, as_list,
-    assign_weights, builtin_layer, keras_masked_outputs, keras_weight_list, oracle, random_states,
+    ALL_CASES, ATOL_F32, B, BUILTIN_CASES, D, FAST_CASES, GRU_CASES, KIND_CASES, LSTM_CASES, T, U,
+    as_list, assign_weights, cases_slow_beyond, builtin_layer, keras_masked_outputs, keras_weight_list, oracle, random_states,
     random_weights, to_numpy,
 )
 
@@ -53,6 +53,14 @@ MASK = np.array(
 
 CONTAINERS = ["cell_in_keras_rnn", "layer"]
 MASK_CASES = KIND_CASES + GRU_CASES[1:]
+# Every case in our layer; in keras.layers.RNN the fast run keeps FAST_CASES (the cell's
+# `call` is `step . project_inputs`, which test_cell_step_api checks for every case).
+CONTAINER_CASES = [
+    pytest.param(container, case, id=f"{case.id}-{container}", marks=(
+        pytest.mark.slow if container == "cell_in_keras_rnn" and case not in FAST_CASES else ()
+    ))
+    for case in ALL_CASES for container in CONTAINERS
+]
 
 
 def make_cell(case, units):
@@ -103,8 +111,7 @@ def builtin_pair(case, x, states, weights, **layer_kwargs):
 # --- equal to the numpy oracle -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("container", CONTAINERS)
-@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("container,case", CONTAINER_CASES)
 def test_matches_numpy_oracle(container, case):
     _, x, states, weights = data(case, seed=10)
     rnn = make(container, case, U, return_sequences=True, return_state=True)
@@ -115,8 +122,7 @@ def test_matches_numpy_oracle(container, case):
     assert_all_close(got, [out, *final], ATOL_F32)
 
 
-@pytest.mark.parametrize("container", CONTAINERS)
-@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("container,case", CONTAINER_CASES)
 def test_mask_matches_numpy_oracle(container, case):
     _, x, states, weights = data(case, seed=11)
     rnn = make(container, case, U, return_sequences=True, return_state=True)
@@ -156,8 +162,16 @@ LAYER_OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize("with_initial_state", [True, False], ids=["h0", "zeros"])
-@pytest.mark.parametrize("options", LAYER_OPTIONS, ids=lambda o: "-".join(o) or "default")
+# The fast run keeps the last-output path and all options at once, with h0; zero initial
+# states are also covered by test_sequential/functional_matches_keras_builtin.
+OPTION_PARAMS = [
+    pytest.param(options, h0, id=f"{'-'.join(options) or 'default'}-{'h0' if h0 else 'zeros'}",
+                 marks=() if h0 and len(options) in (0, 3) else pytest.mark.slow)
+    for options in LAYER_OPTIONS for h0 in (True, False)
+]
+
+
+@pytest.mark.parametrize("options,with_initial_state", OPTION_PARAMS)
 @pytest.mark.parametrize("case", MASK_CASES, ids=lambda c: c.id)
 def test_layer_options_match_keras_builtin(case, options, with_initial_state):
     _, x, states, weights = data(case, seed=13)
@@ -215,7 +229,7 @@ def test_embedding_mask_zero_matches_keras_builtin(case):
 # --- properties -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", cases_slow_beyond(ALL_CASES))
 def test_two_halves_with_carried_state_equal_the_whole(case):
     _, x, states, weights = data(case, seed=16)
     x, states = f32([x])[0], f32(states)
@@ -353,7 +367,7 @@ def test_gradients_match_keras_builtin(case):
         np.testing.assert_allclose(g, w, atol=ATOL_GRAD_F32, rtol=0, err_msg=name)
 
 
-@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", cases_slow_beyond(ALL_CASES))  # every case: the FD test
 def test_recurrent_kernel_cannot_change_step_one_when_h0_is_zero(case):
     """awd-lstm's property: step 1 sees h0 U = 0, so d y_1 / d U = 0 (and d y_2 / d U != 0)."""
     rng, x, states, weights = data(case, seed=18)

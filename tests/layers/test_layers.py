@@ -8,7 +8,7 @@ import pytest
 import keras_gated
 from tests.oracles.harness import (
     ALL_CASES, ATOL_F32, B, D, GRU_CASES, KIND_CASES, LSTM_CASES, T, U, as_list, assign_weights,
-    builtin_layer, oracle, plain_errors, random_states, random_weights, to_numpy,
+    builtin_layer, cases_slow_beyond, oracle, plain_errors, random_states, random_weights, to_numpy,
 )
 
 # Dropout scales kept units by 1/(1-p) in float32: relative error O(1e-7) per product.
@@ -107,7 +107,7 @@ def test_input_dropout_mask_is_the_same_at_every_step():
     assert not np.array_equal(masks[0], masks[1]), "the mask did not change between calls"
 
 
-@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", cases_slow_beyond(ALL_CASES))
 def test_no_dropout_is_exact_identity(case):
     """p = 0 with training=True, and p > 0 with training=False, change nothing."""
     _, x, states, weights = data(case, 22)
@@ -249,7 +249,7 @@ def test_bidirectional_matches_keras_builtin(case, masked):
 # --- stateful ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", KIND_CASES + LSTM_CASES[1:], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", cases_slow_beyond(KIND_CASES + LSTM_CASES[1:]))
 def test_stateful_carries_state_and_reset_clears_it(case):
     _, x, _, weights = data(case, 30)
     whole = make_layer(case, U, return_sequences=True, return_state=True)
@@ -329,7 +329,8 @@ def test_variational_dropout_config_round_trip():
     assert keras_gated.VariationalDropout.from_config(config).get_config() == config
 
 
-@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+# Every case: tests/backends/test_registration.py loads every layer type and option.
+@pytest.mark.parametrize("case", cases_slow_beyond(ALL_CASES))
 def test_saved_model_reloads_with_identical_outputs(case, tmp_path):
     rng, x, _, weights = data(case, 32)
     inputs = keras.Input((T, D))

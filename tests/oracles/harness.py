@@ -9,6 +9,7 @@ import dataclasses
 
 import keras
 import numpy as np
+import pytest
 
 from tests.oracles import numpy_rnn
 
@@ -62,6 +63,16 @@ ALL_CASES = SIMPLE_CASES + LSTM_CASES + GRU_CASES
 BUILTIN_CASES = [c for c in ALL_CASES if c.has_builtin]
 # One representative per kind, for the slower behavioural tests.
 KIND_CASES = [SIMPLE_CASES[0], LSTM_CASES[0], GRU_CASES[0]]
+
+
+# The cases the default (not slow) run keeps where a test's full matrix is slow on JAX and torch:
+# one per kind plus the LSTM with both options; the oracle and gradient tests cover every case.
+FAST_CASES = KIND_CASES + [Case.of("lstm", layer_norm=True, peephole=True)]
+
+
+def cases_slow_beyond(cases, fast=FAST_CASES):
+    """`cases` as pytest params, those not in `fast` marked slow (run them with -m slow)."""
+    return [pytest.param(c, id=c.id, marks=() if c in fast else pytest.mark.slow) for c in cases]
 
 
 def n_gates(case):
