@@ -27,7 +27,7 @@ import tempfile
 
 import numpy as np
 
-from benchmarks.inference import session_options
+from benchmarks.inference import matmul_rate, session_options
 from benchmarks.timing import interleave, ratio_per_round, summary
 
 SYSTEMS = ("keras-export", "ours", "ours-builtin")
@@ -102,6 +102,30 @@ def scorer(path, threads):
     return lambda tokens: session.run(None, {name: tokens.astype(dtype)})[0]
 
 
+def _label(line):
+    """A progress line with ('name', threads) keys as `name` and `name t1`."""
+    return line.replace("('", "").replace("', None)", "").replace("', 1)", " t1")
+
+
+def score_flops(setup):
+    """{cell: FLOPs} (2 per multiply-add) of scoring one batch: per layer and direction the
+    input matmul (B*T, D) x (D, G*U) and T recurrent matmuls (B, U) x (U, G*U), G = 4 (LSTM)
+    or 3 (GRU); gate arithmetic and the embedding lookup left out."""
+    rows, units, embed = setup.batch * setup.steps, setup.units, setup.embed_dim
+    flops = {}
+    for cell, gates in (("lstm", 4), ("gru", 3)):
+        first = 2 * rows * gates * units * (embed + units)  # one direction of layer 1
+        second = 2 * rows * gates * units * (2 * units + units)  # layer 2 reads both, 2U
+        flops[cell] = 2 * (first + second)  # two directions
+    return flops
+
+
+def compute_floor(setup, rounds=5):
+    """{cell: seconds} FLOPs / onnxruntime's MatMul rate at the input matmul's shape."""
+    rate = matmul_rate(setup.batch * setup.steps, setup.embed_dim, 4 * setup.units, rounds)
+    return {cell: flops / rate for cell, flops in score_flops(setup).items()}
+
+
 def op_counts(path):
     import collections
 
@@ -120,8 +144,7 @@ def measure(setup, cell, workdir, progress=None):
     diffs = {name: float(np.max(np.abs(runs[name, None](tokens) - want))) for name in SYSTEMS}
     times = interleave({key: (lambda run=run: run(tokens)) for key, run in runs.items()},
                        setup.rounds, setup.warmup,
-                       progress=progress and (lambda line: progress(line.replace("', None)", "'")
-                                                                    .replace("', 1)", "' t1"))))
+                       progress=progress and (lambda line: progress(_label(line))))
     ops = {name: op_counts(path) for name, path in paths.items()}
     return {
         "cell": cell,
@@ -186,7 +209,11 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         results = [measure(setup, cell, workdir, progress=print)
                    for cell in options.cells.split(",") if cell]
+    floor = compute_floor(setup)
     print(markdown(setup, results, machine))
+    print("Compute floor (FLOPs / onnxruntime's MatMul rate at (B*T, E) x (E, 4U), one "
+          "call, the best of 5): " + ", ".join(f"{cell} {seconds * 1e3:.1f} ms"
+                                                for cell, seconds in floor.items()))
 
 
 if __name__ == "__main__":

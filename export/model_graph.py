@@ -153,13 +153,16 @@ class ModelWalk:
         x = args[0] if args else None
         if isinstance(op, IDENTITY_LAYERS):
             return [x]
-        if isinstance(op, keras.layers.Bidirectional):
+        if _recurrent_parts(op):
+            call = {**dict(zip(("sequences", "initial_state", "mask"), args)), **kwargs}
+            initial = call.get("initial_state")
+            initial = [initial] if isinstance(initial, str) else initial
+            if isinstance(op, RECURRENT_LAYERS):
+                return self.lower_recurrent(op, x, call.get("mask"), initial)
             if op.stateful:
                 raise ExportError(f"layer {op.name!r}: a stateful Bidirectional layer has no "
                                   f"exportable meaning (its backward states depend on the future)")
-            return lower_bidirectional(g, op, x, kwargs.get("mask"), kwargs.get("initial_state"))
-        if isinstance(op, RECURRENT_LAYERS):
-            return self.lower_recurrent(op, x, kwargs.get("mask"), kwargs.get("initial_state"))
+            return lower_bidirectional(g, op, x, call.get("mask"), initial)
         kind = type(op)
         if kind is keras.layers.Embedding or (isinstance(op, keras.layers.Embedding)
                                               and not kwargs.get("reverse")):
@@ -291,8 +294,10 @@ def model_graph(model, opset):
 
 
 def _recurrent_parts(layer):
+    """The recurrent layers a layer call runs: itself, or a Bidirectional's two; else []."""
     if isinstance(layer, keras.layers.Bidirectional):
-        return [layer.forward_layer, layer.backward_layer]
+        parts = [layer.forward_layer, layer.backward_layer]
+        return parts if all(hasattr(part, "cell") for part in parts) else []
     return [layer] if isinstance(layer, RECURRENT_LAYERS) else []
 
 

@@ -22,7 +22,7 @@ from keras_gated.cells import GRUCell, LSTMCell, SimpleRNNCell
 from keras_gated.layers import Recurrent
 
 BUILTIN_LAYERS = (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN)
-RECURRENT_LAYERS = (Recurrent, *BUILTIN_LAYERS)
+RECURRENT_LAYERS = (Recurrent, *BUILTIN_LAYERS)  # and subclasses, which keep the cell's math
 LSTM_CELLS = (LSTMCell, keras.layers.LSTMCell)
 GRU_CELLS = (GRUCell, keras.layers.GRUCell)
 RNN_CELLS = (SimpleRNNCell, keras.layers.SimpleRNNCell)

@@ -55,6 +55,7 @@ class Result:
     last: str
     finals: list
     compacted: str | None = None  # (T, B, U) the node's own outputs, if masked: see masking
+    compacted_pair: str | None = None  # (T, B, 2U) both directions of one node, forward first
 
 
 def run_directions(g, directions, x, mask, name, sequences):
@@ -140,6 +141,10 @@ def run_node(g, directions, cells, attrs, x, sm, name, sequences):
         views = per_direction(g, Y, 1, len(directions), f"{name}/Y_compacted")
         for result, view in zip(results, views):
             result.compacted = view
+        if len(directions) == 2:  # Y (T, 2, B, U) -> (T, B, 2U): one copy, not Split + Concat
+            pair = g.node("Transpose", [Y], name=f"{name}/Y_TB2U", perm=[0, 2, 1, 3])
+            results[0].compacted_pair = g.node("Reshape", [pair, g.ints("TB_2U", [0, 0, -1])],
+                                               name=f"{name}/Y_pair")
     return results
 
 
@@ -200,8 +205,8 @@ def lower_bidirectional(g, layer, x, mask, initial_state):
     elif mode == "concat":
         outputs = [g.node("Concat", [y, y_rev], name=f"{layer.name}/concat", axis=-1)]
         if sequences and fw.compacted and bw.compacted:
-            view = g.node("Concat", [fw.compacted, bw.compacted], name=f"{layer.name}/compacted",
-                          axis=-1)
+            view = fw.compacted_pair or g.node("Concat", [fw.compacted, bw.compacted],
+                                               name=f"{layer.name}/compacted", axis=-1)
             masking.note_compacted(g, outputs[0], masking.step_mask(g, mask), view)
     else:
         merged = g.node(MERGE_OPS[mode], [y, y_rev], name=f"{layer.name}/{mode}")
