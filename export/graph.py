@@ -1,7 +1,7 @@
 """A small ONNX graph builder: unique names, initializers, nodes, typed inputs and outputs."""
 
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
+from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 FLOAT = TensorProto.FLOAT
 INT64 = TensorProto.INT64
@@ -115,3 +115,25 @@ class GraphBuilder:
                         needed.update(name for sub in subgraph.node for name in sub.input)
         live.reverse()
         return live, [tensor for tensor in self.initializers if tensor.name in needed]
+
+
+def rename_graph(graph, rename):
+    """Applies `rename(name) -> name` to every tensor and node name of `graph` and its subgraphs."""
+    for values in (graph.input, graph.output, graph.value_info):
+        for value in values:
+            value.name = rename(value.name)
+    for tensor in graph.initializer:
+        tensor.name = rename(tensor.name)
+    for sparse in graph.sparse_initializer:
+        sparse.values.name = rename(sparse.values.name)
+    for node in graph.node:
+        node.name = rename(node.name) if node.name else node.name
+        for names in (node.input, node.output):
+            for k, name in enumerate(names):
+                names[k] = rename(name) if name else name
+        for attribute in node.attribute:
+            if attribute.type == AttributeProto.GRAPH:
+                rename_graph(attribute.g, rename)
+            elif attribute.type == AttributeProto.GRAPHS:
+                for subgraph in attribute.graphs:
+                    rename_graph(subgraph, rename)

@@ -21,7 +21,7 @@ input order (`scan_output_directions = 1`), as the native nodes do.
 import numpy as np
 from onnx import TensorProto, helper
 
-from .graph import FLOAT, GraphBuilder
+from .graph import FLOAT, GraphBuilder, rename_graph
 from .native import numpy_weight
 from .recurrent import Result
 from keras_gated.cells.gates import LSTM_GATES
@@ -82,6 +82,12 @@ def lstm_body(cell, zero_output_for_mask):
     return helper.make_graph(b.nodes, b.name, b.inputs, b.outputs, b.initializers)
 
 
+def _own_names(body, prefix):
+    """`body` with every name prefixed, so none shadows a tensor of the outer graph."""
+    rename_graph(body, lambda name: f"{prefix}/{name}")
+    return body
+
+
 def run_layer_norm_lstm(g, direction, x, sm, name, sequences):
     """One direction of a layer-normalised LSTM over x (B, T, D) -> `recurrent.Result`."""
     cell = direction.layer.cell
@@ -103,7 +109,8 @@ def run_layer_norm_lstm(g, direction, x, sm, name, sequences):
     h0, c0 = direction.initial or (zeros, zeros)
     reverse = int(direction.reverse)
     h, c, _, ys = g.node("Scan", [h0, c0, zeros, xs, mask], outputs=4, name=name,
-                         body=lstm_body(cell, direction.layer.zero_output_for_mask),
+                         body=_own_names(lstm_body(cell, direction.layer.zero_output_for_mask),
+                                         f"{name}/step"),
                          num_scan_inputs=2, scan_input_directions=[reverse, reverse],
                          scan_output_directions=[reverse])
     sequence = g.node("Transpose", [ys], name=f"{name}/batch_major", perm=[1, 0, 2])

@@ -7,9 +7,7 @@ names gets a unique prefix, and Identity nodes connect it to our tensors.
 
 import warnings
 
-from onnx import AttributeProto
-
-from .graph import GraphBuilder
+from .graph import GraphBuilder, rename_graph
 
 TF2ONNX_MAX_OPSET = 18
 
@@ -35,28 +33,6 @@ def convert_function(call, input_specs, opset):
         proto, _ = tf2onnx.convert.from_function(function, input_signature=list(input_specs),
                                                  opset=opset)
     return proto
-def rename_graph(graph, rename):
-    """Applies `rename(name) -> name` to every tensor and node name of `graph` and its subgraphs."""
-    for values in (graph.input, graph.output, graph.value_info):
-        for value in values:
-            value.name = rename(value.name)
-    for tensor in graph.initializer:
-        tensor.name = rename(tensor.name)
-    for sparse in graph.sparse_initializer:
-        sparse.values.name = rename(sparse.values.name)
-    for node in graph.node:
-        node.name = rename(node.name) if node.name else node.name
-        for names in (node.input, node.output):
-            for k, name in enumerate(names):
-                names[k] = rename(name) if name else name
-        for attribute in node.attribute:
-            if attribute.type == AttributeProto.GRAPH:
-                rename_graph(attribute.g, rename)
-            elif attribute.type == AttributeProto.GRAPHS:
-                for subgraph in attribute.graphs:
-                    rename_graph(subgraph, rename)
-
-
 def splice(g: GraphBuilder, proto, inputs, prefix):
     """Adds the converted graph `proto` to `g`, its inputs fed by the tensors `inputs`.
 

@@ -189,6 +189,31 @@ def test_layer_norm_lstm_exports_as_an_explicit_loop(tmp_path):
     assert_equal_to_keras(path, model, {"x": features((2, 7, 4))})
 
 
+def test_masked_bidirectional_layer_norm_lstm_with_peepholes(tmp_path):
+    x = keras.Input((None, 4), name="x")
+    y = keras.layers.Masking(0.0)(x)
+    y = keras.layers.Bidirectional(keras_gated.LSTM(5, layer_norm=True, peephole=True,
+                                                    return_sequences=True), name="bi")(y)
+    y = keras_gated.LSTM(3, layer_norm=True, go_backwards=True, name="back")(y)
+    model = randomize(keras.Model(x, y))
+    path = tmp_path / "ln_masked.onnx"
+    result = to_onnx(model, path)
+    assert result.loop_layers == ["bi", "back"] and op_types(path).count("Scan") == 3
+    x = features((3, 7, 4))
+    x[0, :2] = x[1, -3:] = x[2, 3] = 0.0  # left, right, a hole
+    assert_equal_to_keras(path, model, {"x": x})
+
+
+def test_initial_state_passed_positionally_or_alone(tmp_path):
+    x, h = keras.Input((None, 3), name="x"), keras.Input((4,), name="h")
+    y = keras.layers.GRU(4, return_sequences=True)(x, h)  # one state, positional, no list
+    y = keras_gated.SimpleRNN(4)(y, initial_state=h)
+    model = randomize(keras.Model([x, h], y))
+    path = tmp_path / "initial.onnx"
+    to_onnx(model, path)
+    assert_equal_to_keras(path, model, {"x": features((2, 5, 3)), "h": features((2, 4), 1)})
+
+
 # -- errors ---------------------------------------------------------------------------------
 def test_python_lambda_refused_with_one_clear_error(tmp_path):
     x = keras.Input((None, 3), name="x")
