@@ -4,10 +4,10 @@ Each function reads the layer's weights and attributes (never traces Keras), add
 a `GraphBuilder` and returns its output tensor name(s). Shapes: B batch, T time, D input
 width, N output width, E embedding width, V vocabulary. Tensors keep Keras's dtypes.
 
-`lower_layer(g, op, args, kwargs, out_dtypes)` dispatches on the exact type of a layer or of
-a Keras op (the masks Keras computes, e.g. `NotEqual` for `Embedding(mask_zero=True)`, are
-ops in the functional graph); it raises `NotLowerable` for the rest, which `model_graph.py`
-converts with tf2onnx. Recurrent layers are in `recurrent.py`.
+`model_graph.py` picks the function by the layer's exact type; `lower_keras_op` does the same
+for the Keras ops masks are computed with (e.g. the `NotEqual` that `Embedding(mask_zero=True)`
+adds to the functional graph). `NotLowerable` marks what tf2onnx converts instead.
+Recurrent layers are in `recurrent.py`.
 """
 
 import keras
