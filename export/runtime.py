@@ -9,7 +9,10 @@ tokenizer, `keras_gated.data.tokenizers` (pure Python/numpy); no TensorFlow, Ker
     lm.generate("to be", tokens=20, seed=0)        # 20 sampled tokens after the prompt, as text
 
 States are a flat list of float32 (B, U) arrays in `state_names` order (per recurrent layer
-h, then c for an LSTM), as `LanguageModel.call_with_states` returns them.
+h, then c for an LSTM), as `LanguageModel.call_with_states` returns them. Any exported token
+model with one integer input, one output and state inputs (a `LanguageModel`, or a Sequential
+or functional model of `stateful` recurrent layers) runs here; its input's name and integer
+type come from the file.
 """
 
 import logging
