@@ -80,6 +80,13 @@ class GraphBuilder:
                                            domain=domain or None, **attrs))
         return outputs[0] if len(outputs) == 1 else outputs
 
+    def dims(self, tensor, start, end, hint):
+        """`tensor`'s dims start..end-1 as an int64 1-D tensor (Shape then Slice: Shape's own
+        start/end attributes need opset 15)."""
+        shape = self.node("Shape", [tensor], name=f"{hint}/shape")
+        return self.node("Slice", [shape, self.ints("start", [start]), self.ints("end", [end])],
+                         name=hint)
+
     def add_input(self, name, elem_type, shape):
         self.inputs.append(helper.make_tensor_value_info(self.reserve(name), elem_type, shape))
         return name

@@ -13,7 +13,8 @@ So, per row b, with m (B, T) the mask as 0/1, L_b = sum_t m[b, t] and
    steps first, both groups in their own order); the inverse permutation src (B, T) says
    which step lands at each position, and one row `Gather` from x seen as (B*T, D) builds
    the node's time-major input X[j, b] = x[b, src[b, j]] directly;
-2. the native node runs with `sequence_lens = L`;
+2. the native node runs with `sequence_lens = L` over the first max_b L_b positions only
+   (the rest hold masked steps of every row);
 3. restore, for every original step t, the output Keras has there, read from the node's
    output Y' (T, dirs, B, U) seen as rows (T*dirs*B, U), followed by one row per direction
    and batch entry for "no output yet" (zeros, or h0 below); one row `Gather` again:
@@ -88,7 +89,7 @@ def _step_mask(g, mask):
     m = g.node("Cast", [mask], name="mask/int", to=INT64)
     axis1 = g.ints("axis_1", [1])
     lengths = g.node("ReduceSum", [m, axis1], name="mask/lengths", keepdims=0)
-    batch = g.node("Shape", [m], name="mask/batch", start=0, end=1)
+    batch = g.dims(m, 0, 1, "mask/batch")
     rows = g.node("Range", [g.ints("zero", 0), g.node("Squeeze", [batch], name="mask/B"),
                             g.ints("one", 1)], name="mask/b")
     return StepMask(
@@ -99,7 +100,7 @@ def _step_mask(g, mask):
         forward_count=g.node("CumSum", [m, g.ints("axis", 1)], name="mask/forward_count"),
         backward_count=g.node("CumSum", [m, g.ints("axis", 1)], name="mask/backward_count",
                               reverse=1),
-        steps=g.node("Shape", [m], name="mask/steps", start=1, end=2),
+        steps=g.dims(m, 1, 2, "mask/steps"),
         batch=batch,
         rows=g.node("Unsqueeze", [rows, axis1], name="mask/rows"),
         empty=g.node("Unsqueeze", [g.node("Equal", [lengths, g.ints("zero", [0])],
@@ -108,7 +109,8 @@ def _step_mask(g, mask):
 
 
 def compact(g, x, sm, hint):
-    """x (B, T, D) -> the node's input X (T, B, D), each row's valid steps first (step 1)."""
+    """x (B, T, D) -> the node's input X (T', B, D), each row's valid steps first (step 1),
+    T' = max(1, max_b L_b)."""
     one = g.ints("one", [1])
     valid_target = g.node("Sub", [sm.forward_count, one], name=f"{hint}/valid_target")
     t = g.node("Range", [g.ints("zero", 0), g.node("Squeeze", [sm.steps], name=f"{hint}/T"),
@@ -123,13 +125,18 @@ def compact(g, x, sm, hint):
     # X[j, b] = x[b, src[b, j]] = row b*T + src[b, j] of x seen as (B*T, D)
     flat = g.node("Add", [g.node("Mul", [sm.rows, sm.steps], name=f"{hint}/row_start"), src],
                   name=f"{hint}/flat_src")
+    # only the first max_b L_b positions hold valid steps: the node runs over those (>= 1)
+    longest = g.node("Max", [g.node("ReduceMax", [sm.lengths], name=f"{hint}/max_L",
+                                    keepdims=1), g.ints("one", [1])], name=f"{hint}/T_node")
+    positions = g.node("Slice", [g.node("Transpose", [flat], name=f"{hint}/time_major",
+                                        perm=[1, 0]), g.ints("zero", [0]), longest],
+                       name=f"{hint}/positions")
     rows = g.node("Flatten", [x], name=f"{hint}/rows", axis=2)
-    return g.node("Gather", [rows, g.node("Transpose", [flat], name=f"{hint}/time_major",
-                                          perm=[1, 0])], name=f"{hint}/compact", axis=0)
+    return g.node("Gather", [rows, positions], name=f"{hint}/compact", axis=0)
 
 
 def restore(g, Y, k, directions, sm, reverse, hint, before_first=None):
-    """Direction k of the node's output Y (T, dirs, B, U) -> Keras's outputs (B, T, U) at the
+    """Direction k of the node's output Y (T', dirs, B, U) -> Keras's outputs (B, T, U) at the
     original steps (step 3). `before_first` (B, U): the output before a row's first valid
     step; None for zeros."""
     count = sm.backward_count if reverse else sm.forward_count
@@ -144,7 +151,8 @@ def restore(g, Y, k, directions, sm, reverse, hint, before_first=None):
                                             g.ints("direction", [k])], name=f"{hint}/s_k"),
                              sm.batch], name=f"{hint}/s_rows")
     at_step = g.node("Add", [at_step, sm.rows], name=f"{hint}/row")
-    past = g.node("Mul", [g.node("Mul", [sm.steps, dirs], name=f"{hint}/T_dirs"), sm.batch],
+    node_steps = g.dims(Y, 0, 1, f"{hint}/T_node")
+    past = g.node("Mul", [g.node("Mul", [node_steps, dirs], name=f"{hint}/T_dirs"), sm.batch],
                   name=f"{hint}/past")
     none_yet = g.node("Equal", [count, g.ints("zero", [0])], name=f"{hint}/none_yet")
     index = g.node("Where", [none_yet, g.node("Add", [past, sm.rows], name=f"{hint}/pad_row"),
@@ -157,7 +165,7 @@ def restore(g, Y, k, directions, sm, reverse, hint, before_first=None):
 
 def zeros_like_rows(g, rows, sm, hint):
     """Zeros (B, U) for rows (N, U)."""
-    width = g.node("Shape", [rows], name=f"{hint}/U", start=1, end=2)
+    width = g.dims(rows, 1, 2, f"{hint}/U")
     shape = g.node("Concat", [sm.batch, width], name=f"{hint}/BU", axis=0)
     return g.node("ConstantOfShape", [shape], name=f"{hint}/zeros",
                   value=helper.make_tensor("value", FLOAT, [1], [0.0]))

@@ -98,11 +98,11 @@ def run_layer_norm_lstm(g, direction, x, sm, name, sequences):
         mask = g.node("Cast", [g.node("Transpose", [sm.m], perm=[1, 0])], name=f"{name}/m",
                       to=BOOL)
     else:
-        shape = g.node("Shape", [xs], name=f"{name}/TB", start=0, end=2)
+        shape = g.dims(xs, 0, 2, f"{name}/TB")
         mask = g.node("Expand", [g.initializer("true", np.array([True]), dtype=bool), shape],
                       name=f"{name}/no_mask")
     mask = g.node("Unsqueeze", [mask, g.ints("axes_2", [2])], name=f"{name}/m_3d")  # (T, B, 1)
-    batch = g.node("Shape", [x], name=f"{name}/B", start=0, end=1)
+    batch = g.dims(x, 0, 1, f"{name}/B")
     zeros = g.node("ConstantOfShape", [g.node("Concat", [batch, g.ints("U", [cell.units])],
                                               axis=0)], name=f"{name}/zeros",
                    value=helper.make_tensor("value", FLOAT, [1], [0.0]))

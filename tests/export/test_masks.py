@@ -77,3 +77,21 @@ def test_masks_right_left_holed_empty(tmp_path, impl, case):
     assert len(got) == len(want)
     for name, g, w in zip([o.name for o in session.get_outputs()], got, want):
         assert float(np.max(np.abs(g - np.asarray(w)))) <= MASK_ATOL, name
+
+
+@pytest.mark.parametrize("opset", [14, 18])
+def test_batch_shorter_than_its_time_axis(tmp_path, opset):
+    """Every row padded: the node runs over the longest row's steps only, and the padded
+    tail still gets Keras's held outputs."""
+    x = keras.Input((None, D), name="x")
+    y = keras.layers.Masking(0.0)(x)
+    y = keras.layers.Bidirectional(keras.layers.GRU(U, return_sequences=True))(y)
+    y = keras_gated.LSTM(U, return_sequences=True)(y)
+    model = randomize(keras.Model(x, y))
+    path = tmp_path / "short.onnx"
+    to_onnx(model, path, opset=opset)
+    x = np.random.default_rng(1).standard_normal((3, T, D)).astype(np.float32)
+    x[0, 3:] = x[1, :2] = x[1, 6:] = x[2, 1:] = 0.0  # lengths 3, 4, 1 of 8
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"x": x})
+    assert float(np.max(np.abs(got - np.asarray(model(x))))) <= MASK_ATOL
