@@ -8,6 +8,7 @@ hidden unless `--verbose` or TF_CPP_MIN_LOG_LEVEL asks for them (`cli.native_log
 import os
 import sys
 
+from keras_gated.cli.commands import COMMANDS
 from keras_gated.cli.native_logs import min_level, native_log_filter
 from keras_gated.cli.parser import build_parser
 
@@ -16,8 +17,6 @@ TRACEBACK_VARIABLE = "KERAS_GATED_TRACEBACK"
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_gated.cli.commands import COMMANDS
-
     with native_log_filter(min_level(args.verbose)):
         try:
             return COMMANDS[args.command](args)

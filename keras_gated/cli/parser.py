@@ -78,7 +78,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, help, description=None, epilog=None):
-        return sub.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".",
+        description = description or help[0].upper() + help[1:] + "."
+        return sub.add_parser(name, help=help, description=description,
                               epilog=epilog, parents=[common], formatter_class=HelpFormatter)
 
     p = add("train", "train a language model into a run directory", TRAIN_DESCRIPTION,

@@ -122,7 +122,9 @@ class Tokenizer:
         lookup = self.vocabulary.token_to_id
         return np.array([lookup(token) for token in self.tokenize(text)], dtype=np.int32)
 
-    def decode(self, ids: Sequence[int] | np.ndarray, after: Sequence[int] | np.ndarray = ()) -> str:
+    def decode(
+        self, ids: Sequence[int] | np.ndarray, after: Sequence[int] | np.ndarray = ()
+    ) -> str:
         """Returns the text for ``ids`` of shape (N,); id 0 decodes to ``"<unk>"``.
 
         Args:

@@ -198,8 +198,9 @@ class LanguageModel(keras.Model):
         import tensorflow as tf
 
         message = f"token ids must be in [0, vocab_size={self.vocab_size})"
-        checks = [tf.debugging.assert_less(tf.cast(t, "int64"), tf.constant(self.vocab_size, "int64"),
-                                           message=message) for t in batch[:2]]
+        size = tf.constant(self.vocab_size, "int64")
+        checks = [tf.debugging.assert_less(tf.cast(t, "int64"), size, message=message)
+                  for t in batch[:2]]
         checks += [tf.debugging.assert_non_negative(t, message=message) for t in batch[:2]]
         with tf.control_dependencies(checks):
             return tuple(tf.identity(t) for t in batch)

@@ -83,7 +83,8 @@ def read_json(path):
 
 
 def save_config(run, config, fingerprint):
-    write_json(os.path.join(run, CONFIG), {**dataclasses.asdict(config), FINGERPRINT_KEY: fingerprint})
+    saved = {**dataclasses.asdict(config), FINGERPRINT_KEY: fingerprint}
+    write_json(os.path.join(run, CONFIG), saved)
 
 
 def load_config(run):
