@@ -11,7 +11,7 @@ from . import metadata as md
 from .graph import FLOAT, INT64, GraphBuilder
 from .lower import lower_embedding, lower_reverse_embedding
 from .lowered import GraphInput, Lowered
-from .native import is_layer_norm_lstm
+from .native import is_layer_norm_lstm, state_kinds
 from .recurrent import lower_rnn
 
 
@@ -23,7 +23,7 @@ def language_model_graph(model, opset):
     sizes, state_outputs = [], []
     for index, layer in enumerate(model.rnn_layers):  # each dropout after it: identity
         units = int(layer.cell.units)
-        kinds = ("h", "c") if _is_lstm(layer) else ("h",)
+        kinds = state_kinds(layer)
         initial = [g.add_input(md.state_input_name(kind, index), FLOAT, [md.BATCH, units])
                    for kind in kinds]
         (x, *_), finals = lower_rnn(g, layer, x, None, initial)
@@ -43,12 +43,6 @@ def language_model_graph(model, opset):
     return Lowered(g.model(opset), inputs, [md.LOGITS], model.vocab_size, states,
                    [name for name in names if name not in loops], loops, [],
                    language_model_reference(model, states))
-
-
-def _is_lstm(layer):
-    from keras_gated.cells import LSTMCell
-
-    return isinstance(layer.cell, LSTMCell)
 
 
 def language_model_reference(model, states):

@@ -43,7 +43,13 @@ from .lower import (
     onnx_dtype,
 )
 from .lowered import GraphInput, Lowered
-from .native import RECURRENT_LAYERS, NotNative, activation_name, is_layer_norm_lstm
+from .native import (
+    RECURRENT_LAYERS,
+    NotNative,
+    activation_name,
+    is_layer_norm_lstm,
+    state_kinds,
+)
 from .recurrent import lower_bidirectional, lower_rnn
 from .tf2onnx_bridge import convert_function, splice
 
@@ -198,7 +204,7 @@ class ModelWalk:
         state_io = layer.stateful and initial_state is None
         if state_io:
             index = len(self.state_layers)
-            kinds = ("h", "c") if len(tree.flatten(layer.cell.state_size)) == 2 else ("h",)
+            kinds = state_kinds(layer)
             units = int(layer.cell.units)
             initial_state = [self.g.add_input(md.state_input_name(kind, index), FLOAT,
                                               [md.BATCH, units]) for kind in kinds]

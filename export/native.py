@@ -78,6 +78,11 @@ def repeats_state_when_masked(layer):
     return isinstance(layer, BUILTIN_LAYERS) and keras.backend.backend() == "jax"
 
 
+def state_kinds(layer):
+    """The states of a recurrent layer: ("h", "c") for an LSTM (ours or Keras's), else ("h",)."""
+    return ("h", "c") if isinstance(layer.cell, LSTM_CELLS) else ("h",)
+
+
 def is_layer_norm_lstm(layer):
     cell = getattr(layer, "cell", None)
     return isinstance(cell, LSTMCell) and cell.layer_norm

@@ -31,6 +31,7 @@ CELLS = {  # id -> (cell, cell options, the ONNX op)
     "gru-reset_before": ("gru", {"reset_after": False}, "GRU"),
     "rnn-tanh": ("rnn", {"activation": "tanh"}, "RNN"),
     "rnn-relu": ("rnn", {"activation": "relu"}, "RNN"),
+    "keras-lstm": ("keras-lstm", {}, "LSTM"),  # Keras's built-in layer inside our model
 }
 
 
