@@ -5,6 +5,13 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# On JAX every eager layer call compiles its lax.scan; the tests' graphs are tiny, so XLA's
+# optimisation passes cost far more than they save (measured: the same 20 layer tests in 31 s
+# instead of 61 s). Only for the JAX backend and only if the caller set no XLA flags; the
+# numbers stay within every tolerance (they are checked against the oracle, not against XLA).
+JAX_TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+if os.environ.get("KERAS_BACKEND") == "jax" and "XLA_FLAGS" not in os.environ:
+    os.environ["XLA_FLAGS"] = JAX_TEST_XLA_FLAGS
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 WORDS = "the cat sat on a mat and the dog ran to the red door".split()

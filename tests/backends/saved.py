@@ -15,6 +15,7 @@ import numpy as np
 
 import keras_gated
 from keras_gated.training import Perplexity
+from tests.conftest import JAX_TEST_XLA_FLAGS
 
 B, T, D, U = 3, 5, 4, 6
 V, E = 11, 6
@@ -113,6 +114,8 @@ def run(manifest, folder, order="keras_first", backend=None):
     path.write_text(json.dumps(manifest), encoding="utf-8")
     env = {**os.environ, "KERAS_BACKEND": backend or keras.backend.backend(),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if env["KERAS_BACKEND"] != "jax" and env.get("XLA_FLAGS") == JAX_TEST_XLA_FLAGS:
+        del env["XLA_FLAGS"]  # the JAX-only speed flags of tests/conftest.py
     done = subprocess.run(
         [sys.executable, SCRIPT, order, str(path)], cwd=str(folder), env=env,
         capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
