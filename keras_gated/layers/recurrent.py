@@ -65,7 +65,7 @@ def scan_steps(step, xw, initial_state, mask=None, go_backwards=False, zero_outp
         xw_t, m_t = inputs if ms is not None else (inputs, None)
         out, new_states = step(xw_t, list(states))
         if m_t is None:
-            return (new_states, out), out
+            return (new_states, prev_out), out
         new_states = [ops.where(m_t, n, s) for n, s in zip(new_states, states)]
         out = ops.where(m_t, out, prev_out)
         emitted = ops.where(m_t, out, ops.zeros_like(out)) if zero_output_for_mask else out
@@ -269,7 +269,9 @@ class Recurrent(keras.layers.RNN):
         x = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
         if not self.built:
             self.build(tuple(x.shape))
-        states = list(initial_state or self.cell.get_initial_state(ops.shape(x)[0]))
+        states = ([ops.convert_to_tensor(s, dtype=self.compute_dtype) for s in initial_state]
+                  if initial_state is not None
+                  else self.cell.get_initial_state(ops.shape(x)[0]))
         xw = self.cell.project_inputs(x)
         names = list(self.cell.gates_at(xw[:, 0], states))
 

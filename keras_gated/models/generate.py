@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from keras_gated.models.language_model import inference_fn
 from keras_gated.sampling import check_sampling, sample_next
 
 
@@ -22,7 +23,7 @@ def generate(model, tokenizer, prompt, tokens=50, temperature=1.0, top_k=None, s
     ids = tokenizer.encode(prompt)
     if len(ids) == 0:
         raise ValueError("`prompt` is empty after tokenization: give at least one token")
-    step = _forward(model)
+    step = inference_fn(model)
     rng = np.random.default_rng(seed)
     logits, states = step(np.asarray(ids, dtype="int32")[None, :], model.initial_states(1))
     out = []
@@ -32,14 +33,3 @@ def generate(model, tokenizer, prompt, tokens=50, temperature=1.0, top_k=None, s
         logits, states = step(nxt.astype("int32")[:, None], states)
     return tokenizer.decode(out, after=ids)
 
-
-def _forward(model):
-    """`model.call_with_states` at inference, traced once per shape on TensorFlow, eager elsewhere."""
-    def forward(x, states):
-        return model.call_with_states(x, states, training=False)
-
-    if keras.backend.backend() != "tensorflow":
-        return forward
-    import tensorflow as tf
-
-    return tf.function(forward, reduce_retracing=True)

@@ -221,6 +221,21 @@ class LanguageModel(keras.Model):
         }
 
 
+def inference_fn(model):
+    """`model.call_with_states(tokens, states)` at inference: (B, T) ids, flat states ->
+    (logits, states). Traced once per shape class by `tf.function` on TensorFlow, eager on
+    the other backends."""
+
+    def step(tokens, states):
+        return model.call_with_states(tokens, states, training=False)
+
+    if keras.backend.backend() != "tensorflow":
+        return step
+    import tensorflow as tf
+
+    return tf.function(step, reduce_retracing=True)
+
+
 def language_model(vocab_size, **kwargs):
     """Builds a `LanguageModel` (arguments as there) and creates its weights."""
     model = LanguageModel(vocab_size, **kwargs)

@@ -9,6 +9,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_gated.models.language_model import inference_fn
+
 
 @keras.saving.register_keras_serializable(package="keras_gated")
 class Perplexity(keras.metrics.Metric):
@@ -33,7 +35,7 @@ class Perplexity(keras.metrics.Metric):
 
 def token_nll(logits, targets):
     """Per-token NLL (B, T) from logits (B, T, V) and targets (B, T), in float64 numpy."""
-    logits = np.asarray(logits, dtype=np.float64)
+    logits = np.asarray(ops.convert_to_numpy(logits), dtype=np.float64)
     shifted = logits - logits.max(axis=-1, keepdims=True)
     log_z = np.log(np.exp(shifted).sum(axis=-1))
     picked = np.take_along_axis(shifted, np.asarray(targets)[..., None], axis=-1)[..., 0]
@@ -61,7 +63,7 @@ def perplexity(model, ids, batch_size=1, seq_len=64):
         )
     stream = ids[: rows * batch_size].reshape(batch_size, rows)
     states, total, count = None, 0.0, 0
-    step = _forward_fn(model)
+    step = inference_fn(model)
     for start in range(0, rows - 1, seq_len):
         x = stream[:, start : min(start + seq_len, rows - 1)]
         y = stream[:, start + 1 : start + 1 + x.shape[1]]
@@ -72,12 +74,3 @@ def perplexity(model, ids, batch_size=1, seq_len=64):
         count += y.size
     return math.exp(total / count), count
 
-
-def _forward_fn(model):
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def step(x, states):
-        return model.call_with_states(x, states, training=False)
-
-    return step
