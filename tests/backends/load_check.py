@@ -1,5 +1,5 @@
-"""Run in a fresh process: `python load_check.py ORDER MANIFEST`, ORDER "keras_first" or
-"keras_gated_first", KERAS_BACKEND set by the caller.
+"""Run in a fresh process: `python load_check.py ORDER MANIFEST`, ORDER "keras_first",
+"keras_gated_first" or "layer_first", KERAS_BACKEND set by the caller.
 
 Imports Keras and keras_gated (nothing else of the library, nor the tests) in the given order,
 then, for each entry of the JSON manifest, in order:
@@ -26,6 +26,12 @@ def main(order, manifest_path):
         import keras_gated
 
         assert "keras" not in sys.modules, "import keras_gated imported keras"
+        import keras
+    elif order == "layer_first":  # `kg.LSTM` before `import keras`: Keras is first imported
+        import keras_gated  # from inside keras_gated.layers, half-initialised at that moment
+
+        layer_class = keras_gated.LSTM
+        assert "keras" in sys.modules and layer_class.__name__ == "LSTM"
         import keras
     else:
         raise SystemExit(f"unknown order {order!r}")

@@ -1,4 +1,5 @@
-"""After `import keras_gated` alone, in either import order, every serialisable class loads.
+"""After `import keras_gated` alone, in any import order, every serialisable class loads
+(also when a layer is used before `import keras`, which imports Keras from inside the library).
 
 Each check runs in a fresh process (`load_check.py`), so nothing this test session imported
 can register a class on the library's behalf. Within the process the configs are
@@ -15,7 +16,7 @@ from tests.backends import saved
 ATOL_FRESH_PROCESS = 1e-6
 
 
-@pytest.mark.parametrize("order", ["keras_first", "keras_gated_first"])
+@pytest.mark.parametrize("order", ["keras_first", "keras_gated_first", "layer_first"])
 def test_every_class_loads_in_a_fresh_process(saved_files, order):
     folder, files = saved_files
     models = [{**files[k], "atol": ATOL_FRESH_PROCESS} for k in ("ppl", "layers", "lm")]
