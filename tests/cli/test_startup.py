@@ -14,10 +14,12 @@ from keras_gated.cli.parser import build_parser
 
 STARTUP_LIMIT_S = 1.5  # on 2 shared cores; today about 0.3 s for --help, 0.6 s for --onnx
 
-# Runs keras_gated.cli.main with TensorFlow, Keras, matplotlib and onnx made unimportable.
+# Runs keras_gated.cli.main with every dependency of the full install but numpy and
+# onnxruntime made unimportable, as in a runtime-only environment.
 BLOCKED = textwrap.dedent("""
     import sys
-    BLOCKED = ("tensorflow", "keras", "matplotlib", "onnx", "tf2onnx")
+    BLOCKED = ("tensorflow", "keras", "matplotlib", "onnx", "tf2onnx", "wrapt", "jax", "torch",
+               "tqdm", "tensorboard")
 
     class Blocker:
         def find_spec(self, name, path=None, target=None):
