@@ -40,8 +40,10 @@ ACTIVATION_OPS = {
 }
 
 # Keras dtype name -> ONNX element type.
-ONNX_DTYPES = {
-    "float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
+ONNX_DTYPES = {  # the graph computes in float32 (weights are read as float32), whatever the
+    # Keras compute dtype (mixed_float16, mixed_bfloat16)
+    "float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT, "bfloat16": TensorProto.FLOAT,
+    "float64": TensorProto.FLOAT,
     "int32": TensorProto.INT32, "int64": TensorProto.INT64, "bool": TensorProto.BOOL,
     "uint8": TensorProto.UINT8, "int8": TensorProto.INT8,
 }
@@ -221,6 +223,7 @@ def lower_keras_op(g, op, args, kwargs, out_dtype, arg_dtypes):
     if kind in (numpy_ops.ZerosLike, numpy_ops.OnesLike):
         value = np.zeros if kind is numpy_ops.ZerosLike else np.ones
         dtype = keras.backend.standardize_dtype(out_dtype)
+        dtype = "float32" if onnx_dtype(dtype) == TensorProto.FLOAT else dtype
         fill = helper.make_tensor("value", onnx_dtype(dtype), [1], value(1, dtype).tolist())
         return g.node("ConstantOfShape", [g.node("Shape", tensors, name=f"{name}/shape")],
                       name=name, value=fill)

@@ -45,7 +45,7 @@ def state_output_name(kind, layer_index):
 
 
 def state_specs(layers):
-    """[(layer name, [state sizes])] -> the metadata `states` list, in `forward`'s flat order.
+    """[(layer name, [state sizes])] -> the metadata `states` list, in `call_with_states`' flat order.
 
     A layer with two states is an LSTM: its states are h then c.
     """

@@ -191,10 +191,6 @@ def _gram(rows_a, rows_b):
     return tf.matmul(a, b, transpose_a=True)
 
 
-def _split(x, gates):
-    return dict(zip(gates, tf.split(x, len(gates), axis=-1)))
-
-
 # -- the cells: forward from the cell itself (`gates_at`), backward as above ----------------
 def _lstm_steps(cell, m):
     def forward_step(xw_t, states, weights):

@@ -247,8 +247,10 @@ class Recurrent(keras.layers.RNN):
                 and fused.applies(self.cell)):
             return fused.fused_recurrence(self.cell, xw, initial_state, m_h)
 
+        weights = self.cell.step_weights()  # read (and autocast) once, not at every step
+
         def step(xw_t, states):
-            return self.cell.step(xw_t, states, m_h)
+            return self.cell.step(xw_t, states, m_h, weights)
 
         return scan_steps(
             step, xw, initial_state, mask, self.go_backwards, self.zero_output_for_mask
@@ -266,17 +268,19 @@ class Recurrent(keras.layers.RNN):
             GRU "z", "r", "h~", "h" (and "u_h" with reset_after: `GRUCell.gates_at`);
             SimpleRNN "h".
         """
-        x = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        dtype = self.variable_dtype  # outside __call__ nothing autocasts the weights
+        x = ops.convert_to_tensor(inputs, dtype=dtype)
         if not self.built:
             self.build(tuple(x.shape))
-        states = ([ops.convert_to_tensor(s, dtype=self.compute_dtype) for s in initial_state]
+        states = ([ops.convert_to_tensor(s, dtype=dtype) for s in initial_state]
                   if initial_state is not None
-                  else self.cell.get_initial_state(ops.shape(x)[0]))
+                  else [ops.cast(s, dtype) for s in self.cell.get_initial_state(ops.shape(x)[0])])
         xw = self.cell.project_inputs(x)
-        names = list(self.cell.gates_at(xw[:, 0], states))
+        weights = self.cell.step_weights()
+        names = list(self.cell.gates_at(xw[:, 0], states, weights=weights))
 
         def step(xw_t, states):
-            q = self.cell.gates_at(xw_t, states)
+            q = self.cell.gates_at(xw_t, states, weights=weights)
             new_states = [q["h"], q["c"]] if "c" in q else [q["h"]]
             return ops.concatenate([q[n] for n in names], axis=-1), new_states
 

@@ -103,7 +103,7 @@ class LanguageModel(keras.Model):
         return [s for layer in self.rnn_layers for s in layer.state_size]
 
     def initial_states(self, batch_size):
-        """Zero states for `forward`: a flat list of (B, U)."""
+        """Zero states for `call_with_states`: a flat list of (B, U)."""
         return [ops.zeros((batch_size, s), dtype=self.compute_dtype) for s in self.state_sizes]
 
     def check_tokens(self, tokens):
@@ -223,17 +223,27 @@ class LanguageModel(keras.Model):
 
 def inference_fn(model):
     """`model.call_with_states(tokens, states)` at inference: (B, T) ids, flat states ->
-    (logits, states). Traced once per shape class by `tf.function` on TensorFlow, eager on
-    the other backends."""
+    (logits, states). Compiled once per input shape: `tf.function` on TensorFlow, `jax.jit`
+    on JAX; eager on torch."""
 
     def step(tokens, states):
         return model.call_with_states(tokens, states, training=False)
 
-    if keras.backend.backend() != "tensorflow":
-        return step
-    import tensorflow as tf
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    return tf.function(step, reduce_retracing=True)
+        return tf.function(step, reduce_retracing=True)
+    if backend != "jax":
+        return step
+    import jax  # eager JAX would trace and compile the time loop's scan at every call
+
+    @jax.jit
+    def stateless(values, tokens, states):
+        with keras.StatelessScope(state_mapping=list(zip(model.variables, values))):
+            return step(tokens, states)
+
+    return lambda tokens, states: stateless([v.value for v in model.variables], tokens, states)
 
 
 def language_model(vocab_size, **kwargs):

@@ -107,3 +107,23 @@ def test_layers_train_and_predict(policy):
     np.testing.assert_allclose(
         predicted, as_list(model(x))[0], atol=ATOL_KERAS_HALF_PRECISION, rtol=0
     )
+
+
+@pytest.mark.parametrize("policy", POLICIES, indirect=True)
+def test_gate_activations_under_a_mixed_policy(policy):
+    """`gate_activations` runs outside `__call__` (no autocast): it computes in the variables'
+    float32 and gives the float32 layer's gates."""
+    case = COMPARE_CASES[1]
+    x = np.random.default_rng(41).normal(size=(B, T, D)).astype("float32")
+    mixed = make_layer(case, U)
+    mixed(x)
+    keras.config.set_dtype_policy("float32")
+    plain = make_layer(case, U)
+    plain(x)
+    plain.set_weights(mixed.get_weights())
+    want = plain.gate_activations(x)
+    keras.config.set_dtype_policy(policy.name)
+    got = mixed.gate_activations(x)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], atol=1e-6, rtol=0, err_msg=name)

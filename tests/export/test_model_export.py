@@ -215,6 +215,27 @@ def test_initial_state_passed_positionally_or_alone(tmp_path):
 
 
 # -- errors ---------------------------------------------------------------------------------
+# Keras computes in float16/bfloat16 under a mixed policy, the graph in float32: differences
+# are the half-precision roundings, O(1e-3) on O(1) outputs (bfloat16 has 8 mantissa bits).
+ATOL_MIXED_POLICY = 1e-2
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_a_mixed_precision_model_exports_as_a_float32_graph(tmp_path, policy):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = keras.Sequential([keras.Input((None, 4)), keras_gated.LSTM(8, return_sequences=True),
+                                  keras_gated.GRU(6), keras.layers.Dense(2)])
+        result = to_onnx(model, str(tmp_path / "m.onnx"), atol=ATOL_MIXED_POLICY)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    graph = onnx.load(result.path).graph
+    assert {v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]} == {
+        onnx.TensorProto.FLOAT}
+    assert op_types(result.path).count("LSTM") == 1 and op_types(result.path).count("GRU") == 1
+
+
 def test_python_lambda_refused_with_one_clear_error(tmp_path):
     x = keras.Input((None, 3), name="x")
     y = keras.layers.Lambda(lambda t: np.asarray(t) * 2.0, output_shape=(None, 3),
