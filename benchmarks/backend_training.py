@@ -48,6 +48,13 @@ def build_system(name, setup, cell):
     return lambda: model.train_on_batch(x, y)
 
 
+def descriptions(setup, cells):
+    """{system: {cell: what it is}} for the report."""
+    return {name: {cell: DESCRIPTIONS[name].format(
+        cell=cell.upper(), d=setup.dropout, r=setup.recurrent_dropout) for cell in cells}
+        for name in SYSTEMS}
+
+
 def measure(setup, cells, rounds, warmup, progress=None):
     """{cell: {system: [seconds per round]}} for every cell and system, interleaved."""
     from benchmarks.timing import interleave
@@ -86,12 +93,9 @@ def main(argv=None):
         import jax
 
         versions["jax"] = jax.__version__
-    descriptions = {name: {cell: DESCRIPTIONS[name].format(
-        cell=cell.upper(), d=setup.dropout, r=setup.recurrent_dropout) for cell in cells}
-        for name in SYSTEMS}
     with open(options.json, "w") as f:
         json.dump({"backend": backend, "versions": versions, "setup": setup.label(),
-                   "times": times, "descriptions": descriptions}, f, indent=1)
+                   "times": times, "descriptions": descriptions(setup, cells)}, f, indent=1)
     return 0
 
 

@@ -108,19 +108,27 @@ def write(folder, seed=0):
     return files
 
 
-def run(manifest, folder, order="keras_first", backend=None):
-    """Runs load_check.py on `manifest` in a fresh process; returns its stdout."""
+def start(manifest, folder, order="keras_first", backend=None):
+    """Starts load_check.py on `manifest` in a fresh process; `finish` collects it."""
     path = folder / f"manifest-{order}-{backend}.json"
     path.write_text(json.dumps(manifest), encoding="utf-8")
     env = {**os.environ, "KERAS_BACKEND": backend or keras.backend.backend(),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     if env["KERAS_BACKEND"] != "jax" and env.get("XLA_FLAGS") == JAX_TEST_XLA_FLAGS:
         del env["XLA_FLAGS"]  # the JAX-only speed flags of tests/conftest.py
-    done = subprocess.run(
-        [sys.executable, SCRIPT, order, str(path)], cwd=str(folder), env=env,
-        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
+    return subprocess.Popen([sys.executable, SCRIPT, order, str(path)], cwd=str(folder),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process):
+    """The stdout of a `start`ed check, which must have passed."""
+    stdout, stderr = process.communicate(timeout=SUBPROCESS_TIMEOUT_S)
+    assert process.returncode == 0 and stdout.rstrip().endswith("OK"), (
+        f"exit {process.returncode}\n{stdout}\n{stderr[-4000:]}"
     )
-    assert done.returncode == 0 and done.stdout.rstrip().endswith("OK"), (
-        f"exit {done.returncode}\n{done.stdout}\n{done.stderr[-4000:]}"
-    )
-    return done.stdout
+    return stdout
+
+
+def run(manifest, folder, order="keras_first", backend=None):
+    """Runs load_check.py on `manifest` in a fresh process; returns its stdout."""
+    return finish(start(manifest, folder, order, backend))

@@ -16,10 +16,19 @@ BACKENDS = ("tensorflow", "jax", "torch")
 ATOL_CROSS_BACKEND = 1e-5
 
 
-@pytest.mark.parametrize("target", [b for b in BACKENDS if b != keras.backend.backend()])
-def test_saved_file_loads_on_another_backend(saved_files, target):
+TARGETS = [b for b in BACKENDS if b != keras.backend.backend()]
+
+
+@pytest.fixture(scope="module")
+def checks(saved_files):
+    """One fresh process per other backend, started together."""
     folder, files = saved_files
     manifest = [{**files[k], "atol": ATOL_CROSS_BACKEND} for k in ("layers", "lm")]
-    out = saved.run(manifest, folder, backend=target)
+    return {target: saved.start(manifest, folder, backend=target) for target in TARGETS}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_saved_file_loads_on_another_backend(checks, target):
+    out = saved.finish(checks[target])
     assert f"backend {target}" in out, out
     assert out.count("loaded ") == 2, out

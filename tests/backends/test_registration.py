@@ -16,11 +16,21 @@ from tests.backends import saved
 ATOL_FRESH_PROCESS = 1e-6
 
 
-@pytest.mark.parametrize("order", ["keras_first", "keras_gated_first", "layer_first"])
-def test_every_class_loads_in_a_fresh_process(saved_files, order):
+ORDERS = ["keras_first", "keras_gated_first", "layer_first"]
+
+
+@pytest.fixture(scope="module")
+def checks(saved_files):
+    """One fresh process per import order, started together (they wait mostly on imports)."""
     folder, files = saved_files
     models = [{**files[k], "atol": ATOL_FRESH_PROCESS} for k in ("ppl", "layers", "lm")]
-    out = saved.run(files["configs"] + models, folder, order=order)
+    return {order: saved.start(files["configs"] + models, folder, order=order)
+            for order in ORDERS}
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_every_class_loads_in_a_fresh_process(checks, order):
+    out = saved.finish(checks[order])
     for obj in saved.config_objects():
         assert f"deserialized {type(obj).__name__}" in out, out
     assert out.count("loaded ") == 3, out
