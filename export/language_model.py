@@ -5,6 +5,7 @@ tokens (B, T) + states -> Gather -> one native node per recurrent layer -> MatMu
 Dropout layers vanish. Every state input is required (zeros start a sequence).
 """
 
+import keras
 import numpy as np
 
 from . import metadata as md
@@ -56,14 +57,10 @@ def language_model_reference(model, states):
     def reference(feeds):
         initial = [feeds[spec["input"]] for spec in states]
         logits, final = model.call_with_states(feeds[md.TOKENS], initial, training=False)
-        got = {md.LOGITS: _numpy(logits)}
-        got.update({spec["output"]: _numpy(s) for spec, s in zip(states, final)})
+        to_numpy = keras.ops.convert_to_numpy
+        got = {md.LOGITS: to_numpy(logits)}
+        got.update({spec["output"]: to_numpy(s) for spec, s in zip(states, final)})
         return got
 
     return reference
 
-
-def _numpy(tensor):
-    import keras
-
-    return np.asarray(keras.ops.convert_to_numpy(tensor))

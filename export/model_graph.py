@@ -21,7 +21,6 @@ from zeros or from the `initial_state` the model gives them.
 """
 
 import keras
-import numpy as np
 from keras import tree
 
 from . import metadata as md
@@ -346,9 +345,10 @@ def model_reference(model, inputs, outputs, state_layers):
                 variable.assign(feeds[name])
         try:
             result = model(xs if len(xs) > 1 else xs[0], training=False)
-            got = dict(zip(outputs, [_numpy(y) for y in tree.flatten(result)]))
+            to_numpy = keras.ops.convert_to_numpy
+            got = dict(zip(outputs, [to_numpy(y) for y in tree.flatten(result)]))
             for layer, _, state_outputs in state_layers:
-                got.update(zip(state_outputs, [_numpy(v) for v in layer.states]))
+                got.update(zip(state_outputs, [to_numpy(v) for v in layer.states]))
         finally:
             for (layer, _, _), values in zip(state_layers, saved):
                 for variable, value in zip(layer.states, values):
@@ -357,6 +357,3 @@ def model_reference(model, inputs, outputs, state_layers):
 
     return reference
 
-
-def _numpy(tensor):
-    return np.asarray(keras.ops.convert_to_numpy(tensor))
