@@ -265,6 +265,7 @@ def _concrete(x):
         import jax
 
         return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
-    if backend == "torch":
-        return ops.convert_to_numpy(x)
+    if backend == "torch":  # on a GPU reading the ids would sync every step; torch's
+        # embedding raises on an out-of-range id there itself
+        return ops.convert_to_numpy(x) if x.device.type == "cpu" else None
     return None
