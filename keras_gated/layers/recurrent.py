@@ -128,8 +128,8 @@ class Recurrent(keras.layers.RNN):
     Two paths compute the same function. The reference path runs `cell.step` over time
     (`scan_steps`: `keras.ops.scan`, so `jax.lax.scan` on JAX and a Python loop on torch; a
     bounded `tf.while_loop` on TensorFlow) and is differentiated automatically. On the
-    TensorFlow backend only, when training, with no `mask`, not
-    `go_backwards`, and a plain library cell (`SimpleRNNCell`, `GRUCell`, `LSTMCell` without
+    TensorFlow backend only, when training (with or without a
+    `mask`, in either direction), with a plain library cell (`SimpleRNNCell`, `GRUCell`, `LSTMCell` without
     `peephole` or `layer_norm`; not a subclass), the layer takes the fused path instead
     (`fused.fused_recurrence`): the same forward equations with a hand-written backward pass,
     faster to train, on the same weights and dropout masks. The choice is automatic; tests prove
@@ -243,9 +243,12 @@ class Recurrent(keras.layers.RNN):
             if out is not None:  # None: no GPU here
                 return out
         xw = self.cell.project_inputs(x)
-        if (accelerators and training and mask is None and not self.go_backwards
-                and fused.applies(self.cell)):
-            return fused.fused_recurrence(self.cell, xw, initial_state, m_h)
+        if accelerators and training and fused.applies(self.cell):
+            if self.go_backwards:  # outputs stay in processing order, as `scan_steps`
+                xw = ops.flip(xw, 1)
+                mask = None if mask is None else ops.flip(mask, 1)
+            return fused.fused_recurrence(self.cell, xw, initial_state, m_h, mask,
+                                          self.zero_output_for_mask)
 
         weights = self.cell.step_weights()  # read (and autocast) once, not at every step
 

@@ -38,7 +38,7 @@ def make_layer(case, **kwargs):
     return LAYERS[case.kind](U, **case.kw, return_sequences=True, return_state=True, **kwargs)
 
 
-def forward_and_gradients(layer, x, states, graph):
+def forward_and_gradients(layer, x, states, graph, mask=None):
     """Outputs, final states, and the gradients of a random functional of both w.r.t. every
     weight, the inputs and the initial states, from one training call of `layer`."""
     rng = np.random.default_rng(1)
@@ -48,7 +48,7 @@ def forward_and_gradients(layer, x, states, graph):
     def run(x, states):
         with tf.GradientTape() as tape:
             tape.watch([x, *states])
-            ys, *final = layer(x, initial_state=list(states), training=True)
+            ys, *final = layer(x, initial_state=list(states), mask=mask, training=True)
             loss = tf.reduce_sum(ys * out_coef) + sum(
                 tf.reduce_sum(s * k) for s, k in zip(final, state_coefs))
         weights = layer.trainable_variables
@@ -62,7 +62,7 @@ def forward_and_gradients(layer, x, states, graph):
     return [np.asarray(r) for r in results]
 
 
-def fused_and_reference(case, monkeypatch, graph):
+def fused_and_reference(case, monkeypatch, graph, mask=None, **layer_kwargs):
     """The same computation by two layers with equal weights and equal dropout seeds, the
     second forced onto the reference path. Under XLA both are compiled: XLA draws other
     dropout masks than TensorFlow's kernels, the same for both layers."""
@@ -72,13 +72,13 @@ def fused_and_reference(case, monkeypatch, graph):
     weights = random_weights(case, D, U, rng)
     results = []
     for forced in (False, True):
-        layer = make_layer(case, dropout=0.3, recurrent_dropout=0.4, seed=SEED)
+        layer = make_layer(case, dropout=0.3, recurrent_dropout=0.4, seed=SEED, **layer_kwargs)
         layer(x, initial_state=states)
         assign_weights(layer, weights)
         with monkeypatch.context() as patch:
             if forced:
                 patch.setattr(fused, "applies", lambda cell: False)
-            results.append(forward_and_gradients(layer, x, states, graph))
+            results.append(forward_and_gradients(layer, x, states, graph, mask))
     return results
 
 
@@ -86,7 +86,26 @@ def fused_and_reference(case, monkeypatch, graph):
 @pytest.mark.parametrize("case", FUSED_CASES, ids=lambda c: c.id)
 def test_fused_path_equals_reference_path(case, graph, monkeypatch):
     """Eager, in a tf.function, and XLA-compiled as `train` runs it (`TrainConfig.xla`)."""
-    got, want = fused_and_reference(case, monkeypatch, graph)
+    assert_equal_results(case, *fused_and_reference(case, monkeypatch, graph))
+
+
+# Every pattern Keras accepts, one per row: left padding (keras.utils.pad_sequences's
+# default), holes with a masked last step, right padding.
+MASK = np.array([[0, 0, 1, 1, 1], [1, 0, 0, 1, 0], [1, 1, 1, 1, 0]], bool)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backward"])
+@pytest.mark.parametrize("case", FUSED_CASES, ids=lambda c: c.id)
+def test_fused_path_with_masks_equals_reference_path(case, go_backwards, monkeypatch):
+    """Keras's mask semantics on the fused path, both directions; backwards also with
+    `zero_output_for_mask` (what `Bidirectional(return_sequences=True)` sets)."""
+    assert MASK.shape == (B, T)
+    got, want = fused_and_reference(case, monkeypatch, "tf.function", MASK,
+                                    go_backwards=go_backwards, zero_output_for_mask=go_backwards)
+    assert_equal_results(case, got, want)
+
+
+def assert_equal_results(case, got, want):
     # ys, final states, then d/d(kernel, recurrent_kernel, bias), d/dx, d/d(initial states)
     assert len(got) == len(want) == 1 + 2 * case.n_states + 3 + 1
     for k, (g, w) in enumerate(zip(got, want)):
@@ -119,8 +138,8 @@ def test_fused_path_is_taken_exactly_when_it_applies(monkeypatch):
     for cls in (keras_gated.SimpleRNN, keras_gated.LSTM, keras_gated.GRU):
         assert count(cls(U), training=True) == 1
         assert count(cls(U), training=False) == 0
-        assert count(cls(U), training=True, mask=mask) == 0
-        assert count(cls(U, go_backwards=True), training=True) == 0
+        assert count(cls(U), training=True, mask=mask) == 1
+        assert count(cls(U, go_backwards=True), training=True) == 1
     assert count(keras_gated.GRU(U, reset_after=False), training=True) == 1
     assert count(keras_gated.LSTM(U, peephole=True), training=True) == 0
     assert count(keras_gated.LSTM(U, layer_norm=True), training=True) == 0

@@ -1,0 +1,365 @@
+"""Training a user's own model: the same `keras.Sequential` built from our layers and from
+Keras's built-in ones, compiled with Keras's defaults, timed by `train_on_batch` on CPU.
+
+    .venv/bin/python -m benchmarks.user_models                 # prints a BENCHMARKS.md section
+    .venv/bin/python -m benchmarks.user_models --quick         # fewer rounds, ~2 min
+    .venv/bin/python -m benchmarks.user_models --rows lm-lstm,imdb-masked --out section.md
+
+Rows (`rows()`); each model is built twice from one definition, `rnn` = `keras_gated.LSTM/GRU`
+(ours) or `keras.layers.LSTM/GRU` (built-in, `use_cudnn` left at its default), with the
+built-in model's initial weights copied into ours:
+    lm-lstm       Embedding(5000, 128) -> 2 x LSTM(128, return_sequences) -> Dense(5000);
+                  B=64, T=35, sparse cross-entropy from logits, Adam
+    lm-gru        the same with GRU(128)
+    imdb-masked   Keras's IMDB example: Embedding(20000, 128, mask_zero=True) ->
+                  Bidirectional(LSTM(64, return_sequences)) -> Bidirectional(LSTM(64)) ->
+                  Dense(1, sigmoid); B=32, T=200 reviews of lengths uniform in [50, 200],
+                  left-padded with zeros as `keras.utils.pad_sequences` pads
+                  (`export_scoring.reviews`), random 0/1 labels, binary cross-entropy, Adam
+    imdb          the same without the mask (mask_zero=False)
+    timeseries    LSTM(32) on (B=256, T=120, 7) floats -> Dense(1); mse, Adam
+    lm-650        Embedding(10000, 650) -> 2 x LSTM(650, return_sequences, dropout=0.5,
+                  recurrent_dropout=0.5) -> Dense(10000); B=20, T=35, sparse cross-entropy,
+                  SGD; also against PyTorch's nn.LSTM(650, 650, num_layers=2) without dropout
+                  (embedding, linear, cross-entropy, SGD; torch threads = cores)
+Every Keras model gets `model.compile(optimizer=..., loss=...)` with no `jit_compile`
+argument: Keras's "auto", which on a CPU-only TensorFlow is XLA off (checked per model and
+reported). Each round every system runs `steps` training steps on one fixed random batch,
+after `warmup` untimed steps (`timing.interleave`); a ratio is the median of the per-round
+ratios ours / other.
+"""
+
+import argparse
+import dataclasses
+import gc
+import os
+import shlex
+import sys
+
+import numpy as np
+
+from benchmarks import machine, report
+from benchmarks.export_scoring import ScoringSetup, reviews
+from benchmarks.timing import interleave, ratio_per_round, summary
+from benchmarks.training import TrainSetup, batch_data
+
+FULL = {"rounds": 9, "warmup": 2, "steps": 3}  # ~5 min on 2 cores
+QUICK = {"rounds": 3, "warmup": 2, "steps": 2}  # ~2 min
+TARGET_RATIO = 0.7  # ours / built-in, every row
+TARGETS = {"imdb-masked": 0.6}  # rows with a stricter ours / built-in target
+TORCH_TARGET_RATIO = 1.0  # lm-650: ours with dropout / PyTorch without
+SEED = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One user model: `layers(rnn_module)` -> its layers for `keras.Sequential`."""
+
+    key: str
+    title: str
+    layers: object  # callable(module with LSTM, GRU) -> list of layers, Input first
+    data: object  # callable() -> (x, y) numpy arrays, one fixed batch
+    optimizer: str
+    loss: object
+    torch: tuple = ()  # (V, U, layers) of a PyTorch word LM to time too; () for none
+
+
+def _word_lm(cell, vocab, units, **rnn_args):
+    """Embedding(V, U) -> 2 x cell(U, return_sequences) -> Dense(V) logits; (B, T) -> (B, T, V)."""
+    import keras
+
+    def layers(rnn):
+        make = getattr(rnn, cell)
+        return [keras.Input((None,), dtype="int32"), keras.layers.Embedding(vocab, units),
+                make(units, return_sequences=True, **rnn_args),
+                make(units, return_sequences=True, **rnn_args), keras.layers.Dense(vocab)]
+
+    return layers
+
+
+def _classifier(mask_zero):
+    """Keras's IMDB Bi-LSTM; (B, T) tokens -> (B, 1) probabilities."""
+    import keras
+
+    def layers(rnn):
+        return [keras.Input((None,), dtype="int32"),
+                keras.layers.Embedding(20_000, 128, mask_zero=mask_zero),
+                keras.layers.Bidirectional(rnn.LSTM(64, return_sequences=True)),
+                keras.layers.Bidirectional(rnn.LSTM(64)),
+                keras.layers.Dense(1, activation="sigmoid")]
+
+    return layers
+
+
+def _time_series(rnn):
+    """LSTM(32) over (B, T, 7) floats -> Dense(1); (B, 1) out."""
+    import keras
+
+    return [keras.Input((120, 7)), rnn.LSTM(32), keras.layers.Dense(1)]
+
+
+def _lm_data(vocab, batch, steps):
+    return lambda: batch_data(TrainSetup(vocab=vocab, batch=batch, steps=steps, seed=SEED))
+
+
+def _review_data():
+    tokens = reviews(ScoringSetup(vocab=20_000, batch=32, steps=200, seed=SEED))
+    labels = np.random.default_rng(SEED).integers(0, 2, (len(tokens), 1)).astype(np.float32)
+    return tokens, labels
+
+
+def _series_data():
+    rng = np.random.default_rng(SEED)
+    return (rng.standard_normal((256, 120, 7), np.float32),
+            rng.standard_normal((256, 1), np.float32))
+
+
+def rows():
+    """{key: Row}, in the report's order."""
+    import keras
+
+    sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    table = [
+        Row("lm-lstm", "word LM, 2 x LSTM(128), V=5000, B=64, T=35",
+            _word_lm("LSTM", 5000, 128), _lm_data(5000, 64, 35), "adam", sparse),
+        Row("lm-gru", "word LM, 2 x GRU(128), V=5000, B=64, T=35",
+            _word_lm("GRU", 5000, 128), _lm_data(5000, 64, 35), "adam", sparse),
+        Row("imdb-masked", "IMDB Bi-LSTM(64) x 2, mask_zero=True, left-padded, B=32, T=200",
+            _classifier(True), _review_data, "adam", "binary_crossentropy"),
+        Row("imdb", "IMDB Bi-LSTM(64) x 2, no mask, B=32, T=200",
+            _classifier(False), _review_data, "adam", "binary_crossentropy"),
+        Row("timeseries", "time series, LSTM(32), 7 features, B=256, T=120",
+            _time_series, _series_data, "adam", "mse"),
+        Row("lm-650", "word LM, 2 x LSTM(650), dropout 0.5/0.5, V=10000, B=20, T=35",
+            _word_lm("LSTM", 10_000, 650, dropout=0.5, recurrent_dropout=0.5),
+            _lm_data(10_000, 20, 35), "sgd", sparse, torch=(10_000, 650, 2)),
+    ]
+    return {row.key: row for row in table}
+
+
+# -- building ---------------------------------------------------------------------------------
+def recurrent_layers(model):
+    """The recurrent layers of `model`, both directions of each `Bidirectional`."""
+    import keras
+
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            found += [layer.forward_layer, layer.backward_layer]
+        elif isinstance(layer, keras.layers.RNN):
+            found.append(layer)
+    return found
+
+
+def build_pair(row):
+    """({"ours": model, "keras": model}, max |ours - keras| of their outputs on two examples).
+
+    Both compiled, with the same initial weights; raises unless ours holds only our layers and
+    the other only Keras's built-in ones, of the same classes, with the same output shape."""
+    import keras
+
+    import keras_gated
+
+    def build(name, module):
+        keras.utils.set_random_seed(SEED)
+        return keras.Sequential(row.layers(module), name=f"{row.key}_{name}")
+
+    builtin = build("keras", keras.layers)
+    models = {"ours": build("ours", keras_gated), "keras": builtin}
+    models["ours"].set_weights(builtin.get_weights())
+    ours, theirs = (recurrent_layers(models[n]) for n in ("ours", "keras"))
+    if not ours or [type(a).__name__ for a in ours] != [type(b).__name__ for b in theirs]:
+        raise AssertionError(f"{row.key}: recurrent layers differ: {ours} vs {theirs}")
+    if not (all(isinstance(a, (keras_gated.LSTM, keras_gated.GRU)) for a in ours)
+            and all(isinstance(b, (keras.layers.LSTM, keras.layers.GRU)) for b in theirs)):
+        raise AssertionError(f"{row.key}: ours {ours} or built-in {theirs} has the wrong layers")
+    x, _ = row.data()
+    outputs = {name: np.asarray(model(x[:2])) for name, model in models.items()}
+    if outputs["ours"].shape != outputs["keras"].shape:
+        raise AssertionError(f"{row.key}: output shapes differ: "
+                             f"{ {n: o.shape for n, o in outputs.items()} }")
+    for model in models.values():
+        model.compile(optimizer=row.optimizer, loss=row.loss)
+    return models, float(np.max(np.abs(outputs["ours"] - outputs["keras"])))
+
+
+def torch_lm_step(vocab, units, layers, x, y):
+    """PyTorch's word LM without dropout: Embedding(V, U) -> nn.LSTM(U, U, layers) ->
+    Linear(U, V) (untied, with bias, as Keras's Dense) -> cross-entropy -> SGD(0.01, Keras's
+    default rate), on `os.cpu_count()` threads."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(SEED)
+
+    class WordLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(vocab, units)
+            self.rnn = nn.LSTM(units, units, layers, batch_first=True)
+            self.linear = nn.Linear(units, vocab)
+
+        def forward(self, tokens):  # (B, T) -> (B, T, V)
+            return self.linear(self.rnn(self.embedding(tokens))[0])
+
+    model = WordLM().train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = (torch.from_numpy(a.astype(np.int64)) for a in (x, y))
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x).reshape(-1, vocab), y.reshape(-1))
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+# -- measuring --------------------------------------------------------------------------------
+def measure(row, rounds, warmup, steps, progress=None):
+    """Times ours, the built-in and (lm-650) PyTorch on `row`; returns a result dict."""
+    import keras
+
+    models, diff = build_pair(row)
+    x, y = row.data()
+    systems = {name: (lambda m=model: m.train_on_batch(x, y)) for name, model in models.items()}
+    if row.torch:
+        systems["torch"] = torch_lm_step(*row.torch, x, y)
+    times = interleave(systems, rounds, warmup, repeat=steps, progress=progress)
+    result = {
+        "row": row, "times": times, "diff": diff,
+        "xla": {name: bool(model.jit_compile) for name, model in models.items()},
+        "layers": {name: sorted({type(layer).__module__.split(".")[0] + "." + type(layer).__name__
+                                 for layer in recurrent_layers(model)})
+                   for name, model in models.items()},
+    }
+    del models, systems
+    keras.backend.clear_session()
+    gc.collect()
+    return result
+
+
+def targets(result):
+    """[(target, measured, met)] for one row."""
+    row, times = result["row"], result["times"]
+    limits = [("keras", TARGETS.get(row.key, TARGET_RATIO), "built-in")]
+    if "torch" in times:
+        limits.append(("torch", TORCH_TARGET_RATIO, "PyTorch without dropout"))
+    out = []
+    for other, limit, what in limits:
+        ratio = ratio_per_round(times["ours"], times[other])
+        out.append((f"{row.key}: ours / {what} <= {limit:.2f}", report._ratio(ratio),
+                    "yes" if ratio.median <= limit else "**no**"))
+    return out
+
+
+# -- the report -------------------------------------------------------------------------------
+def markdown(results, options, command, load):
+    """The BENCHMARKS.md section for `results`."""
+    versions = machine.versions()
+    threads = machine.thread_settings()
+    xla = {on for result in results for on in result["xla"].values()}
+    rows = []
+    for result in results:
+        row, times = result["row"], result["times"]
+        for i, (name, samples) in enumerate(times.items()):
+            ratio = "—" if name == "ours" else report._ratio(ratio_per_round(times["ours"],
+                                                                             samples))
+            what = ("torch.nn.LSTM, no dropout" if name == "torch"
+                    else ", ".join(result["layers"][name]))
+            rows.append((f"`{row.key}`" if i == 0 else "", row.title if i == 0 else "",
+                         f"`{name}`", what, report._stat_ms(summary(samples)), ratio))
+    target_rows = [t for result in results for t in targets(result)]
+    lines = [
+        "## Training a user's own model (benchmarks/user_models.py)",
+        "",
+        f"Generated by `{command}` ({'quick' if options.quick else 'full'} mode) on "
+        f"{machine.cpu_model()}, {os.cpu_count()} logical cores "
+        f"({', '.join(machine.cpu_flags()) or 'no vector extensions reported'}); "
+        + ", ".join(f"{k} {versions[k]}" for k in ("tensorflow", "keras", "torch", "numpy"))
+        + ". Each model is a `keras.Sequential` built twice from one definition (our "
+        "`keras_gated.LSTM/GRU` or Keras's built-in layers, `use_cudnn` default; same initial "
+        "weights), compiled with `model.compile(optimizer=..., loss=...)` and no "
+        "`jit_compile` argument — Keras's default, which here left XLA "
+        f"{'off' if xla == {False} else 'ON for some models'} (`model.jit_compile` "
+        f"{sorted(xla)}) — and trained by `train_on_batch` on one fixed random batch. "
+        "Threads: " + ", ".join(f"{k} {v}" for k, v in threads.items()
+                                if k != "onnxruntime") + ". "
+        f"{options.rounds} interleaved rounds after {options.warmup} warm-up steps per "
+        f"system; each round times {options.steps} step(s) of each system in turn. ms per "
+        "step: median (min–max) of the round means; ratio: median (min–max) of the per-round "
+        "ratios ours / this system (below 1: ours is faster). Load average before "
+        f"{report._load(load['before'])}, after {report._load(load['after'])}; other busy "
+        f"processes before: {report._busy(load['busy_before'])}; after: "
+        f"{report._busy(load['busy_after'])}.",
+        "",
+        report._table(("row", "model", "system", "recurrent layers", "ms per step",
+                       "ours / this"), rows),
+        "",
+        "Forward check on the same weights (two examples, inference): max |ours - built-in| "
+        + ", ".join(f"`{r['row'].key}` {r['diff']:.1e}" for r in results) + ".",
+        "",
+        "Targets:",
+        "",
+        report._table(("target", "measured", "met"), target_rows),
+    ]
+    if load["busy_before"] or load["busy_after"]:
+        lines += ["", "**The machine was shared while measuring: re-run on a quiet machine "
+                      "before quoting these numbers.**"]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv):
+    keys = tuple(rows())
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.user_models",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"fewer rounds and steps ({QUICK}; full {FULL}); same model sizes")
+    parser.add_argument("--rows", default=",".join(keys),
+                        help=f"comma-separated rows ({','.join(keys)})")
+    parser.add_argument("--rounds", type=int, help="timed rounds (overrides the mode's)")
+    parser.add_argument("--warmup", type=int, help="untimed steps per system first")
+    parser.add_argument("--steps", type=int, help="training steps per system per round")
+    parser.add_argument("--out", help="also write the section to this file")
+    options = parser.parse_args(argv)
+    for key, value in (QUICK if options.quick else FULL).items():
+        if getattr(options, key) is None:
+            setattr(options, key, value)
+    options.rows = [r for r in options.rows.split(",") if r]
+    unknown = set(options.rows) - set(keys)
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}; choose from {','.join(keys)}")
+    return options
+
+
+def log(line):
+    print(line, file=sys.stderr, flush=True)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    options = parse_args(argv)
+    load = {"before": machine.load_average(), "busy_before": machine.busy_processes()}
+    table = rows()
+    results = []
+    for key in options.rows:
+        log(f"{key}: {table[key].title}")
+        results.append(measure(table[key], options.rounds, options.warmup, options.steps,
+                               progress=log))
+    load.update(after=machine.load_average(), busy_after=machine.busy_processes())
+    command = shlex.join([os.path.relpath(sys.executable), "-m", "benchmarks.user_models",
+                          *argv])
+    text = markdown(results, options, command, load)
+    if options.out:
+        with open(options.out, "w") as f:
+            f.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
