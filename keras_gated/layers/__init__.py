@@ -1,7 +1,8 @@
-"""Sequence layers and variational dropout."""
+"""Sequence layers, variational and embedding dropout."""
 
+from keras_gated.layers.embedding_dropout import EmbeddingDropout
 from keras_gated.layers.recurrent import Recurrent
 from keras_gated.layers.sequence import GRU, LSTM, SimpleRNN
 from keras_gated.layers.variational_dropout import VariationalDropout
 
-__all__ = ["GRU", "LSTM", "Recurrent", "SimpleRNN", "VariationalDropout"]
+__all__ = ["EmbeddingDropout", "GRU", "LSTM", "Recurrent", "SimpleRNN", "VariationalDropout"]

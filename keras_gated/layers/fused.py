@@ -96,12 +96,13 @@ def applies(cell):
     return type(cell) in (GRUCell, SimpleRNNCell)
 
 
-def fused_recurrence(cell, xw, initial_state, recurrent_mask=None, mask=None,
+def fused_recurrence(cell, weights, xw, initial_state, recurrent_mask=None, mask=None,
                      zero_output_for_mask=False):
     """`scan_steps(cell.step, ...)` (forward time order) with the hand-written gradient.
 
     Args:
         cell: a cell for which `applies(cell)`.
+        weights: the cell's `step_weights()` as tensors (the gradient flows back to them).
         xw: (B, T, G*U) projected inputs `cell.project_inputs(x)`, in processing order.
         initial_state: list of (B, U): [h] or, for the LSTM, [h, c].
         recurrent_mask: m_h (B, U) or None; no gradient flows to it.
@@ -112,7 +113,7 @@ def fused_recurrence(cell, xw, initial_state, recurrent_mask=None, mask=None,
         last_output (B, U), outputs (B, T, U), final states (list of (B, U)).
     """
     dtype = xw.dtype
-    weights = {name: tf.cast(w, dtype) for name, w in cell.step_weights().items()}
+    weights = {name: tf.cast(w, dtype) for name, w in weights.items()}
     m = None if mask is None else tf.cast(tf.transpose(mask)[..., None], dtype)  # (T, B, 1)
     if type(cell) is LSTMCell:
         chain = _lstm_chain(recurrent_mask)

@@ -3,11 +3,14 @@
 For a sequence x (B, T, D) a layer computes
     m_x ~ Bernoulli(1 - dropout) / (1 - dropout)              (B, D), once per call
     m_h ~ Bernoulli(1 - recurrent_dropout) / (1 - recurrent_dropout)   (B, U), once per call
+    M_U ~ Bernoulli(1 - weight_dropout) / (1 - weight_dropout)  (U, G*U), once per call
+    U~ = U * M_U                                              the recurrent kernel this call uses
     XW = cell.project_inputs(x * m_x)                         (B, T, G*U), one matmul for all t
-    h_t, states_t = cell.step(XW[:, t], states_{t-1}, m_h)    for t = 1..T
+    h_t, states_t = cell.step(XW[:, t], states_{t-1}, m_h)    for t = 1..T, with U~ for U
 so each sequence sees one input mask and one recurrent mask, the same at every time step
 (Gal & Ghahramani 2016, the "tied" variant: one m_h for all gates, which keeps the recurrent
-matmul fused). Masks apply only when `training=True`.
+matmul fused), and the whole batch one DropConnect mask on U (Wan et al. 2013; AWD-LSTM's
+`WeightDrop`, Merity et al. 2017). Masks apply only when `training=True`.
 """
 
 import inspect
@@ -112,6 +115,8 @@ class Recurrent(keras.layers.RNN):
     Args:
         dropout: input dropout rate p_x in [0, 1), one mask (B, D) per sequence. Default 0.
         recurrent_dropout: rate p_h in [0, 1) on h_{t-1}, one mask (B, U) per sequence. Default 0.
+        weight_dropout: DropConnect rate p_U in [0, 1) on the recurrent kernel U, one mask
+            (U, G*U) per call, shared by the whole batch and every step. Default 0.
         seed: seed for the dropout masks. Default None.
         return_sequences: return all outputs (B, T, U) instead of the last (B, U). Default False.
         return_state: also return the final states (each (B, U)). Default False.
@@ -145,6 +150,7 @@ class Recurrent(keras.layers.RNN):
         units,
         dropout=0.0,
         recurrent_dropout=0.0,
+        weight_dropout=0.0,
         seed=None,
         return_sequences=False,
         return_state=False,
@@ -172,6 +178,7 @@ class Recurrent(keras.layers.RNN):
         )
         self.dropout = _check_rate("dropout", dropout)
         self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        self.weight_dropout = _check_rate("weight_dropout", weight_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         accelerators = tensorflow_paths()
@@ -232,12 +239,25 @@ class Recurrent(keras.layers.RNN):
 
         return mask(sequences.shape[-1], self.dropout), mask(self.units, self.recurrent_dropout)
 
+    def step_weights(self, training):
+        """The cell's `step_weights()` as tensors, read (and autocast) once per call; when
+        training with `weight_dropout`, "recurrent_kernel" is U~ = U * M_U."""
+        weights = {name: ops.cast(w, self.compute_dtype)
+                   for name, w in self.cell.step_weights().items()}
+        if training and self.weight_dropout > 0.0:
+            weights["recurrent_kernel"] = keras.random.dropout(
+                weights["recurrent_kernel"], self.weight_dropout, seed=self.seed_generator)
+        return weights
+
     def inner_loop(self, sequences, initial_state, mask, training=False):
         m_x, m_h = self.dropout_masks(sequences, training)
         x = sequences if m_x is None else sequences * ops.expand_dims(m_x, 1)
+        weights = self.step_weights(training)
+        dropped = training and self.weight_dropout > 0.0
         accelerators = tensorflow_paths()
         cudnn, fused = accelerators or (None, None)
-        if accelerators and m_h is None and mask is None and cudnn.applies(self.cell):
+        if (accelerators and m_h is None and mask is None and not dropped
+                and cudnn.applies(self.cell)):
             out = cudnn.recurrence(self.cell, x, initial_state, self.return_sequences,
                                    self.go_backwards)
             if out is not None:  # None: no GPU here
@@ -247,10 +267,8 @@ class Recurrent(keras.layers.RNN):
             if self.go_backwards:  # outputs stay in processing order, as `scan_steps`
                 xw = ops.flip(xw, 1)
                 mask = None if mask is None else ops.flip(mask, 1)
-            return fused.fused_recurrence(self.cell, xw, initial_state, m_h, mask,
+            return fused.fused_recurrence(self.cell, weights, xw, initial_state, m_h, mask,
                                           self.zero_output_for_mask)
-
-        weights = self.cell.step_weights()  # read (and autocast) once, not at every step
 
         def step(xw_t, states):
             return self.cell.step(xw_t, states, m_h, weights)
@@ -300,6 +318,7 @@ class Recurrent(keras.layers.RNN):
             **cell_config,
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
+            "weight_dropout": self.weight_dropout,
             "seed": self.seed,
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,

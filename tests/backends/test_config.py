@@ -21,7 +21,8 @@ INITIALIZERS = {
     "bias_initializer": keras.initializers.Constant(0.25),
 }
 RECURRENT = {
-    "dropout": 0.25, "recurrent_dropout": 0.15, "seed": 11, "return_sequences": True,
+    "dropout": 0.25, "recurrent_dropout": 0.15, "weight_dropout": 0.35, "seed": 11,
+    "return_sequences": True,
     "return_state": True, "go_backwards": True, "stateful": True, "zero_output_for_mask": True,
 }
 CELL_OPTIONS = {
@@ -35,9 +36,12 @@ CASES = {
     **{k: (getattr(keras_gated, k), {"units": 7, **v, **INITIALIZERS, **RECURRENT, **BASE_LAYER})
        for k, v in CELL_OPTIONS.items()},
     "VariationalDropout": (keras_gated.VariationalDropout, {"rate": 0.3, "seed": 5, **BASE_LAYER}),
+    "EmbeddingDropout": (keras_gated.EmbeddingDropout,
+                         {"vocab_size": 13, "rate": 0.3, "seed": 5, **BASE_LAYER}),
     "LanguageModel": (keras_gated.LanguageModel, {
-        "vocab_size": 13, "cell": "gru", "embed_dim": 6, "units": 6, "num_layers": 3,
-        "dropout": 0.2, "recurrent_dropout": 0.1, "embed_dropout": 0.05, "tie_weights": False,
+        "vocab_size": 13, "cell": "gru", "embed_dim": 6, "units": [4, 9, 6], "num_layers": 3,
+        "dropout": 0.2, "recurrent_dropout": 0.1, "weight_dropout": 0.3, "embed_dropout": 0.05,
+        "embed_weight_dropout": 0.15, "ar_alpha": 2.0, "tar_beta": 1.0, "tie_weights": False,
         "stateful": True, "seed": 9, "cell_options": {"reset_after": False},
         **BASE_LAYER,
     }),

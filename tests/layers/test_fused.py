@@ -63,8 +63,8 @@ def forward_and_gradients(layer, x, states, graph, mask=None):
 
 
 def fused_and_reference(case, monkeypatch, graph, mask=None, **layer_kwargs):
-    """The same computation by two layers with equal weights and equal dropout seeds, the
-    second forced onto the reference path. Under XLA both are compiled: XLA draws other
+    """The same computation by two layers with equal weights and equal dropout seeds (input,
+    recurrent and weight dropout), the second forced onto the reference path. Under XLA both are compiled: XLA draws other
     dropout masks than TensorFlow's kernels, the same for both layers."""
     rng = np.random.default_rng(SEED)
     x = rng.normal(size=(B, T, D)).astype("float32")
@@ -72,7 +72,8 @@ def fused_and_reference(case, monkeypatch, graph, mask=None, **layer_kwargs):
     weights = random_weights(case, D, U, rng)
     results = []
     for forced in (False, True):
-        layer = make_layer(case, dropout=0.3, recurrent_dropout=0.4, seed=SEED, **layer_kwargs)
+        layer = make_layer(case, dropout=0.3, recurrent_dropout=0.4, weight_dropout=0.2,
+                           seed=SEED, **layer_kwargs)
         layer(x, initial_state=states)
         assign_weights(layer, weights)
         with monkeypatch.context() as patch:
