@@ -96,10 +96,11 @@ class LSTMCell(RecurrentCell):
             w["gamma"], w["bias"] = self.gamma, self.bias
         return w
 
-    def _peep(self, gate, c, w):
+    def _peep(self, gate, a, c, w):
+        """a + p_gate * c with peepholes, else a (no op added)."""
         if not self.peephole:
-            return 0.0
-        return w["peephole"][PEEPHOLE_GATES.index(gate)] * c
+            return a
+        return a + w["peephole"][PEEPHOLE_GATES.index(gate)] * c
 
     def _norm(self, a, w):
         """gamma_k * LN(a_k) + b_k for each gate k of a (B, 4U)."""
@@ -116,11 +117,11 @@ class LSTMCell(RecurrentCell):
         h_prev, c_prev = states
         a = xw_t + ops.matmul(masked(h_prev, recurrent_mask), w["recurrent_kernel"])  # (1)
         a = split_gates(self._norm(a, w) if self.layer_norm else a, self.gates)
-        i = ops.sigmoid(a["i"] + self._peep("i", c_prev, w))  # (2)
-        f = ops.sigmoid(a["f"] + self._peep("f", c_prev, w))  # (3)
+        i = ops.sigmoid(self._peep("i", a["i"], c_prev, w))  # (2)
+        f = ops.sigmoid(self._peep("f", a["f"], c_prev, w))  # (3)
         g = ops.tanh(a["g"])  # (4)
         c = f * c_prev + i * g  # (5)
-        o = ops.sigmoid(a["o"] + self._peep("o", c, w))  # (6)
+        o = ops.sigmoid(self._peep("o", a["o"], c, w))  # (6)
         h = o * ops.tanh(c)  # (7)
         return {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
 

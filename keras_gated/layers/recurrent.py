@@ -18,6 +18,8 @@ import inspect
 import keras
 from keras import ops
 
+from keras_gated.layers import fused
+
 
 def _check_rate(name, rate):
     if not 0.0 <= rate < 1.0:
@@ -35,13 +37,13 @@ def _cell_arg_names(cell_class):
     return names
 
 
-def tensorflow_paths():
-    """The TensorFlow-only accelerators `(cudnn, fused)` on the TensorFlow backend, else None."""
+def cudnn_path():
+    """The `cudnn` module (GPU delegation) on the TensorFlow backend, else None."""
     if keras.backend.backend() != "tensorflow":
         return None
-    from keras_gated.layers import cudnn, fused
+    from keras_gated.layers import cudnn
 
-    return cudnn, fused
+    return cudnn
 
 
 def scan_steps(step, xw, initial_state, mask=None, go_backwards=False, zero_output_for_mask=False):
@@ -133,8 +135,8 @@ class Recurrent(keras.layers.RNN):
     Two paths compute the same function. The reference path runs `cell.step` over time
     (`scan_steps`: `keras.ops.scan`, so `jax.lax.scan` on JAX and a Python loop on torch; a
     bounded `tf.while_loop` on TensorFlow) and is differentiated automatically. On the
-    TensorFlow backend only, when training (with or without a
-    `mask`, in either direction), with a plain library cell (`SimpleRNNCell`, `GRUCell`, `LSTMCell` without
+    TensorFlow and JAX backends, when training (with or without a `mask`, in either
+    direction), with a plain library cell (`SimpleRNNCell`, `GRUCell`, `LSTMCell` without
     `peephole` or `layer_norm`; not a subclass), the layer takes the fused path instead
     (`fused.fused_recurrence`): the same forward equations with a hand-written backward pass,
     faster to train, on the same weights and dropout masks. The choice is automatic; tests prove
@@ -181,8 +183,8 @@ class Recurrent(keras.layers.RNN):
         self.weight_dropout = _check_rate("weight_dropout", weight_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        accelerators = tensorflow_paths()
-        if accelerators and accelerators[0].applies(self.cell) and accelerators[0].gpu_available():
+        cudnn = cudnn_path()
+        if cudnn and cudnn.applies(self.cell) and cudnn.gpu_available():
             self.supports_jit = False  # cuDNN kernels are not XLA-compatible (as Keras's layers)
 
     @property
@@ -254,16 +256,15 @@ class Recurrent(keras.layers.RNN):
         x = sequences if m_x is None else sequences * ops.expand_dims(m_x, 1)
         weights = self.step_weights(training)
         dropped = training and self.weight_dropout > 0.0
-        accelerators = tensorflow_paths()
-        cudnn, fused = accelerators or (None, None)
-        if (accelerators and m_h is None and mask is None and not dropped
+        cudnn = cudnn_path()
+        if (cudnn and m_h is None and mask is None and not dropped
                 and cudnn.applies(self.cell)):
             out = cudnn.recurrence(self.cell, x, initial_state, self.return_sequences,
                                    self.go_backwards)
             if out is not None:  # None: no GPU here
                 return out
         xw = self.cell.project_inputs(x)
-        if accelerators and training and fused.applies(self.cell):
+        if training and fused.available() and fused.applies(self.cell):
             if self.go_backwards:  # outputs stay in processing order, as `scan_steps`
                 xw = ops.flip(xw, 1)
                 mask = None if mask is None else ops.flip(mask, 1)

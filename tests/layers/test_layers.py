@@ -120,7 +120,12 @@ def test_no_dropout_is_exact_identity(case):
         layer(x, initial_state=states)
         assign_weights(layer, weights)
     want = to_numpy(layers["plain"](x, initial_state=states))
-    np.testing.assert_array_equal(to_numpy(layers["p0"](x, initial_state=states, training=True)), want)
+    trained = to_numpy(layers["p0"](x, initial_state=states, training=True))
+    if keras.backend.backend() == "jax":  # training takes the fused path, compiled by XLA as
+        # another program than the reference scan: equal up to float32 rounding
+        np.testing.assert_allclose(trained, want, atol=ATOL_F32, rtol=0)
+    else:
+        np.testing.assert_array_equal(trained, want)
     np.testing.assert_array_equal(to_numpy(layers["p"](x, initial_state=states, training=False)), want)
     np.testing.assert_array_equal(to_numpy(layers["p"](x, initial_state=states)), want)
     # Non-vacuous: the same layer does drop when training.

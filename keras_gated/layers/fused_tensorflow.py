@@ -1,0 +1,85 @@
+"""The fused recurrence's time loops and custom gradient on TensorFlow (see `fused.py`).
+
+`tf.while_loop`s bounded by `maximum_iterations` (so a step compiled with XLA can hold them),
+`tf.custom_gradient` around both: the forward loop's gradient is the backward loop.
+"""
+
+import tensorflow as tf
+
+# Iterations TensorFlow's executor may run ahead: the recurrence itself is sequential, but a
+# step's input slice and output writes need not wait for the step before.
+PARALLEL_ITERATIONS = 32
+
+
+def recurrence(loops, xs, m, weights, states):
+    """Runs `loops.step` over time-major `xs` (T, B, G*U) with the gradient of `loops.back`.
+
+    m: (T, B, 1) or None (M1). Returns the carried h_t (T, B, U) and the final states.
+    """
+    names = list(weights)
+    n_w = len(names)
+
+    def forward(xs, weights, states):
+        length = tf.shape(xs)[0]
+        valid = None if m is None else m > 0.0
+
+        def body(t, states, outs):
+            states, rows = loops.step(xs[t], None if valid is None else valid[t], states, weights)
+            return t + 1, states, [ta.write(t, r) for ta, r in zip(outs, rows)]
+
+        _, final, outs = tf.while_loop(
+            lambda t, *_: t < length, body,
+            (0, states, _arrays(xs.dtype, length, loops.n_rows)),
+            maximum_iterations=length,  # XLA (jit_compile=True) needs the bound
+            parallel_iterations=PARALLEL_ITERATIONS,
+        )
+        return final, [_stack(ta, states[0]) for ta in outs]
+
+    def backward(dys, d_final, weights, states0, rows):
+        length = tf.shape(dys)[0]
+        factors, weights = loops.backward_inputs(states0, rows, m, weights)
+
+        def back(t, d_states, outs):
+            dx, d_states = loops.back(dys[t], [f[t] for f in factors], d_states, weights)
+            return t - 1, d_states, [ta.write(t, d) for ta, d in zip(outs, dx)]
+
+        _, d_states0, outs = tf.while_loop(
+            lambda t, *_: t >= 0, back,
+            (length - 1, list(d_final), _arrays(dys.dtype, length, loops.n_dx)),
+            maximum_iterations=length,
+            parallel_iterations=PARALLEL_ITERATIONS,
+        )
+        dxs, d_weights = loops.gradients(states0, rows, [ta.stack() for ta in outs], weights)
+        dxs.set_shape(xs.shape)
+        return dxs, d_weights, d_states0
+
+    @tf.custom_gradient
+    def run(xs, *args):
+        # The loops are run on constants: their gradient is the hand-written one.
+        weights = dict(zip(names, _constants(args[:n_w])))
+        states = _constants(args[n_w:])
+        final, rows = forward(tf.stop_gradient(xs), weights, states)
+
+        def grad(dys, *d_final):
+            dys, d_final = tf.stop_gradient(dys), _constants(d_final)
+            dxs, d_weights, d_states0 = backward(dys, d_final, weights, states, rows)
+            return (dxs, *d_weights, *d_states0)
+
+        return (rows[0], *final), grad
+
+    hs, *final = run(xs, *weights.values(), *states)
+    return hs, list(final)
+
+
+def _constants(tensors):
+    return [tf.stop_gradient(t) for t in tensors]
+
+
+def _arrays(dtype, length, count):
+    return [tf.TensorArray(dtype, size=length) for _ in range(count)]
+
+
+def _stack(ta, like):
+    out = ta.stack()
+    out.set_shape([None, *like.shape])
+    return out
