@@ -177,8 +177,8 @@ def backend_training_section(results):
             continue
         versions = ", ".join(f"{k} {v}" for k, v in entry["versions"].items())
         out += [f"{setup.label()}; {versions}. Each system is a `keras.Model` with Keras's "
-                "default `compile()` (`jit_compile=\"auto\"`: XLA on JAX; our layers' loop is "
-                "`jax.lax.scan`), timed by `train_on_batch` in one subprocess "
+                "default `compile()` (`jit_compile=\"auto\"`: XLA on JAX; our layers train on "
+                "the fused path, `jax.lax.scan` loops with a `jax.custom_vjp` gradient), timed by `train_on_batch` in one subprocess "
                 "(`benchmarks/backend_training.py`), interleaved rounds.", ""]
         for cell, times in entry["times"].items():
             rows = []
