@@ -37,7 +37,8 @@ def language_model_graph(model, opset):
     g.add_output(g.publish(logits, md.LOGITS), FLOAT, [md.BATCH, md.TIME, model.vocab_size])
     for spec in states:
         g.add_output(spec["output"], FLOAT, [md.BATCH, spec["size"]])
-    names = [model.embedding.name, model.embed_dropout_layer.name]
+    names = [model.embedding.name, model.embed_weight_dropout_layer.name,
+             model.embed_dropout_layer.name]
     names += [layer.name for pair in zip(model.rnn_layers, model.dropouts) for layer in pair]
     loops = [layer.name for layer in model.rnn_layers if is_layer_norm_lstm(layer)]
     inputs = [GraphInput(md.TOKENS, "int64", [md.BATCH, md.TIME], high=model.vocab_size)]

@@ -19,6 +19,7 @@ _PUBLIC = {
     "LSTM": "keras_gated.layers",
     "GRU": "keras_gated.layers",
     "VariationalDropout": "keras_gated.layers",
+    "EmbeddingDropout": "keras_gated.layers",
     "LanguageModel": "keras_gated.models",
     "language_model": "keras_gated.models",
     "generate": "keras_gated.models",

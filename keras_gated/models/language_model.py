@@ -1,19 +1,45 @@
-"""A stacked recurrent language model with variational dropout and optional weight tying.
+"""A stacked recurrent language model with AWD-LSTM's regularisers and optional weight tying.
 
-    e_t = E[w_t] * m_e                            embedding (V, E), locked mask m_e (B, 1, E)
-    x^(l) = layer_l(x^(l-1)) * m_l                 l = 1..L, locked masks between layers
-    logits_t = x^(L)_t E^T   (tied)   or   x^(L)_t P   (untied, P (E, V))
+    (1) e_t = m_w[w_t] E[w_t] * m_e               embedding E (V, E); row mask m_w (V,),
+                                                  locked mask m_e (B, 1, E)
+    (2) h^(l) = layer_l(x^(l-1)),  x^(0) = e      l = 1..L, widths U_l; U_L = E
+    (3) x^(l) = h^(l) * m_l                       locked masks m_l (B, 1, U_l)
+    (4) logits_t = x^(L)_t E^T  (tied)   or   x^(L)_t P  (untied, P (E, V))
+    (5) AR  = alpha * mean_{b,t,u} (x^(L)_{b,t,u})^2
+    (6) TAR = beta * mean_{b,t>=2,u} (h^(L)_{b,t,u} - h^(L)_{b,t-1,u})^2
 
-Inputs tokens (B, T) int; outputs logits (B, T, V). With `tie_weights=True` one variable `E`
-serves both ends (Inan et al. 2017, Press & Wolf 2017), which needs the last layer's width
-to equal `embed_dim`. The output layer has no bias, so tying removes exactly V x E parameters.
+Inputs tokens (B, T) int; outputs logits (B, T, V). Every mask is drawn once per call, with
+entries 0 or 1 / (1 - p), and only when training; AR and TAR are terms of the training loss,
+added through Keras's `add_loss` (`model.losses`) only when training. At inference the model
+is (1)-(4) with every mask 1.
+
+The regularisers are AWD-LSTM's (Merity, Keskar & Socher 2017), each an option:
+- m_w, `embed_weight_dropout` (awd's `dropoute`, `EmbeddingDropout`): drops rows of E, so a
+  word type is dropped at every occurrence in the batch. With tied weights it applies to the
+  lookup (1) only; the projection (4) reads the undropped E, as awd's `embedded_dropout`
+  does (it masks a copy of the matrix).
+- m_e, `embed_dropout` (awd's `dropouti`): locked dropout on the embedding features.
+- m_l, `dropout` (awd's `dropouth` between layers, `dropout` after the last).
+- `recurrent_dropout` (a mask on h_{t-1}) and `weight_dropout` (awd's `wdrop`, DropConnect on
+  the recurrent kernel U) act inside each layer (`keras_gated.layers.recurrent`).
+- AR (5) on the last layer's output after its dropout, TAR (6) on it before (`ar_alpha`,
+  `tar_beta`; `keras_gated.layers.activation_regularization`).
+
+With `tie_weights=True` one variable `E` serves both ends (Inan et al. 2017, Press & Wolf
+2017). The output projection, tied or not, is an (E, V) matrix, so the last layer's width U_L
+must equal E; the others are free (awd: 1150 in the middle). The output layer has no bias, so
+tying removes exactly V x E parameters.
 """
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_gated.layers import GRU, LSTM, SimpleRNN, VariationalDropout
+from keras_gated.layers import GRU, LSTM, EmbeddingDropout, SimpleRNN, VariationalDropout
+from keras_gated.layers.activation_regularization import (
+    activation_regularization,
+    temporal_activation_regularization,
+)
 
 # "keras-lstm" is Keras's built-in layer, kept for side-by-side comparisons.
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN, "keras-lstm": keras.layers.LSTM}
@@ -21,18 +47,24 @@ CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN, "keras-lstm": keras.layers.
 
 @keras.saving.register_keras_serializable(package="keras_gated")
 class LanguageModel(keras.Model):
-    """Embedding -> `num_layers` recurrent layers -> output projection.
+    """Embedding -> `num_layers` recurrent layers -> output projection; equations (1)-(6) above.
 
     Args:
         vocab_size: V (> 0).
         cell: "lstm" (default), "gru", "rnn", or "keras-lstm" (Keras's built-in LSTM).
         embed_dim: E (> 0). Default 200.
-        units: U, width of every recurrent layer (> 0). Default 200; must equal E (the output
-            projection, tied or not, is an (E, V) matrix).
+        units: the recurrent widths: one int U for every layer, or a list [U_1, ..., U_L] of
+            `num_layers` ints (> 0). The last must equal E. Default 200.
         num_layers: L (> 0). Default 2.
-        dropout: locked dropout rate after each recurrent layer, in [0, 1). Default 0.
+        dropout: rate of the locked masks m_l after each recurrent layer (3), in [0, 1).
+            Default 0.
         recurrent_dropout: variational dropout rate on h_{t-1} inside each layer. Default 0.
-        embed_dropout: locked dropout rate on the embeddings. Default 0.
+        weight_dropout: DropConnect rate on each layer's recurrent kernel, in [0, 1); our
+            cells only (not "keras-lstm"). Default 0.
+        embed_dropout: rate of the locked mask m_e on the embedding features (1). Default 0.
+        embed_weight_dropout: rate of the row mask m_w (1), word types dropped. Default 0.
+        ar_alpha: alpha >= 0 of AR (5); 0 leaves it out. Default 0.
+        tar_beta: beta >= 0 of TAR (6); 0 leaves it out. Default 0.
         tie_weights: the output projection reuses the embedding matrix. Default True.
         stateful: recurrent layers carry state between calls (for BPTT training with a fixed
             batch size; `reset_states()` clears it). Default False.
@@ -49,7 +81,11 @@ class LanguageModel(keras.Model):
         num_layers=2,
         dropout=0.0,
         recurrent_dropout=0.0,
+        weight_dropout=0.0,
         embed_dropout=0.0,
+        embed_weight_dropout=0.0,
+        ar_alpha=0.0,
+        tar_beta=0.0,
         tie_weights=True,
         stateful=False,
         seed=None,
@@ -58,37 +94,59 @@ class LanguageModel(keras.Model):
     ):
         super().__init__(**kwargs)
         for name, value in (("vocab_size", vocab_size), ("embed_dim", embed_dim),
-                            ("units", units), ("num_layers", num_layers)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, got {name}={value!r}")
+                            ("num_layers", num_layers)):
+            _check_positive(name, value)
+        widths = list(units) if isinstance(units, (list, tuple)) else [units] * num_layers
+        for U_l in widths:
+            _check_positive("units", U_l)
+        if len(widths) != num_layers:
+            raise ValueError(f"`units` lists {len(widths)} widths for num_layers={num_layers}: "
+                             f"give one per layer")
         if cell not in CELLS:
             raise ValueError(f"`cell` must be one of {sorted(CELLS)}, got cell={cell!r}")
-        if units != embed_dim:
+        if widths[-1] != embed_dim:
             raise ValueError(
                 f"the output projection ({'tied to' if tie_weights else 'shaped as'} the "
-                f"embedding) reads the last layer's width: units={units} must equal "
-                f"embed_dim={embed_dim}"
+                f"embedding: an (E, V) matrix, tied or untied) reads the last layer's output, "
+                f"so its width must equal embed_dim={embed_dim}; got {widths[-1]} "
+                f"(units={units})"
             )
-        self.vocab_size, self.cell, self.embed_dim, self.units = vocab_size, cell, embed_dim, units
+        if cell == "keras-lstm" and weight_dropout:
+            raise ValueError("`weight_dropout` needs one of our cells (lstm, gru, rnn): Keras's "
+                             "built-in LSTM (cell='keras-lstm') has no DropConnect")
+        for name, value in (("ar_alpha", ar_alpha), ("tar_beta", tar_beta)):
+            if not value >= 0:
+                raise ValueError(f"`{name}` must be >= 0, got {name}={value!r}")
+        self.vocab_size, self.cell, self.embed_dim = vocab_size, cell, embed_dim
+        self.units = widths if isinstance(units, (list, tuple)) else units
         self.num_layers, self.tie_weights, self.stateful, self.seed = num_layers, tie_weights, stateful, seed
         self.dropout, self.recurrent_dropout, self.embed_dropout = dropout, recurrent_dropout, embed_dropout
+        self.weight_dropout, self.embed_weight_dropout = weight_dropout, embed_weight_dropout
+        self.ar_alpha, self.tar_beta = float(ar_alpha), float(tar_beta)
         self.cell_options = dict(cell_options or {})
-        seeds = [None if seed is None else seed + k for k in range(2 * num_layers + 1)]
+        seeds = [None if seed is None else seed + k for k in range(2 * num_layers + 2)]
         self.embedding = keras.layers.ReversibleEmbedding(
             vocab_size, embed_dim, tie_weights=tie_weights,
             embeddings_initializer=keras.initializers.RandomUniform(-0.1, 0.1), name="embedding",
         )
         self.embed_dropout_layer = VariationalDropout(embed_dropout, seed=seeds[0], name="embed_dropout")
+        layer_options = dict(self.cell_options)
+        if cell != "keras-lstm":
+            layer_options["weight_dropout"] = weight_dropout
         self.rnn_layers = [
-            CELLS[cell](units, recurrent_dropout=recurrent_dropout, seed=seeds[1 + 2 * k],
+            CELLS[cell](U_l, recurrent_dropout=recurrent_dropout, seed=seeds[1 + 2 * k],
                         return_sequences=True, return_state=True, stateful=stateful,
-                        name=f"{cell}_{k}", **self.cell_options)
-            for k in range(num_layers)
+                        name=f"{cell}_{k}", **layer_options)
+            for k, U_l in enumerate(widths)
         ]
         self.dropouts = [
             VariationalDropout(dropout, seed=seeds[2 + 2 * k], name=f"dropout_{k}")
             for k in range(num_layers)
         ]
+        # Made last: the other layers keep their seeds and their order among the seed states
+        # (`training.callbacks.seed_states`) whether or not the model has this layer.
+        self.embed_weight_dropout_layer = EmbeddingDropout(
+            vocab_size, embed_weight_dropout, seed=seeds[-1], name="embed_weight_dropout")
 
     def build(self, input_shape):
         """Creates the weights from a token shape (B, T); stateful models need B fixed."""
@@ -99,11 +157,11 @@ class LanguageModel(keras.Model):
 
     @property
     def state_sizes(self):
-        """The flat list of state widths: per layer [U] (GRU, RNN) or [U, U] (LSTM)."""
+        """The flat list of state widths: per layer l [U_l] (GRU, RNN) or [U_l, U_l] (LSTM)."""
         return [s for layer in self.rnn_layers for s in layer.state_size]
 
     def initial_states(self, batch_size):
-        """Zero states for `call_with_states`: a flat list of (B, U)."""
+        """Zero states for `call_with_states`: a flat list of (B, U_l)."""
         return [ops.zeros((batch_size, s), dtype=self.compute_dtype) for s in self.state_sizes]
 
     def check_tokens(self, tokens):
@@ -139,18 +197,27 @@ class LanguageModel(keras.Model):
             return tf.identity(tokens)
 
     def call_with_states(self, tokens, states=None, training=False):
-        """tokens (B, T) -> (logits (B, T, V), final states as a flat list of (B, U))."""
+        """tokens (B, T) -> (logits (B, T, V), final states as a flat list of (B, U_l)).
+
+        When training, AR (5) and TAR (6) (those with a non-zero coefficient) go to
+        `add_loss`; Keras clears them at the start of each `model(...)` call.
+        """
         tokens = self.check_tokens(tokens)
-        x = self.embed_dropout_layer(self.embedding(tokens), training=training)
+        e = self.embed_weight_dropout_layer(self.embedding(tokens), tokens, training=training)
+        x = self.embed_dropout_layer(e, training=training)  # (1)
         new_states, k = [], 0
         for layer, drop in zip(self.rnn_layers, self.dropouts):
             n = len(layer.state_size)
             init = None if states is None else list(states[k : k + n])
-            x, *s = layer(x, initial_state=init, training=training)
-            x = drop(x, training=training)
+            h, *s = layer(x, initial_state=init, training=training)  # (2)
+            x = drop(h, training=training)  # (3)
             new_states += s
             k += n
-        return self.embedding(x, reverse=True), new_states
+        if training and self.ar_alpha:
+            self.add_loss(activation_regularization(x, self.ar_alpha))  # (5)
+        if training and self.tar_beta:
+            self.add_loss(temporal_activation_regularization(h, self.tar_beta))  # (6)
+        return self.embedding(x, reverse=True), new_states  # (4)
 
     def call(self, tokens, training=False):
         return self.call_with_states(tokens, training=training)[0]
@@ -215,7 +282,9 @@ class LanguageModel(keras.Model):
             **super().get_config(),
             "vocab_size": self.vocab_size, "cell": self.cell, "embed_dim": self.embed_dim,
             "units": self.units, "num_layers": self.num_layers, "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout, "embed_dropout": self.embed_dropout,
+            "recurrent_dropout": self.recurrent_dropout, "weight_dropout": self.weight_dropout,
+            "embed_dropout": self.embed_dropout, "embed_weight_dropout": self.embed_weight_dropout,
+            "ar_alpha": self.ar_alpha, "tar_beta": self.tar_beta,
             "tie_weights": self.tie_weights, "stateful": self.stateful, "seed": self.seed,
             "cell_options": self.cell_options,
         }
@@ -252,6 +321,11 @@ def language_model(vocab_size, **kwargs):
     if not model.stateful:
         model.build((None, None))
     return model
+
+
+def _check_positive(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer, got {name}={value!r}")
 
 
 def _concrete(x):

@@ -66,6 +66,7 @@ def config_objects():
         keras_gated.LSTM(U, unit_forget_bias=False, dropout=0.1, seed=4),
         keras_gated.GRU(U, recurrent_dropout=0.2, go_backwards=True),
         keras_gated.VariationalDropout(0.25, seed=3),
+        keras_gated.EmbeddingDropout(V, 0.2, seed=6),
         keras_gated.LanguageModel(V, cell="gru", embed_dim=E, units=E, num_layers=1),
         Perplexity(name="ppl"),
     ]

@@ -58,9 +58,11 @@ def random_inputs(num_states_sizes, seed=1, batch=B, time=T):
 
 
 def keras_forward(model, tokens, states):
-    """`model.call_with_states` at inference, as numpy."""
+    """`model.call_with_states` at inference, as numpy (on any backend)."""
+    from keras.ops import convert_to_numpy
+
     logits, final = model.call_with_states(tokens, list(states), training=False)
-    return np.asarray(logits), [np.asarray(s) for s in final]
+    return convert_to_numpy(logits), [convert_to_numpy(s) for s in final]
 
 
 def ort_forward(path, tokens, states):
