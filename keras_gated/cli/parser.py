@@ -49,7 +49,7 @@ examples:
   keras-gated train --corpus my_texts/ --level char --units 128 --embed-dim 128 --out runs/c
   keras-gated train --strategy mirrored --carry-state false ... (several GPUs)"""
 
-METAVARS = {int: "N", float: "X", "corpus": "SOURCE"}
+METAVARS = {int: "N", float: "X", "corpus": "SOURCE", "units": "N,..."}
 GROUPS = {"data": "corpus and tokens", "model": "model", "training": "training",
           "devices": "devices"}
 
@@ -135,8 +135,8 @@ def _train_options(parser):
                                help=f"{help} (default: {str(field.default).lower()})")
         else:
             metavar = None if choices else METAVARS.get(field.name) or METAVARS[type(field.default)]
-            group.add_argument(flag, type=type(field.default), default=field.default,
-                               choices=choices, metavar=metavar, help=help)
+            group.add_argument(flag, type=field.metadata["parse"] or type(field.default),
+                               default=field.default, choices=choices, metavar=metavar, help=help)
     run = parser.add_argument_group("run directory")
     run.add_argument("--out", required=True, metavar="DIR",
                      help="run directory to create, or to resume (required)")

@@ -13,7 +13,9 @@ def build_model(config, vocab_size, stateful=True):
     model = LanguageModel(
         vocab_size, cell=config.cell, embed_dim=config.embed_dim, units=config.units,
         num_layers=config.layers, dropout=config.dropout,
-        recurrent_dropout=config.recurrent_dropout, embed_dropout=config.embed_dropout,
+        recurrent_dropout=config.recurrent_dropout, weight_dropout=config.weight_dropout,
+        embed_dropout=config.embed_dropout, embed_weight_dropout=config.embed_weight_dropout,
+        ar_alpha=config.ar_alpha, tar_beta=config.tar_beta,
         tie_weights=config.tie_weights, stateful=stateful, seed=config.seed,
     )
     model.compile(

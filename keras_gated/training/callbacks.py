@@ -1,5 +1,7 @@
-"""Callbacks for BPTT training: state resets, atomic checkpoints with resume, non-finite stops."""
+"""Callbacks for BPTT training: state resets, atomic checkpoints with resume, non-finite stops,
+counters and progress kept across `fit` calls of one epoch each."""
 
+import contextlib
 import math
 import os
 
@@ -43,14 +45,18 @@ class StopOnNonFinite(keras.callbacks.Callback):
 class RunCheckpoint(keras.callbacks.Callback):
     """After each epoch, atomically writes the resumable training state of a run directory.
 
-    Writes `run_dir.TRAIN_STATE` and `run_dir.PROGRESS` each epoch, and `run_dir.MODEL`, the
-    best model so far (by `monitor`, stateless), each replaced whole, never half-written.
+    Writes `run_dir.TRAIN_STATE` (the raw weights) and `run_dir.PROGRESS` each epoch, and
+    `run_dir.MODEL`, the best model so far (by `monitor`, stateless), each replaced whole,
+    never half-written. With `averaging` (a `WeightAveraging`, before this callback), the best
+    model holds the averaged weights once averaging has started, and the checkpoint its
+    state and `run_dir.AVERAGE`.
     """
 
-    def __init__(self, run, make_stateless, watched=(), monitor="val_perplexity"):
+    def __init__(self, run, make_stateless, watched=(), monitor="val_perplexity",
+                 averaging=None):
         super().__init__()
         self.run, self.make_stateless, self.watched = run, make_stateless, watched
-        self.monitor, self.best = monitor, math.inf
+        self.monitor, self.best, self.averaging = monitor, math.inf, averaging
         os.makedirs(os.path.join(run, run_dir.CHECKPOINT), exist_ok=True)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -60,15 +66,22 @@ class RunCheckpoint(keras.callbacks.Callback):
         value = float(logs.get(self.monitor, logs.get("perplexity", math.inf)))
         if value < self.best:
             self.best = value
-            stateless = self.make_stateless(self.model)
+            with self.averaging.averaged() if self.averaging else contextlib.nullcontext():
+                stateless = self.make_stateless(self.model)
             atomic_write(os.path.join(self.run, run_dir.MODEL), stateless.save)
         atomic_write(os.path.join(self.run, run_dir.TRAIN_STATE), self.model.save)
-        write_json(os.path.join(self.run, run_dir.PROGRESS), {
+        progress = {
             "epochs_done": epoch + 1,
             "best": self.best,
             "seed_states": [v.numpy().tolist() for v in seed_states(self.model)],
             "callbacks": {type(cb).__name__: _cb_state(cb) for cb in self.watched},
-        })
+        }
+        if self.averaging:
+            if self.averaging.count:
+                atomic_write(os.path.join(self.run, run_dir.AVERAGE),
+                             self.averaging.save_averages)
+            progress["averaging"] = self.averaging.state()
+        write_json(os.path.join(self.run, run_dir.PROGRESS), progress)
 
 
 def seed_states(model):
@@ -80,11 +93,12 @@ _CB_FIELDS = ("best", "wait", "cooldown_counter", "stopped_epoch")
 
 
 def _cb_state(cb):
-    return {k: float(getattr(cb, k)) for k in _CB_FIELDS if hasattr(cb, k)}
+    return {k: float(getattr(cb, k)) for k in _CB_FIELDS if getattr(cb, k, None) is not None}
 
 
 class RestoreCounters(keras.callbacks.Callback):
-    """On resume, gives `ReduceLROnPlateau`/`EarlyStopping` back their counters.
+    """Gives `ReduceLROnPlateau`/`EarlyStopping` back their counters at each `fit`'s start:
+    a checkpoint's on resume, the previous `fit`'s after that.
 
     Must come after them in the callback list: their `on_train_begin` resets the counters.
     """
@@ -97,3 +111,18 @@ class RestoreCounters(keras.callbacks.Callback):
         for cb in self.callbacks:
             for key, value in self.saved.get(type(cb).__name__, {}).items():
                 setattr(cb, key, value)
+
+    def on_train_end(self, logs=None):
+        self.saved = {type(cb).__name__: _cb_state(cb) for cb in self.callbacks}
+
+
+class RunProgbar(keras.callbacks.ProgbarLogger):
+    """Keras's progress bar, numbering epochs out of the run's `epochs`, although each `fit`
+    runs one."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.run_epochs = epochs
+
+    def set_params(self, params):
+        super().set_params({**params, "epochs": self.run_epochs})

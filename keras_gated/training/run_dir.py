@@ -3,11 +3,14 @@
     config.json                   the `TrainConfig` fields, plus "corpus_fingerprint" (what the
                                   model was trained on; see `training.data.corpus_fingerprint`)
     vocab.json                    the tokenizer and its vocabulary (written once, when a run starts)
-    model.keras                   the best model so far, stateless (loads with safe_mode=True)
+    model.keras                   the best model so far, stateless (loads with safe_mode=True);
+                                  its weights are the averaged ones once averaging has started
     results.json                  final validation and test perplexity
     log.csv, grad_norm.csv        one row per epoch; tensorboard/ the same for TensorBoard
     checkpoint/train_state.keras  the training model with its optimizer state
     checkpoint/progress.json      epochs done, best value, dropout RNG and callback counters
+    checkpoint/average.npz        the averaged weights, once weight averaging has started
+                                  (`training.averaging`)
 
 Every file is written whole or not at all (`atomic_write`). Importing this module imports
 neither TensorFlow nor Keras; `load_run` and `load_model_file` import Keras when called.
@@ -33,6 +36,7 @@ TENSORBOARD = "tensorboard"
 CHECKPOINT = "checkpoint"
 TRAIN_STATE = os.path.join(CHECKPOINT, "train_state.keras")
 PROGRESS = os.path.join(CHECKPOINT, "progress.json")
+AVERAGE = os.path.join(CHECKPOINT, "average.npz")
 FINGERPRINT_KEY = "corpus_fingerprint"
 
 _FILES = (CONFIG, VOCAB, MODEL, RESULTS, LOG, GRAD_NORM)  # what `clear` removes, with the folders

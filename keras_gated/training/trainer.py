@@ -1,9 +1,14 @@
 """`train`: fits a `TrainConfig` into a run directory, resuming it where it stopped.
 
 The run directory's files are `training.run_dir`'s; the data, model and device choices come
-from `training.data`, `training.build` and `training.devices`. A fresh run fits the tokenizer
-on the training split and saves it; a resumed run reads the saved one and refuses a corpus
-that changed since it started.
+from `training.data`, `training.build` and `training.devices`, each epoch's windows from
+`training.windows` and weight averaging from `training.averaging`. A fresh run fits the
+tokenizer on the training split and saves it; a resumed run reads the saved one and refuses a
+corpus that changed since it started.
+
+Each epoch is one `model.fit` call on that epoch's windows (Keras fixes an epoch's batch count
+for a whole `fit`, and variable windows change it); `RestoreCounters` carries the learning-rate
+and early-stopping counters from one call to the next.
 """
 
 import contextlib
@@ -15,10 +20,12 @@ from keras_gated.data import bptt_batches
 from keras_gated.diagnostics.grad_norm_logger import GradientNormLogger
 from keras_gated.training import callbacks as cbs
 from keras_gated.training import run_dir
+from keras_gated.training.averaging import WeightAveraging, load_averages
 from keras_gated.training.build import build_model, stateless_copy
 from keras_gated.training.data import fitting_batch_size, load_split_ids
 from keras_gated.training.devices import distribution_strategy, uses_xla
 from keras_gated.training.evaluate import split_perplexities
+from keras_gated.training.windows import LengthScaledLearningRate, TrainingWindows
 
 
 def train(config, out, overwrite=False, verbose=1):
@@ -39,7 +46,8 @@ def train(config, out, overwrite=False, verbose=1):
         tokenizer.save(os.path.join(out, run_dir.VOCAB))
         run_dir.save_config(out, config, fingerprint)
 
-    train_ds = bptt_batches(ids["train"], batch_size, config.seq_len)
+    windows = TrainingWindows(ids["train"], batch_size, config.seq_len, config.variable_bptt,
+                              config.seed, config.steps_per_epoch)
     valid_ds = bptt_batches(ids["valid"], batch_size, config.seq_len)
     progress = run_dir.load_progress(out)
     if resuming:
@@ -62,23 +70,31 @@ def train(config, out, overwrite=False, verbose=1):
     )
     early = keras.callbacks.EarlyStopping(monitor="val_perplexity", mode="min", patience=config.patience)
     nonfinite = cbs.StopOnNonFinite()
-    checkpoint = cbs.RunCheckpoint(out, stateless_copy, watched=(reduce_lr, early))
+    averaging = _averaging(config, out, progress)
+    checkpoint = cbs.RunCheckpoint(out, stateless_copy, watched=(reduce_lr, early),
+                                   averaging=averaging)
     checkpoint.best = progress["best"]
+    log = keras.callbacks.CSVLogger(os.path.join(out, run_dir.LOG), append=resuming)
     callbacks = [
-        cbs.ResetStates(), nonfinite, reduce_lr, early,
-        cbs.RestoreCounters((reduce_lr, early), progress["callbacks"]), checkpoint,
-        keras.callbacks.CSVLogger(os.path.join(out, run_dir.LOG), append=resuming),
+        cbs.ResetStates(), nonfinite,
+        *([LengthScaledLearningRate(windows)] if config.variable_bptt else []),
+        *([averaging] if averaging else []), reduce_lr, early,
+        cbs.RestoreCounters((reduce_lr, early), progress["callbacks"]), checkpoint, log,
         keras.callbacks.TensorBoard(os.path.join(out, run_dir.TENSORBOARD), write_graph=False),
-        GradientNormLogger(out, train_ds, num_batches=2),
+        GradientNormLogger(out, bptt_batches(ids["train"], batch_size, config.seq_len),
+                           num_batches=2),
+        cbs.RunProgbar(config.epochs),
     ]
-    if config.steps_per_epoch:
-        # Epochs are slices of one endless pass; a resumed run skips what was already seen.
-        train_ds = train_ds.repeat().skip(progress["epochs_done"] * config.steps_per_epoch)
-    history = model.fit(
-        train_ds, validation_data=valid_ds, epochs=config.epochs,
-        initial_epoch=progress["epochs_done"], callbacks=callbacks, verbose=verbose,
-        steps_per_epoch=config.steps_per_epoch or None, shuffle=False,
-    )
+    epochs_run = 0
+    for epoch in range(progress["epochs_done"], config.epochs):
+        history = model.fit(
+            windows.dataset(epoch), validation_data=valid_ds, initial_epoch=epoch,
+            epochs=epoch + 1, callbacks=callbacks, verbose=verbose, shuffle=False,
+        )
+        epochs_run += len(history.epoch)
+        log.append = True  # the next epochs add rows
+        if model.stop_training:
+            break
     if not os.path.exists(os.path.join(out, run_dir.MODEL)):
         raise RuntimeError(nonfinite.message or "training ended before one complete epoch")
     best = run_dir.load_run(out)[0]
@@ -86,8 +102,18 @@ def train(config, out, overwrite=False, verbose=1):
     results = {
         "valid_perplexity": scores["valid"][0],
         "test_perplexity": scores["test"][0],
-        "epochs": len(history.epoch) + progress["epochs_done"],
+        "epochs": epochs_run + progress["epochs_done"],
         "stopped": nonfinite.message,
     }
     run_dir.write_json(os.path.join(out, run_dir.RESULTS), results)
     return results
+
+
+def _averaging(config, out, progress):
+    """The run's `WeightAveraging` (None without `config.nonmono`), resumed from `progress`."""
+    if not config.nonmono:
+        return None
+    state = progress.get("averaging")
+    averages = (load_averages(os.path.join(out, run_dir.AVERAGE))
+                if state and state["count"] else None)
+    return WeightAveraging(config.nonmono, state=state, averages=averages)

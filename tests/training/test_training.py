@@ -1,5 +1,6 @@
 """Training end to end on tiny corpora: memorisation, resume, run directories."""
 
+import csv
 import json
 
 import numpy as np
@@ -132,3 +133,57 @@ def test_resume_drops_log_rows_past_the_checkpoint(tiny_corpus, tmp_path):
     rows = list(csv.DictReader(open(run / "log.csv", encoding="utf-8")))
     assert [r["epoch"] for r in rows] == ["0", "1"]
     assert float(rows[1]["loss"]) != 9.9
+
+
+AWD = dict(variable_bptt=True, nonmono=1, patience=3, steps_per_epoch=6, dropout=0.0,
+           recurrent_dropout=0.0, embed_dropout=0.0, learning_rate=1e-2)
+
+
+def test_awd_windows_and_averaging_train_and_save_the_average(tiny_corpus, tmp_path,
+                                                              monkeypatch):
+    """Variable windows, averaging started after epoch 1: the best model, from epoch 2,
+    holds the average of epoch 2's steps; the checkpoint the raw weights."""
+    import keras
+
+    from keras_gated.training import averaging
+    from keras_gated.training.data import load_split_ids
+    from keras_gated.training.windows import TrainingWindows
+
+    monkeypatch.setattr(averaging, "should_start", lambda history, value, nonmono: True)
+    run = tmp_path / "run"
+    kg.train(_config(tiny_corpus, **AWD), run, verbose=0)
+    _, ids, _ = load_split_ids(_config(tiny_corpus))
+    windows = TrainingWindows(ids["train"], 4, 8, variable=True, seed=3, steps_per_epoch=6)
+    assert len(set(windows.lengths(0) + windows.lengths(1))) > 3
+    progress = json.loads((run / "checkpoint/progress.json").read_text())
+    assert progress["averaging"]["count"] == 6  # epoch 2's steps
+    rows = list(csv.DictReader(open(run / "log.csv", encoding="utf-8")))
+    assert len(rows) == 2 and progress["best"] == pytest.approx(float(rows[1]["val_perplexity"]))
+    average = averaging.load_averages(run / "checkpoint/average.npz")
+    best = kg.load_run(run)[0]
+    for p, q in zip(best.trainable_weights, average, strict=True):
+        np.testing.assert_allclose(p.numpy(), q, atol=WEIGHT_ATOL)
+    raw = keras.models.load_model(run / "checkpoint/train_state.keras")
+    assert int(raw.optimizer.iterations) == 12
+    assert not np.allclose(raw.trainable_weights[0].numpy(), average[0], atol=WEIGHT_ATOL)
+
+
+@pytest.mark.slow  # covered by test_averaging.py's resume and test_windows.py's seeded passes
+def test_awd_windows_and_averaging_resume_exactly(tiny_corpus, tmp_path, monkeypatch):
+    """1 epoch, then resume to 2 == 2 epochs straight, averaging started after epoch 1."""
+    import keras
+
+    from keras_gated.training import averaging
+
+    monkeypatch.setattr(averaging, "should_start", lambda history, value, nonmono: True)
+    kg.train(_config(tiny_corpus, **AWD), tmp_path / "straight", verbose=0)
+    kg.train(_config(tiny_corpus, **{**AWD, "epochs": 1}), tmp_path / "resumed", verbose=0)
+    kg.train(_config(tiny_corpus, **AWD), tmp_path / "resumed", verbose=0)
+    files = ("checkpoint/train_state.keras", "model.keras")
+    for a, b in [[keras.models.load_model(tmp_path / run / f) for run in ("straight", "resumed")]
+                 for f in files]:
+        for p, q in zip(a.get_weights(), b.get_weights(), strict=True):
+            np.testing.assert_allclose(p, q, atol=WEIGHT_ATOL)
+    progress = [json.loads((tmp_path / run / "checkpoint/progress.json").read_text())
+                for run in ("straight", "resumed")]
+    assert progress[0]["averaging"] == progress[1]["averaging"]
