@@ -4,6 +4,7 @@
     layer_gradient_norms(layer, x, loss_fn)                      # one layer, any loss
     gate_saturation(gate_activity(model, tokens))                 # layer -> gate -> fractions
     diagnose_run("runs/NAME", "out/");  write_demo(run_demo(), "out/")
+    write_sweep(run_sweep(DemoConfig(), seq_lens=(10, 30, 100, 300)), "out/")
     GradientNormLogger(run_dir, train_batches)                    # callback -> grad_norm.csv
 
 Names are imported lazily, so `keras_gated.diagnostics.cli` builds its parser without TensorFlow.
@@ -18,6 +19,7 @@ _PUBLIC = {
     "model_gradient_norms": "gradient_flow",
     "next_token_loss": "gradient_flow",
     "growth_rates": "gradient_flow",
+    "gradient_reach": "gradient_flow",
     "largest_singular_value": "gradient_flow",
     "state_names": "gradient_flow",
     "gate_activity": "gates",
@@ -28,13 +30,18 @@ _PUBLIC = {
     "read_grad_norms": "curves",
     "recall_batch": "recall_task",
     "recall_model": "recall_task",
-    "DemoConfig": "demo",
+    "chrono_gate_bias": "chrono",
+    "DemoConfig": "demo_config",
     "run_demo": "demo",
     "write_demo": "demo",
     "summarize_demo": "demo",
+    "run_sweep": "sweep",
+    "write_sweep": "sweep",
+    "summarize_sweep": "sweep",
     "diagnose_run": "diagnose",
     "plot_gradient_comparison": "plots",
     "plot_vanishing_exploding": "plots",
+    "plot_sweep": "plots",
     "plot_gradient_flow": "plots",
     "plot_gate_heatmaps": "plots",
     "plot_saturation": "plots",

@@ -165,6 +165,13 @@ def growth_rates(norms):
         return back[1:] / back[:-1]
 
 
+def gradient_reach(norms):
+    """||g_1|| / ||g_T|| from norms (T,) indexed by step: the share of the last step's gradient
+    that reaches the first step (NaN when the last is zero)."""
+    norms = np.asarray(norms, dtype="float64")
+    return float(norms[0] / norms[-1]) if norms[-1] > 0 else float("nan")
+
+
 def largest_singular_value(matrix):
     """sigma_1 of a 2-D matrix (its spectral norm)."""
     return float(np.linalg.svd(np.asarray(matrix, dtype="float64"), compute_uv=False)[0])

@@ -48,26 +48,83 @@ def _back(norms):
 def plot_gradient_comparison(results, path):
     """Demo experiment 1: gradient against distance back, at init and trained, per cell."""
     config, comparison = results["config"], results["comparison"]
-    fig = _figure(11, 4.2)
+    metric = results["task"]["metric"]
+    fig = _figure(11, 4.4)
     axes = fig.subplots(1, 2, sharey=True)
     titles = {"init": "random initialisation",
               "trained": f"after {config['train_steps']} training steps"}
     for ax, stage in zip(axes, ("init", "trained")):
         for cell, entry in comparison.items():
             name, color = CELL_STYLE.get(cell, (cell, None))
-            accuracy = entry[f"accuracy_{stage}"]
+            score = entry[f"score_{stage}"]
             for state, norms in entry[stage].items():
                 label = f"{name} $h$" if state == "h" else f"{name} $c$ (cell state)"
                 ax.plot(_back(norms), color=color, ls="-" if state == "h" else "--",
-                        label=f"{label}, accuracy {accuracy:.2f}")
+                        label=f"{label}, {metric} {score:.3g}")
         ax.set_yscale("log")
         ax.set_title(titles[stage])
         ax.set_xlabel("k, steps back from the loss")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel(r"$\|\partial L/\partial s_{T-k}\| \;/\; \|\partial L/\partial s_T\|$")
-    fig.suptitle(f"Gradient flowing back through time: recall the first of T={config['seq_len']} "
-                 f"tokens, {config['units']} units, loss at the last step")
+    fig.suptitle(f"Gradient flowing back through time: {results['task']['title']}, "
+                 f"{config['units']} units, loss at the last step\n{_recipe(config)}")
+    return _save(fig, path)
+
+
+def _recipe(config):
+    """A `DemoConfig` (as a dict) in one line: optimiser, budget and initialisation."""
+    gates = ("chrono gate biases, $T_{max}$ = " + str(config["max_delay"])
+             if config["gate_bias"] == "chrono" else "Keras's gate biases ($b_f$ = 1, $b_z$ = 0)")
+    return (f"Adam lr {config['learning_rate']:g}, global clip {config['clipnorm']:g}, "
+            f"{config['train_steps']} steps of batch {config['batch_size']}; init: W glorot, "
+            f"U orthogonal, b = 0; LSTM/GRU {gates}")
+
+
+def plot_sweep(rows, task, config, path):
+    """The trained metric and the gradient's reach against the distance T, one line per cell.
+
+    Args:
+        rows: `sweep.sweep_rows`, one dict per (cell, T) with "cell", "seq_len", the metric
+            (e.g. "mse"), "grad_reach_init" and "grad_reach_trained".
+        task: `Task.describe()`: "title", "metric" ("accuracy" or "mse") and "baseline".
+        config: the `DemoConfig` as a dict, for the title.
+    """
+    metric = task["metric"]
+    fig = _figure(12, 4.6)
+    ax_score, ax_reach = fig.subplots(1, 2)
+    seq_lens = sorted({r["seq_len"] for r in rows})
+    for cell in dict.fromkeys(r["cell"] for r in rows):
+        name, color = CELL_STYLE.get(cell, (cell, None))
+        mine = sorted((r for r in rows if r["cell"] == cell), key=lambda r: r["seq_len"])
+        t = [r["seq_len"] for r in mine]
+        ax_score.plot(t, [r[metric] for r in mine], color=color, marker="o", label=name)
+        for stage, style in (("trained", "-"), ("init", "--")):
+            ax_reach.plot(t, _positive([r[f"grad_reach_{stage}"] for r in mine]), color=color,
+                          ls=style, marker="o", ms=4,
+                          label=f"{name}, {'trained' if stage == 'trained' else 'random init'}")
+    what = "chance" if metric == "accuracy" else "predicting the mean"
+    ax_score.axhline(task["baseline"], color="k", ls=":", label=f"{what}: {task['baseline']:.3g}")
+    if metric == "accuracy":
+        ax_score.set_ylim(0, 1.03)
+    else:
+        ax_score.set_yscale("log")
+    ax_score.set_ylabel(f"{metric} on held-out sequences")
+    ax_score.set_title(f"{metric} after training ({'higher' if metric == 'accuracy' else 'lower'}"
+                       " is better)")
+    ax_reach.set_yscale("log")
+    ax_reach.set_ylabel(r"$\|\partial L/\partial s_1\| \;/\; \|\partial L/\partial s_T\|$")
+    ax_reach.set_title("gradient reaching step 1 (s = c for the LSTM, else h)")
+    for ax in (ax_score, ax_reach):
+        ax.set_xscale("log")
+        ax.set_xticks(seq_lens)
+        ax.set_xticklabels([str(t) for t in seq_lens])
+        ax.minorticks_off()
+        ax.set_xlabel("T, steps in the sequence")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{task['title'][0].upper()}{task['title'][1:]}: {config['units']} units, the "
+                 f"same budget at every T\n{_recipe(config)}")
     return _save(fig, path)
 
 

@@ -19,9 +19,11 @@ from keras_gated.diagnostics.gradient_flow import layer_gradient_norms
 from keras_gated.layers import GRU, LSTM, SimpleRNN
 
 CELLS = {"rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
+NUM_CLASSES = 4  # C: chance accuracy is 1 / C
+VOCAB_SIZE = 8  # V: labels [0, C), distractors [C, V)
 
 
-def recall_batch(rng, size, seq_len, num_classes=4, vocab_size=8):
+def recall_batch(rng, size, seq_len, num_classes=NUM_CLASSES, vocab_size=VOCAB_SIZE):
     """`size` sequences of the task: x (size, seq_len) int32 and labels y (size,) int32.
 
     Args:
@@ -39,8 +41,8 @@ def recall_batch(rng, size, seq_len, num_classes=4, vocab_size=8):
     return x, y
 
 
-def recall_model(cell, seq_len, units, num_classes=4, vocab_size=8, embed_dim=16,
-                 learning_rate=1e-2, clipnorm=1.0, **cell_options):
+def recall_model(cell, seq_len, units, num_classes=NUM_CLASSES, vocab_size=VOCAB_SIZE,
+                 embed_dim=16, learning_rate=1e-2, clipnorm=1.0, **cell_options):
     """Embedding -> one `cell` layer ("rnn", "lstm" or "gru") -> readout, compiled with Adam.
 
     The layers are named "embedding", "rnn" and "readout"; `cell_options` go to the layer
@@ -68,6 +70,12 @@ def recall_loss(model, x, y):
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
 
 
+def recall_accuracy(model, x, y):
+    """Fraction of (x, y) recalled, from one inference call."""
+    logits = keras.ops.convert_to_numpy(model(x, training=False))
+    return float(np.mean(np.argmax(logits, axis=-1) == y))
+
+
 def recall_gradient_norms(model, x, y):
     """||d loss/d s_t|| for each step of the model's recurrent layer: dict "h" (, "c") -> (T,)."""
     readout, rnn = model.get_layer("readout"), model.get_layer("rnn")
@@ -90,3 +98,4 @@ def scale_recurrent_kernel(layer, sigma):
     before = float(np.linalg.svd(matrix, compute_uv=False)[0])
     layer.cell.recurrent_kernel.assign((matrix * (sigma / before)).astype("float32"))
     return before
+

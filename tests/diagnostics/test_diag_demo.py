@@ -73,7 +73,7 @@ def test_comparison_covers_every_cell_at_init_and_trained(results):
             assert set(entry[stage]) == ({"h", "c"} if cell == "lstm" else {"h"})
             for norms in entry[stage].values():
                 assert norms.shape == (TINY.seq_len,) and np.all(np.isfinite(norms))
-        assert 0.0 <= entry["accuracy_trained"] <= 1.0
+        assert 0.0 <= entry["score_trained"] <= 1.0  # accuracy on the recall task
 
 
 def test_write_demo_files(results, tmp_path):
@@ -88,4 +88,5 @@ def test_write_demo_files(results, tmp_path):
     assert summary["config"]["seq_len"] == TINY.seq_len
     rates = {(c["case"], c["activation"]): c["mean_rate"] for c in summary["vanishing_exploding"]}
     assert rates[("exploding", "linear")] == pytest.approx(1.25, rel=RTOL_RATE)
-    assert set(summary["comparison"]["lstm"]) >= {"init_h", "init_c", "trained_h", "trained_c"}
+    assert set(summary["comparison"]["lstm"]) >= {"init_h", "init_c", "trained_h", "trained_c",
+                                                  "accuracy_trained", "init_description"}
