@@ -107,8 +107,18 @@ def fused_and_reference(case, monkeypatch, graph, mask=None, **layer_kwargs):
     return results
 
 
-@pytest.mark.parametrize("graph", GRAPHS, ids=str)
-@pytest.mark.parametrize("case", FUSED_CASES, ids=lambda c: c.id)
+def graph_cases():
+    """Every case in every graph mode; SimpleRNN's other activations (they change one factor,
+    the derivative, not the plumbing) only in a tf.function on TensorFlow, the rest `slow`."""
+    for case in FUSED_CASES:
+        for graph in GRAPHS:
+            other_activation = case.kind == "simple_rnn" and case is not SIMPLE_CASES[0]
+            slow = other_activation and graph in (None, "xla")
+            yield pytest.param(case, graph, id=f"{case.id}-{graph}",
+                               marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("case, graph", list(graph_cases()))
 def test_fused_path_equals_reference_path(case, graph, monkeypatch):
     assert_equal_results(case, *fused_and_reference(case, monkeypatch, graph))
 
@@ -118,13 +128,26 @@ def test_fused_path_equals_reference_path(case, graph, monkeypatch):
 MASK = np.array([[0, 0, 1, 1, 1], [1, 0, 0, 1, 0], [1, 1, 1, 1, 0]], bool)
 
 
-@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backward"])
-@pytest.mark.parametrize("case", MASK_CASES, ids=lambda c: c.id)
-def test_fused_path_with_masks_equals_reference_path(case, go_backwards, monkeypatch):
+def mask_cases():
+    """Each cell both ways in a tf.function (TensorFlow) or under jit (JAX); on TensorFlow the
+    LSTM also under XLA (the masked loops compile; the other cells share that code)."""
+    if not GRAPHS:  # no fused path on this backend
+        return
+    graph = "tf.function" if backend() == "tensorflow" else GRAPHS[-1]
+    for case in MASK_CASES:
+        for go_backwards in (False, True):
+            direction = "backward" if go_backwards else "forward"
+            yield pytest.param(case, go_backwards, graph, id=f"{case.id}-{direction}")
+    if backend() == "tensorflow":
+        yield pytest.param(LSTM_CASES[0], True, "xla", id=f"{LSTM_CASES[0].id}-backward-xla")
+
+
+@pytest.mark.parametrize("case, go_backwards, graph", list(mask_cases()))
+def test_fused_path_with_masks_equals_reference_path(case, go_backwards, graph, monkeypatch):
     """Keras's mask semantics on the fused path, both directions; backwards also with
     `zero_output_for_mask` (what `Bidirectional(return_sequences=True)` sets)."""
     assert MASK.shape == (B, T)
-    got, want = fused_and_reference(case, monkeypatch, GRAPHS[-1], MASK,
+    got, want = fused_and_reference(case, monkeypatch, graph, MASK,
                                     go_backwards=go_backwards, zero_output_for_mask=go_backwards)
     assert_equal_results(case, got, want)
 
