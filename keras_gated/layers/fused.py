@@ -84,9 +84,10 @@ Chain = collections.namedtuple("Chain", "states saved n_dx factors back weight_g
 #       the saved activations);
 #   n_states, n_rows, n_dx: how many states a step carries, how many rows it writes, how
 #       many parts dx~_t has;
-#   backward_inputs(states0, rows, m, weights) -> (factors (T, B, .) list, weights with U^T);
+#   backward_inputs(states0, rows, m, weights) -> (prev: the carried states one step earlier,
+#       factors (T, B, .) list, weights with U^T);
 #   back(dy_t, factors_t, d_states, weights) -> (dx~_t parts, d_states_{t-1});
-#   gradients(states0, rows, dx_parts (T, B, .) list, weights) -> (dxs (T, B, G*U),
+#   gradients(prev, rows, dx_parts (T, B, .) list, weights) -> (dxs (T, B, G*U),
 #       the weight gradients in `weights`' order).
 Loops = collections.namedtuple(
     "Loops", "step n_states n_rows n_dx backward_inputs back gradients")
@@ -165,20 +166,16 @@ def _loops(cell, chain, m_h):
             new = [ops.where(valid_t, n, s) for n, s in zip(new, states)]  # (M1)
         return new, [*new, *(q[k] for k in chain.saved)]
 
-    def previous(states0, rows):
-        return [ops.concatenate([s0[None], s[:-1]], 0) for s0, s in zip(states0, rows[:n_s])]
-
     def backward_inputs(states0, rows, m, weights):
-        prev = previous(states0, rows)
+        prev = [ops.concatenate([s0[None], s[:-1]], 0) for s0, s in zip(states0, rows[:n_s])]
         factors = chain.factors(rows[:n_s], prev, rows[n_s:], m)
-        return factors, {**weights, "U^T": ops.transpose(weights["recurrent_kernel"])}
+        return prev, factors, {**weights, "U^T": ops.transpose(weights["recurrent_kernel"])}
 
     def back(dy_t, factors_t, d_states, weights):
         return chain.back(dy_t + d_states[0], d_states[1:], factors_t, weights)  # (B1)
 
-    def gradients(states0, rows, dx_parts, weights):
+    def gradients(prev, rows, dx_parts, weights):
         dxs = ops.concatenate(dx_parts, -1) if len(dx_parts) > 1 else dx_parts[0]
-        prev = previous(states0, rows)
         return dxs, chain.weight_gradients(prev, rows[n_s:], dxs, weights)
 
     return Loops(step, n_s, n_s + len(chain.saved), chain.n_dx, backward_inputs, back, gradients)

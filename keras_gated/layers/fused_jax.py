@@ -35,14 +35,14 @@ def recurrence(loops, xs, m, weights, states):
     def run_backward(saved, cotangents):
         weights, states, rows, m = saved
         dys, d_final = cotangents
-        factors, with_transposed = loops.backward_inputs(states, rows, m, weights)
+        prev, factors, with_transposed = loops.backward_inputs(states, rows, m, weights)
 
         def body(d_states, inputs):
             dy_t, factors_t = inputs
             return loops.back(dy_t, list(factors_t), list(d_states), with_transposed)[::-1]
 
         d_states0, dx_parts = jax.lax.scan(body, list(d_final), (dys, factors), reverse=True)
-        dxs, d_weights = loops.gradients(states, rows, list(dx_parts), weights)
+        dxs, d_weights = loops.gradients(prev, rows, list(dx_parts), weights)
         d_m = None if m is None else jax.numpy.zeros_like(m)  # masks get no gradient
         return dxs, dict(zip(names, d_weights)), list(d_states0), d_m
 

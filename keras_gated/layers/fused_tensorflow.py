@@ -37,7 +37,7 @@ def recurrence(loops, xs, m, weights, states):
 
     def backward(dys, d_final, weights, states0, rows):
         length = tf.shape(dys)[0]
-        factors, weights = loops.backward_inputs(states0, rows, m, weights)
+        prev, factors, weights = loops.backward_inputs(states0, rows, m, weights)
 
         def back(t, d_states, outs):
             dx, d_states = loops.back(dys[t], [f[t] for f in factors], d_states, weights)
@@ -49,7 +49,7 @@ def recurrence(loops, xs, m, weights, states):
             maximum_iterations=length,
             parallel_iterations=PARALLEL_ITERATIONS,
         )
-        dxs, d_weights = loops.gradients(states0, rows, [ta.stack() for ta in outs], weights)
+        dxs, d_weights = loops.gradients(prev, rows, [ta.stack() for ta in outs], weights)
         dxs.set_shape(xs.shape)
         return dxs, d_weights, d_states0
 
