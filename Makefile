@@ -18,14 +18,15 @@ demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python examples/shakespeare_demo.py
 
 # `make test`: the whole suite on TensorFlow. `make test-backends`: the backend-independent
-# tests again on JAX and on PyTorch (.ci/run runs both).
+# tests again on JAX and on PyTorch (.ci/run runs both). Both run in two pytest-xdist workers
+# (CI has two cores).
 BACKEND_TESTS := tests/cells tests/layers tests/models tests/oracles tests/backends
 
 test: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2
 
 test-backends: $(STAMP)
 	for backend in jax torch; do \
-	  KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -m "not slow and not tensorflow_only" \
+	  KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -n 2 -m "not slow and not tensorflow_only" \
 	    $(BACKEND_TESTS) || exit 1; \
 	done
