@@ -1,4 +1,4 @@
-"""Writes RESULTS.md: test perplexity on Shakespeare (word level), same budget and seed per row.
+"""Writes docs/results/table.md (summarised in RESULTS.md): test perplexity on Shakespeare (word level), same budget and seed per row.
 
     .venv/bin/python examples/results_table.py [--steps 300] [--epochs 3]
 
@@ -32,7 +32,7 @@ def main():
     parser.add_argument("--steps", type=int, default=300, help="training steps per epoch")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--units", type=int, default=200, help="embedding = hidden width")
-    parser.add_argument("--out", default="RESULTS.md")
+    parser.add_argument("--out", default="docs/results/table.md")
     args = parser.parse_args()
     base = dict(corpus="shakespeare", level="word", max_vocab=10_000, layers=2, embed_dim=args.units,
                 units=args.units, batch_size=32, seq_len=35, epochs=args.epochs,
