@@ -25,6 +25,7 @@ from keras_gated.training.build import build_model, stateless_copy
 from keras_gated.training.data import fitting_batch_size, load_split_ids
 from keras_gated.training.devices import distribution_strategy, uses_xla
 from keras_gated.training.evaluate import split_perplexities
+from keras_gated.training.uniform_check import WarnWorseThanUniform
 from keras_gated.training.windows import LengthScaledLearningRate, TrainingWindows
 
 
@@ -76,7 +77,7 @@ def train(config, out, overwrite=False, verbose=1):
     checkpoint.best = progress["best"]
     log = keras.callbacks.CSVLogger(os.path.join(out, run_dir.LOG), append=resuming)
     callbacks = [
-        cbs.ResetStates(), nonfinite,
+        cbs.ResetStates(), nonfinite, WarnWorseThanUniform(tokenizer.vocab_size),
         *([LengthScaledLearningRate(windows)] if config.variable_bptt else []),
         *([averaging] if averaging else []), reduce_lr, early,
         cbs.RestoreCounters((reduce_lr, early), progress["callbacks"]), checkpoint, log,
