@@ -15,6 +15,8 @@ _PUBLIC = {
     "load_run": "keras_gated.training.run_dir",
     "stateless_copy": "keras_gated.training.build",
     "train": "keras_gated.training.trainer",
+    "WarnWorseThanUniform": "keras_gated.training.uniform_check",
+    "WorseThanUniformWarning": "keras_gated.training.uniform_check",
 }
 
 __getattr__, __dir__, __all__ = lazy.attach(__name__, _PUBLIC)

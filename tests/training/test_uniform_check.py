@@ -6,7 +6,7 @@ import warnings
 import pytest
 
 import keras_gated as kg
-from keras_gated.training.uniform_check import WarnWorseThanUniform, WorseThanUniformWarning
+from keras_gated.training import WarnWorseThanUniform, WorseThanUniformWarning
 
 V = 10_000
 
