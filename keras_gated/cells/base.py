@@ -65,11 +65,13 @@ class RecurrentCell(keras.layers.Layer):
     def bias_init(self):
         return self.bias_initializer
 
-    def step_weights(self):
-        """The weights one step reads besides its input projection, by name: at least
-        {"recurrent_kernel": U (U, G*U)}. `gates_at(..., weights=)` takes this dict with tensors
-        in place of the variables (the fused training path passes them explicitly)."""
-        return {"recurrent_kernel": self.recurrent_kernel}
+    def step_weights(self, recurrent_kernel=None):
+        """The weights one step reads besides its input projection, by name, made from
+        `recurrent_kernel` (U (U, G*U); default the variable, the layer passes a cast or dropped
+        copy): here {"recurrent_kernel": U}. `gates_at(..., weights=)` takes this dict with
+        tensors in place of the variables (the fused training path passes them explicitly)."""
+        return {"recurrent_kernel": self.recurrent_kernel if recurrent_kernel is None
+                else recurrent_kernel}
 
     def call(self, inputs, states):
         """One time step: x_t (B, D), states (list of (B, U)) -> (h_t (B, U), new states)."""

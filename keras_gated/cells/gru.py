@@ -50,12 +50,14 @@ class GRUCell(RecurrentCell):
         b_x = self.bias[0] if self.reset_after else self.bias
         return ops.matmul(x, self.kernel) + b_x
 
-    def step_weights(self):
-        """{"recurrent_kernel"}, plus "recurrent_bias" b^h (3U,) with reset_after."""
-        w = super().step_weights()
+    def step_weights(self, recurrent_kernel=None):
+        """reset_after: {"recurrent_kernel", "recurrent_bias" b^h (3U,)}; otherwise U split once
+        per call rather than every step: {"U_zr" (U, 2U), "U_h" (U, U)}."""
+        w = super().step_weights(recurrent_kernel)
         if self.reset_after:
-            w["recurrent_bias"] = self.bias[1]
-        return w
+            return {**w, "recurrent_bias": self.bias[1]}
+        U_zr, U_h = ops.split(w["recurrent_kernel"], [2 * self.units], axis=1)
+        return {"U_zr": U_zr, "U_h": U_h}
 
     def gates_at(self, xw_t, states, recurrent_mask=None, weights=None):
         """One step's quantities: {"z", "r", "h~", "h"}, each (B, U); with reset_after also
@@ -67,14 +69,13 @@ class GRUCell(RecurrentCell):
         if self.reset_after:
             u = split_gates(ops.matmul(h_in, w["recurrent_kernel"]) + w["recurrent_bias"], self.gates)
         else:
-            U_zr, U_h = ops.split(w["recurrent_kernel"], [2 * self.units], axis=1)
-            u = split_gates(ops.matmul(h_in, U_zr), self.gates[:2])
+            u = split_gates(ops.matmul(h_in, w["U_zr"]), self.gates[:2])
         z = ops.sigmoid(xw["z"] + u["z"])  # (1)
         r = ops.sigmoid(xw["r"] + u["r"])  # (2)
         if self.reset_after:
             h_tilde = ops.tanh(xw["h"] + r * u["h"])  # (3a)
         else:
-            h_tilde = ops.tanh(xw["h"] + ops.matmul(r * h_in, U_h))  # (3b)
+            h_tilde = ops.tanh(xw["h"] + ops.matmul(r * h_in, w["U_h"]))  # (3b)
         h = z * h_prev + (1.0 - z) * h_tilde  # (4)
         q = {"z": z, "r": r, "h~": h_tilde, "h": h}
         return {**q, "u_h": u["h"]} if self.reset_after else q

@@ -87,9 +87,9 @@ class LSTMCell(RecurrentCell):
         xw = ops.matmul(x, self.kernel)
         return xw if self.layer_norm else xw + self.bias
 
-    def step_weights(self):
+    def step_weights(self, recurrent_kernel=None):
         """{"recurrent_kernel"}, plus "peephole" (3, U), and "gamma", "bias" with layer_norm."""
-        w = super().step_weights()
+        w = super().step_weights(recurrent_kernel)
         if self.peephole:
             w["peephole"] = self.peephole_kernel
         if self.layer_norm:

@@ -75,9 +75,12 @@ from keras_gated.cells import LSTM_GATES, GRUCell, LSTMCell, SimpleRNNCell
 #       computed for all steps at once (seqs: the carried states, prev: the same one step
 #       earlier, m: (T, B, 1) or None);
 #   back(dh, d_rest, factors_t, weights) -> ([dx~_t parts], [dh'_{t-1}, *d_rest_{t-1}]),
-#       (B1) done; `weights` also holds "U^T", the recurrent kernel transposed;
-#   weight_gradients(prev, saved, dxs, weights) -> the gradient of each weight, in order.
-Chain = collections.namedtuple("Chain", "states saved n_dx factors back weight_gradients")
+#       (B1) done; `weights` also holds the transposes named in `transposed`;
+#   weight_gradients(prev, saved, dxs, weights) -> the gradient of each weight, in order;
+#   transposed: {name of a transpose: the step weight it transposes}, made once per call.
+Chain = collections.namedtuple(
+    "Chain", "states saved n_dx factors back weight_gradients transposed",
+    defaults=({"U^T": "recurrent_kernel"},))
 
 # What a backend's time loops run (`fused_tensorflow.recurrence`, `fused_jax.recurrence`):
 #   step(xw_t, valid_t or None, states, weights) -> (new states, rows_t: the states, then
@@ -85,7 +88,7 @@ Chain = collections.namedtuple("Chain", "states saved n_dx factors back weight_g
 #   n_states, n_rows, n_dx: how many states a step carries, how many rows it writes, how
 #       many parts dx~_t has;
 #   backward_inputs(states0, rows, m, weights) -> (prev: the carried states one step earlier,
-#       factors (T, B, .) list, weights with U^T);
+#       factors (T, B, .) list, weights with the chain's transposes);
 #   back(dy_t, factors_t, d_states, weights) -> (dx~_t parts, d_states_{t-1});
 #   gradients(prev, rows, dx_parts (T, B, .) list, weights) -> (dxs (T, B, G*U),
 #       the weight gradients in `weights`' order).
@@ -169,7 +172,8 @@ def _loops(cell, chain, m_h):
     def backward_inputs(states0, rows, m, weights):
         prev = [ops.concatenate([s0[None], s[:-1]], 0) for s0, s in zip(states0, rows[:n_s])]
         factors = chain.factors(rows[:n_s], prev, rows[n_s:], m)
-        return prev, factors, {**weights, "U^T": ops.transpose(weights["recurrent_kernel"])}
+        transposes = {t: ops.transpose(weights[name]) for t, name in chain.transposed.items()}
+        return prev, factors, {**weights, **transposes}
 
     def back(dy_t, factors_t, d_states, weights):
         return chain.back(dy_t + d_states[0], d_states[1:], factors_t, weights)  # (B1)
@@ -267,19 +271,19 @@ def _gru_reset_before_chain(units, m_h):
 
     def back(dh, d_rest, factors_t, weights):
         K_z, K_n, K_r, r, carry = factors_t
-        U_zr_T, U_h_T = weights["U^T"][: 2 * units], weights["U^T"][2 * units:]  # slices, no copy
         dn = dh * K_n  # (G1)
-        ds = ops.matmul(dn, U_h_T)  # (G5)
+        ds = ops.matmul(dn, weights["U_h^T"])  # (G5)
         dzr = ops.concatenate([dh * K_z, ds * K_r], -1)  # [dz, dr]
-        dh_prev = dh * carry + _masked(ops.matmul(dzr, U_zr_T) + ds * r, m_h)  # (G6)
+        dh_prev = dh * carry + _masked(ops.matmul(dzr, weights["U_zr^T"]) + ds * r, m_h)  # (G6)
         return [dzr, dn], [dh_prev]
 
     def weight_gradients(prev, saved, dxs, weights):
         dzr, dn = ops.split(dxs, [2 * units], axis=-1)
         h_in = _masked(prev[0], m_h)
-        return [ops.concatenate([_gram(h_in, dzr), _gram(saved[1] * h_in, dn)], 1)]  # (G7)
+        return [_gram(h_in, dzr), _gram(saved[1] * h_in, dn)]  # (G7): dU_zr, dU_h
 
-    return Chain(("h",), ("z", "r", "h~"), 2, factors, back, weight_gradients)
+    return Chain(("h",), ("z", "r", "h~"), 2, factors, back, weight_gradients,
+                 {"U_zr^T": "U_zr", "U_h^T": "U_h"})
 
 
 def _simple_rnn_chain(activation, m_h):

@@ -242,14 +242,13 @@ class Recurrent(keras.layers.RNN):
         return mask(sequences.shape[-1], self.dropout), mask(self.units, self.recurrent_dropout)
 
     def step_weights(self, training):
-        """The cell's `step_weights()` as tensors, read (and autocast) once per call; when
-        training with `weight_dropout`, "recurrent_kernel" is U~ = U * M_U."""
-        weights = {name: ops.cast(w, self.compute_dtype)
-                   for name, w in self.cell.step_weights().items()}
+        """The cell's `step_weights` as tensors, read (and autocast) once per call; when
+        training with `weight_dropout`, made from U~ = U * M_U in place of U."""
+        U = ops.cast(self.cell.recurrent_kernel, self.compute_dtype)
         if training and self.weight_dropout > 0.0:
-            weights["recurrent_kernel"] = keras.random.dropout(
-                weights["recurrent_kernel"], self.weight_dropout, seed=self.seed_generator)
-        return weights
+            U = keras.random.dropout(U, self.weight_dropout, seed=self.seed_generator)
+        return {name: ops.cast(w, self.compute_dtype)
+                for name, w in self.cell.step_weights(U).items()}
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         m_x, m_h = self.dropout_masks(sequences, training)
