@@ -30,12 +30,12 @@ import json
 import os
 import pathlib
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from keras_gated.atomic import write_text
 from keras_gated.data.vocabulary import UNK, UNK_ID, Vocabulary
 
 FILE_FORMAT = "keras_gated.tokenizer"
@@ -154,26 +154,10 @@ class Tokenizer:
         return [tokens[i] for i in ids.tolist()]
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes config and vocabulary as JSON to ``path`` atomically.
-
-        The JSON goes to a temporary file in the same directory, which then replaces
-        ``path`` (``os.replace``), so an interrupted save never leaves a half-written file.
-        """
-        path = pathlib.Path(path)
+        """Writes config and vocabulary as JSON to ``path`` atomically (`atomic.write_text`):
+        an interrupted save never leaves a half-written file."""
         text = json.dumps(tokenizer_to_config(self), ensure_ascii=False, indent=1)
-        handle = tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-            delete=False,
-        )
-        try:
-            with handle:
-                handle.write(text + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(handle.name, path)
-        except BaseException:
-            pathlib.Path(handle.name).unlink(missing_ok=True)
-            raise
+        write_text(path, text + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:

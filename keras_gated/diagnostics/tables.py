@@ -1,21 +1,25 @@
 """The numbers behind every picture, as CSV (one row per point) and JSON (summaries)."""
 
 import csv
+import io
 import json
 import math
 
 import numpy as np
 
+from keras_gated.atomic import write_text
+
 
 def write_csv(path, rows):
-    """Writes a list of dicts with the same keys as a CSV file with a header row."""
+    """Writes a list of dicts with the same keys as a CSV file with a header row, atomically."""
     rows = list(rows)
     if not rows:
         raise ValueError(f"no rows to write to {path!r}")
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, text.getvalue())
 
 
 def jsonable(obj):
@@ -34,6 +38,5 @@ def jsonable(obj):
 
 
 def write_json(path, obj):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(jsonable(obj), f, indent=2, allow_nan=False)
-        f.write("\n")
+    """Writes `obj` (`jsonable`) as strict, indented JSON, atomically."""
+    write_text(path, json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")

@@ -21,8 +21,8 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 
+from keras_gated.atomic import atomic_write, write_text
 from keras_gated.data.tokenizers import load_tokenizer
 from keras_gated.training.config import TrainConfig
 
@@ -47,34 +47,9 @@ class RunExistsError(FileExistsError):
     pass
 
 
-def atomic_write(path, write):
-    """Calls `write(tmp_path)` on a temp file beside `path`, then renames it over `path`.
-
-    A crash while writing leaves the old `path` (if any) untouched.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=ext or ".tmp", dir=folder)
-    os.close(fd)
-    try:
-        os.remove(tmp)  # some writers refuse an existing file
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_json(path, obj):
     """Writes `obj` as indented JSON, atomically."""
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-
-    atomic_write(path, write)
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
 def read_json(path):
