@@ -54,10 +54,11 @@ The gradients w.r.t. W and b^x (b) follow from dx~ through `cell.project_inputs`
 
 The equations here are backend-generic (`keras.ops`); the time loops and the custom gradient
 are each backend's: `fused_tensorflow.py` (`tf.while_loop`, `tf.custom_gradient`) and
-`fused_jax.py` (`jax.lax.scan`, `jax.custom_vjp`). On TensorFlow the loops run in the executor
-unless the step is compiled as a whole (`jit_compile=True`, and `keras_gated.train` on CPU),
-which compiles them too, since they are bounded (`maximum_iterations`); on JAX they run
-inside Keras's jit-compiled step.
+`fused_jax.py` (`jax.lax.scan`, `jax.custom_vjp`). On TensorFlow on CPU each loop is compiled
+by XLA on its own when the time axis is static, even under a plain `compile()` that leaves
+XLA off (`fused_tensorflow.compiles`), and otherwise runs in the executor; a step compiled as a
+whole (`jit_compile=True`, `keras_gated.train` on CPU) holds them too, since they are bounded
+(`maximum_iterations`). On JAX they run inside Keras's jit-compiled step.
 """
 
 import collections

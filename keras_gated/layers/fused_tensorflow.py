@@ -2,6 +2,15 @@
 
 `tf.while_loop`s bounded by `maximum_iterations` (so a step compiled with XLA can hold them),
 `tf.custom_gradient` around both: the forward loop's gradient is the backward loop.
+
+Each loop (with the work before and after it) is compiled by XLA on its own
+(`tf.function(jit_compile=True)`) when `compiles(xs)`: in a graph on CPU whose time axis is
+static, as in the step Keras traces for `fit`/`train_on_batch` under a plain `compile()`,
+which leaves XLA off. XLA then fuses a step's small ops, whose per-op overhead dominates in
+TensorFlow's executor at small widths. A time axis left dynamic (Keras retraces so when batch
+lengths vary) would compile again for every new length, so it stays in the executor, as do
+eager calls and GPUs. Inside a step compiled whole (`jit_compile=True`, `keras_gated.train`)
+the two functions are part of that one compilation.
 """
 
 import tensorflow as tf
@@ -53,6 +62,10 @@ def recurrence(loops, xs, m, weights, states):
         dxs.set_shape(xs.shape)
         return dxs, d_weights, d_states0
 
+    if compiles(xs):
+        forward, backward = (tf.function(f, jit_compile=True, autograph=False)
+                             for f in (forward, backward))
+
     @tf.custom_gradient
     def run(xs, *args):
         # The loops are run on constants: their gradient is the hand-written one.
@@ -69,6 +82,13 @@ def recurrence(loops, xs, m, weights, states):
 
     hs, *final = run(xs, *weights.values(), *states)
     return hs, list(final)
+
+
+def compiles(xs):
+    """Whether the loops over time-major `xs` (T, B, .) run XLA-compiled (module docstring):
+    in a graph, T static, no GPU."""
+    return (not tf.executing_eagerly() and xs.shape[0] is not None
+            and not tf.config.list_logical_devices("GPU"))
 
 
 def _constants(tensors):

@@ -24,9 +24,11 @@ from tests.oracles.harness import (
 
 # The fused path runs on TensorFlow and JAX; torch has only the reference path.
 pytestmark = pytest.mark.skipif(not fused.available(), reason="no fused path on this backend")
-# TensorFlow: eager, in a tf.function, and XLA-compiled as `train` runs it (`TrainConfig.xla`);
-# JAX: under jax.jit, as Keras's compiled train step runs it.
-GRAPHS = {"tensorflow": [None, "tf.function", "xla"], "jax": ["jit"]}.get(backend(), [])
+# TensorFlow: eager (the loops uncompiled), in a tf.function with a static time axis (each loop
+# compiled by XLA on its own, as under a plain `compile()`), in one whose time axis is dynamic
+# (the loops uncompiled, in the executor: batches of varying length), and XLA-compiled whole as
+# `train` runs it (`TrainConfig.xla`); JAX: under jax.jit, as Keras's compiled train step runs it.
+GRAPHS = {"tensorflow": [None, "tf.function", "dynamic", "xla"], "jax": ["jit"]}.get(backend(), [])
 
 # Both paths run float32; the fused backward sums the weight gradient over all B*T rows in one
 # matmul and multiplies the chain-rule factors in another order, so results differ by rounding
@@ -79,7 +81,10 @@ def forward_and_gradients(layer, x, states, graph, mask=None):
         grads = tape.gradient(loss, [*weights, x, *states])
         return [ys, *final, *grads]
 
-    if graph:
+    if graph == "dynamic":
+        run = tf.function(run, input_signature=[
+            tf.TensorSpec((B, None, D)), [tf.TensorSpec((B, U)) for _ in states]])
+    elif graph:
         run = tf.function(run, jit_compile=graph == "xla")
     results = run(tf.constant(x), [tf.constant(s) for s in states])
     assert all(r is not None for r in results)
@@ -129,15 +134,17 @@ MASK = np.array([[0, 0, 1, 1, 1], [1, 0, 0, 1, 0], [1, 1, 1, 1, 0]], bool)
 
 
 def mask_cases():
-    """Each cell both ways in a tf.function (TensorFlow) or under jit (JAX); on TensorFlow the
-    LSTM also under XLA (the masked loops compile; the other cells share that code)."""
+    """Each cell both ways in a tf.function with the loops compiled and uncompiled (TensorFlow)
+    or under jit (JAX); on TensorFlow the LSTM also under XLA as a whole (the masked loops
+    compile; the other cells share that code)."""
     if not GRAPHS:  # no fused path on this backend
         return
-    graph = "tf.function" if backend() == "tensorflow" else GRAPHS[-1]
+    graphs = ["tf.function", "dynamic"] if backend() == "tensorflow" else GRAPHS[-1:]
     for case in MASK_CASES:
         for go_backwards in (False, True):
             direction = "backward" if go_backwards else "forward"
-            yield pytest.param(case, go_backwards, graph, id=f"{case.id}-{direction}")
+            for graph in graphs:
+                yield pytest.param(case, go_backwards, graph, id=f"{case.id}-{direction}-{graph}")
     if backend() == "tensorflow":
         yield pytest.param(LSTM_CASES[0], True, "xla", id=f"{LSTM_CASES[0].id}-backward-xla")
 
@@ -161,6 +168,31 @@ def assert_equal_results(case, got, want):
         np.testing.assert_allclose(g, w, atol=TOL_FUSED * scale, rtol=0, err_msg=f"result {k}")
     # Non-vacuous: dropout is on, every gradient is non-zero.
     assert all(np.abs(w).max() > 1e-3 for w in want)
+
+
+@pytest.mark.tensorflow_only
+def test_loops_compile_in_a_graph_with_a_static_time_axis():
+    """A training step traced with a static time axis holds the forward and backward loops as
+    two XLA-compiled calls; with a dynamic one (a new length would compile again) none."""
+    import tensorflow as tf
+
+    layer = keras_gated.LSTM(U, return_sequences=True)
+    layer(np.zeros((B, T, D), "float32"))
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True))
+        return tape.gradient(loss, x)
+
+    def compiled_calls(shape):
+        graph = tf.function(step, input_signature=[tf.TensorSpec(shape)]).get_concrete_function(
+        ).graph
+        return sum(1 for op in graph.get_operations()
+                   if "_XlaMustCompile" in op.node_def.attr and op.node_def.attr["_XlaMustCompile"].b)
+
+    assert compiled_calls((B, T, D)) == 2
+    assert compiled_calls((B, None, D)) == 0
 
 
 def test_fused_path_is_taken_exactly_when_it_applies(monkeypatch):
