@@ -13,17 +13,22 @@ Systems (`SYSTEMS`), per cell:
                  layers, recurrent_dropout `setup.recurrent_dropout`
     keras        Keras's built-in LSTM/GRU, no dropout
     keras-drop   Keras's built-in with dropout and recurrent_dropout as `ours`
+    floor        embedding + tied projection only (`training.floor_model`): the cost shared
+                 by every system, which no recurrent layer can go below
+On JAX the JSON also holds, per cell, XLA's time for the matmuls our recurrent layers run
+(`benchmarks.recurrent_gemms`), measured in the same process.
 """
 
 import argparse
 import json
 import sys
 
-SYSTEMS = ("ours", "keras", "keras-drop")
+SYSTEMS = ("ours", "keras", "keras-drop", "floor")
 DESCRIPTIONS = {
     "ours": "keras-gated, dropout {d}/{r} (embedding, between layers, recurrent)",
     "keras": "Keras built-in {cell}, no dropout",
     "keras-drop": "Keras built-in {cell}, dropout={d}, recurrent_dropout={r}",
+    "floor": "embedding + tied projection only, no recurrent layer",
 }
 
 
@@ -40,6 +45,8 @@ def build_system(name, setup, cell):
     elif name == "keras-drop":
         model = training.builtin_language_model(setup, cell, setup.dropout,
                                                 setup.recurrent_dropout)
+    elif name == "floor":
+        model = training.floor_model(setup)
     else:
         raise ValueError(f"unknown system {name!r}; choose from {SYSTEMS}")
     model.compile(optimizer=keras.optimizers.SGD(setup.lr),
@@ -89,13 +96,18 @@ def main(argv=None):
                     progress=lambda line: print(line, file=sys.stderr, flush=True))
     backend = keras.backend.backend()
     versions = {"keras": keras.__version__}
+    result = {"backend": backend, "versions": versions, "setup": setup.label(),
+              "times": times, "descriptions": descriptions(setup, cells)}
     if backend == "jax":
         import jax
 
+        from benchmarks import recurrent_gemms
+
         versions["jax"] = jax.__version__
+        result["recurrent_gemms"] = {cell: recurrent_gemms.measure(setup, cell)
+                                     for cell in cells}
     with open(options.json, "w") as f:
-        json.dump({"backend": backend, "versions": versions, "setup": setup.label(),
-                   "times": times, "descriptions": descriptions(setup, cells)}, f, indent=1)
+        json.dump(result, f, indent=1)
     return 0
 
 

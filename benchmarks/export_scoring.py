@@ -18,6 +18,11 @@ Each system runs in two onnxruntime sessions: with onnxruntime's default thread 
 thread per core) and with one intra-op thread (as a server running one session per core
 would). Each round times every system and setting once (interleaved); a ratio is the median
 of the per-round ratios system / keras-export at the same thread setting.
+
+After the timed rounds, `ours` and `ours-builtin` run again in sessions of their own with
+onnxruntime's profiler on (it perturbs timing, so it never runs in the timed sessions). The
+recurrent nodes' fraction of a profiled call times the timed ratio is the lowest ratio any
+graph can reach while each recurrent layer is one native node (`kernel_bound`).
 """
 
 import argparse
@@ -28,9 +33,12 @@ import tempfile
 import numpy as np
 
 from benchmarks.inference import matmul_rate, session_options
+from benchmarks.ort_profile import RECURRENT_OPS, node_split
 from benchmarks.timing import interleave, ratio_per_round, summary
 
 SYSTEMS = ("keras-export", "ours", "ours-builtin")
+PROFILED = ("ours", "ours-builtin")  # systems whose node times are profiled
+MODEL_NAMES = {"lstm": "Bi-LSTM", "gru": "Bi-GRU"}
 THREADS = (None, 1)  # intra-op threads: onnxruntime's default (one per core), one
 TARGET_RATIO = 0.35  # ours at most 0.35x the time of Keras's export
 
@@ -88,15 +96,23 @@ def export_both(setup, cell, workdir):
     return paths, builtin
 
 
-def scorer(path, threads):
-    """onnxruntime on `path` (no spinning, see `inference.session_options`; `threads` intra-op
-    threads, None for the default): tokens -> (B, 1)."""
+def ort_session(path, threads, profile_dir=None):
+    """An onnxruntime CPU session on `path` (no spinning, see `inference.session_options`;
+    `threads` intra-op threads, None for the default; onnxruntime's profiler on, writing into
+    `profile_dir`, when given)."""
     import onnxruntime as ort
 
     options = session_options(False)
     if threads:
         options.intra_op_num_threads = threads
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    if profile_dir:
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(profile_dir, "profile")
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def scorer(session):
+    """tokens (B, T) -> (B, 1) through `session` (fed as its input's integer type)."""
     name = session.get_inputs()[0].name
     dtype = {"tensor(int32)": np.int32, "tensor(int64)": np.int64}[session.get_inputs()[0].type]
     return lambda tokens: session.run(None, {name: tokens.astype(dtype)})[0]
@@ -135,10 +151,11 @@ def op_counts(path):
 
 
 def measure(setup, cell, workdir, progress=None):
-    """Times every system on one batch; returns a results dict for `markdown`."""
+    """Times every system on one batch, then profiles the PROFILED ones; returns a results
+    dict for `markdown`."""
     paths, builtin = export_both(setup, cell, workdir)
     tokens = reviews(setup)
-    runs = {(name, threads): scorer(path, threads)
+    runs = {(name, threads): scorer(ort_session(path, threads))
             for threads in THREADS for name, path in paths.items()}
     want = np.asarray(builtin(tokens))
     diffs = {name: float(np.max(np.abs(runs[name, None](tokens) - want))) for name in SYSTEMS}
@@ -146,9 +163,17 @@ def measure(setup, cell, workdir, progress=None):
                        setup.rounds, setup.warmup,
                        progress=progress and (lambda line: progress(_label(line))))
     ops = {name: op_counts(path) for name, path in paths.items()}
+    profiles = {}
+    for threads in THREADS:  # after the timed rounds, in sessions of their own
+        for name in PROFILED:
+            profiled = ort_session(paths[name], threads, profile_dir=workdir)
+            score = scorer(profiled)
+            profiles[name, threads] = node_split(profiled, lambda: score(tokens),
+                                                 setup.rounds, setup.warmup)
     return {
         "cell": cell,
         "times": {key: summary(t) for key, t in times.items()},
+        "profiles": profiles,
         "ratios": {(name, threads): ratio_per_round(times[name, threads],
                                                     times["keras-export", threads])
                    for name in SYSTEMS[1:] for threads in THREADS},
@@ -177,7 +202,7 @@ def markdown(setup, results, machine):
         "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
-        name = {"lstm": "Bi-LSTM", "gru": "Bi-GRU"}[result["cell"]]
+        name = MODEL_NAMES[result["cell"]]
         for threads in THREADS:
             for system in SYSTEMS:
                 t = result["times"][system, threads]
@@ -188,7 +213,43 @@ def markdown(setup, results, machine):
                 lines.append(f"| {name} | {threads or 'default'} | `{system}` | "
                              f"{t.median * 1e3:.1f} | {t.min * 1e3:.1f}–{t.max * 1e3:.1f} | "
                              f"{ratio_text} | {result['diffs'][system]:.1e} | {nodes} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + kernel_bound(setup, results)) + "\n"
+
+
+def kernel_bound(setup, results):
+    """Lines on the recurrent nodes' own time: the lowest ratio a graph can reach when each
+    recurrent layer is one native node."""
+    lines = [
+        f"Where our graphs' time goes: onnxruntime's profiler (`SessionOptions."
+        f"enable_profiling`), in sessions of its own run after the timed rounds (profiling "
+        f"perturbs timing), on the same batch: {setup.warmup} warm-up calls skipped, then "
+        f"{setup.rounds} profiled calls; values are medians over them. Recurrent nodes: "
+        f"{'/'.join(RECURRENT_OPS)}; share: of the summed node time; profiled call: "
+        f"onnxruntime's `model_run` (nodes, feeds, fetches, profiler). Bound: the recurrent nodes' "
+        f"fraction of each profiled call times the timed ratio, both taken within one run. "
+        f"With one native node per recurrent layer, the bound is the lowest ratio any graph "
+        f"around the nodes can reach; where it exceeds the {TARGET_RATIO}x target, the target "
+        f"is bounded by onnxruntime's kernel.",
+        "",
+        "| model | threads | system | recurrent nodes alone, ms per call | other nodes ms | "
+        "recurrent share of node time | profiled call ms | "
+        f"bound: recurrent / call x timed ratio | timed ratio | target <= {TARGET_RATIO}x |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        name = MODEL_NAMES[result["cell"]]
+        for (system, threads), split in result["profiles"].items():
+            ratio = result["ratios"][system, threads].median
+            bound = split.call_share.median * ratio
+            verdict = ("met" if ratio <= TARGET_RATIO else
+                       "unmet; bounded by the kernel" if bound > TARGET_RATIO else
+                       "unmet; the graph around the nodes has room")
+            lines.append(f"| {name} | {threads or 'default'} | `{system}` | "
+                         f"{split.recurrent.median * 1e3:.1f} | {split.other.median * 1e3:.1f} | "
+                         f"{split.node_share.median:.1%} | {split.run.median * 1e3:.1f} | "
+                         f"**{bound:.3f}x** | "
+                         f"{ratio:.3f}x | {verdict} |")
+    return lines
 
 
 def main(argv=None):

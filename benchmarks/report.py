@@ -188,7 +188,38 @@ def backend_training_section(results):
                              _stat_ms(summary(samples)), ratio))
             out += [f"### {cell.upper()} — {backend}", "",
                     _table(("system", "what", "ms per step", "ours / this"), rows), ""]
+            out += _recurrent_bound_lines(entry, cell)
     return "\n".join(out).rstrip()
+
+
+def _budget(times, other, limit):
+    """Stat over rounds of limit x other - floor: what the target leaves the recurrent layers."""
+    return summary([limit * o - f for o, f in zip(times[other], times["floor"])])
+
+
+def _gemm(row):
+    """A `benchmarks.recurrent_gemms` row's product with its operands' shapes, e.g.
+    "(700, 650).T @ (700, 2600)"."""
+    return row["form"].replace("a", str(tuple(row["lhs"]))).replace("b", str(tuple(row["rhs"])))
+
+
+def _recurrent_bound_lines(entry, cell):
+    """The budget each target leaves the recurrent layers beside their matmuls' GEMM time."""
+    times, gemms = entry["times"][cell], entry.get("recurrent_gemms", {}).get(cell)
+    if "floor" not in times or gemms is None:
+        return []
+    budgets = "; ".join(
+        f"{limit:.2f} x `{other}` − `floor` = {_ms(_budget(times, other, limit).median)} ms"
+        for other, limit in BACKEND_TRAIN_TARGETS)
+    ours = summary([a - f for a, f in zip(times["ours"], times["floor"])]).median
+    shapes = "; ".join(
+        f"{g['what']} `{_gemm(g)}` {g['calls']} × {g['seconds'] * 1e3:.2f} ms "
+        f"({g['gflops']:.0f} GFLOP/s)" for g in gemms["gemms"])
+    return [f"Left for the {entry['setup'].layers} recurrent layers per step (per round, "
+            f"median): {budgets}; `ours` − `floor` = {_ms(ours)} ms. Their matmuls alone take "
+            f"{_ms(gemms['seconds'])} ms: XLA's time for each GEMM (best of a few jit-compiled "
+            "calls; a per-step GEMM in a `lax.scan` of T; `benchmarks/recurrent_gemms.py`) "
+            f"times its calls per step: {shapes}.", ""]
 
 
 def backend_training_targets(entry):
@@ -199,8 +230,16 @@ def backend_training_targets(entry):
     for cell, times in entry["times"].items():
         for other, limit in BACKEND_TRAIN_TARGETS:
             ratio = ratio_per_round(times["ours"], times[other])
+            measured = _ratio(ratio)
+            gemms = entry.get("recurrent_gemms", {}).get(cell)
+            if gemms and "floor" in times:
+                budget = _budget(times, other, limit).median
+                if gemms["seconds"] > budget:
+                    measured += (f"; bounded: the recurrent layers' matmuls alone take "
+                                 f"{_ms(gemms['seconds'])} ms > budget {_ms(budget)} ms "
+                                 f"({limit:.2f} x {other} − floor)")
             rows.append((f"{entry['backend']} U={entry['setup'].units} {cell.upper()}: "
-                         f"ours (dropout) / {other} <= {limit:.2f}", _ratio(ratio),
+                         f"ours (dropout) / {other} <= {limit:.2f}", measured,
                          "yes" if ratio.median <= limit else "**no**"))
     return rows
 

@@ -24,7 +24,12 @@ built-in model's initial weights copied into ours:
                   (embedding, linear, cross-entropy, SGD; torch threads = cores)
 Every Keras model gets `model.compile(optimizer=..., loss=...)` with no `jit_compile`
 argument: Keras's "auto", which on a CPU-only TensorFlow is XLA off (checked per model and
-reported). Each round every system runs `steps` training steps on one fixed random batch,
+reported). Two more systems bound what any recurrence could reach:
+    floor      (word LMs) the same model without its recurrent layers, default compile: what
+               the layers around the recurrence cost, so floor / built-in is the lowest
+               ours / built-in a recurrence that cost nothing would give
+    ours-xla   (the other rows) ours compiled whole with `jit_compile=True`: the recurrence
+               (and everything else) under XLA, the issue's proposed mechanism at its best Each round every system runs `steps` training steps on one fixed random batch,
 after `warmup` untimed steps (`timing.interleave`); a ratio is the median of the per-round
 ratios ours / other.
 """
@@ -62,6 +67,7 @@ class Row:
     optimizer: str
     loss: object
     torch: tuple = ()  # (V, U, layers) of a PyTorch word LM to time too; () for none
+    bound: str = "ours-xla"  # the bounding system timed beside: "floor" or "ours-xla"
 
 
 def _word_lm(cell, vocab, units, **rnn_args):
@@ -121,9 +127,11 @@ def rows():
     sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     table = [
         Row("lm-lstm", "word LM, 2 x LSTM(128), V=5000, B=64, T=35",
-            _word_lm("LSTM", 5000, 128), _lm_data(5000, 64, 35), "adam", sparse),
+            _word_lm("LSTM", 5000, 128), _lm_data(5000, 64, 35), "adam", sparse,
+            bound="floor"),
         Row("lm-gru", "word LM, 2 x GRU(128), V=5000, B=64, T=35",
-            _word_lm("GRU", 5000, 128), _lm_data(5000, 64, 35), "adam", sparse),
+            _word_lm("GRU", 5000, 128), _lm_data(5000, 64, 35), "adam", sparse,
+            bound="floor"),
         Row("imdb-masked", "IMDB Bi-LSTM(64) x 2, mask_zero=True, left-padded, B=32, T=200",
             _classifier(True), _review_data, "adam", "binary_crossentropy"),
         Row("imdb", "IMDB Bi-LSTM(64) x 2, no mask, B=32, T=200",
@@ -132,7 +140,7 @@ def rows():
             _time_series, _series_data, "adam", "mse"),
         Row("lm-650", "word LM, 2 x LSTM(650), dropout 0.5/0.5, V=10000, B=20, T=35",
             _word_lm("LSTM", 10_000, 650, dropout=0.5, recurrent_dropout=0.5),
-            _lm_data(10_000, 20, 35), "sgd", sparse, torch=(10_000, 650, 2)),
+            _lm_data(10_000, 20, 35), "sgd", sparse, torch=(10_000, 650, 2), bound="floor"),
     ]
     return {row.key: row for row in table}
 
@@ -180,7 +188,27 @@ def build_pair(row):
                              f"{ {n: o.shape for n, o in outputs.items()} }")
     for model in models.values():
         model.compile(optimizer=row.optimizer, loss=row.loss)
+    models[row.bound] = bounding_model(row, build, builtin)
     return models, float(np.max(np.abs(outputs["ours"] - outputs["keras"])))
+
+
+def bounding_model(row, build, builtin):
+    """`row.bound`'s model, compiled: "floor" is the built-in model without its recurrent layers
+    (which map (B, T, U) to (B, T, U) in a word LM), "ours-xla" ours under `jit_compile=True`."""
+    import keras
+
+    import keras_gated
+
+    if row.bound == "ours-xla":
+        model = build(row.bound, keras_gated)
+        model.set_weights(builtin.get_weights())
+        model.compile(optimizer=row.optimizer, loss=row.loss, jit_compile=True)
+        return model
+    kept = [layer for layer in row.layers(keras.layers) if not isinstance(layer, keras.layers.RNN)]
+    keras.utils.set_random_seed(SEED)
+    model = keras.Sequential(kept, name=f"{row.key}_floor")
+    model.compile(optimizer=row.optimizer, loss=row.loss)
+    return model
 
 
 def torch_lm_step(vocab, units, layers, x, y):
@@ -230,6 +258,7 @@ def measure(row, rounds, warmup, steps, progress=None):
     times = interleave(systems, rounds, warmup, repeat=steps, progress=progress)
     result = {
         "row": row, "times": times, "diff": diff,
+        "gemms": recurrent_gemm_floor(models["keras"], x) if row.bound == "floor" else None,
         "xla": {name: bool(model.jit_compile) for name, model in models.items()},
         "layers": {name: sorted({type(layer).__module__.split(".")[0] + "." + type(layer).__name__
                                  for layer in recurrent_layers(model)})
@@ -241,8 +270,32 @@ def measure(row, rounds, warmup, steps, progress=None):
     return result
 
 
+def recurrent_gemm_floor(model, x):
+    """{"gflop": the matmul work of `model`'s recurrent layers in one training step (forward and
+    backward, `benchmarks.recurrent_gemms.layer_gemms`), "rate": TensorFlow's best float32 GEMM
+    rate on the largest of those shapes (FLOP/s), "seconds": gflop at that rate}: a lower
+    bound on any implementation's time for them here (the per-step GEMMs run slower)."""
+    import tensorflow as tf
+
+    from benchmarks.recurrent_gemms import flops, layer_gemms
+    from benchmarks.timing import time_call
+
+    batch, steps = x.shape[:2]
+    gemms = [gemm for layer in recurrent_layers(model)
+             for gemm in layer_gemms(type(layer.cell).__name__.removesuffix("Cell").lower(),
+                                     batch, steps, layer.input.shape[-1], layer.units)]
+    total = sum(flops(lhs, form, rhs) * calls for _, lhs, form, rhs, calls in gemms)
+    _, lhs, _, rhs, _ = gemms[0]  # x W: (B*T, D) x (D, G*U), the largest
+    a, b = (tf.random.normal(shape) for shape in (lhs, rhs))
+    product = tf.function(tf.matmul)
+    product(a, b)
+    rate = flops(lhs, "a @ b", rhs) / min(time_call(lambda: product(a, b))  # CPU: synchronous
+                                           for _ in range(7))
+    return {"gflop": total / 1e9, "rate": rate, "seconds": total / rate}
+
+
 def targets(result):
-    """[(target, measured, met)] for one row."""
+    """[(target, measured, met, bound)] for one row; bound: `row.bound`'s time / the other's."""
     row, times = result["row"], result["times"]
     limits = [("keras", TARGETS.get(row.key, TARGET_RATIO), "built-in")]
     if "torch" in times:
@@ -250,8 +303,19 @@ def targets(result):
     out = []
     for other, limit, what in limits:
         ratio = ratio_per_round(times["ours"], times[other])
+        bound = ratio_per_round(times[row.bound], times[other])
+        verdict = " (above the target)" if bound.median > limit else ""
+        if result["gemms"] and other == "keras":
+            budget = summary([limit * o - f for o, f in zip(times[other], times["floor"])])
+            gemms = result["gemms"]
+            verdict += (f"; {limit:.2f} x built-in − `floor` leaves the recurrent layers "
+                        f"{report._ms(budget.median)} ms, their matmuls alone "
+                        f"({gemms['gflop']:.2f} GFLOP) take ≥ {report._ms(gemms['seconds'])} ms "
+                        f"at {gemms['rate'] / 1e9:.0f} GFLOP/s"
+                        + (": unreachable" if gemms["seconds"] > budget.median else ""))
         out.append((f"{row.key}: ours / {what} <= {limit:.2f}", report._ratio(ratio),
-                    "yes" if ratio.median <= limit else "**no**"))
+                    "yes" if ratio.median <= limit else "**no**",
+                    f"`{row.bound}` / {what} {report._ratio(bound)}{verdict}"))
     return out
 
 
@@ -260,17 +324,22 @@ def markdown(results, options, command, load):
     """The BENCHMARKS.md section for `results`."""
     versions = machine.versions()
     threads = machine.thread_settings()
-    xla = {on for result in results for on in result["xla"].values()}
+    xla = {result["xla"][name] for result in results for name in ("ours", "keras")}
+    what = {"torch": lambda _: "torch.nn.LSTM, no dropout",
+            "floor": lambda _: "none (the model without them)",
+            "ours-xla": lambda layers: ", ".join(layers) + ", `jit_compile=True`"}
     rows = []
     for result in results:
         row, times = result["row"], result["times"]
         for i, (name, samples) in enumerate(times.items()):
             ratio = "—" if name == "ours" else report._ratio(ratio_per_round(times["ours"],
                                                                              samples))
-            what = ("torch.nn.LSTM, no dropout" if name == "torch"
-                    else ", ".join(result["layers"][name]))
+            to_builtin = ("—" if name == "keras" else
+                          report._ratio(ratio_per_round(samples, times["keras"])))
+            layers = what.get(name, ", ".join)(result["layers"].get(name, []))
             rows.append((f"`{row.key}`" if i == 0 else "", row.title if i == 0 else "",
-                         f"`{name}`", what, report._stat_ms(summary(samples)), ratio))
+                         f"`{name}`", layers, report._stat_ms(summary(samples)), ratio,
+                         to_builtin))
     target_rows = [t for result in results for t in targets(result)]
     lines = [
         "## Training a user's own model (benchmarks/user_models.py)",
@@ -296,14 +365,17 @@ def markdown(results, options, command, load):
         f"{report._busy(load['busy_after'])}.",
         "",
         report._table(("row", "model", "system", "recurrent layers", "ms per step",
-                       "ours / this"), rows),
+                       "ours / this", "this / built-in"), rows),
         "",
         "Forward check on the same weights (two examples, inference): max |ours - built-in| "
         + ", ".join(f"`{r['row'].key}` {r['diff']:.1e}" for r in results) + ".",
         "",
-        "Targets:",
+        "Targets. The last column bounds what the recurrence can do: for a word LM, `floor` "
+        "(the same model without its recurrent layers) over the other system is the lowest "
+        "ratio even a recurrence that cost nothing would give; for the other rows, `ours-xla` "
+        "(ours compiled whole by XLA) shows what compiling the recurrence gives at best.",
         "",
-        report._table(("target", "measured", "met"), target_rows),
+        report._table(("target", "measured", "met", "bound"), target_rows),
     ]
     if load["busy_before"] or load["busy_after"]:
         lines += ["", "**The machine was shared while measuring: re-run on a quiet machine "

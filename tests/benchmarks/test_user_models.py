@@ -20,6 +20,8 @@ def test_quick_row_is_reported(tmp_path):
     assert "## Training a user's own model" in text
     assert "python -m benchmarks.user_models --quick --rows timeseries" in text
     for cell in ("| `timeseries` |", "| `ours` | keras_gated.LSTM |", "| `keras` | keras.LSTM |",
-                 "timeseries: ours / built-in <= 0.70", "left XLA off"):
+                 "timeseries: ours / built-in <= 0.70", "left XLA off",
+                 "| `ours-xla` | keras_gated.LSTM, `jit_compile=True` |",
+                 "`ours-xla` / built-in"):
         assert cell in text, f"missing {cell!r}"
     assert "`lm-650`" not in text  # only the selected row
