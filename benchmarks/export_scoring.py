@@ -226,7 +226,7 @@ def kernel_bound(setup, results):
         f"{setup.rounds} profiled calls; values are medians over them. Recurrent nodes: "
         f"{'/'.join(RECURRENT_OPS)}; share: of the summed node time; profiled call: "
         f"onnxruntime's `model_run` (nodes, feeds, fetches, profiler). Bound: the recurrent nodes' "
-        f"fraction of each profiled call times the timed ratio, both taken within one run. "
+        f"median fraction of a profiled call times the median timed ratio, both from this run. "
         f"With one native node per recurrent layer, the bound is the lowest ratio any graph "
         f"around the nodes can reach; where it exceeds the {TARGET_RATIO}x target, the target "
         f"is bounded by onnxruntime's kernel.",

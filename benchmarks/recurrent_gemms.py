@@ -10,7 +10,7 @@ a = x W + h U is the (B, G*U) pre-activation and da its gradient:
     da_t U^T     (B, G*U) x (G*U, U)      T times   (L3)/(G3), U^T made once
     h^T da       (U, B*T) x (B*T, G*U)    once      dU (L4)/(G4)
 Nothing else is counted (gates, masks, the embedding and softmax), so the sum is what the
-layers' matmuls alone take with XLA's GEMMs: a floor for any implementation on them.
+layers' matmuls alone take with XLA's GEMMs: a floor for any implementation built on them.
 """
 
 GATES = {"lstm": 4, "gru": 3}

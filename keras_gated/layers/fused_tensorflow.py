@@ -4,13 +4,17 @@
 `tf.custom_gradient` around both: the forward loop's gradient is the backward loop.
 
 Each loop (with the work before and after it) is compiled by XLA on its own
-(`tf.function(jit_compile=True)`) when `compiles(xs)`: in a graph on CPU whose time axis is
-static, as in the step Keras traces for `fit`/`train_on_batch` under a plain `compile()`,
-which leaves XLA off. XLA then fuses a step's small ops, whose per-op overhead dominates in
-TensorFlow's executor at small widths. A time axis left dynamic (Keras retraces so when batch
-lengths vary) would compile again for every new length, so it stays in the executor, as do
-eager calls and GPUs. Inside a step compiled whole (`jit_compile=True`, `keras_gated.train`)
-the two functions are part of that one compilation.
+(`tf.function(jit_compile=True)`) when `compiles(xs)`: float32, in a graph on CPU whose time
+axis is static, as in the step Keras traces for `fit`/`train_on_batch` under a plain
+`compile()`, which leaves XLA off. XLA then fuses a step's small ops, whose per-op overhead
+dominates in TensorFlow's executor at small widths. XLA compiles once per concrete shape: a
+time axis left dynamic (Keras retraces so when batch lengths vary) would compile again for
+every new length (~1 s per layer), so it stays in the executor, as do eager calls, GPUs and
+bfloat16 (slower compiled on CPU: 84 against 41 ms for an LSTM(256) step). A dynamic batch
+axis compiles once per batch size (a short last batch: once more). A user's own
+`tf.function` without relaxed shapes traces, and so compiles, once per length.
+`COMPILE_LOOPS = False` turns it off. Inside a step compiled whole (`jit_compile=True`,
+`keras_gated.train`) the two functions are part of that one compilation.
 """
 
 import tensorflow as tf
@@ -18,6 +22,7 @@ import tensorflow as tf
 # Iterations TensorFlow's executor may run ahead: the recurrence itself is sequential, but a
 # step's input slice and output writes need not wait for the step before.
 PARALLEL_ITERATIONS = 32
+COMPILE_LOOPS = True  # False: the loops always run in the executor unless the step is compiled
 
 
 def recurrence(loops, xs, m, weights, states):
@@ -86,9 +91,9 @@ def recurrence(loops, xs, m, weights, states):
 
 def compiles(xs):
     """Whether the loops over time-major `xs` (T, B, .) run XLA-compiled (module docstring):
-    in a graph, T static, no GPU."""
-    return (not tf.executing_eagerly() and xs.shape[0] is not None
-            and not tf.config.list_logical_devices("GPU"))
+    `COMPILE_LOOPS`, float32, in a graph, T static, no GPU."""
+    return (COMPILE_LOOPS and xs.dtype == tf.float32 and not tf.executing_eagerly()
+            and xs.shape[0] is not None and not tf.config.list_logical_devices("GPU"))
 
 
 def _constants(tensors):

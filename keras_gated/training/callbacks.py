@@ -7,8 +7,8 @@ import os
 
 import keras
 
-from keras_gated.training import run_dir
 from keras_gated.atomic import atomic_write
+from keras_gated.training import run_dir
 from keras_gated.training.run_dir import write_json
 
 

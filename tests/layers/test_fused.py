@@ -171,11 +171,17 @@ def assert_equal_results(case, got, want):
 
 
 @pytest.mark.tensorflow_only
-def test_loops_compile_in_a_graph_with_a_static_time_axis():
-    """A training step traced with a static time axis holds the forward and backward loops as
-    two XLA-compiled calls; with a dynamic one (a new length would compile again) none."""
+def test_loops_compile_in_a_graph_with_a_static_time_axis(monkeypatch):
+    """A float32 training step traced on CPU with a static time axis holds the forward and
+    backward loops as two XLA-compiled calls; with a dynamic one (a new length would compile
+    again), or with COMPILE_LOOPS off, none."""
     import tensorflow as tf
 
+    from keras_gated.layers import cudnn, fused_tensorflow
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("on a GPU the loops run in the executor")
+    monkeypatch.setattr(cudnn, "applies", lambda cell: False)
     layer = keras_gated.LSTM(U, return_sequences=True)
     layer(np.zeros((B, T, D), "float32"))
 
@@ -193,6 +199,8 @@ def test_loops_compile_in_a_graph_with_a_static_time_axis():
 
     assert compiled_calls((B, T, D)) == 2
     assert compiled_calls((B, None, D)) == 0
+    monkeypatch.setattr(fused_tensorflow, "COMPILE_LOOPS", False)
+    assert compiled_calls((B, T, D)) == 0
 
 
 def test_fused_path_is_taken_exactly_when_it_applies(monkeypatch):
