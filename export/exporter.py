@@ -13,10 +13,11 @@ The graph interface (input/output names, state names, dynamic axes) is documente
 import dataclasses
 import errno
 import os
-import pathlib
 import tempfile
 
 import onnx
+
+from keras_gated.atomic import write_bytes
 
 from . import metadata as md
 from .language_model import language_model_graph
@@ -113,12 +114,12 @@ def to_onnx(model, path, *, tokenizer=None, opset=17, quantize=None, atol=1e-4, 
     if not diff <= atol:
         raise ValueError(f"onnxruntime differs from Keras by {diff:.3g} > atol={atol:g}; "
                          f"nothing written to {path}")
-    write_atomic(path, data)
+    write_bytes(path, data)
     result = ExportResult(path, lowered.lowered_layers, lowered.loop_layers,
                           lowered.tf2onnx_layers, diff, os.path.getsize(path))
     if quantize:
         quantized = _quantize_int8(path, {**info, "quantization": quantize})
-        write_atomic(quantized_path, quantized)
+        write_bytes(quantized_path, quantized)
         result.quantized_path = quantized_path
         result.quantized_size = os.path.getsize(quantized_path)
         result.quantized_max_abs_diff = max_abs_diff(quantized, lowered)
@@ -138,25 +139,6 @@ def lower_model(model, opset):
 def int8_path(path):
     """"model.onnx" -> "model.int8.onnx" (any other name gets ".int8.onnx" appended)."""
     return path[: -len(".onnx")] + ".int8.onnx" if path.endswith(".onnx") else path + ".int8.onnx"
-
-
-def write_atomic(path, data):
-    """Writes `data` to a temporary file beside `path`, then renames it onto `path`."""
-    target = pathlib.Path(path)
-    handle = tempfile.NamedTemporaryFile("wb", dir=target.parent, prefix=f".{target.name}.",
-                                         suffix=".tmp", delete=False)
-    try:
-        with handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(handle.name, 0o666 & ~umask)  # as a plain open() would create it
-        os.replace(handle.name, target)
-    except BaseException:
-        pathlib.Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 def _check_target(path, overwrite):

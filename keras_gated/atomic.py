@@ -25,6 +25,15 @@ def atomic_write(path, write):
             os.remove(tmp)
 
 
+def write_bytes(path, data):
+    """Writes `data` to `path`, atomically."""
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    atomic_write(path, write)
+
+
 def write_text(path, text):
     """Writes `text` (UTF-8) to `path`, atomically."""
     def write(tmp):
