@@ -1,23 +1,43 @@
-"""What every cell shares: weight creation, initial state, config, and `call = step . project_inputs`."""
+"""What every cell shares: weights, Keras's constructor arguments, dropout inside
+`keras.layers.RNN`, initial state, config, and `call = step . project_inputs`."""
 
 import keras
 from keras import ops
 
-from keras_gated.cells.gates import check_units
+from keras_gated.cells.arguments import check_rate, check_units
+from keras_gated.keras_private import DropoutRNNCell
+
+# The activations of the textbook equations: the fast paths (fused, cuDNN) and Keras's own
+# cuDNN check assume these.
+TANH, SIGMOID = keras.activations.tanh, keras.activations.sigmoid
 
 
-class RecurrentCell(keras.layers.Layer):
+class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
     """Base of the cells. Subclasses set `gates` and define `project_inputs`, `gates_at` and `step`.
 
     A cell splits its pre-activation in two: `project_inputs(x)` is the part that depends on the
     input only (so a layer can compute it for all steps at once), `step(xw_t, states)` the rest.
-    `call(x_t, states)` composes them, so the cell runs inside `keras.layers.RNN` unchanged.
+    `call(x_t, states)` composes them, so the cell runs inside `keras.layers.RNN` and
+    `keras.layers.StackedRNNCells` unchanged, dropout included.
 
-    Args:
+    Args (Keras's cell arguments, with Keras's meaning and defaults):
         units: U, the width of the hidden state (> 0).
+        activation: the candidate / output activation (tanh in the equations). Default "tanh".
+        use_bias: whether the cell has `bias`; without it every b term is absent. Default True.
         kernel_initializer: for `kernel` (D, G*U). Default "glorot_uniform".
         recurrent_initializer: for `recurrent_kernel` (U, G*U). Default "orthogonal".
         bias_initializer: for `bias`. Default "zeros".
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: penalties on those
+            weights, collected in `losses`. Default None.
+        kernel_constraint, recurrent_constraint, bias_constraint: projections applied to those
+            weights after each optimizer update. Default None.
+        dropout: input dropout rate p_x in [0, 1): one mask (B, D) per sequence. Default 0.
+        recurrent_dropout: rate p_h in [0, 1) on h_{t-1}: one mask (B, U) per sequence, shared
+            by all gates (Gal & Ghahramani 2016, "tied"). Default 0.
+        seed: seed of the dropout masks. Default None.
+
+    The masks are made once per sequence by whichever runs the cell over time (our layers, or
+    `keras.layers.RNN` through `DropoutRNNCell`) and used only when `training=True`.
     """
 
     gates = ()  # gate names in packed order; G = len(gates)
@@ -25,16 +45,39 @@ class RecurrentCell(keras.layers.Layer):
     def __init__(
         self,
         units,
+        activation="tanh",
+        use_bias=True,
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",
         bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.units = check_units(units)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.dropout = check_rate("dropout", dropout)
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
     @property
     def state_size(self):
@@ -48,22 +91,30 @@ class RecurrentCell(keras.layers.Layer):
         input_dim = input_shape[-1]
         width = len(self.gates) * self.units
         self.kernel = self.add_weight(
-            shape=(input_dim, width), initializer=self.kernel_initializer, name="kernel"
+            shape=(input_dim, width), initializer=self.kernel_initializer, name="kernel",
+            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
         )
         self.recurrent_kernel = self.add_weight(
-            shape=(self.units, width),
-            initializer=self.recurrent_initializer,
-            name="recurrent_kernel",
+            shape=(self.units, width), initializer=self.recurrent_initializer,
+            name="recurrent_kernel", regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
         )
         self.bias = self.add_weight(
-            shape=self.bias_shape(), initializer=self.bias_init(), name="bias"
-        )
+            shape=self.bias_shape(), initializer=self.bias_init(), name="bias",
+            regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+        ) if self.use_bias else None
 
     def bias_shape(self):
         return (len(self.gates) * self.units,)
 
     def bias_init(self):
         return self.bias_initializer
+
+    def is_plain(self):
+        """Whether the cell computes its equations with the textbook's options: a bias and tanh
+        (and sigmoid gates), as the fast paths assume. (A subclass's step may differ: the
+        fast paths also check the exact class.)"""
+        return self.use_bias and self.activation is TANH
 
     def step_weights(self, recurrent_kernel=None):
         """The weights one step reads besides its input projection, by name, made from
@@ -73,9 +124,16 @@ class RecurrentCell(keras.layers.Layer):
         return {"recurrent_kernel": self.recurrent_kernel if recurrent_kernel is None
                 else recurrent_kernel}
 
-    def call(self, inputs, states):
-        """One time step: x_t (B, D), states (list of (B, U)) -> (h_t (B, U), new states)."""
-        return self.step(self.project_inputs(inputs), list(states))
+    def call(self, inputs, states, training=False):
+        """One time step: x_t (B, D), states (list of (B, U)) -> (h_t (B, U), new states),
+        with the sequence's dropout masks (`DropoutRNNCell`) when training."""
+        states = list(states)
+        x_t, m_h = inputs, None
+        if training and self.dropout > 0.0:
+            x_t = x_t * self.get_dropout_mask(inputs)
+        if training and self.recurrent_dropout > 0.0:
+            m_h = self.get_recurrent_dropout_mask(states[0])
+        return self.step(self.project_inputs(x_t), states, m_h)
 
     def get_initial_state(self, batch_size=None):
         size = self.state_size
@@ -83,16 +141,56 @@ class RecurrentCell(keras.layers.Layer):
         return [ops.zeros((batch_size, s), dtype=self.compute_dtype) for s in sizes]
 
     def get_config(self):
-        ser = keras.initializers.serialize
+        ser = keras.saving.serialize_keras_object
         return {
             **super().get_config(),
             "units": self.units,
-            "kernel_initializer": ser(self.kernel_initializer),
-            "recurrent_initializer": ser(self.recurrent_initializer),
-            "bias_initializer": ser(self.bias_initializer),
+            "activation": keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            **{name: ser(getattr(self, name)) for name in (
+                "kernel_initializer", "recurrent_initializer", "bias_initializer",
+                "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+                "kernel_constraint", "recurrent_constraint", "bias_constraint")},
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+
+
+class GatedCell(RecurrentCell):
+    """Base of `LSTMCell` and `GRUCell`: a `RecurrentCell` with sigmoid-like gates.
+
+    Args:
+        recurrent_activation: the gates' activation (sigmoid in the equations).
+            Default "sigmoid".
+        implementation: accepted for Keras's configs (1 or 2); both compute the same
+            function here (Keras's 1 splits the matmuls per gate). Default 2.
+        **kwargs: see `RecurrentCell`.
+    """
+
+    def __init__(self, units, recurrent_activation="sigmoid", implementation=2, **kwargs):
+        super().__init__(units, **kwargs)
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
+        if implementation not in (1, 2):
+            raise ValueError(f"`implementation` must be 1 or 2, got implementation={implementation!r}")
+        self.implementation = implementation
+
+    def is_plain(self):
+        return super().is_plain() and self.recurrent_activation is SIGMOID
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
+            "implementation": self.implementation,
         }
 
 
 def masked(h_prev, recurrent_mask):
     """h_{t-1} as the recurrent matmul sees it: times the variational mask, if any."""
     return h_prev if recurrent_mask is None else h_prev * recurrent_mask
+
+
+def plus_bias(x, bias):
+    """x + b, or x when the cell has no bias (`use_bias=False`)."""
+    return x if bias is None else x + bias

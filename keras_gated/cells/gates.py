@@ -20,8 +20,3 @@ def gate_slice(gate, gates, units):
     k = gates.index(gate)
     return slice(k * units, (k + 1) * units)
 
-
-def check_units(units):
-    if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
-        raise ValueError(f"`units` must be a positive integer, got units={units!r}")
-    return units

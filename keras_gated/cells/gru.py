@@ -6,6 +6,8 @@ Equations (gate order z, r, h: `GRU_GATES`):
     (3a) h~_t = tanh(x_t W_h + b_h^x + r_t * (h_{t-1} U_h + b_h^h))      reset_after=True
     (3b) h~_t = tanh(x_t W_h + (r_t * h_{t-1}) U_h + b_h)                 reset_after=False
     (4) h_t = z_t * h_{t-1} + (1 - z_t) * h~_t
+sigmoid is `recurrent_activation` and tanh `activation` (Keras's arguments and defaults);
+with `use_bias=False` every b term is absent.
 
 Symbols: x_t (B, D), h_t (B, U). Packed layout: kernel (D, 3U) = [W_z | W_r | W_h],
 recurrent_kernel (U, 3U) = [U_z | U_r | U_h]. bias: reset_after=True (2, 3U), row 0 the input
@@ -20,19 +22,20 @@ h_t = (1 - z_t) * h_{t-1} + z_t * h~_t, i.e. its z is our 1 - z.
 import keras
 from keras import ops
 
-from keras_gated.cells.base import RecurrentCell, masked
+from keras_gated.cells.base import GatedCell, masked, plus_bias
 from keras_gated.cells.gates import GRU_GATES, split_gates
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
-class GRUCell(RecurrentCell):
+class GRUCell(GatedCell):
     """GRU cell; equations and layout in the module docstring. States: [h (B, U)].
 
     Args:
         units: U (> 0).
         reset_after: apply the reset gate after the recurrent matmul (3a, default True) or
             before it (3b).
-        **kwargs: initializers and base layer arguments, see `RecurrentCell`.
+        **kwargs: Keras's other cell arguments (activations, bias, initializers,
+            regularizers, constraints, dropout), see `GatedCell` and `RecurrentCell`.
     """
 
     gates = GRU_GATES
@@ -47,15 +50,16 @@ class GRUCell(RecurrentCell):
 
     def project_inputs(self, x):
         """x (..., D) -> x W + b^x (..., 3U) (b for reset_after=False)."""
-        b_x = self.bias[0] if self.reset_after else self.bias
-        return ops.matmul(x, self.kernel) + b_x
+        b_x = self.bias[0] if self.reset_after and self.use_bias else self.bias
+        return plus_bias(ops.matmul(x, self.kernel), b_x)
 
     def step_weights(self, recurrent_kernel=None):
-        """reset_after: {"recurrent_kernel", "recurrent_bias" b^h (3U,)}; otherwise U split once
-        per call rather than every step: {"U_zr" (U, 2U), "U_h" (U, U)}."""
+        """reset_after: {"recurrent_kernel", "recurrent_bias" b^h (3U,) (absent without
+        `use_bias`)}; otherwise U split once per call rather than every step:
+        {"U_zr" (U, 2U), "U_h" (U, U)}."""
         w = super().step_weights(recurrent_kernel)
         if self.reset_after:
-            return {**w, "recurrent_bias": self.bias[1]}
+            return {**w, "recurrent_bias": self.bias[1]} if self.use_bias else w
         U_zr, U_h = ops.split(w["recurrent_kernel"], [2 * self.units], axis=1)
         return {"U_zr": U_zr, "U_h": U_h}
 
@@ -67,15 +71,17 @@ class GRUCell(RecurrentCell):
         h_in = masked(h_prev, recurrent_mask)
         xw = split_gates(xw_t, self.gates)
         if self.reset_after:
-            u = split_gates(ops.matmul(h_in, w["recurrent_kernel"]) + w["recurrent_bias"], self.gates)
+            u = split_gates(plus_bias(ops.matmul(h_in, w["recurrent_kernel"]),
+                                      w.get("recurrent_bias")), self.gates)
         else:
             u = split_gates(ops.matmul(h_in, w["U_zr"]), self.gates[:2])
-        z = ops.sigmoid(xw["z"] + u["z"])  # (1)
-        r = ops.sigmoid(xw["r"] + u["r"])  # (2)
+        sigmoid, tanh = self.recurrent_activation, self.activation
+        z = sigmoid(xw["z"] + u["z"])  # (1)
+        r = sigmoid(xw["r"] + u["r"])  # (2)
         if self.reset_after:
-            h_tilde = ops.tanh(xw["h"] + r * u["h"])  # (3a)
+            h_tilde = tanh(xw["h"] + r * u["h"])  # (3a)
         else:
-            h_tilde = ops.tanh(xw["h"] + ops.matmul(r * h_in, w["U_h"]))  # (3b)
+            h_tilde = tanh(xw["h"] + ops.matmul(r * h_in, w["U_h"]))  # (3b)
         h = z * h_prev + (1.0 - z) * h_tilde  # (4)
         q = {"z": z, "r": r, "h~": h_tilde, "h": h}
         return {**q, "u_h": u["h"]} if self.reset_after else q

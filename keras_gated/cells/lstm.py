@@ -9,6 +9,9 @@ Equations (gate order i, f, g, o: `LSTM_GATES`):
     (6) o_t = sigmoid(a_o + p_o * c_t)                      output gate
     (7) h_t = o_t * tanh(c_t)                               hidden state and output
 
+sigmoid is `recurrent_activation` and tanh `activation` (Keras's arguments and defaults);
+with `use_bias=False` every b term is absent.
+
 Symbols: x_t (B, D), h_t and c_t (B, U).
 Packed layout: kernel (D, 4U) = [W_i | W_f | W_g | W_o], recurrent_kernel (U, 4U) likewise,
 bias (4U,) = [b_i | b_f | b_g | b_o] (Keras's `LSTMCell` layout, where g is called c).
@@ -28,7 +31,7 @@ Reference: Hochreiter & Schmidhuber 1997; Gers et al. 2000 (forget gate).
 import keras
 from keras import ops
 
-from keras_gated.cells.base import RecurrentCell, masked
+from keras_gated.cells.base import GatedCell, masked, plus_bias
 from keras_gated.cells.gates import LSTM_GATES, gate_slice, split_gates
 
 LAYER_NORM_EPSILON = 1e-3
@@ -36,7 +39,7 @@ PEEPHOLE_GATES = ("i", "f", "o")
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
-class LSTMCell(RecurrentCell):
+class LSTMCell(GatedCell):
     """LSTM cell; equations and layout in the module docstring. States: [h (B, U), c (B, U)].
 
     Args:
@@ -44,7 +47,8 @@ class LSTMCell(RecurrentCell):
         unit_forget_bias: set b_f to 1 at initialisation. Default True.
         peephole: add peephole connections p_i, p_f, p_o. Default False.
         layer_norm: layer-normalise each gate's pre-activation. Default False.
-        **kwargs: initializers and base layer arguments, see `RecurrentCell`.
+        **kwargs: Keras's other cell arguments (activations, bias, initializers,
+            regularizers, constraints, dropout), see `GatedCell` and `RecurrentCell`.
     """
 
     gates = LSTM_GATES
@@ -70,6 +74,9 @@ class LSTMCell(RecurrentCell):
                 shape=(len(self.gates) * self.units,), initializer="ones", name="gamma"
             )
 
+    def is_plain(self):
+        return super().is_plain() and not (self.peephole or self.layer_norm)
+
     def bias_init(self):
         if not self.unit_forget_bias:
             return self.bias_initializer
@@ -85,10 +92,11 @@ class LSTMCell(RecurrentCell):
     def project_inputs(self, x):
         """x (..., D) -> x W (+ b unless layer_norm, where b comes after the norm) (..., 4U)."""
         xw = ops.matmul(x, self.kernel)
-        return xw if self.layer_norm else xw + self.bias
+        return xw if self.layer_norm else plus_bias(xw, self.bias)
 
     def step_weights(self, recurrent_kernel=None):
-        """{"recurrent_kernel"}, plus "peephole" (3, U), and "gamma", "bias" with layer_norm."""
+        """{"recurrent_kernel"}, plus "peephole" (3, U), and "gamma", "bias" (None without
+        `use_bias`) with layer_norm."""
         w = super().step_weights(recurrent_kernel)
         if self.peephole:
             w["peephole"] = self.peephole_kernel
@@ -108,7 +116,7 @@ class LSTMCell(RecurrentCell):
         mean = ops.mean(per_gate, axis=-1, keepdims=True)
         var = ops.var(per_gate, axis=-1, keepdims=True)
         normed = (per_gate - mean) * ops.rsqrt(var + LAYER_NORM_EPSILON)
-        return ops.reshape(normed, ops.shape(a)) * w["gamma"] + w["bias"]
+        return plus_bias(ops.reshape(normed, ops.shape(a)) * w["gamma"], w["bias"])
 
     def gates_at(self, xw_t, states, recurrent_mask=None, weights=None):
         """One step's quantities: {"i", "f", "g", "o", "c", "h"}, each (B, U).
@@ -117,12 +125,13 @@ class LSTMCell(RecurrentCell):
         h_prev, c_prev = states
         a = xw_t + ops.matmul(masked(h_prev, recurrent_mask), w["recurrent_kernel"])  # (1)
         a = split_gates(self._norm(a, w) if self.layer_norm else a, self.gates)
-        i = ops.sigmoid(self._peep("i", a["i"], c_prev, w))  # (2)
-        f = ops.sigmoid(self._peep("f", a["f"], c_prev, w))  # (3)
-        g = ops.tanh(a["g"])  # (4)
+        sigmoid, tanh = self.recurrent_activation, self.activation
+        i = sigmoid(self._peep("i", a["i"], c_prev, w))  # (2)
+        f = sigmoid(self._peep("f", a["f"], c_prev, w))  # (3)
+        g = tanh(a["g"])  # (4)
         c = f * c_prev + i * g  # (5)
-        o = ops.sigmoid(self._peep("o", a["o"], c, w))  # (6)
-        h = o * ops.tanh(c)  # (7)
+        o = sigmoid(self._peep("o", a["o"], c, w))  # (6)
+        h = o * tanh(c)  # (7)
         return {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
 
     def step(self, xw_t, states, recurrent_mask=None, weights=None):

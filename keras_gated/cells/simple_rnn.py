@@ -4,7 +4,7 @@ Equation:
     (1) h_t = act(x_t W + h_{t-1} U + b)
 
 Symbols: x_t (B, D) input, h_t (B, U) state and output, W = `kernel` (D, U),
-U = `recurrent_kernel` (U, U), b = `bias` (U,), act = `activation` (tanh by default).
+U = `recurrent_kernel` (U, U), b = `bias` (U,), act = `activation` (tanh by default); without `use_bias`, no b.
 
 Reference: Elman, "Finding structure in time", 1990. Weights match `keras.layers.SimpleRNNCell`.
 """
@@ -12,9 +12,7 @@ Reference: Elman, "Finding structure in time", 1990. Weights match `keras.layers
 import keras
 from keras import ops
 
-from keras_gated.cells.base import RecurrentCell, masked
-
-ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
+from keras_gated.cells.base import RecurrentCell, masked, plus_bias
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
@@ -23,34 +21,25 @@ class SimpleRNNCell(RecurrentCell):
 
     Args:
         units: U (> 0).
-        activation: one of "tanh" (default), "relu", "sigmoid", "linear". "linear" gives the
-            linear recurrence used to study gradient flow.
-        **kwargs: initializers and base layer arguments, see `RecurrentCell`.
+        activation: act, any Keras activation. Default "tanh"; "linear" gives the linear
+            recurrence used to study gradient flow.
+        **kwargs: Keras's other cell arguments (bias, initializers, regularizers, constraints,
+            dropout), see `RecurrentCell`.
     """
 
     gates = ("h",)
 
-    def __init__(self, units, activation="tanh", **kwargs):
-        super().__init__(units, **kwargs)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"`activation` must be one of {ACTIVATIONS}, got {activation!r}")
-        self.activation = activation
-        self._act = keras.activations.get(activation)
-
     def project_inputs(self, x):
         """x (..., D) -> x W + b (..., U)."""
-        return ops.matmul(x, self.kernel) + self.bias
+        return plus_bias(ops.matmul(x, self.kernel), self.bias)
 
     def gates_at(self, xw_t, states, recurrent_mask=None, weights=None):
         """One step's quantities: {"h"}, each (B, U). `weights`: see `step_weights`."""
         U = (weights or self.step_weights())["recurrent_kernel"]
         (h_prev,) = states
-        h = self._act(xw_t + ops.matmul(masked(h_prev, recurrent_mask), U))  # (1)
+        h = self.activation(xw_t + ops.matmul(masked(h_prev, recurrent_mask), U))  # (1)
         return {"h": h}
 
     def step(self, xw_t, states, recurrent_mask=None, weights=None):
         h = self.gates_at(xw_t, states, recurrent_mask, weights)["h"]
         return h, [h]
-
-    def get_config(self):
-        return {**super().get_config(), "activation": self.activation}

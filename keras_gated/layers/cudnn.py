@@ -3,8 +3,9 @@
 Keras's built-in LSTM and GRU run cuDNN's kernel (the whole recurrence, forward and backward,
 in one call) on a GPU. Our layers hand the same kernel the same weights (same names, layout
 and gate order: LSTM i, f, g, o; GRU z, r, h) when the call is one cuDNN computes exactly:
-    the cell is a plain `LSTMCell` (no peephole, no layer_norm) or `GRUCell(reset_after=True)`
-    (not a subclass, whose step may differ);
+    the cell is a plain `LSTMCell` or `GRUCell(reset_after=True)` (`cell.is_plain()`: a bias,
+    Keras's default activations, no peephole or layer_norm; not a subclass, whose step may
+    differ) and the layer's `use_cudnn` is not False;
     no recurrent dropout in this call (the input mask m_x is applied to x first, as Keras does);
     no `mask`;
     float16, float32 or float64 inputs (cuDNN has no bfloat16 RNN).
@@ -15,17 +16,13 @@ tf2onnx cannot convert them, so the export traces with `disabled()`.
 """
 
 import contextlib
-import importlib
 
 import tensorflow as tf
 
+from keras_gated import keras_private
 from keras_gated.cells import GRUCell, LSTMCell
 
-try:  # private to Keras; without it, no delegation (the layers' own path runs). The package
-    # re-exports a function named `rnn`, so `from ... import rnn` may not give the module.
-    _keras_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
-except ImportError:  # pragma: no cover - depends on the Keras version
-    _keras_rnn = None
+_keras_rnn = keras_private.tensorflow_rnn()
 
 
 _enabled = [True]
@@ -49,12 +46,10 @@ def gpu_available():
 
 def applies(cell):
     """Whether cuDNN computes `cell`'s recurrence exactly (dropout and mask checked by the
-    caller) and Keras's functions are here to run it."""
-    if _keras_rnn is None:
-        return False
+    caller)."""
     if type(cell) is LSTMCell:
-        return not (cell.peephole or cell.layer_norm)
-    return type(cell) is GRUCell and cell.reset_after
+        return cell.is_plain()
+    return type(cell) is GRUCell and cell.reset_after and cell.is_plain()
 
 
 def recurrence(cell, x, initial_state, return_sequences, go_backwards):

@@ -96,11 +96,11 @@ Chain = collections.namedtuple(
 Loops = collections.namedtuple(
     "Loops", "step n_states n_rows n_dx backward_inputs back gradients")
 
-ACTIVATION_DERIVATIVES = {  # act'(a) as a function of h = act(a)
-    "tanh": lambda h: 1.0 - h * h,
-    "sigmoid": lambda h: h * (1.0 - h),
-    "relu": lambda h: ops.cast(h > 0.0, h.dtype),
-    "linear": lambda h: ops.ones_like(h),
+ACTIVATION_DERIVATIVES = {  # SimpleRNN's act'(a) as a function of h = act(a)
+    keras.activations.tanh: lambda h: 1.0 - h * h,
+    keras.activations.sigmoid: lambda h: h * (1.0 - h),
+    keras.activations.relu: lambda h: ops.cast(h > 0.0, h.dtype),
+    keras.activations.linear: lambda h: ops.ones_like(h),
 }
 
 
@@ -111,10 +111,12 @@ def available():
 
 def applies(cell):
     """Whether `fused_recurrence` computes `cell`'s recurrence: the library's own cells (not a
-    subclass, whose step may differ) without peepholes or layer normalisation."""
-    if type(cell) is LSTMCell:
-        return not (cell.peephole or cell.layer_norm)
-    return type(cell) in (GRUCell, SimpleRNNCell)
+    subclass, whose step may differ) that are plain (`cell.is_plain()`: a bias, Keras's default
+    activations, no peepholes or layer normalisation); a `SimpleRNNCell` also with the
+    activations of `ACTIVATION_DERIVATIVES`."""
+    if type(cell) is SimpleRNNCell:
+        return cell.use_bias and cell.activation in ACTIVATION_DERIVATIVES
+    return type(cell) in (LSTMCell, GRUCell) and cell.is_plain()
 
 
 def fused_recurrence(cell, weights, xw, initial_state, recurrent_mask=None, mask=None,

@@ -47,7 +47,7 @@ def recurrence(loops, xs, m, weights, states):
             maximum_iterations=length,  # XLA (jit_compile=True) needs the bound
             parallel_iterations=PARALLEL_ITERATIONS,
         )
-        return final, [_stack(ta, states[0]) for ta in outs]
+        return final, [_stack(ta, xs.shape[0], states[0]) for ta in outs]
 
     def backward(dys, d_final, weights, states0, rows):
         length = tf.shape(dys)[0]
@@ -104,7 +104,8 @@ def _arrays(dtype, length, count):
     return [tf.TensorArray(dtype, size=length) for _ in range(count)]
 
 
-def _stack(ta, like):
+def _stack(ta, steps, like):
+    """The (T, *like.shape) stack of `ta`, with T static where `steps` is."""
     out = ta.stack()
-    out.set_shape([None, *like.shape])
+    out.set_shape([steps, *like.shape])
     return out

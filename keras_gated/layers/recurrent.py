@@ -18,13 +18,13 @@ import inspect
 import keras
 from keras import ops
 
+from keras_gated.cells.arguments import check_rate
 from keras_gated.layers import fused
 
 
-def _check_rate(name, rate):
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"`{name}` must be in [0, 1), got {name}={rate!r}")
-    return float(rate)
+def _cell_property(name):
+    """A read-only attribute of the layer that is its cell's, as Keras's layers expose them."""
+    return property(lambda self: getattr(self.cell, name), doc=f"The cell's `{name}`.")
 
 
 def _cell_arg_names(cell_class):
@@ -93,7 +93,8 @@ def scan(f, init, xs):
     import tensorflow as tf
 
     flat = tf.nest.flatten(xs)
-    steps = tf.shape(flat[0])[0]
+    static_steps = flat[0].shape[0]
+    steps = tf.shape(flat[0])[0] if static_steps is None else static_steps
     arrays = [tf.TensorArray(x.dtype, size=steps, element_shape=x.shape[1:]).unstack(x)
               for x in flat]
     ys = tf.TensorArray(tf.nest.flatten(init)[0].dtype, size=steps)
@@ -106,28 +107,35 @@ def scan(f, init, xs):
         lambda t, *_: t < steps, body, (0, init, ys),
         maximum_iterations=steps,  # XLA (jit_compile=True) needs the bound
     )
-    return carry, ys.stack()
+    ys = ys.stack()
+    ys.set_shape([static_steps, *ys.shape[1:]])  # keep a static T (Keras's built-ins do)
+    return carry, ys
 
 
 class Recurrent(keras.layers.RNN):
     """Base of `SimpleRNN`, `LSTM`, `GRU`: a cell run over (B, T, D) sequences.
 
-    Subclasses set `cell_class`; the constructor takes the cell's arguments (see the cell) and:
+    Subclasses set `cell_class`; the constructor takes the cell's arguments (see the cell:
+    `units`, activations, `use_bias`, initializers, regularizers, constraints, `dropout`,
+    `recurrent_dropout`, `seed`, ...) and:
 
     Args:
-        dropout: input dropout rate p_x in [0, 1), one mask (B, D) per sequence. Default 0.
-        recurrent_dropout: rate p_h in [0, 1) on h_{t-1}, one mask (B, U) per sequence. Default 0.
         weight_dropout: DropConnect rate p_U in [0, 1) on the recurrent kernel U, one mask
             (U, G*U) per call, shared by the whole batch and every step. Default 0.
-        seed: seed for the dropout masks. Default None.
         return_sequences: return all outputs (B, T, U) instead of the last (B, U). Default False.
         return_state: also return the final states (each (B, U)). Default False.
         go_backwards: process the sequence in reverse. Default False.
         stateful: carry the final states of a batch into the next call. Default False.
+        unroll: accepted for Keras compatibility; the loop is a compiled scan either way and
+            the results are the same (Keras's rule holds: it needs a fixed time axis).
+            Default False.
+        use_cudnn: `LSTM` and `GRU` only, as Keras's: "auto" delegates to cuDNN when it
+            computes the call exactly, False never, True always (a ValueError where it
+            cannot, as Keras's). Default "auto".
         zero_output_for_mask: a masked step outputs zeros instead of repeating the previous
             output (Keras's `RNN` argument; `Bidirectional` sets it to `return_sequences`).
             Default False.
-        unroll: only False is accepted (the time loop is a compiled scan).
+        activity_regularizer: as any Keras layer's, on the output. Default None.
 
     Call arguments: `inputs` (B, T, D); `initial_state` list of (B, U) (LSTM: [h, c]);
     `mask` (B, T) bool; `training` enables dropout.
@@ -136,60 +144,60 @@ class Recurrent(keras.layers.RNN):
     (`scan_steps`: `keras.ops.scan`, so `jax.lax.scan` on JAX and a Python loop on torch; a
     bounded `tf.while_loop` on TensorFlow) and is differentiated automatically. On the
     TensorFlow and JAX backends, when training (with or without a `mask`, in either
-    direction), with a plain library cell (`SimpleRNNCell`, `GRUCell`, `LSTMCell` without
-    `peephole` or `layer_norm`; not a subclass), the layer takes the fused path instead
-    (`fused.fused_recurrence`): the same forward equations with a hand-written backward pass,
-    faster to train, on the same weights and dropout masks. The choice is automatic; tests prove
-    the two paths equal (outputs, states and all gradients). On a GPU, a call cuDNN computes
-    exactly (plain LSTM or GRU(reset_after=True), no recurrent dropout, no mask) runs cuDNN's
-    fused kernel, as Keras's built-in layers do (`cudnn.py`).
+    direction), with a plain library cell (`SimpleRNNCell`, `GRUCell`, `LSTMCell` with a bias,
+    Keras's default activations and no `peephole` or `layer_norm`; not a subclass), the layer
+    takes the fused path instead (`fused.fused_recurrence`): the same forward equations with a
+    hand-written backward pass, faster to train, on the same weights and dropout masks. The
+    choice is automatic; tests prove the two paths equal (outputs, states and all gradients).
+    On a GPU, a call cuDNN computes exactly (plain LSTM or GRU(reset_after=True), no recurrent
+    dropout, no mask) runs cuDNN's fused kernel, as Keras's built-in layers do (`cudnn.py`).
     """
 
     cell_class = None
+    takes_use_cudnn = False  # `LSTM` and `GRU`, as Keras's
 
     def __init__(
         self,
         units,
-        dropout=0.0,
-        recurrent_dropout=0.0,
         weight_dropout=0.0,
-        seed=None,
         return_sequences=False,
         return_state=False,
         go_backwards=False,
         stateful=False,
+        unroll=False,
         **kwargs,
     ):
-        if kwargs.get("unroll"):
-            raise ValueError(
-                f"unroll=True is not supported by keras_gated's {type(self).__name__}: the time "
-                f"loop is a compiled scan (TensorFlow while_loop, jax.lax.scan); leave unroll=False"
-            )
-        kwargs.pop("unroll", None)
+        use_cudnn = kwargs.pop("use_cudnn", "auto") if self.takes_use_cudnn else "auto"
+        if use_cudnn not in ("auto", True, False):
+            raise ValueError(f"`use_cudnn` must be one of 'auto', True, False, got "
+                             f"use_cudnn={use_cudnn!r}")
         cell_names = _cell_arg_names(self.cell_class)
         cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in cell_names}
-        dtype = kwargs.get("dtype")
-        cell = self.cell_class(units, dtype=dtype, name="cell", **cell_kwargs)
+        cell = self.cell_class(units, dtype=kwargs.get("dtype"),
+                               trainable=kwargs.get("trainable", True), name="cell",
+                               **cell_kwargs)
         super().__init__(
             cell,
             return_sequences=return_sequences,
             return_state=return_state,
             go_backwards=go_backwards,
             stateful=stateful,
+            unroll=unroll,
             **kwargs,
         )
-        self.dropout = _check_rate("dropout", dropout)
-        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
-        self.weight_dropout = _check_rate("weight_dropout", weight_dropout)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.weight_dropout = check_rate("weight_dropout", weight_dropout)
+        self.use_cudnn = use_cudnn
         cudnn = cudnn_path()
-        if cudnn and cudnn.applies(self.cell) and cudnn.gpu_available():
+        if (cudnn and use_cudnn and cudnn.applies(self.cell)
+                and cudnn.gpu_available()):
             self.supports_jit = False  # cuDNN kernels are not XLA-compatible (as Keras's layers)
 
-    @property
-    def units(self):
-        return self.cell.units
+    units = _cell_property("units")
+    activation = _cell_property("activation")
+    use_bias = _cell_property("use_bias")
+    dropout = _cell_property("dropout")
+    recurrent_dropout = _cell_property("recurrent_dropout")
+    seed = _cell_property("seed")
 
     def build(self, sequences_shape, initial_state_shape=None):
         self._check_rank(sequences_shape)
@@ -206,6 +214,8 @@ class Recurrent(keras.layers.RNN):
         self._check_rank(sequences.shape)
         if initial_state is not None:
             self._check_initial_state(initial_state, sequences)
+        if mask is not None:
+            self._check_mask(mask, sequences)
         return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
 
     def _check_initial_state(self, initial_state, sequences):
@@ -227,41 +237,54 @@ class Recurrent(keras.layers.RNN):
                     f"got {shape}"
                 )
 
-    def dropout_masks(self, sequences, training):
-        """The variational masks for one call: (m_x (B, D) or None, m_h (B, U) or None)."""
+    def _check_mask(self, mask, sequences):
+        masks = mask if isinstance(mask, (list, tuple)) else [mask]
+        want = tuple(sequences.shape[:2])
+        for m in masks:
+            if m is None:
+                continue
+            shape = tuple(m.shape)
+            if len(shape) != 2 or any(a is not None and b is not None and a != b
+                                      for a, b in zip(shape, want)):
+                raise ValueError(f"`mask` of {self.name} must have shape (batch, time) = "
+                                 f"{want}, got {shape}")
+
+    def dropout_masks(self, sequences, initial_state, training):
+        """The variational masks for one call: (m_x (B, D) or None, m_h (B, U) or None), the
+        cell's (`DropoutRNNCell`: made once per call by `keras.layers.RNN.call`)."""
         if not training:
             return None, None
-        batch = ops.shape(sequences)[0]
-
-        def mask(width, rate):
-            if rate == 0.0:
-                return None
-            ones = ops.ones((batch, width), dtype=sequences.dtype)
-            return keras.random.dropout(ones, rate, seed=self.seed_generator)
-
-        return mask(sequences.shape[-1], self.dropout), mask(self.units, self.recurrent_dropout)
+        m_x = self.cell.get_dropout_mask(sequences[:, 0, :]) if self.dropout > 0.0 else None
+        m_h = (self.cell.get_recurrent_dropout_mask(initial_state[0])
+               if self.recurrent_dropout > 0.0 else None)
+        return m_x, m_h
 
     def step_weights(self, training):
         """The cell's `step_weights` as tensors, read (and autocast) once per call; when
         training with `weight_dropout`, made from U~ = U * M_U in place of U."""
         U = ops.cast(self.cell.recurrent_kernel, self.compute_dtype)
         if training and self.weight_dropout > 0.0:
-            U = keras.random.dropout(U, self.weight_dropout, seed=self.seed_generator)
+            U = keras.random.dropout(U, self.weight_dropout, seed=self.cell.seed_generator)
         return {name: ops.cast(w, self.compute_dtype)
                 for name, w in self.cell.step_weights(U).items()}
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        m_x, m_h = self.dropout_masks(sequences, training)
+        m_x, m_h = self.dropout_masks(sequences, initial_state, training)
         x = sequences if m_x is None else sequences * ops.expand_dims(m_x, 1)
         weights = self.step_weights(training)
         dropped = training and self.weight_dropout > 0.0
-        cudnn = cudnn_path()
+        cudnn = cudnn_path() if self.use_cudnn else None
         if (cudnn and m_h is None and mask is None and not dropped
                 and cudnn.applies(self.cell)):
             out = cudnn.recurrence(self.cell, x, initial_state, self.return_sequences,
                                    self.go_backwards)
             if out is not None:  # None: no GPU here
                 return out
+        if self.use_cudnn is True:
+            raise ValueError(
+                f"use_cudnn=True was given to {self.name}, but cuDNN cannot compute this call "
+                f"here (it needs a GPU, a plain LSTM or GRU(reset_after=True), no recurrent "
+                f"dropout, weight dropout or mask); pass use_cudnn='auto' to fall back")
         xw = self.cell.project_inputs(x)
         if training and fused.available() and fused.applies(self.cell):
             if self.go_backwards:  # outputs stay in processing order, as `scan_steps`
@@ -313,19 +336,23 @@ class Recurrent(keras.layers.RNN):
         cell_config = self.cell.get_config()
         for key in ("name", "trainable", "dtype"):
             cell_config.pop(key, None)
-        return {
+        config = {
             **keras.layers.Layer.get_config(self),
             **cell_config,
-            "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout,
             "weight_dropout": self.weight_dropout,
-            "seed": self.seed,
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
             "stateful": self.stateful,
+            "unroll": self.unroll,
             "zero_output_for_mask": self.zero_output_for_mask,
         }
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = keras.regularizers.serialize(
+                self.activity_regularizer)
+        if self.takes_use_cudnn:
+            config["use_cudnn"] = self.use_cudnn
+        return config
 
     @classmethod
     def from_config(cls, config):

@@ -3,7 +3,7 @@
 import keras
 
 from keras_gated.cells import GRUCell, LSTMCell, SimpleRNNCell
-from keras_gated.layers.recurrent import Recurrent
+from keras_gated.layers.recurrent import Recurrent, _cell_property
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
@@ -18,6 +18,9 @@ class LSTM(Recurrent):
     """LSTM over (B, T, D); cell arguments as `LSTMCell`, the rest as `Recurrent`. States [h, c]."""
 
     cell_class = LSTMCell
+    takes_use_cudnn = True
+    recurrent_activation = _cell_property("recurrent_activation")
+    unit_forget_bias = _cell_property("unit_forget_bias")
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
@@ -25,3 +28,6 @@ class GRU(Recurrent):
     """GRU over (B, T, D); cell arguments as `GRUCell`, the rest as `Recurrent`."""
 
     cell_class = GRUCell
+    takes_use_cudnn = True
+    recurrent_activation = _cell_property("recurrent_activation")
+    reset_after = _cell_property("reset_after")

@@ -1,4 +1,5 @@
-"""Every constructor argument round-trips through get_config/from_config; unroll=True is refused.
+"""Every constructor argument round-trips through get_config/from_config; `unroll=True` and
+the legacy `implementation` are accepted and change nothing.
 
 Each class is built with a non-default value for every argument it takes. The test fails if a
 constructor gains an argument this table lacks, if get_config returns a key the table lacks,
@@ -8,6 +9,7 @@ if a value is not the default (so the round-trip proves something), or if the cl
 import inspect
 
 import keras
+import numpy as np
 import pytest
 
 import keras_gated
@@ -20,20 +22,35 @@ INITIALIZERS = {
     "recurrent_initializer": keras.initializers.GlorotNormal(seed=2),
     "bias_initializer": keras.initializers.Constant(0.25),
 }
+# Keras's cell arguments, each with a value other than its default.
+CELL = {
+    "use_bias": False,
+    "kernel_regularizer": keras.regularizers.L2(0.01),
+    "recurrent_regularizer": keras.regularizers.L1(0.02),
+    "bias_regularizer": keras.regularizers.L1L2(0.01, 0.03),
+    "kernel_constraint": keras.constraints.MaxNorm(2.0),
+    "recurrent_constraint": keras.constraints.UnitNorm(),
+    "bias_constraint": keras.constraints.NonNeg(),
+    "dropout": 0.25, "recurrent_dropout": 0.15, "seed": 11,
+}
+GATED = {"activation": "relu", "recurrent_activation": "hard_sigmoid", "implementation": 1}
 RECURRENT = {
-    "dropout": 0.25, "recurrent_dropout": 0.15, "weight_dropout": 0.35, "seed": 11,
-    "return_sequences": True,
-    "return_state": True, "go_backwards": True, "stateful": True, "zero_output_for_mask": True,
+    "weight_dropout": 0.35, "return_sequences": True, "return_state": True,
+    "go_backwards": True, "stateful": True, "zero_output_for_mask": True, "unroll": True,
+    "activity_regularizer": keras.regularizers.L2(0.05),
 }
 CELL_OPTIONS = {
     "SimpleRNN": {"activation": "relu"},
-    "LSTM": {"unit_forget_bias": False, "peephole": True, "layer_norm": True},
-    "GRU": {"reset_after": False},
+    "LSTM": {**GATED, "unit_forget_bias": False, "peephole": True, "layer_norm": True},
+    "GRU": {**GATED, "reset_after": False},
 }
+LAYER_OPTIONS = {"SimpleRNN": {}, "LSTM": {"use_cudnn": False}, "GRU": {"use_cudnn": True}}
 CASES = {
-    **{f"{k}Cell": (getattr(keras_gated, f"{k}Cell"), {"units": 7, **v, **INITIALIZERS, **BASE_LAYER})
+    **{f"{k}Cell": (getattr(keras_gated, f"{k}Cell"),
+                    {"units": 7, **v, **CELL, **INITIALIZERS, **BASE_LAYER})
        for k, v in CELL_OPTIONS.items()},
-    **{k: (getattr(keras_gated, k), {"units": 7, **v, **INITIALIZERS, **RECURRENT, **BASE_LAYER})
+    **{k: (getattr(keras_gated, k), {"units": 7, **v, **CELL, **LAYER_OPTIONS[k], **INITIALIZERS,
+                                     **RECURRENT, **BASE_LAYER})
        for k, v in CELL_OPTIONS.items()},
     "VariationalDropout": (keras_gated.VariationalDropout, {"rate": 0.3, "seed": 5, **BASE_LAYER}),
     "EmbeddingDropout": (keras_gated.EmbeddingDropout,
@@ -48,7 +65,8 @@ CASES = {
     "Perplexity": (Perplexity, {"name": "ppl", "dtype": "float64"}),
 }
 # Arguments that are defaults of the constructor only through **kwargs (Layer or RNN's).
-KWARGS_ARGUMENTS = {"name", "trainable", "dtype", "zero_output_for_mask"}
+KWARGS_ARGUMENTS = {"name", "trainable", "dtype", "zero_output_for_mask", "activity_regularizer",
+                    "use_cudnn"}
 LAYERS = [keras_gated.SimpleRNN, keras_gated.LSTM, keras_gated.GRU]
 
 
@@ -98,10 +116,22 @@ def test_every_argument_round_trips(name):
 
 
 @pytest.mark.parametrize("cls", LAYERS, ids=lambda c: c.__name__)
-def test_unroll_is_refused_with_a_clear_error(cls):
-    with plain_errors(), pytest.raises(ValueError, match=r"unroll=True is not supported"):
-        cls(4, unroll=True)
-    config = cls(4, name="rnn").get_config()
-    with plain_errors(), pytest.raises(ValueError, match=r"unroll=True is not supported"):
-        cls.from_config({**config, "unroll": True})
-    assert cls(4, name="rnn", unroll=False).get_config() == config  # the default stays accepted
+def test_unroll_and_implementation_change_nothing(cls):
+    """Keras's `unroll=True` and legacy `implementation=1` compute what the defaults compute
+    (same weights, same inputs)."""
+    x = np.random.default_rng(0).normal(size=(3, 5, 4)).astype("float32")
+    extra = {} if cls is keras_gated.SimpleRNN else {"implementation": 1}
+    plain = cls(6, return_sequences=True)
+    unrolled = cls(6, return_sequences=True, unroll=True, **extra)
+    y = keras.ops.convert_to_numpy(plain(x))
+    unrolled.build(x.shape)
+    unrolled.set_weights(plain.get_weights())
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(unrolled(x)), y)
+
+
+def test_use_cudnn_is_checked_as_keras_checks_it():
+    with plain_errors(), pytest.raises(ValueError, match=r"use_cudnn"):
+        keras_gated.LSTM(4, use_cudnn="yes")
+    for simple_rnn in (keras_gated.SimpleRNN, keras.layers.SimpleRNN):  # no such argument
+        with plain_errors(), pytest.raises(ValueError, match=r"Unrecognized keyword.*use_cudnn"):
+            simple_rnn(4, use_cudnn=False)
