@@ -24,7 +24,7 @@ def language_model_graph(model, opset):
     sizes, state_outputs = [], []
     for index, layer in enumerate(model.rnn_layers):  # each dropout after it: identity
         units = int(layer.cell.units)
-        kinds = state_kinds(layer)
+        kinds = state_kinds(layer.cell)
         initial = [g.add_input(md.state_input_name(kind, index), FLOAT, [md.BATCH, units])
                    for kind in kinds]
         (x, *_), finals = lower_rnn(g, layer, x, None, initial)

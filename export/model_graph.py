@@ -8,16 +8,18 @@ The walk visits the nodes in Keras's own execution order (`_nodes_by_depth`), ke
 Keras tensor -> ONNX tensor name, and for each node:
 1. a nested functional model or Sequential: walked in place, its inputs mapped;
 2. a layer or op we know (`lower.py`, `recurrent.py`): lowered natively, reading weights;
-   recurrent layers (ours and Keras's LSTM/GRU/SimpleRNN, alone or in `Bidirectional`)
-   become one native node each, with their mask, `initial_state` and `return_state`;
+   recurrent layers (ours, Keras's LSTM/GRU/SimpleRNN and `keras.layers.RNN` over our or
+   Keras's cells, alone or in `Bidirectional`) become one native node each (one per cell of
+   a `StackedRNNCells`), with their mask, `initial_state` and `return_state`;
 3. anything else: converted alone by tf2onnx (which needs the TensorFlow backend) and
    spliced in, so the layers around ours convert the way tf2onnx users know.
 
 Interface: graph inputs and outputs keep Keras's input and output names and dtypes, with
 dynamic axes named "batch" (axis 0) and "time" (axis 1; `<input>_time` when several inputs).
-A `stateful` recurrent layer k also gets state inputs `h_k` (and `c_k`) and outputs
-`h_k_out` (and `c_k_out`), as a language model does (`metadata.py`); other layers start
-from zeros or from the `initial_state` the model gives them.
+A `stateful` recurrent layer's cell k (k counts the cells of every stateful layer, in
+order) also gets state inputs `h_k` (and `c_k`) and outputs `h_k_out` (and `c_k_out`), as a
+language model does (`metadata.py`); other layers start from zeros or from the
+`initial_state` the model gives them.
 """
 
 import keras
@@ -47,6 +49,7 @@ from .native import (
     NotNative,
     activation_name,
     is_layer_norm_lstm,
+    layer_cells,
     state_kinds,
 )
 from .recurrent import lower_bidirectional, lower_rnn
@@ -86,7 +89,8 @@ class ModelWalk:
         self.names = {}  # id(KerasTensor) -> ONNX tensor name
         self.masks = {}  # ONNX tensor name -> ONNX name of the (B, T) mask Keras attaches to it
         self.lowered, self.loops, self.converted = [], [], []
-        self.state_layers = []  # (layer, [state input names], [state output names])
+        self.state_layers = []  # (layer, [state input names], [state output names]), flat
+        self.state_sizes = []  # (layer name, [state sizes]) per cell of those layers
         self.inputs = []  # GraphInput
 
     # -- the walk --------------------------------------------------------------------------
@@ -202,21 +206,28 @@ class ModelWalk:
         """A unidirectional recurrent layer; a stateful one gets state inputs and outputs."""
         state_io = layer.stateful and initial_state is None
         if state_io:
-            index = len(self.state_layers)
-            kinds = state_kinds(layer)
-            units = int(layer.cell.units)
-            initial_state = [self.g.add_input(md.state_input_name(kind, index), FLOAT,
-                                              [md.BATCH, units]) for kind in kinds]
+            initial_state, names = [], []
+            for cell in layer_cells(layer):
+                index = len(self.state_sizes)
+                kinds = state_kinds(cell)
+                initial_state += [self.g.add_input(md.state_input_name(kind, index), FLOAT,
+                                                   [md.BATCH, int(cell.units)]) for kind in kinds]
+                names += [md.state_output_name(kind, index) for kind in kinds]
+                self.state_sizes.append((layer.name, [int(cell.units)] * len(kinds)))
         outputs, finals = lower_rnn(self.g, layer, x, mask, initial_state)
         if state_io:
-            names = [md.state_output_name(kind, index) for kind in kinds]
             for final, name in zip(finals, names):
                 self.g.node("Identity", [final], outputs=[name], name=f"{layer.name}/{name}")
             self.state_layers.append((layer, initial_state, names))
         return outputs
 
     def convert(self, node, op, reason):
-        """tf2onnx for one node; ExportError naming the layer when it cannot convert it."""
+        """tf2onnx for one node; ExportError naming the layer when it cannot convert it.
+
+        The masks of its input tensors (the walk's map) are extra inputs of the converted
+        piece, attached to the traced tensors as Keras attaches them when running eagerly, so
+        the layer takes them as in Keras: as mask arguments (`Attention`, pooling) or read
+        from the tensors (`MultiHeadAttention`'s query mask)."""
         what = f"{'layer' if isinstance(op, keras.layers.Layer) else 'op'} {op.name!r} " \
                f"({type(op).__name__})"
         if keras.backend.backend() != "tensorflow":
@@ -279,17 +290,15 @@ class ModelWalk:
             dims = _dims((None, *kt.shape[1:]), time, None)
             self.g.add_output(name, onnx_dtype(kt.dtype), dims)
             outputs.append(name)
-        sizes = []
-        for layer, _, names in self.state_layers:
-            units = int(layer.cell.units)
-            sizes.append((layer.name, [units] * len(names)))
-            for name in names:
-                self.g.add_output(name, FLOAT, [md.BATCH, units])
+        names = [name for _, _, layer_names in self.state_layers for name in layer_names]
+        sizes = [size for _, cell_sizes in self.state_sizes for size in cell_sizes]
+        for name, size in zip(names, sizes):
+            self.g.add_output(name, FLOAT, [md.BATCH, size])
         vocab_size = None
         if len(self.inputs) == 1 and len(outputs) == 1 and self.inputs[0].high:
             vocab_size = self.inputs[0].high
         return Lowered(self.g.model(self.opset), self.inputs, outputs, vocab_size,
-                       md.state_specs(sizes), self.lowered, self.loops, self.converted,
+                       md.state_specs(self.state_sizes), self.lowered, self.loops, self.converted,
                        model_reference(self.model, self.inputs, outputs, self.state_layers))
 
 
@@ -340,18 +349,18 @@ def model_reference(model, inputs, outputs, state_layers):
         xs = [feeds[spec.name] for spec in inputs]
         saved = []
         for layer, state_inputs, _ in state_layers:
-            saved.append([keras.ops.convert_to_numpy(v) for v in layer.states])
-            for variable, name in zip(layer.states, state_inputs):
+            saved.append([keras.ops.convert_to_numpy(v) for v in tree.flatten(layer.states)])
+            for variable, name in zip(tree.flatten(layer.states), state_inputs):
                 variable.assign(feeds[name])
         try:
             result = model(xs if len(xs) > 1 else xs[0], training=False)
             to_numpy = keras.ops.convert_to_numpy
             got = dict(zip(outputs, [to_numpy(y) for y in tree.flatten(result)]))
             for layer, _, state_outputs in state_layers:
-                got.update(zip(state_outputs, [to_numpy(v) for v in layer.states]))
+                got.update(zip(state_outputs, [to_numpy(v) for v in tree.flatten(layer.states)]))
         finally:
             for (layer, _, _), values in zip(state_layers, saved):
-                for variable, value in zip(layer.states, values):
+                for variable, value in zip(tree.flatten(layer.states), values):
                     variable.assign(value)
         return got
 

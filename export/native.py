@@ -1,9 +1,13 @@
-"""A recurrent layer's cell as the operands of a native ONNX `LSTM`, `GRU` or `RNN` node.
+"""A recurrent layer's cells as the operands of native ONNX `LSTM`, `GRU` or `RNN` nodes.
 
 Reads the weights of our cells (`keras_gated.cells`) and of Keras's built-in cells
 (`keras.layers.LSTMCell`, `GRUCell`, `SimpleRNNCell`): both pack `kernel` (D, G*U),
 `recurrent_kernel` (U, G*U) and `bias` in the same gate order, so one reorder (`layout.py`)
 serves both. Nothing is traced, so the weights may live on any Keras backend.
+
+A recurrent layer is any `keras.layers.RNN`: our layers, Keras's LSTM/GRU/SimpleRNN, and
+`keras.layers.RNN(cell)` over one of those cells or a `StackedRNNCells` of them, whose cells
+(`layer_cells`) run as a chain of nodes, one per cell (`recurrent.py`).
 """
 
 import dataclasses
@@ -21,8 +25,9 @@ from .layout import (
 from keras_gated.cells import GRUCell, LSTMCell, SimpleRNNCell
 from keras_gated.layers import Recurrent
 
-BUILTIN_LAYERS = (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN)
-RECURRENT_LAYERS = (Recurrent, *BUILTIN_LAYERS)  # and subclasses, which keep the cell's math
+# Keras's RNN and its subclasses (ours, Keras's LSTM/GRU/SimpleRNN); the cells decide whether
+# a layer is native (`native_cell`), else tf2onnx converts it.
+RECURRENT_LAYERS = (keras.layers.RNN,)
 LSTM_CELLS = (LSTMCell, keras.layers.LSTMCell)
 GRU_CELLS = (GRUCell, keras.layers.GRUCell)
 RNN_CELLS = (SimpleRNNCell, keras.layers.SimpleRNNCell)
@@ -72,30 +77,48 @@ def activation_name(activation):
         return repr(activation)
 
 
+def layer_cells(layer):
+    """The cells a recurrent layer runs at each step, in order: its cell, or the cells of a
+    `StackedRNNCells` (nested ones flattened), where cell k reads cell k-1's output."""
+    cells, pending = [], [layer.cell]
+    while pending:
+        cell = pending.pop(0)
+        if isinstance(cell, keras.layers.StackedRNNCells):
+            pending[:0] = list(cell.cells)
+        else:
+            cells.append(cell)
+    return cells
+
+
 def repeats_state_when_masked(layer):
-    """True for Keras's built-in layers on the JAX backend: a masked step emits h_{t-1}, so
-    the steps before a row's first valid one emit h0 where other backends emit zeros."""
-    return isinstance(layer, BUILTIN_LAYERS) and keras.backend.backend() == "jax"
+    """True where Keras's own loop runs the layer on the JAX backend (every `keras.layers.RNN`
+    but ours, not unrolled): a masked step emits the first state h_{t-1}, so the steps before a
+    row's first valid one emit h0 where other backends emit zeros."""
+    return (keras.backend.backend() == "jax" and not isinstance(layer, Recurrent)
+            and not layer.unroll)
 
 
-def state_kinds(layer):
-    """The states of a recurrent layer: ("h", "c") for an LSTM (ours or Keras's), else ("h",)."""
-    return ("h", "c") if isinstance(layer.cell, LSTM_CELLS) else ("h",)
+def state_kinds(cell):
+    """The states of a cell: ("h", "c") for an LSTM cell (ours or Keras's), else ("h",)."""
+    return ("h", "c") if isinstance(cell, LSTM_CELLS) else ("h",)
 
 
-def is_layer_norm_lstm(layer):
-    cell = getattr(layer, "cell", None)
+def is_layer_norm_cell(cell):
     return isinstance(cell, LSTMCell) and cell.layer_norm
 
 
-def native_cell(layer):
-    """The `NativeCell` of a recurrent layer (ours or Keras's built-in LSTM/GRU/SimpleRNN).
+def is_layer_norm_lstm(layer):
+    """True if any cell of the recurrent `layer` is a layer-normalised LSTM (an ONNX loop)."""
+    return hasattr(layer, "cell") and any(is_layer_norm_cell(c) for c in layer_cells(layer))
+
+
+def native_cell(cell):
+    """The `NativeCell` of a cell (ours or Keras's LSTMCell/GRUCell/SimpleRNNCell).
 
     Raises:
         NotNative: a layer-normalised LSTM, an unknown cell, or an activation ONNX lacks.
     """
-    cell = layer.cell
-    if is_layer_norm_lstm(layer):
+    if is_layer_norm_cell(cell):
         raise NotNative("LSTM with layer_norm=True has no native ONNX node")
     if not isinstance(cell, (*LSTM_CELLS, *GRU_CELLS, *RNN_CELLS)):
         raise NotNative(f"cell {type(cell).__name__} has no native ONNX node")

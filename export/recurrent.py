@@ -14,6 +14,14 @@ Keras emits a `go_backwards` layer's outputs in processing order (time reversed)
 `Bidirectional` flips its backward outputs back; here each direction's outputs are first
 built in input order, then flipped only for a lone `go_backwards` layer.
 A layer-normalised LSTM has no native node: `scan_lstm.py` builds its explicit loop.
+
+A layer over a `StackedRNNCells` (`keras.layers.RNN(StackedRNNCells([cell_1, ..., cell_K]))`)
+is a chain of K nodes per direction, node k reading node k-1's output sequence (`run_stack`);
+the first nodes of a `Bidirectional`'s two directions read the same x and share one node.
+A mask is the same for every node of the chain, which reproduces Keras's masked stacked step
+(all cells hold their states, the output repeats): node k's outputs at valid steps are cell
+k's outputs there, and node k+1 reads only its valid steps (the compacted view, `masking.py`).
+States come out per cell, in cell order, each cell's as Keras flattens them (h then c).
 """
 
 import dataclasses
@@ -21,13 +29,17 @@ import dataclasses
 import numpy as np
 
 from . import masking
+from keras import tree
+
 from .native import (
     NotNative,
-    is_layer_norm_lstm,
+    is_layer_norm_cell,
+    layer_cells,
     native_cell,
     node_attributes,
     repeats_state_when_masked,
     stacked_weights,
+    state_kinds,
 )
 
 
@@ -36,14 +48,20 @@ class Direction:
     """One direction of a recurrent call.
 
     Attributes:
-        layer: the Keras recurrent layer (its cell and options).
+        layer: the Keras recurrent layer (its options).
         reverse: process time backwards.
         initial: its initial states (B, U), in `kinds` order, or None for zeros.
+        cell: the cell this node runs: the layer's cell, or one of a `StackedRNNCells`.
     """
 
     layer: object
     reverse: bool
     initial: list | None
+    cell: object = None
+
+    def __post_init__(self):
+        if self.cell is None:
+            self.cell = self.layer.cell
 
 
 @dataclasses.dataclass
@@ -65,12 +83,12 @@ def run_directions(g, directions, x, mask, name, sequences):
     runs as an explicit loop (`scan_lstm.py`).
     """
     sm = masking.step_mask(g, mask) if mask is not None else None
-    if any(is_layer_norm_lstm(d.layer) for d in directions):
+    if any(is_layer_norm_cell(d.cell) for d in directions):
         from .scan_lstm import run_layer_norm_lstm
 
         return [run_layer_norm_lstm(g, d, x, sm, f"{name}/{'reverse' if d.reverse else 'forward'}",
                                     sequences) for d in directions]
-    cells = [native_cell(d.layer) for d in directions]
+    cells = [native_cell(d.cell) for d in directions]
     try:
         attrs = node_attributes(cells)
     except NotNative:
@@ -164,14 +182,72 @@ def flip_time(g, y, name):
                             g.ints("axes_1", [1]), g.ints("steps", [-1])], name=name)
 
 
+def run_stack(g, stacks, x, mask, name, sequences):
+    """Runs 1 or 2 directions (forward then reverse) of a layer's cells over x (B, T, D).
+
+    Args:
+        stacks: [(layer, reverse, initial)] per direction; `initial` is the direction's initial
+            states in Keras's structure (nested per cell for a `StackedRNNCells`) or None.
+        sequences: whether the last cell's output sequence is needed.
+
+    Returns:
+        [(Result of the last cell, [final states (B, U) of every cell, flat in cell order])]
+        per direction.
+    """
+    chains = [layer_cells(layer) for layer, _, _ in stacks]
+    if len({len(cells) for cells in chains}) != 1:
+        raise NotNative("the directions of a Bidirectional layer stack different numbers of cells")
+    depth = len(chains[0])
+    if depth > 1 and mask is not None and any(repeats_state_when_masked(layer)
+                                              for layer, _, _ in stacks):
+        raise NotNative("Keras's JAX loop emits the first cell's state at masked steps of a "
+                        "StackedRNNCells, which no chain of nodes reproduces")
+    initials = [per_cell_states(initial, cells) for (_, _, initial), cells in zip(stacks, chains)]
+    inputs = [x] * len(stacks)
+    finals = [[] for _ in stacks]
+    results = None
+    for level in range(depth):
+        last = level == depth - 1
+        directions = [Direction(layer, reverse, initial[level], cells[level])
+                      for (layer, reverse, _), initial, cells in zip(stacks, initials, chains)]
+        level_name = name if depth == 1 else f"{name}/cell_{level}"
+        wanted = sequences or not last
+        if all(xk == inputs[0] for xk in inputs):  # one node for both directions, if they fit
+            results = run_directions(g, directions, inputs[0], mask, level_name, wanted)
+        else:
+            results = [run_directions(g, [d], xk, mask, f"{level_name}/{k}", wanted)[0]
+                       for k, (d, xk) in enumerate(zip(directions, inputs))]
+        for k, result in enumerate(results):
+            finals[k] += result.finals
+            if not last:
+                inputs[k] = result.sequence
+                if mask is not None and result.compacted:  # the next node reads Y' directly
+                    masking.note_compacted(g, result.sequence, masking.step_mask(g, mask),
+                                           result.compacted)
+    return list(zip(results, finals))
+
+
+def per_cell_states(initial, cells):
+    """A direction's initial states in Keras's structure -> [[(B, U) per state] or None per
+    cell], split by each cell's state count."""
+    if initial is None:
+        return [None] * len(cells)
+    flat = tree.flatten(initial)
+    counts = [len(state_kinds(cell)) for cell in cells]
+    if len(flat) != sum(counts):
+        raise NotNative(f"{len(flat)} initial states for cells with {sum(counts)} states")
+    starts = np.cumsum([0, *counts])
+    return [flat[a:b] for a, b in zip(starts[:-1], starts[1:])]
+
+
 def lower_rnn(g, layer, x, mask, initial_state):
     """A unidirectional recurrent layer call -> ([output, *final states], final states).
 
     Returns:
-        (outputs as Keras's call returns them, flattened; the final states).
+        (outputs as Keras's call returns them, flattened; the final states of every cell).
     """
-    d = Direction(layer, bool(layer.go_backwards), initial_state)
-    (result,) = run_directions(g, [d], x, mask, layer.name, layer.return_sequences)
+    ((result, finals),) = run_stack(g, [(layer, bool(layer.go_backwards), initial_state)], x,
+                                    mask, layer.name, layer.return_sequences)
     output = result.last
     if layer.return_sequences:
         output = result.sequence
@@ -179,8 +255,8 @@ def lower_rnn(g, layer, x, mask, initial_state):
             output = flip_time(g, output, f"{layer.name}/processing_order")
         elif result.compacted:
             masking.note_compacted(g, output, masking.step_mask(g, mask), result.compacted)
-    outputs = [output, *result.finals] if layer.return_state else [output]
-    return outputs, result.finals
+    outputs = [output, *finals] if layer.return_state else [output]
+    return outputs, finals
 
 
 MERGE_OPS = {"sum": "Add", "mul": "Mul", "ave": "Add"}
@@ -191,13 +267,11 @@ def lower_bidirectional(g, layer, x, mask, initial_state):
     forward, backward = layer.forward_layer, layer.backward_layer
     if forward.go_backwards or not backward.go_backwards:
         raise NotNative("a forward layer with go_backwards=True")
-    half = None if initial_state is None else len(initial_state) // 2
-    directions = [
-        Direction(forward, False, None if half is None else initial_state[:half]),
-        Direction(backward, True, None if half is None else initial_state[half:]),
-    ]
+    half = None if initial_state is None else len(initial_state) // 2  # as Keras splits them
+    stacks = [(forward, False, None if half is None else initial_state[:half]),
+              (backward, True, None if half is None else initial_state[half:])]
     sequences = layer.return_sequences
-    fw, bw = run_directions(g, directions, x, mask, layer.name, sequences)
+    (fw, fw_finals), (bw, bw_finals) = run_stack(g, stacks, x, mask, layer.name, sequences)
     y, y_rev = (fw.sequence, bw.sequence) if sequences else (fw.last, bw.last)
     mode = layer.merge_mode
     if mode is None:
@@ -214,5 +288,5 @@ def lower_bidirectional(g, layer, x, mask, initial_state):
             merged = g.node("Mul", [merged, g.initializer("half", 0.5)], name=f"{layer.name}/ave")
         outputs = [merged]
     if layer.return_state:
-        outputs += fw.finals + bw.finals
+        outputs += fw_finals + bw_finals
     return outputs

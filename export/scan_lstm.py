@@ -90,7 +90,7 @@ def _own_names(body, prefix):
 
 def run_layer_norm_lstm(g, direction, x, sm, name, sequences):
     """One direction of a layer-normalised LSTM over x (B, T, D) -> `recurrent.Result`."""
-    cell = direction.layer.cell
+    cell = direction.cell
     xw = g.node("MatMul", [x, g.initializer(f"{name}/kernel", numpy_weight(cell.kernel))],
                 name=f"{name}/xw")
     xs = g.node("Transpose", [xw], name=f"{name}/time_major", perm=[1, 0, 2])
