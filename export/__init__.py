@@ -9,16 +9,18 @@
 One mechanism for every model (`model_graph.py`): walk the model's Keras functional graph
 (a Sequential through its inner functional model, nested models in place) in Keras's own
 execution order, keeping a map Keras tensor -> ONNX tensor, and lower each node:
-- recurrent layers (ours, Keras's built-in LSTM/GRU/SimpleRNN, and `Bidirectional` around
-  them) to one native `LSTM`/`GRU`/`RNN` node each (`recurrent.py`, weights from
+- recurrent layers (ours, Keras's built-in LSTM/GRU/SimpleRNN, `keras.layers.RNN` over our
+  or Keras's cells, and `Bidirectional` around them) to one native `LSTM`/`GRU`/`RNN` node
+  each, one per cell of a `StackedRNNCells` (`recurrent.py`, weights from
   `native.py` and `layout.py`); their masks, which are tensors of the Keras graph too, of
   any pattern, through in-graph compaction around the node (`masking.py`); a
   layer-normalised LSTM, which no operator expresses, to an explicit `Scan` (`scan_lstm.py`);
 - embeddings, Dense, TimeDistributed(Dense), Masking, merges, RepeatVector, Reshape,
-  BatchNormalization, activations, dropout-like identities and the Keras ops masks are made
-  of (`lower.py`);
+  BatchNormalization, activations, global 1D poolings, dropout-like identities and the Keras
+  ops masks are made of (`lower.py`); `Attention` and `AdditiveAttention` (`attention.py`),
+  each with the masks Keras hands it (`call_masks.py`);
 - anything else, one node at a time, with tf2onnx (`tf2onnx_bridge.py`, TensorFlow backend
-  only), spliced in.
+  only), spliced in with its inputs' masks.
 A `keras_gated.LanguageModel` (subclassed, no functional graph) has its own small graph with
 the runtime's interface (`language_model.py`, `metadata.py`). `to_onnx` (`exporter.py`)
 checks, verifies against Keras (`verify.py`) and writes atomically.

@@ -5,6 +5,7 @@ from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 FLOAT = TensorProto.FLOAT
 INT64 = TensorProto.INT64
+BOOL = TensorProto.BOOL
 
 
 class GraphBuilder:

@@ -164,6 +164,29 @@ def lower_reshape(g, layer, x):
     return g.node("Reshape", [x, g.ints("shape", [0, *layer.target_shape])], name=layer.name)
 
 
+def lower_global_pooling_1d(g, layer, x, mask, opset):
+    """GlobalAveragePooling1D / GlobalMaxPooling1D, channels_last: x (B, T, D) -> (B, D), or
+    (B, 1, D) with `keepdims`. The average over a mask m (B, T) is sum_t m x / sum_t m (NaN
+    in a row with no valid step, as in Keras); the max ignores masks, as Keras's does."""
+    if layer.data_format != "channels_last":
+        raise NotLowerable(f"{type(layer).__name__} {layer.name!r} with {layer.data_format}")
+    axes, keepdims = g.ints("axes_1", [1]), int(bool(layer.keepdims))
+    if mask is None or isinstance(layer, keras.layers.GlobalMaxPooling1D):
+        op = "ReduceMax" if isinstance(layer, keras.layers.GlobalMaxPooling1D) else "ReduceMean"
+        if opset < 18:  # axes became an input of ReduceMax/ReduceMean in opset 18
+            return g.node(op, [x], name=layer.name, axes=[1], keepdims=keepdims)
+        return g.node(op, [x, axes], name=layer.name, keepdims=keepdims)
+    keep = g.node("Unsqueeze", [g.node("Cast", [mask], name=f"{layer.name}/mask_bool",
+                                       to=TensorProto.BOOL), g.ints("axes_2", [2])],
+                  name=f"{layer.name}/keep")
+    kept = g.node("Where", [keep, x, g.initializer("zero_float", 0.0)], name=f"{layer.name}/kept")
+    total = g.node("ReduceSum", [kept, axes], name=f"{layer.name}/sum", keepdims=keepdims)
+    count = g.node("ReduceSum", [g.node("Cast", [keep], name=f"{layer.name}/mask_float",
+                                        to=TensorProto.FLOAT), axes],
+                   name=f"{layer.name}/count", keepdims=keepdims)
+    return g.node("Div", [total, count], name=layer.name)
+
+
 MERGE_LAYERS = {
     keras.layers.Add: "Add", keras.layers.Subtract: "Sub", keras.layers.Multiply: "Mul",
     keras.layers.Maximum: "Max", keras.layers.Minimum: "Min", keras.layers.Average: "Mean",
@@ -229,6 +252,10 @@ def lower_keras_op(g, op, args, kwargs, out_dtype, arg_dtypes):
                       name=name, value=fill)
     if kind is numpy_ops.Concatenate:
         return g.node("Concat", list(tensors[0]), name=name, axis=op.axis)
+    if kind is core_ops.ConvertToTensor and not op.sparse and not getattr(op, "ragged", False):
+        if op.dtype is None:
+            return g.node("Identity", tensors, name=name)
+        return g.node("Cast", tensors, name=name, to=onnx_dtype(op.dtype))
     if kind is core_ops.Cast:
         return g.node("Cast", tensors, name=name, to=onnx_dtype(op.dtype))
     raise NotLowerable(f"Keras op {kind.__name__}")

@@ -13,6 +13,11 @@ Keras tensor -> ONNX tensor name, and for each node:
    a `StackedRNNCells`), with their mask, `initial_state` and `return_state`;
 3. anything else: converted alone by tf2onnx (which needs the TensorFlow backend) and
    spliced in, so the layers around ours convert the way tf2onnx users know.
+Masks follow Keras's eager rules, which the graph records only in part: the walk maps each
+tensor to its mask, lowers a mask the graph skipped from the nodes it comes from
+(`materialize`), hands a lowered layer the mask arguments Keras would (`call_masks.py`:
+`Attention`, the poolings and the recurrent layers read them) and gives a converted layer
+its inputs' masks as extra inputs, attached to the traced tensors (`convert`).
 
 Interface: graph inputs and outputs keep Keras's input and output names and dtypes, with
 dynamic axes named "batch" (axis 0) and "time" (axis 1; `<input>_time` when several inputs).
@@ -26,7 +31,9 @@ import keras
 from keras import tree
 
 from . import metadata as md
-from .graph import FLOAT, GraphBuilder
+from .attention import lower_attention
+from .call_masks import call_masks
+from .graph import BOOL, FLOAT, GraphBuilder
 from .lower import (
     IDENTITY_LAYERS,
     MERGE_LAYERS,
@@ -35,6 +42,7 @@ from .lower import (
     lower_batch_normalization,
     lower_dense,
     lower_embedding,
+    lower_global_pooling_1d,
     lower_keras_op,
     lower_masking,
     lower_merge,
@@ -100,21 +108,43 @@ class ModelWalk:
                 continue
             if any(id(kt) not in self.names for kt in node.input_tensors):
                 continue  # not computable from the inputs (Keras skips it too)
-            op = node.operation
-            args, kwargs = node.arguments.fill_in(self.names)
-            previous = None
-            if len(node.arguments.keras_tensors) == 1 and isinstance(args[0], str):
-                previous = self.masks.get(args[0])
-                if previous and "mask" in getattr(op, "call_signature_parameters", ()):
-                    kwargs["mask"] = kwargs.get("mask") or previous
-            outputs = self.lower_node(node, op, args, kwargs)
-            flat = tree.flatten(node.outputs)
-            if len(outputs) != len(flat):
-                raise ExportError(f"layer {op.name!r} gave {len(outputs)} ONNX "
-                                  f"outputs for {len(flat)} Keras outputs")
-            for kt, name in zip(flat, outputs):
-                self.names[id(kt)] = name
-            self.note_masks(op, flat, outputs, kwargs.get("mask") or previous)
+            self.visit(node)
+
+    def visit(self, node):
+        """Lowers one node whose inputs are mapped, with the masks Keras would hand it."""
+        op = node.operation
+        args, kwargs = node.arguments.fill_in(self.names)
+        kwargs.update(call_masks(op, node, self.names, self.masks))
+        previous = kwargs.get("mask")
+        if not isinstance(previous, str):  # Keras: else the first argument's mask
+            previous = self.masks.get(args[0]) if args and isinstance(args[0], str) else None
+        outputs = self.lower_node(node, op, args, kwargs)
+        flat = tree.flatten(node.outputs)
+        if len(outputs) != len(flat):
+            raise ExportError(f"layer {op.name!r} gave {len(outputs)} ONNX "
+                              f"outputs for {len(flat)} Keras outputs")
+        for kt, name in zip(flat, outputs):
+            self.names[id(kt)] = name
+        self.note_masks(op, flat, outputs, previous)
+
+    def materialize(self, kt):
+        """Maps a Keras tensor the walk skipped (a mask Keras computes eagerly, e.g. the
+        `NotEqual` of an `Embedding(mask_zero=True)` whose next layer takes no mask) by
+        lowering the nodes it comes from; False where it depends on unmapped inputs or
+        cannot be exported."""
+        if id(kt) in self.names:
+            return True
+        history = getattr(kt, "_keras_history", None)
+        if history is None or history.operation is None:
+            return False
+        node = history.operation._inbound_nodes[history.node_index]
+        if node.is_input or not all(self.materialize(x) for x in node.input_tensors):
+            return False
+        try:
+            self.visit(node)
+        except ExportError:  # a mask nothing may read: its layer stays as it was
+            return False
+        return id(kt) in self.names
 
     def note_masks(self, op, flat, outputs, previous):
         """Records each output's mask as Keras attaches it when running eagerly: the one the
@@ -123,7 +153,7 @@ class ModelWalk:
         nested model's output carries its inner mask, which Keras propagates only eagerly."""
         for kt, name in zip(flat, outputs):
             mask = getattr(kt, "_keras_mask", None)
-            if mask is not None and id(mask) in self.names:
+            if mask is not None and self.materialize(mask):
                 self.masks[name] = self.names[id(mask)]
         if previous is None or outputs[0] in self.masks or not isinstance(op, keras.layers.Layer):
             return
@@ -194,6 +224,12 @@ class ModelWalk:
             return [lower_relu(g, op, x)]
         if kind is keras.layers.BatchNormalization:
             return [lower_batch_normalization(g, op, x, len(node.input_tensors[0].shape))]
+        if kind in (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalMaxPooling1D):
+            return [lower_global_pooling_1d(g, op, x, kwargs.get("mask"), self.opset)]
+        if kind in (keras.layers.Attention, keras.layers.AdditiveAttention):
+            return lower_attention(g, op, list(x), kwargs.get("mask"),
+                                   kwargs.get("return_attention_scores", False),
+                                   kwargs.get("use_causal_mask", False))
         if kind in MERGE_LAYERS or kind is keras.layers.Concatenate:
             return [lower_merge(g, op, list(x))]
         if isinstance(op, keras.layers.Layer):
@@ -237,11 +273,17 @@ class ModelWalk:
         if getattr(op, "stateful", False):
             raise ExportError(f"{what}: a stateful layer without a native lowering ({reason})")
         import tensorflow as tf
+        from keras.src.backend import set_keras_mask  # no public API attaches a mask
 
         unique = list({id(kt): kt for kt in node.arguments.keras_tensors}.values())
+        masks = [self.masks.get(self.names[id(kt)]) for kt in unique]
+        masked = [k for k, m in enumerate(masks) if m is not None and len(unique[k].shape) >= 2]
         specs = [tf.TensorSpec(kt.shape, kt.dtype) for kt in unique]
+        specs += [tf.TensorSpec(unique[k].shape[:2], tf.bool) for k in masked]  # (B, T)
 
         def call(*xs):
+            for k, mask in zip(masked, xs[len(unique):]):
+                set_keras_mask(xs[k], mask)
             args, kwargs = node.arguments.fill_in({id(kt): x for kt, x in zip(unique, xs)})
             if "training" in kwargs:
                 kwargs["training"] = False
@@ -254,6 +296,8 @@ class ModelWalk:
             raise ExportError(f"{what} has no native ONNX lowering ({reason}) and tf2onnx "
                               f"cannot convert it: {type(error).__name__}: {message}") from None
         inputs = [self.names[id(kt)] for kt in unique]
+        inputs += [self.g.node("Cast", [masks[k]], name=f"{op.name}/mask_bool", to=BOOL)
+                   for k in masked]
         return splice(self.g, proto, inputs, prefix=f"tf2onnx/{op.name}")
 
     # -- what verification should feed ------------------------------------------------------
