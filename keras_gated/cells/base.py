@@ -1,6 +1,8 @@
 """What every cell shares: weights, Keras's constructor arguments, dropout inside
 `keras.layers.RNN`, initial state, config, and `call = step . project_inputs`."""
 
+import contextlib
+
 import keras
 from keras import ops
 
@@ -79,6 +81,26 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
+    @contextlib.contextmanager
+    def without_dropout_masks(self):
+        """Within, the cell makes no dropout masks: `keras.layers.RNN.call` makes them before
+        every call, training or not, which would draw from the seed generator at inference
+        and so shift the masks of the training steps after it (our layers use this when not
+        training, so inference leaves the dropout stream as it was)."""
+        self._masks_off = True
+        try:
+            yield
+        finally:
+            self._masks_off = False
+
+    def get_dropout_mask(self, step_input):
+        return None if getattr(self, "_masks_off", False) else super().get_dropout_mask(step_input)
+
+    def get_recurrent_dropout_mask(self, step_input):
+        if getattr(self, "_masks_off", False):
+            return None
+        return super().get_recurrent_dropout_mask(step_input)
+
     @property
     def state_size(self):
         return self.units
@@ -126,14 +148,17 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
 
     def call(self, inputs, states, training=False):
         """One time step: x_t (B, D), states (list of (B, U)) -> (h_t (B, U), new states),
-        with the sequence's dropout masks (`DropoutRNNCell`) when training."""
-        states = list(states)
+        with the sequence's dropout masks (`DropoutRNNCell`) when training. A one-state cell
+        also takes h_{t-1} as a bare tensor and then returns h_t bare, as Keras's cells do."""
+        nested = isinstance(states, (list, tuple))
+        states = list(states) if nested else [states]
         x_t, m_h = inputs, None
         if training and self.dropout > 0.0:
             x_t = x_t * self.get_dropout_mask(inputs)
         if training and self.recurrent_dropout > 0.0:
             m_h = self.get_recurrent_dropout_mask(states[0])
-        return self.step(self.project_inputs(x_t), states, m_h)
+        h, new_states = self.step(self.project_inputs(x_t), states, m_h)
+        return (h, new_states) if nested else (h, new_states[0])
 
     def get_initial_state(self, batch_size=None):
         size = self.state_size
@@ -163,16 +188,14 @@ class GatedCell(RecurrentCell):
     Args:
         recurrent_activation: the gates' activation (sigmoid in the equations).
             Default "sigmoid".
-        implementation: accepted for Keras's configs (1 or 2); both compute the same
-            function here (Keras's 1 splits the matmuls per gate). Default 2.
+        implementation: accepted for Keras's configs (Keras 2 wrote 0, 1 or 2); every value
+            computes the same function here (Keras's 1 splits the matmuls per gate). Default 2.
         **kwargs: see `RecurrentCell`.
     """
 
     def __init__(self, units, recurrent_activation="sigmoid", implementation=2, **kwargs):
         super().__init__(units, **kwargs)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
-        if implementation not in (1, 2):
-            raise ValueError(f"`implementation` must be 1 or 2, got implementation={implementation!r}")
         self.implementation = implementation
 
     def is_plain(self):

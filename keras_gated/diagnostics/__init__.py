@@ -5,7 +5,6 @@
     gate_saturation(gate_activity(model, tokens))                 # layer -> gate -> fractions
     diagnose_run("runs/NAME", "out/");  write_demo(run_demo(), "out/")
     write_sweep(run_sweep(DemoConfig(), seq_lens=(10, 30, 100, 300)), "out/")
-    GradientNormLogger(run_dir, train_batches)                    # callback -> grad_norm.csv
 
 Names are imported lazily, so `keras_gated.diagnostics.cli` builds its parser without TensorFlow.
 """
@@ -24,8 +23,6 @@ _PUBLIC = {
     "state_names": "gradient_flow",
     "gate_activity": "gates",
     "gate_saturation": "gates",
-    "GradientNormLogger": "grad_norm_logger",
-    "global_gradient_norm": "grad_norm_logger",
     "read_training_log": "curves",
     "read_grad_norms": "curves",
     "recall_batch": "recall_task",

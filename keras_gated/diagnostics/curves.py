@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from keras_gated.diagnostics.grad_norm_logger import GRAD_NORM_FILE
+from keras_gated.training.run_dir import GRAD_NORM
 
 LOG_FILE = "log.csv"  # epoch, loss, perplexity, val_loss, val_perplexity, learning_rate
 
@@ -48,5 +48,5 @@ def read_training_log(run_dir):
 
 def read_grad_norms(run_dir):
     """`run_dir/grad_norm.csv` as columns, or None if the run was trained without the logger."""
-    path = os.path.join(run_dir, GRAD_NORM_FILE)
+    path = os.path.join(run_dir, GRAD_NORM)
     return read_csv_columns(path) if os.path.exists(path) else None

@@ -186,7 +186,8 @@ class Recurrent(keras.layers.RNN):
             **kwargs,
         )
         self.weight_dropout = check_rate("weight_dropout", weight_dropout)
-        self.use_cudnn = use_cudnn
+        if self.takes_use_cudnn:  # Keras's `Bidirectional` copies it when it is there
+            self.use_cudnn = use_cudnn
         cudnn = cudnn_path()
         if (cudnn and use_cudnn and cudnn.applies(self.cell)
                 and cudnn.gpu_available()):
@@ -216,7 +217,12 @@ class Recurrent(keras.layers.RNN):
             self._check_initial_state(initial_state, sequences)
         if mask is not None:
             self._check_mask(mask, sequences)
-        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+        if training:
+            return super().call(sequences, initial_state=initial_state, mask=mask,
+                                training=training)
+        with self.cell.without_dropout_masks():  # no draws from the dropout stream
+            return super().call(sequences, initial_state=initial_state, mask=mask,
+                                training=training)
 
     def _check_initial_state(self, initial_state, sequences):
         states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
@@ -269,18 +275,23 @@ class Recurrent(keras.layers.RNN):
                 for name, w in self.cell.step_weights(U).items()}
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
+        if self.stateful and keras.backend.backend() == "torch":
+            # `RNN.call` assigns the final states to the variables the initial states were
+            # read from, in place; autograd needs the values it read (Keras copies them too).
+            initial_state = [ops.copy(s) for s in initial_state]
         m_x, m_h = self.dropout_masks(sequences, initial_state, training)
         x = sequences if m_x is None else sequences * ops.expand_dims(m_x, 1)
         weights = self.step_weights(training)
         dropped = training and self.weight_dropout > 0.0
-        cudnn = cudnn_path() if self.use_cudnn else None
+        use_cudnn = self.use_cudnn if self.takes_use_cudnn else "auto"
+        cudnn = cudnn_path() if use_cudnn else None
         if (cudnn and m_h is None and mask is None and not dropped
                 and cudnn.applies(self.cell)):
             out = cudnn.recurrence(self.cell, x, initial_state, self.return_sequences,
                                    self.go_backwards)
             if out is not None:  # None: no GPU here
                 return out
-        if self.use_cudnn is True:
+        if use_cudnn is True:
             raise ValueError(
                 f"use_cudnn=True was given to {self.name}, but cuDNN cannot compute this call "
                 f"here (it needs a GPU, a plain LSTM or GRU(reset_after=True), no recurrent "

@@ -15,6 +15,8 @@ _PUBLIC = {
     "load_run": "keras_gated.training.run_dir",
     "stateless_copy": "keras_gated.training.build",
     "train": "keras_gated.training.trainer",
+    "GradientNormLogger": "keras_gated.training.grad_norm",
+    "global_gradient_norm": "keras_gated.training.grad_norm",
     "WarnWorseThanUniform": "keras_gated.training.uniform_check",
     "WorseThanUniformWarning": "keras_gated.training.uniform_check",
 }

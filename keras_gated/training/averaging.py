@@ -27,7 +27,6 @@ import math
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 MONITOR = "val_perplexity"  # the log entry holding v_k
 
@@ -72,21 +71,17 @@ class WeightAveraging(keras.callbacks.Callback):
         if not self.started:
             return
         self.count += 1
-        rate = tf.constant(1.0 / self.count, self._variables()[0].dtype)
-        self._accumulate(rate)
+        rate = 1.0 / self.count
+        for average, weight in zip(self._variables(), self.model.trainable_variables):
+            average.assign(average + (keras.ops.convert_to_tensor(weight) - average) * rate)
 
     def _variables(self):
         """w_avg as variables, made on first use (once the model is built)."""
         if self._average is None:
             weights = self.model.trainable_variables
             start = self._restored or [np.zeros(w.shape, w.dtype) for w in weights]
-            self._average = [tf.Variable(value, trainable=False) for value in start]
-            self._accumulate = tf.function(self._running_mean)
+            self._average = [keras.Variable(value, trainable=False) for value in start]
         return self._average
-
-    def _running_mean(self, rate):
-        for average, weight in zip(self._average, self.model.trainable_variables):
-            average.assign_add((tf.convert_to_tensor(weight) - average) * rate)
 
     def on_test_begin(self, logs=None):
         self._swap_in()
@@ -115,8 +110,8 @@ class WeightAveraging(keras.callbacks.Callback):
             return
         weights = self.model.trainable_variables
         self._raw = [keras.ops.convert_to_numpy(w) for w in weights]
-        for weight, average in zip(weights, self._variables()):
-            weight.assign(average)
+        for weight, average in zip(weights, self.averages()):
+            weight.assign(average)  # a copy: JAX's step donates (deletes) the weights' buffers
 
     def _swap_out(self):
         if self._raw is None:
@@ -131,7 +126,7 @@ class WeightAveraging(keras.callbacks.Callback):
 
     def averages(self):
         """w_avg as numpy arrays, one per trainable weight."""
-        return [average.numpy() for average in self._variables()]
+        return [keras.ops.convert_to_numpy(average) for average in self._variables()]
 
     def save_averages(self, path):
         """Writes `averages()` to `path` (.npz); `load_averages` reads them back."""

@@ -8,8 +8,11 @@ from keras_gated.training.devices import uses_xla
 from keras_gated.training.metrics import Perplexity
 
 
-def build_model(config, vocab_size, stateful=True):
-    """A `LanguageModel` compiled with Adam, global-norm clipping and the `Perplexity` metric."""
+def build_model(config, vocab_size, stateful=True, batch_size=None):
+    """A `LanguageModel` compiled with Adam, global-norm clipping and the `Perplexity` metric,
+    its weights made for batches of `batch_size` (default `config.batch_size`) sequences
+    before `fit` traces a step (JAX and torch trace the step statelessly, where no weight can
+    be created)."""
     model = LanguageModel(
         vocab_size, cell=config.cell, embed_dim=config.embed_dim, units=config.units,
         num_layers=config.layers, dropout=config.dropout,
@@ -18,6 +21,7 @@ def build_model(config, vocab_size, stateful=True):
         ar_alpha=config.ar_alpha, tar_beta=config.tar_beta,
         tie_weights=config.tie_weights, stateful=stateful, seed=config.seed,
     )
+    model.build((batch_size or config.batch_size, config.seq_len))
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

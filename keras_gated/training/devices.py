@@ -1,16 +1,22 @@
 """Where the training step runs: XLA compilation and `tf.distribute` strategies."""
 
-from keras_gated.layers import cudnn
+import keras
+
+from keras_gated.layers.recurrent import cudnn_path
 
 
 def uses_xla(config):
-    """Whether the training step is compiled by XLA: `config.xla`, for our cells on one CPU.
+    """`jit_compile` for the training step: on TensorFlow, `config.xla` for our cells on one
+    CPU; on JAX and torch, Keras's default ("auto": XLA on JAX, eager on torch).
 
-    Keras's "auto" leaves XLA off on CPU, where it slows Keras's own recurrent layers
-    (`keras-lstm`); our layers' bounded loops gain from it (BENCHMARKS.md: `ours` vs
+    On TensorFlow, Keras's "auto" leaves XLA off on CPU, where it slows Keras's own recurrent
+    layers (`keras-lstm`); our layers' bounded loops gain from it (BENCHMARKS.md: `ours` vs
     `ours-noxla`). XLA cannot compile a step whose variables sit on several devices, nor the
     cuDNN kernels our layers use on a GPU (layers/cudnn.py).
     """
+    if keras.backend.backend() != "tensorflow":
+        return "auto"
+    cudnn = cudnn_path()
     return (config.xla and config.cell != "keras-lstm" and config.strategy == "none"
             and not cudnn.gpu_available())
 

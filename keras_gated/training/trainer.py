@@ -17,7 +17,6 @@ import os
 import keras
 
 from keras_gated.data import bptt_batches
-from keras_gated.diagnostics.grad_norm_logger import GradientNormLogger
 from keras_gated.training import callbacks as cbs
 from keras_gated.training import run_dir
 from keras_gated.training.averaging import WeightAveraging, load_averages
@@ -25,6 +24,7 @@ from keras_gated.training.build import build_model, stateless_copy
 from keras_gated.training.data import fitting_batch_size, load_split_ids
 from keras_gated.training.devices import distribution_strategy, uses_xla
 from keras_gated.training.evaluate import split_perplexities
+from keras_gated.training.grad_norm import GradientNormLogger
 from keras_gated.training.uniform_check import WarnWorseThanUniform
 from keras_gated.training.windows import LengthScaledLearningRate, TrainingWindows
 
@@ -60,11 +60,13 @@ def train(config, out, overwrite=False, verbose=1):
             if model.vocab_size != tokenizer.vocab_size:
                 raise ValueError(f"{run_dir.VOCAB} has {tokenizer.vocab_size} tokens but the "
                                  f"checkpoint's model expects {model.vocab_size}")
-            model.jit_compile = uses_xla(config)  # this machine's choice (a GPU: no XLA)
+            if keras.backend.backend() == "tensorflow":  # elsewhere the file keeps Keras's
+                model.jit_compile = uses_xla(config)  # this machine's choice (a GPU: no XLA)
             for variable, value in zip(cbs.seed_states(model), progress["seed_states"]):
                 variable.assign(value)
         else:
-            model = build_model(config, tokenizer.vocab_size, stateful=config.carry_state)
+            model = build_model(config, tokenizer.vocab_size, stateful=config.carry_state,
+                                    batch_size=batch_size)
 
     reduce_lr = keras.callbacks.ReduceLROnPlateau(
         monitor="val_perplexity", mode="min", factor=config.lr_decay, patience=0, verbose=verbose

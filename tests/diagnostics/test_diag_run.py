@@ -13,12 +13,12 @@ import pytest
 import keras_gated
 from keras_gated.data import WordTokenizer, bptt_batches
 from keras_gated.diagnostics import (
-    GradientNormLogger, gate_activity, gate_saturation, global_gradient_norm, read_grad_norms,
+    gate_activity, gate_saturation, read_grad_norms,
     read_training_log,
 )
 from keras_gated.diagnostics import cli
 from keras_gated.diagnostics.gradient_flow import LOSS_AT, unrolled_logits
-from keras_gated.training import TrainConfig
+from keras_gated.training import GradientNormLogger, TrainConfig, global_gradient_norm
 from keras_gated.training.callbacks import write_json
 from keras_gated.training.trainer import build_model, stateless_copy
 from tests.diagnostics.pictures import assert_png

@@ -14,9 +14,9 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-GRAD_NORM_FILE = "grad_norm.csv"  # columns: epoch, grad_norm, grad_norm_max
+from keras_gated.training.autodiff import gradients
+from keras_gated.training.run_dir import GRAD_NORM  # columns: epoch, grad_norm, grad_norm_max
 
 
 def global_gradient_norm(model, inputs, targets, loss_fn=None):
@@ -32,15 +32,14 @@ def global_gradient_norm(model, inputs, targets, loss_fn=None):
     Returns:
         float, the global L2 norm.
     """
-    variables = model.trainable_variables
-    with tf.GradientTape() as tape:
+    def loss():
         predictions = model(inputs, training=False)
         if loss_fn is None:
-            loss = model.compute_loss(x=inputs, y=targets, y_pred=predictions, training=False)
-        else:
-            loss = tf.reduce_mean(loss_fn(targets, predictions))
-    grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables) if g is not None]
-    return float(tf.linalg.global_norm(grads))
+            return model.compute_loss(x=inputs, y=targets, y_pred=predictions, training=False)
+        return keras.ops.mean(loss_fn(targets, predictions))
+
+    grads = gradients(loss, model.trainable_variables)
+    return float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads)))
 
 
 def _stateful_layers(model):
@@ -68,7 +67,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         super().__init__()
         if num_batches <= 0:
             raise ValueError(f"`num_batches` must be > 0, got {num_batches}")
-        self.path = os.path.join(run_dir, GRAD_NORM_FILE)
+        self.path = os.path.join(run_dir, GRAD_NORM)
         self.batches = [(np.asarray(x), np.asarray(y))
                         for x, y in itertools.islice(iter(data), num_batches)]
         if not self.batches:
@@ -78,7 +77,7 @@ class GradientNormLogger(keras.callbacks.Callback):
     def measure(self):
         """(mean, max) of the global gradient norm over the kept batches."""
         layers = _stateful_layers(self.model)
-        saved = [[v.numpy() for v in layer.states] for layer in layers]
+        saved = [[keras.ops.convert_to_numpy(v) for v in layer.states] for layer in layers]
         try:
             norms = [global_gradient_norm(self.model, x, y, self.loss_fn) for x, y in self.batches]
         finally:

@@ -1,0 +1,69 @@
+"""`keras-gated train` on the backend under test (KERAS_BACKEND: the suite runs it on all
+three), as users run it: the console script, a run directory, then a resumed run.
+
+An interrupted run resumed by re-running the command ends where an uninterrupted run ends
+(weights, optimizer step), with dropout, variable BPTT windows and NT-ASGD averaging on, and
+the run directory holds everything `evaluate`, `generate` and `export` read.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+
+import keras_gated  # noqa: F401  (registers the classes for load_model)
+from tests.conftest import write_corpus
+
+# the same float32 steps on the same data and masks: rounding only
+WEIGHT_ATOL = 1e-5
+ARGS = ["--units", "8", "--embed-dim", "8", "--batch-size", "4", "--seq-len", "6",
+        "--steps-per-epoch", "4", "--nonmono", "1", "--patience", "5",
+        "--learning-rate", "0.05", "--variable-bptt", "true"]
+
+
+def train(corpus, out, epochs):
+    script = os.path.join(os.path.dirname(sys.executable), "keras-gated")
+    result = subprocess.run(
+        [script, "train", "--corpus", str(corpus), *ARGS, "--epochs", str(epochs),
+         "--out", str(out)],
+        env={**os.environ, "KERAS_BACKEND": keras.backend.backend()},
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_train_resume_and_run_directory_on_this_backend(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", lines=(120, 30, 30))
+    train(corpus, tmp_path / "straight", 3)
+    train(corpus, tmp_path / "resumed", 2)
+    train(corpus, tmp_path / "resumed", 3)
+    for run in ("straight", "resumed"):
+        for name in ("model.keras", "vocab.json", "config.json", "log.csv", "grad_norm.csv",
+                     "results.json", "checkpoint/progress.json"):
+            assert (tmp_path / run / name).exists(), (run, name)
+    a = keras.models.load_model(tmp_path / "straight/checkpoint/train_state.keras")
+    b = keras.models.load_model(tmp_path / "resumed/checkpoint/train_state.keras")
+    assert int(b.optimizer.iterations) == int(a.optimizer.iterations) > 0
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(p, q, atol=WEIGHT_ATOL)
+    results = [json.loads((tmp_path / run / "results.json").read_text())
+               for run in ("straight", "resumed")]
+    assert results[0]["epochs"] == results[1]["epochs"] == 3
+    np.testing.assert_allclose(results[0]["valid_perplexity"], results[1]["valid_perplexity"],
+                               rtol=1e-5)
+
+
+def test_a_run_that_fails_early_leaves_no_half_made_run(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", lines=(5, 30, 30))  # too small to train
+    script = os.path.join(os.path.dirname(sys.executable), "keras-gated")
+    result = subprocess.run(
+        [script, "train", "--corpus", str(corpus), *ARGS, "--seq-len", "400", "--epochs", "1",
+         "--out", str(tmp_path / "run")],
+        env={**os.environ, "KERAS_BACKEND": keras.backend.backend()},
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    shutil.rmtree(tmp_path / "corpus")
+    assert not (tmp_path / "run").exists() or not os.listdir(tmp_path / "run")
