@@ -35,6 +35,9 @@ def train(config, out, overwrite=False, verbose=1):
     Returns a dict of results: valid and test perplexity, epochs run, and a stop message.
     """
     config.validate()
+    # First, before any TensorFlow op: MultiWorkerMirroredStrategy configures the collective
+    # ops at program start-up, and so refuses a context that is already initialised.
+    strategy = distribution_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     resuming = run_dir.start(out, config, overwrite)
     if resuming:
@@ -53,7 +56,6 @@ def train(config, out, overwrite=False, verbose=1):
     progress = run_dir.load_progress(out)
     if resuming:
         run_dir.trim_logs(out, progress["epochs_done"])
-    strategy = distribution_strategy(config.strategy)
     with strategy.scope() if strategy else contextlib.nullcontext():
         if resuming:
             model = run_dir.load_model_file(os.path.join(out, run_dir.TRAIN_STATE))
