@@ -1,4 +1,5 @@
-"""Where the training step runs: XLA compilation and `tf.distribute` strategies."""
+"""Where the training step runs: XLA compilation and data parallelism (`tf.distribute`
+strategies on TensorFlow, `keras.distribution` on JAX)."""
 
 import keras
 
@@ -22,16 +23,31 @@ def uses_xla(config):
 
 
 def distribution_strategy(name):
-    """The `tf.distribute` strategy for `TrainConfig.strategy` (None for "none").
+    """The data-parallel scope for `TrainConfig.strategy` (None for "none"): an object with
+    `.scope()`, inside which the model is made and trained.
 
-    "mirrored": data parallel over the local GPUs (or logical CPU devices); "multiworker":
-    several machines, each started with its own TF_CONFIG (see the README). The batch size
-    is the global batch, split evenly over replicas.
+    TensorFlow: "mirrored" is `tf.distribute.MirroredStrategy` over the local GPUs (or logical
+    CPU devices); "multiworker" `tf.distribute.MultiWorkerMirroredStrategy`, each machine
+    started with its own TF_CONFIG (see the README). JAX: "mirrored" is
+    `keras.distribution.DataParallel` over `jax.devices()` (on a CPU,
+    XLA_FLAGS=--xla_force_host_platform_device_count=N makes N); "multiworker" first joins the
+    processes with `jax.distributed.initialize()` (its standard environment variables or
+    cluster auto-detection), then the same over every process's devices. The batch size is
+    the global batch, split evenly over replicas. torch: none here.
     """
-    import tensorflow as tf
-
     if name == "none":
         return None
+    backend = keras.backend.backend()
+    if backend == "jax":
+        if name == "multiworker":
+            import jax
+
+            jax.distributed.initialize()
+        return keras.distribution.DataParallel()
+    if backend != "tensorflow":
+        raise ValueError(f"--strategy {name} needs the TensorFlow or JAX backend, not {backend}")
+    import tensorflow as tf
+
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     return tf.distribute.MultiWorkerMirroredStrategy()
