@@ -31,7 +31,7 @@ IDENTITY_LAYERS = (
     keras.layers.Identity,
 )
 
-# Keras activation name -> (ONNX op, attributes).
+# Keras activation name -> (ONNX op, attributes), for activations that are one ONNX op.
 ACTIVATION_OPS = {
     "relu": ("Relu", {}),
     "tanh": ("Tanh", {}),
@@ -60,14 +60,23 @@ def onnx_dtype(dtype):
     return ONNX_DTYPES[name]
 
 
-def lower_embedding(g, layer, tokens):
+def lower_embedding(g, layer, tokens, dtype="int64"):
     """Gather rows of the embedding matrix E (V, E): tokens (B, T) -> (B, T, E).
+
+    Tokens of another dtype than int32/int64 (a float32 `keras.Input` of ids) are cast to
+    int32 first, as `Embedding.call` casts them: ONNX's Cast, like Keras's, truncates toward
+    zero (2.7 -> 2, -0.5 -> 0).
+
+    Args:
+        dtype: the tokens' Keras dtype name.
 
     Returns:
         (output, name of the E initializer) so a tied projection can reuse E.
     """
     if getattr(layer, "quantization_mode", None) is not None:
         raise NotLowerable(f"quantized embedding {layer.name!r}")
+    if keras.backend.standardize_dtype(dtype) not in ("int32", "int64"):
+        tokens = g.node("Cast", [tokens], name=f"{layer.name}/ids", to=TensorProto.INT32)
     E = g.initializer(f"{layer.name}/embeddings", numpy_weight(layer.embeddings))
     return g.node("Gather", [E, tokens], name=layer.name, axis=0), E
 
@@ -92,10 +101,42 @@ def lower_reverse_embedding(g, layer, x, E):
     return logits
 
 
+def lower_gelu(g, x, hint, approximate=False):
+    """GELU (Hendrycks and Gimpel, 2016) as `keras.activations.gelu` (default exact):
+
+        exact:        gelu(x) = 0.5 x (1 + erf(x / sqrt(2)))
+        approximate:  gelu(x) = 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+
+    Built from `Erf` (or `Tanh`): ONNX's own `Gelu` needs opset 20, and tf2onnx writes the
+    exact form with `Erfc`, which onnxruntime lacks at opset 17.
+    """
+    if approximate:
+        cube = g.node("Mul", [g.node("Mul", [x, x], name=f"{hint}/x2"), x], name=f"{hint}/x3")
+        inner = g.node("Add", [x, g.node("Mul", [cube, g.initializer("gelu_c", 0.044715)],
+                                         name=f"{hint}/c_x3")], name=f"{hint}/poly")
+        scaled = g.node("Mul", [inner, g.initializer("sqrt_2_over_pi", np.sqrt(2 / np.pi))],
+                        name=f"{hint}/scaled")
+        phi = g.node("Tanh", [scaled], name=f"{hint}/tanh")
+    else:
+        scaled = g.node("Mul", [x, g.initializer("sqrt_half", np.sqrt(0.5))],
+                        name=f"{hint}/scaled")
+        phi = g.node("Erf", [scaled], name=f"{hint}/erf")
+    one_plus = g.node("Add", [phi, g.initializer("one", 1.0)], name=f"{hint}/one_plus")
+    half_x = g.node("Mul", [x, g.initializer("half", 0.5)], name=f"{hint}/half_x")
+    return g.node("Mul", [half_x, one_plus], name=f"{hint}/gelu")
+
+
+# Keras activation name -> lowering (g, x, hint) -> y, for activations that are a formula.
+ACTIVATION_FORMULAS = {"gelu": lower_gelu}
+LOWERED_ACTIVATIONS = ("linear", *ACTIVATION_OPS, *ACTIVATION_FORMULAS)
+
+
 def lower_activation(g, name, x, hint):
-    """x -> act(x) for a simple activation name; NotLowerable for the rest."""
+    """x -> act(x) for an activation in LOWERED_ACTIVATIONS; NotLowerable for the rest."""
     if name == "linear":
         return x
+    if name in ACTIVATION_FORMULAS:
+        return ACTIVATION_FORMULAS[name](g, x, f"{hint}/{name}")
     if name not in ACTIVATION_OPS:
         raise NotLowerable(f"activation {name!r}")
     op, attrs = ACTIVATION_OPS[name]
@@ -107,7 +148,7 @@ def lower_dense(g, layer, x):
     if getattr(layer, "quantization_mode", None) or getattr(layer, "lora_enabled", False):
         raise NotLowerable(f"quantized or LoRA Dense {layer.name!r}")
     act = activation_name(layer.activation)
-    if act != "linear" and act not in ACTIVATION_OPS:
+    if act not in LOWERED_ACTIVATIONS:
         raise NotLowerable(f"Dense {layer.name!r} activation {act!r}")
     y = g.node("MatMul", [x, g.initializer(f"{layer.name}/kernel", numpy_weight(layer.kernel))],
                name=layer.name)

@@ -14,8 +14,8 @@ class GraphInput:
         name: the input's name (Keras's input name, or `tokens`).
         dtype: its Keras dtype name ("float32", "int32", "int64", "bool").
         dims: ints or named dynamic axes ("batch", "time", ...).
-        high: for integer inputs read by embeddings, the smallest vocabulary size (ids in
-            [0, high)); None otherwise.
+        high: for inputs read by embeddings (integer or float ids), the smallest vocabulary
+            size (ids in [0, high)); None otherwise.
         mask_value: for float inputs read by `Masking`, the value that masks a step.
         batch: the batch size Keras fixes (a stateful model's), which verification must use;
             the graph's batch axis stays dynamic.

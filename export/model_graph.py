@@ -10,7 +10,9 @@ Keras tensor -> ONNX tensor name, and for each node:
 2. a layer or op we know (`lower.py`, `recurrent.py`): lowered natively, reading weights;
    recurrent layers (ours, Keras's LSTM/GRU/SimpleRNN and `keras.layers.RNN` over our or
    Keras's cells, alone or in `Bidirectional`) become one native node each (one per cell of
-   a `StackedRNNCells`), with their mask, `initial_state` and `return_state`;
+   a `StackedRNNCells`), with their mask, `initial_state` and `return_state`; a
+   `TimeDistributed` layer lowers the layer it wraps once, over its axis 1 folded into the
+   batch (`time_distributed.py`);
 3. anything else: converted alone by tf2onnx (which needs the TensorFlow backend) and
    spliced in, so the layers around ours convert the way tf2onnx users know.
 Masks follow Keras's eager rules, which the graph records only in part: the walk maps each
@@ -62,6 +64,7 @@ from .native import (
 )
 from .recurrent import lower_bidirectional, lower_rnn
 from .tf2onnx_bridge import convert_function, splice
+from .time_distributed import lower_time_distributed
 
 
 class ExportError(ValueError):
@@ -187,11 +190,27 @@ class ModelWalk:
             (self.loops if is_loop else self.lowered).append(op.name)
         return outputs
 
-    def lower_native(self, node, op, args, kwargs):
+    def lower_native(self, node, op, args, kwargs, rank=None):
+        """`op`'s call lowered natively -> its output names; NotLowerable/NotNative where
+        tf2onnx must convert it. `rank`: the rank of x as `op` sees it (default: the node's
+        first input's; a layer inside TimeDistributed sees one axis less)."""
         g = self.g
         x = args[0] if args else None
+        rank = len(node.input_tensors[0].shape) if rank is None else rank
         if isinstance(op, IDENTITY_LAYERS):
             return [x]
+        kind = type(op)
+        if kind is keras.layers.TimeDistributed:
+            if type(op.layer) is keras.layers.Dense:
+                return [lower_dense(g, op.layer, x)]  # MatMul broadcasts over (B, N)
+            if getattr(op.layer, "stateful", False):
+                raise NotLowerable(f"stateful {type(op.layer).__name__} in TimeDistributed")
+
+            def lower_inner(inner, folded, mask):
+                call = {"mask": mask} if mask is not None else {}
+                return self.lower_native(node, inner, [folded], call, rank - 1)
+
+            return [lower_time_distributed(g, op, x, kwargs.get("mask"), lower_inner)]
         if _recurrent_parts(op):
             call = {**dict(zip(("sequences", "initial_state", "mask"), args)), **kwargs}
             initial = call.get("initial_state")
@@ -202,15 +221,12 @@ class ModelWalk:
                 raise ExportError(f"layer {op.name!r}: a stateful Bidirectional layer has no "
                                   f"exportable meaning (its backward states depend on the future)")
             return lower_bidirectional(g, op, x, call.get("mask"), initial)
-        kind = type(op)
         if kind is keras.layers.Embedding or (isinstance(op, keras.layers.Embedding)
                                               and not kwargs.get("reverse")):
             self.note_vocabulary(node, op.input_dim)
-            return [lower_embedding(g, op, x)[0]]
+            return [lower_embedding(g, op, x, node.input_tensors[0].dtype)[0]]
         if kind is keras.layers.Dense:
             return [lower_dense(g, op, x)]
-        if kind is keras.layers.TimeDistributed and type(op.layer) is keras.layers.Dense:
-            return [lower_dense(g, op.layer, x)]  # MatMul broadcasts over (B, T)
         if kind is keras.layers.Activation:
             return [lower_activation(g, activation_name(op.activation), x, op.name)]
         if kind is keras.layers.Masking:
@@ -223,7 +239,7 @@ class ModelWalk:
         if kind is keras.layers.ReLU:
             return [lower_relu(g, op, x)]
         if kind is keras.layers.BatchNormalization:
-            return [lower_batch_normalization(g, op, x, len(node.input_tensors[0].shape))]
+            return [lower_batch_normalization(g, op, x, rank)]
         if kind in (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalMaxPooling1D):
             return [lower_global_pooling_1d(g, op, x, kwargs.get("mask"), self.opset)]
         if kind in (keras.layers.Attention, keras.layers.AdditiveAttention):
@@ -352,7 +368,10 @@ def model_graph(model, opset):
 
 
 def _recurrent_parts(layer):
-    """The recurrent layers a layer call runs: itself, or a Bidirectional's two; else []."""
+    """The recurrent layers a layer call runs: itself, a Bidirectional's two, or those of the
+    layer a TimeDistributed wraps; else []."""
+    if isinstance(layer, keras.layers.TimeDistributed):
+        return _recurrent_parts(layer.layer)
     if isinstance(layer, keras.layers.Bidirectional):
         parts = [layer.forward_layer, layer.backward_layer]
         return parts if all(hasattr(part, "cell") for part in parts) else []

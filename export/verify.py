@@ -1,8 +1,9 @@
 """Checks an exported graph against Keras on random inputs and random non-zero initial states.
 
-Integer inputs read by embeddings and float inputs read by `Masking` get masked steps in the
-three patterns Keras accepts: row 0 left-padded, row 1 right-padded, row 2 with a hole; a
-boolean input (an explicit mask) gets the same pattern of False.
+Inputs read by embeddings get ids in [1, V) (float ones a fraction above, which Keras's cast
+truncates away, as ONNX's does). These and float inputs read by `Masking` get masked steps in
+the three patterns Keras accepts: row 0 left-padded, row 1 right-padded, row 2 with a hole (id 0
+or the mask value); a boolean input (an explicit mask) gets the same pattern of False.
 """
 
 import numpy as np
@@ -33,8 +34,10 @@ def verification_feeds(lowered, seed=0):
         pattern = masked_steps(shape[0], shape[1]) if len(shape) >= 2 else None
         if spec.dtype == "bool":
             x = ~pattern if pattern is not None else np.ones(shape, bool)
-        elif spec.dtype.startswith(("int", "uint")):
+        elif spec.dtype.startswith(("int", "uint")) or spec.high:
             x = rng.integers(1 if spec.high else 0, spec.high or 2, size=shape)
+            if not spec.dtype.startswith(("int", "uint")):  # float ids: Keras truncates them
+                x = x + rng.uniform(0.0, 0.9, size=shape)
             if spec.high and pattern is not None and len(shape) == 2:
                 x[pattern] = 0  # a masked id for Embedding(mask_zero=True)
         else:
