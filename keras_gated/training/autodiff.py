@@ -19,7 +19,8 @@ def gradients(loss_fn, variables):
         with tf.GradientTape() as tape:
             loss = loss_fn()
         grads = [None if g is None else tf.convert_to_tensor(g)
-                 for g in tape.gradient(loss, [v.value for v in variables])]
+                 for g in tape.gradient(loss, variables)]  # (a mirrored variable has no
+        # single `value` outside a replica context)
     elif backend == "jax":
         import jax
 

@@ -1,6 +1,8 @@
 """Where the training step runs: XLA compilation and data parallelism (`tf.distribute`
 strategies on TensorFlow, `keras.distribution` on JAX)."""
 
+import contextlib
+
 import keras
 
 from keras_gated.layers.recurrent import cudnn_path
@@ -51,3 +53,13 @@ def distribution_strategy(name):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def fit_scope(strategy):
+    """Where `fit` runs: inside a `keras.distribution` scope (JAX: it lays out the batches
+    there), outside a `tf.distribute` one (Keras's trainer enters it per step; callbacks such
+    as the gradient-norm logger then run in the cross-replica context, where they can read
+    mirrored variables)."""
+    if isinstance(strategy, keras.distribution.DataParallel):
+        return strategy.scope()
+    return contextlib.nullcontext()

@@ -22,7 +22,7 @@ from keras_gated.training import run_dir
 from keras_gated.training.averaging import WeightAveraging, load_averages
 from keras_gated.training.build import build_model, stateless_copy
 from keras_gated.training.data import fitting_batch_size, load_split_ids
-from keras_gated.training.devices import distribution_strategy, uses_xla
+from keras_gated.training.devices import distribution_strategy, fit_scope, uses_xla
 from keras_gated.training.evaluate import split_perplexities
 from keras_gated.training.grad_norm import GradientNormLogger
 from keras_gated.training.uniform_check import WarnWorseThanUniform
@@ -56,8 +56,6 @@ def train(config, out, overwrite=False, verbose=1):
     progress = run_dir.load_progress(out)
     if resuming:
         run_dir.trim_logs(out, progress["epochs_done"])
-    # The model is made and trained in the strategy's scope (JAX's DataParallel lays out
-    # variables and batches only inside it).
     with strategy.scope() if strategy else contextlib.nullcontext():
         if resuming:
             model = run_dir.load_model_file(os.path.join(out, run_dir.TRAIN_STATE))
@@ -70,29 +68,30 @@ def train(config, out, overwrite=False, verbose=1):
                 variable.assign(value)
         else:
             model = build_model(config, tokenizer.vocab_size, stateful=config.carry_state,
-                                    batch_size=batch_size)
+                                batch_size=batch_size)
 
-        reduce_lr = keras.callbacks.ReduceLROnPlateau(
-            monitor="val_perplexity", mode="min", factor=config.lr_decay, patience=0, verbose=verbose
-        )
-        early = keras.callbacks.EarlyStopping(monitor="val_perplexity", mode="min", patience=config.patience)
-        nonfinite = cbs.StopOnNonFinite()
-        averaging = _averaging(config, out, progress)
-        checkpoint = cbs.RunCheckpoint(out, stateless_copy, watched=(reduce_lr, early),
-                                       averaging=averaging)
-        checkpoint.best = progress["best"]
-        log = keras.callbacks.CSVLogger(os.path.join(out, run_dir.LOG), append=resuming)
-        callbacks = [
-            cbs.ResetStates(), nonfinite, WarnWorseThanUniform(tokenizer.vocab_size),
-            *([LengthScaledLearningRate(windows)] if config.variable_bptt else []),
-            *([averaging] if averaging else []), reduce_lr, early,
-            cbs.RestoreCounters((reduce_lr, early), progress["callbacks"]), checkpoint, log,
-            keras.callbacks.TensorBoard(os.path.join(out, run_dir.TENSORBOARD), write_graph=False),
-            GradientNormLogger(out, bptt_batches(ids["train"], batch_size, config.seq_len),
-                               num_batches=2),
-            cbs.RunProgbar(config.epochs),
-        ]
-        epochs_run = 0
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_perplexity", mode="min", factor=config.lr_decay, patience=0, verbose=verbose
+    )
+    early = keras.callbacks.EarlyStopping(monitor="val_perplexity", mode="min", patience=config.patience)
+    nonfinite = cbs.StopOnNonFinite()
+    averaging = _averaging(config, out, progress)
+    checkpoint = cbs.RunCheckpoint(out, stateless_copy, watched=(reduce_lr, early),
+                                   averaging=averaging)
+    checkpoint.best = progress["best"]
+    log = keras.callbacks.CSVLogger(os.path.join(out, run_dir.LOG), append=resuming)
+    callbacks = [
+        cbs.ResetStates(), nonfinite, WarnWorseThanUniform(tokenizer.vocab_size),
+        *([LengthScaledLearningRate(windows)] if config.variable_bptt else []),
+        *([averaging] if averaging else []), reduce_lr, early,
+        cbs.RestoreCounters((reduce_lr, early), progress["callbacks"]), checkpoint, log,
+        keras.callbacks.TensorBoard(os.path.join(out, run_dir.TENSORBOARD), write_graph=False),
+        GradientNormLogger(out, bptt_batches(ids["train"], batch_size, config.seq_len),
+                           num_batches=2),
+        cbs.RunProgbar(config.epochs),
+    ]
+    epochs_run = 0
+    with fit_scope(strategy):
         for epoch in range(progress["epochs_done"], config.epochs):
             history = model.fit(
                 windows.dataset(epoch), validation_data=valid_ds, initial_epoch=epoch,
