@@ -126,6 +126,8 @@ def run_blocks(spec, impl, x, mask=None, states=None):
             kw["mask"] = mask
         if k == 0 and states is not None:
             kw["initial_state"] = states
+        if k == 1 and spec.chained:
+            kw["initial_state"] = list(extra)  # the first block's final states
         result = block_layer(block, impl)(x, **kw)
         result = list(result) if isinstance(result, (list, tuple)) else [result]
         if block.wrapper == "bidirectional" and block.merge_mode is None:

@@ -12,7 +12,8 @@ one spec into two Keras models, ours and the built-in oracle, with the same weig
     cell   := kind (lstm | gru | simple_rnn), units, Keras constructor options; inside RNN and
               StackedRNNCells our model holds our cell or Keras's own (a mix)
     head   := none | TimeDistributed(Dense) | Dense | GlobalAveragePooling1D (reads the mask)
-    initial_state := none | Input tensors | Dense(tanh) of another input
+    initial_state := none | Input tensors | Dense(tanh) of another input, for the first block;
+              the second block may start from the first's final states (encoder-decoder)
 
 Nothing here imports `keras_gated`; the strategies know Keras's arguments, not our classes.
 """
@@ -44,7 +45,8 @@ DEFAULTS = {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias":
 # torch RNNs, and ours on every backend, repeat zeros (tests/oracles/harness.py,
 # `keras_masked_outputs`). A Keras divergence between its own backends, not ours: on JAX,
 # models with an initial state, or a stateful layer (whose second call starts from the carried
-# state), draw only rows whose first and last steps are real.
+# state, or a block started from another's states), draw only rows whose first and last steps
+# are real.
 JAX_LEADING_MASK_DIVERGENCE = True
 
 # Keras's Bidirectional.compute_mask fails for a stateful layer with return_state (it
@@ -130,6 +132,7 @@ class ModelSpec:
     initial_state: str = "none"  # one of INITIAL_STATES, for the first block
     head: str = "none"  # one of HEADS
     nested: bool = False  # the blocks inside an inner functional Model
+    chained: bool = False  # the second block's initial_state: the first block's final states
     seed: int = 0  # weights and input values
 
     @property
@@ -238,15 +241,26 @@ def models(draw, wrappers=WRAPPERS, maskings=MASKINGS, heads=HEADS, dropout=True
     """A ModelSpec; each argument narrows the grammar for a path that cannot take it all."""
     first = draw(blocks(wrappers, dropout=dropout, stateful=stateful))
     chain = [first]
+    chained = False
     if two_blocks and first.sequence_output and draw(st.booleans()):
-        second = draw(blocks(wrappers, dropout=dropout, stateful=first.stateful and stateful))
+        chained = (first.return_state and first.wrapper in ("layer", "rnn")
+                   and draw(st.booleans()))
+        if chained:  # encoder-decoder: the second block starts from the first's final states
+            cell = draw(cells(first.cells[0].kind, first.cells[0].units, dropout=dropout))
+            second = BlockSpec(draw(st.sampled_from(("layer", "rnn"))), (cell,),
+                               return_sequences=draw(st.booleans()),
+                               return_state=draw(st.booleans()),
+                               go_backwards=draw(st.booleans()))
+        else:
+            second = draw(blocks(wrappers, dropout=dropout, stateful=first.stateful and stateful))
         chain.append(second)
     last = chain[-1]
-    head = draw(st.sampled_from(heads)) if last.sequence_output or last.wrapper != "bidirectional" else "none"
-    if head in ("time_distributed", "pooling") and not last.sequence_output:
-        head = "dense" if "dense" in heads else "none"
-    if not last.sequence_output and last.wrapper == "bidirectional" and last.merge_mode is None:
-        head = "none"
+    if last.wrapper == "bidirectional" and last.merge_mode is None:
+        head = "none"  # two outputs, forward and backward
+    elif last.sequence_output:
+        head = draw(st.sampled_from(heads))
+    else:  # (B, F): only Dense reads it
+        head = draw(st.sampled_from([h for h in heads if h in ("none", "dense")]))
     is_stateful = any(b.stateful for b in chain)
     initial_state = "none"
     if first.wrapper != "stacked" and not is_stateful:
@@ -256,7 +270,7 @@ def models(draw, wrappers=WRAPPERS, maskings=MASKINGS, heads=HEADS, dropout=True
     batch = draw(st.integers(*SMALL["batch"]))
     time = draw(st.integers(*SMALL["time"]))
     real_ends = JAX_LEADING_MASK_DIVERGENCE and backend() == "jax" and (
-        initial_state != "none" or is_stateful)
+        initial_state != "none" or is_stateful or chained)
     rows = ((True,) * time,) * batch
     if masking != "none":
         rows = draw(mask_rows(batch, time, real_ends=real_ends))
@@ -265,5 +279,5 @@ def models(draw, wrappers=WRAPPERS, maskings=MASKINGS, heads=HEADS, dropout=True
         static_time=draw(st.booleans()) if static_time is None else static_time,
         features=draw(st.integers(*SMALL["features"])), masking=masking, rows=rows,
     )
-    return ModelSpec(inputs, tuple(chain), initial_state, head, is_nested,
+    return ModelSpec(inputs, tuple(chain), initial_state, head, is_nested, chained,
                      seed=draw(st.integers(0, 2**16)))

@@ -33,7 +33,7 @@ settings.register_profile("differential-long", derandomize=False, **_COMMON)
 # Examples per path: (quick, long). The long budgets give every path thousands of examples
 # in all except the slow ones (compiles, subprocesses, export), which get hundreds.
 BUDGETS = {
-    "constructor": (10, 3000),
+    "constructor": (10, 1000),
     "shapes": (12, 3000),
     "eager": (12, 2000),
     "gradients": (6, 1000),
@@ -43,7 +43,7 @@ BUDGETS = {
     "jit_compile": (2, 200),
     "save_load": (1, 60),  # each example is a batch of models saved and loaded in one process
     "onnx": (6, 500),
-    "invalid": (25, 3000),
+    "invalid": (25, 1000),  # a few hundred distinct misuses
 }
 TRIED = collections.Counter()
 # KERAS_GATED_DIFFERENTIAL_CAP=<n> caps every path's examples (a shorter long run).

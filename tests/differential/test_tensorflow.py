@@ -49,12 +49,22 @@ def test_users_tf_function(spec, dynamic):
     keras.backend.clear_session()
     ours, ref = pair(spec)
     xs = arrays(spec, ref)
-    results = {}
-    for name, model in (("ours", ours), ("keras", ref)):
+
+    def run(model):
         sig = signature(model, xs, dynamic, spec.stateful)
-        fn = tf.function(lambda *a, model=model: model(list(a), training=False), input_signature=sig)
-        results[name] = (static_shapes(fn.get_concrete_function()), fn(*xs))
-    (got_shapes, got), (want_shapes, want) = results["ours"], results["keras"]
+        fn = tf.function(lambda *a: model(list(a), training=False), input_signature=sig)
+        return static_shapes(fn.get_concrete_function()), fn(*xs)
+
+    try:
+        want_shapes, want = run(ref)
+    except Exception as error:  # noqa: BLE001 - Keras's own failure: ours must fail alike
+        # Known: TimeDistributed in a dynamic signature fails when B > T ("slice index 1 of
+        # dimension 0 out of bounds"), whatever layer precedes it.
+        tried("tf_function: the built-in raises")
+        with pytest.raises(type(error)):
+            run(ours)
+        return
+    got_shapes, got = run(ours)
     assert got_shapes == want_shapes, f"static shapes in the tf.function: {got_shapes} != {want_shapes}"
     assert_close(got, want, "tf.function")
 
