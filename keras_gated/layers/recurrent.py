@@ -22,7 +22,7 @@ from keras_gated.cells.arguments import check_rate
 from keras_gated.layers import fused
 
 
-def _cell_property(name):
+def cell_property(name):
     """A read-only attribute of the layer that is its cell's, as Keras's layers expose them."""
     return property(lambda self: getattr(self.cell, name), doc=f"The cell's `{name}`.")
 
@@ -193,12 +193,12 @@ class Recurrent(keras.layers.RNN):
                 and cudnn.gpu_available()):
             self.supports_jit = False  # cuDNN kernels are not XLA-compatible (as Keras's layers)
 
-    units = _cell_property("units")
-    activation = _cell_property("activation")
-    use_bias = _cell_property("use_bias")
-    dropout = _cell_property("dropout")
-    recurrent_dropout = _cell_property("recurrent_dropout")
-    seed = _cell_property("seed")
+    units = cell_property("units")
+    activation = cell_property("activation")
+    use_bias = cell_property("use_bias")
+    dropout = cell_property("dropout")
+    recurrent_dropout = cell_property("recurrent_dropout")
+    seed = cell_property("seed")
 
     def build(self, sequences_shape, initial_state_shape=None):
         self._check_rank(sequences_shape)

@@ -3,7 +3,7 @@
 import keras
 
 from keras_gated.cells import GRUCell, LSTMCell, SimpleRNNCell
-from keras_gated.layers.recurrent import Recurrent, _cell_property
+from keras_gated.layers.recurrent import Recurrent, cell_property
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
@@ -19,8 +19,8 @@ class LSTM(Recurrent):
 
     cell_class = LSTMCell
     takes_use_cudnn = True
-    recurrent_activation = _cell_property("recurrent_activation")
-    unit_forget_bias = _cell_property("unit_forget_bias")
+    recurrent_activation = cell_property("recurrent_activation")
+    unit_forget_bias = cell_property("unit_forget_bias")
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
@@ -29,5 +29,5 @@ class GRU(Recurrent):
 
     cell_class = GRUCell
     takes_use_cudnn = True
-    recurrent_activation = _cell_property("recurrent_activation")
-    reset_after = _cell_property("reset_after")
+    recurrent_activation = cell_property("recurrent_activation")
+    reset_after = cell_property("reset_after")
