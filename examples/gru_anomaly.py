@@ -74,10 +74,9 @@ def captured_model(b_z):
     just before each reset ("states_before_reset", the last one: the end of training)."""
     seen, build = {}, trainer.build_model
 
-    def hooked(config, vocab_size, stateful=True):
-        model = build(config, vocab_size, stateful=stateful)
+    def hooked(config, vocab_size, stateful=True, batch_size=None):
+        model = build(config, vocab_size, stateful=stateful, batch_size=batch_size)  # built
         if b_z is not None:
-            model.build((config.batch_size, config.seq_len))
             for layer in model.rnn_layers:
                 set_update_gate_bias(layer.cell, b_z)
         reset = model.reset_states
