@@ -13,6 +13,7 @@ matmul fused), and the whole batch one DropConnect mask on U (Wan et al. 2013; A
 `WeightDrop`, Merity et al. 2017). Masks apply only when `training=True`.
 """
 
+import contextlib
 import inspect
 
 import keras
@@ -217,10 +218,8 @@ class Recurrent(keras.layers.RNN):
             self._check_initial_state(initial_state, sequences)
         if mask is not None:
             self._check_mask(mask, sequences)
-        if training:
-            return super().call(sequences, initial_state=initial_state, mask=mask,
-                                training=training)
-        with self.cell.without_dropout_masks():  # no draws from the dropout stream
+        # At inference no draws from the dropout stream (`cell.without_dropout_masks`).
+        with contextlib.nullcontext() if training else self.cell.without_dropout_masks():
             return super().call(sequences, initial_state=initial_state, mask=mask,
                                 training=training)
 
