@@ -1,4 +1,4 @@
-"""Fused recurrence: the training fast path of `SimpleRNN`, `LSTM` and `GRU` (TensorFlow, JAX).
+"""Fused recurrence: the training fast path of `SimpleRNN`, `LSTM` and `GRU` (every backend).
 
 The reference path (`recurrent.scan_steps` over `cell.step`) is differentiated automatically:
 TensorFlow's while-loop gradient pushes every intermediate onto stacks, pops them back one
@@ -53,8 +53,9 @@ SimpleRNN (act' written in h_t: tanh 1 - h^2, sigmoid h (1 - h), relu [h > 0], l
 The gradients w.r.t. W and b^x (b) follow from dx~ through `cell.project_inputs`, outside.
 
 The equations here are backend-generic (`keras.ops`); the time loops and the custom gradient
-are each backend's: `fused_tensorflow.py` (`tf.while_loop`, `tf.custom_gradient`) and
-`fused_jax.py` (`jax.lax.scan`, `jax.custom_vjp`). On TensorFlow on CPU each loop is compiled
+are each backend's (`BACKEND_LOOPS`): `fused_tensorflow.py` (`tf.while_loop`,
+`tf.custom_gradient`), `fused_jax.py` (`jax.lax.scan`, `jax.custom_vjp`) and `fused_torch.py`
+(Python loops in one `torch.autograd.Function`). On TensorFlow on CPU each loop is compiled
 by XLA on its own when the time axis is static, even under a plain `compile()` that leaves
 XLA off (`fused_tensorflow.compiles`), and otherwise runs in the executor; a step compiled as a
 whole (`jit_compile=True`, `keras_gated.train` on CPU) holds them too, since they are bounded
@@ -62,6 +63,7 @@ whole (`jit_compile=True`, `keras_gated.train` on CPU) holds them too, since the
 """
 
 import collections
+import importlib
 
 import keras
 from keras import ops
@@ -83,7 +85,7 @@ Chain = collections.namedtuple(
     "Chain", "states saved n_dx factors back weight_gradients transposed",
     defaults=({"U^T": "recurrent_kernel"},))
 
-# What a backend's time loops run (`fused_tensorflow.recurrence`, `fused_jax.recurrence`):
+# What a backend's time loops run (`recurrence` of each module in `BACKEND_LOOPS`):
 #   step(xw_t, valid_t or None, states, weights) -> (new states, rows_t: the states, then
 #       the saved activations);
 #   n_states, n_rows, n_dx: how many states a step carries, how many rows it writes, how
@@ -104,9 +106,17 @@ ACTIVATION_DERIVATIVES = {  # SimpleRNN's act'(a) as a function of h = act(a)
 }
 
 
+# Each backend's module holding `recurrence(loops, xs, m, weights, states)`.
+BACKEND_LOOPS = {
+    "tensorflow": "keras_gated.layers.fused_tensorflow",
+    "jax": "keras_gated.layers.fused_jax",
+    "torch": "keras_gated.layers.fused_torch",
+}
+
+
 def available():
-    """Whether this Keras backend has the fused loops: TensorFlow and JAX."""
-    return keras.backend.backend() in ("tensorflow", "jax")
+    """Whether this Keras backend has the fused loops (`BACKEND_LOOPS`)."""
+    return keras.backend.backend() in BACKEND_LOOPS
 
 
 def applies(cell):
@@ -140,10 +150,7 @@ def fused_recurrence(cell, weights, xw, initial_state, recurrent_mask=None, mask
     m = None if mask is None else ops.cast(ops.transpose(mask)[..., None], dtype)  # (T, B, 1)
     loops = _loops(cell, _chain(cell, recurrent_mask), recurrent_mask)
     states = [ops.cast(s, dtype) for s in initial_state]
-    if keras.backend.backend() == "jax":
-        from keras_gated.layers.fused_jax import recurrence
-    else:
-        from keras_gated.layers.fused_tensorflow import recurrence
+    recurrence = importlib.import_module(BACKEND_LOOPS[keras.backend.backend()]).recurrence
     hs, final = recurrence(loops, ops.transpose(xw, (1, 0, 2)), m, weights, states)
     if m is not None:
         shown = m if zero_output_for_mask else ops.cast(ops.cumsum(m, axis=0) > 0.0, dtype)

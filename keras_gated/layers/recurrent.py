@@ -20,6 +20,7 @@ import keras
 from keras import ops
 
 from keras_gated.cells.arguments import check_rate
+from keras_gated.keras_private import create_state_variables
 from keras_gated.layers import fused
 
 
@@ -205,6 +206,9 @@ class Recurrent(keras.layers.RNN):
         self._check_rank(sequences_shape)
         super().build(sequences_shape, initial_state_shape)
 
+    def _create_state_variables(self, batch_size):
+        create_state_variables(self, batch_size)  # one per replica under a strategy
+
     def _check_rank(self, shape):
         if len(shape) != 3:
             raise ValueError(
@@ -295,6 +299,11 @@ class Recurrent(keras.layers.RNN):
                 f"use_cudnn=True was given to {self.name}, but cuDNN cannot compute this call "
                 f"here (it needs a GPU, a plain LSTM or GRU(reset_after=True), no recurrent "
                 f"dropout, weight dropout or mask); pass use_cudnn='auto' to fall back")
+        if keras.backend.backend() == "torch" and m_h is None and mask is None and not dropped:
+            from keras_gated.layers import aten  # imports torch
+
+            if aten.applies(self.cell):
+                return aten.recurrence(self.cell, x, initial_state, self.go_backwards)
         xw = self.cell.project_inputs(x)
         if training and fused.available() and fused.applies(self.cell):
             if self.go_backwards:  # outputs stay in processing order, as `scan_steps`
