@@ -5,7 +5,11 @@ A Keras release that moves one fails here, at import, with the name that is miss
 rather than switching anything off silently.
 """
 
+import contextlib
 import importlib
+
+import keras
+from keras import tree
 
 # `keras.layers.RNN` pre-creates the dropout masks of a cell that is a `DropoutRNNCell`
 # (once per sequence, before the time loop, so the loop stays stateless on JAX) and clears
@@ -20,3 +24,62 @@ def tensorflow_rnn():
     The package re-exports a function named `rnn`, so `from ... import rnn` may not give
     the module."""
     return importlib.import_module("keras.src.backend.tensorflow.rnn")
+
+
+
+@contextlib.contextmanager
+def multiworker_fit(model, batch):
+    """Where `model.fit`/`evaluate` run under `tf.distribute.MultiWorkerMirroredStrategy`.
+
+    Keras's TensorFlow trainer fails there twice (keras-team/keras#20585;
+    docs/keras_upstream.md, 5): it builds the model from the first distributed batch through
+    `strategy.reduce("MEAN", (x, y))`, which that strategy refuses for a nested value, and it
+    averages each step's logs over the workers with `strategy.reduce("MEAN", v, axis=0)`,
+    which fails for the scalars a step returns. Here the model, loss, metrics and optimizer
+    are built from one local `batch` (x, y) instead (only its shapes and dtypes matter), and
+    scalar logs are averaged over the replicas whole (axis=None).
+    """
+    trainer = importlib.import_module("keras.src.backend.tensorflow.trainer")
+    keras_reduce = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not trainer._collective_all_reduce_multi_worker(
+                strategy):
+            return keras_reduce(values, strategy, reduction)
+
+        def mean(v):
+            rank = len(strategy.experimental_local_results(v)[0].shape)
+            return strategy.reduce("MEAN", v, axis=0 if rank else None)
+
+        return tree.map_structure(mean, values)
+
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    trainer.reduce_per_replica = reduce_per_replica
+    try:
+        yield
+    finally:
+        trainer.reduce_per_replica = keras_reduce
+
+
+_tracking = importlib.import_module("keras.src.utils.tracking")
+
+
+@_tracking.no_automatic_dependency_tracking
+def create_state_variables(layer, batch_size):
+    """`keras.layers.RNN._create_state_variables` (a stateful layer's carried states, outside
+    its weights), with each replica's own copy under a `tf.distribute` strategy.
+
+    Keras's states are mirrored variables there, which a replica cannot assign its own rows
+    to. These are on-read synchronised (`aggregation="only_first_replica"`): each replica
+    reads and assigns its own (batch_size, units) state; an assignment outside the replicas
+    (`reset_state`) reaches all of them. Without a strategy, or off TensorFlow, they are
+    ordinary variables.
+    """
+    with keras.name_scope(layer.name, caller=layer):
+        layer.states = [
+            keras.Variable(value, trainable=False, dtype=layer.variable_dtype, name="rnn_state",
+                           synchronization="on_read", aggregation="only_first_replica")
+            for value in layer.get_initial_state(batch_size)
+        ]

@@ -251,11 +251,11 @@ class LanguageModel(keras.Model):
 
         Arrays are checked now (ValueError); a `tf.data.Dataset` of (tokens, targets) is
         checked as it yields, by assertions in its own pipeline, outside any compiled step.
-        Other inputs (None, tuples, generators) pass unchanged.
+        Other inputs (None, tuples, generators, a `tf.distribute` dataset) pass unchanged.
         """
         if data is None or isinstance(data, tuple):
             return data
-        if type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec"):
+        if type(data).__module__.startswith("tensorflow") and hasattr(data, "map"):
             return data.map(self._assert_ids)
         if hasattr(data, "shape"):
             self.check_tokens(data)

@@ -78,8 +78,8 @@ class TrainConfig:
                           "every later step; validation, test and the saved model use the "
                           "average (AWD-LSTM: 5; needs patience >= N + 2); 0: off")
     seed: int = _field(0, "seed of the weights, dropout masks and data splits")
-    carry_state: bool = _field(True, "carry h (and c) across consecutive BPTT windows "
-                               "(one device only)", group="devices")
+    carry_state: bool = _field(True, "carry h (and c) across consecutive BPTT windows (with "
+                               "--strategy, each replica its own streams')", group="devices")
     strategy: str = _field("none", "data parallelism: mirrored (GPUs of one machine) or "
                            "multiworker (TF_CONFIG)", STRATEGIES, group="devices")
     xla: bool = _field(True, "XLA-compiled training step (our cells on one CPU device)",
@@ -114,9 +114,6 @@ class TrainConfig:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}")
         if not 0.0 < self.lr_decay < 1.0:
             raise ValueError(f"`lr_decay` must be in (0, 1), got {self.lr_decay!r}")
-        if self.strategy != "none" and self.carry_state:
-            raise ValueError("`carry_state` needs strategy='none': replicas cannot share carried "
-                             "state; pass --carry-state false with --strategy")
         if self.steps_per_epoch < 0 or self.patience < 0:
             raise ValueError("`steps_per_epoch` and `patience` must be >= 0")
         if self.nonmono < 0:

@@ -5,7 +5,9 @@ import contextlib
 
 import keras
 
+from keras_gated.keras_private import multiworker_fit
 from keras_gated.layers.recurrent import cudnn_path
+from keras_gated.training.workers import tf_strategy, workers
 
 
 def uses_xla(config):
@@ -55,11 +57,14 @@ def distribution_strategy(name):
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def fit_scope(strategy):
-    """Where `fit` runs: inside a `keras.distribution` scope (JAX: it lays out the batches
+def fit_scope(strategy, model, batch):
+    """Where `model.fit` runs: inside a `keras.distribution` scope (JAX: it lays out the batches
     there), outside a `tf.distribute` one (Keras's trainer enters it per step; callbacks such
     as the gradient-norm logger then run in the cross-replica context, where they can read
-    mirrored variables)."""
+    mirrored variables); under `MultiWorkerMirroredStrategy`, with Keras's trainer mended
+    (`keras_private.multiworker_fit`, from one local `batch` (x, y))."""
     if isinstance(strategy, keras.distribution.DataParallel):
         return strategy.scope()
+    if tf_strategy(strategy) and workers(strategy)[1] > 1:
+        return multiworker_fit(model, batch)
     return contextlib.nullcontext()

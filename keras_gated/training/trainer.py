@@ -26,11 +26,16 @@ from keras_gated.training.devices import distribution_strategy, fit_scope, uses_
 from keras_gated.training.evaluate import split_perplexities
 from keras_gated.training.grad_norm import GradientNormLogger
 from keras_gated.training.uniform_check import WarnWorseThanUniform
-from keras_gated.training.windows import LengthScaledLearningRate, TrainingWindows
+from keras_gated.training.windows import LengthScaledLearningRate
+from keras_gated.training.workers import (distribute, per_replica_batch, replica_windows,
+                                          workers, written_dir)
 
 
 def train(config, out, overwrite=False, verbose=1):
     """Trains `config` into the run directory `out`, resuming if it holds a checkpoint.
+
+    With several workers (`--strategy multiworker`) every worker runs this with the same
+    arguments; only the chief writes `out` (`training.workers`).
 
     Returns a dict of results: valid and test perplexity, epochs run, and a stop message.
     """
@@ -38,88 +43,114 @@ def train(config, out, overwrite=False, verbose=1):
     # First, before any TensorFlow op: MultiWorkerMirroredStrategy configures the collective
     # ops at program start-up, and so refuses a context that is already initialised.
     strategy = distribution_strategy(config.strategy)
+    chief = workers(strategy)[0] == 0
     keras.utils.set_random_seed(config.seed)
-    resuming = run_dir.start(out, config, overwrite)
+    if chief:
+        resuming = run_dir.start(out, config, overwrite)
+    else:  # reads the chief's checkpoint, writes nothing there
+        resuming = not overwrite and os.path.exists(os.path.join(out, run_dir.PROGRESS))
     if resuming:
         tokenizer, _, fingerprint = run_dir.load_tokenizer_and_config(out)
         tokenizer, ids, _ = load_split_ids(config, tokenizer, fingerprint, verbose=bool(verbose))
     else:
         tokenizer, ids, fingerprint = load_split_ids(config, verbose=bool(verbose))
     batch_size = fitting_batch_size(ids, config.batch_size, config.seq_len, verbose=bool(verbose))
-    if not resuming:
-        tokenizer.save(os.path.join(out, run_dir.VOCAB))
-        run_dir.save_config(out, config, fingerprint)
-
-    windows = TrainingWindows(ids["train"], batch_size, config.seq_len, config.variable_bptt,
-                              config.seed, config.steps_per_epoch)
-    valid_ds = bptt_batches(ids["valid"], batch_size, config.seq_len)
+    b = per_replica_batch(strategy, batch_size)
     progress = run_dir.load_progress(out)
-    if resuming:
-        run_dir.trim_logs(out, progress["epochs_done"])
-    with strategy.scope() if strategy else contextlib.nullcontext():
-        if resuming:
-            model = run_dir.load_model_file(os.path.join(out, run_dir.TRAIN_STATE))
-            if model.vocab_size != tokenizer.vocab_size:
-                raise ValueError(f"{run_dir.VOCAB} has {tokenizer.vocab_size} tokens but the "
-                                 f"checkpoint's model expects {model.vocab_size}")
-            if keras.backend.backend() == "tensorflow":  # elsewhere the file keeps Keras's
-                model.jit_compile = uses_xla(config)  # this machine's choice (a GPU: no XLA)
-            for variable, value in zip(cbs.seed_states(model), progress["seed_states"]):
-                variable.assign(value)
-        else:
-            model = build_model(config, tokenizer.vocab_size, stateful=config.carry_state,
-                                batch_size=batch_size)
+    with written_dir(out, chief) as written:
+        if not resuming:
+            tokenizer.save(os.path.join(written, run_dir.VOCAB))
+            run_dir.save_config(written, config, fingerprint)
+        elif chief:
+            run_dir.trim_logs(out, progress["epochs_done"])
+        windows = replica_windows(strategy, ids["train"], batch_size, config.seq_len,
+                                  config.variable_bptt, config.seed, config.steps_per_epoch)
+        valid = replica_windows(strategy, ids["valid"], batch_size, config.seq_len, False, 0, 0)
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = _model(config, out, resuming, progress, tokenizer, b)
+        epochs_run, stopped = _fit(model, config, strategy, windows, valid, ids, tokenizer,
+                                   out if resuming else None, written, progress, verbose)
+        if not os.path.exists(os.path.join(written, run_dir.MODEL)):
+            raise RuntimeError(stopped or "training ended before one complete epoch")
+        best = run_dir.load_model_file(os.path.join(written, run_dir.MODEL))
+        scores = split_perplexities(best, ids, config, strategy=strategy)
+        results = {
+            "valid_perplexity": scores["valid"][0],
+            "test_perplexity": scores["test"][0],
+            "epochs": epochs_run + progress["epochs_done"],
+            "stopped": stopped,
+        }
+        run_dir.write_json(os.path.join(written, run_dir.RESULTS), results)
+    return results
 
+
+def _model(config, out, resuming, progress, tokenizer, batch_size):
+    """The compiled model: the checkpoint's when `resuming`, else a new one for batches of
+    `batch_size` (each replica's)."""
+    if not resuming:
+        return build_model(config, tokenizer.vocab_size, stateful=config.carry_state,
+                           batch_size=batch_size)
+    model = run_dir.load_model_file(os.path.join(out, run_dir.TRAIN_STATE))
+    if model.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"{run_dir.VOCAB} has {tokenizer.vocab_size} tokens but the "
+                         f"checkpoint's model expects {model.vocab_size}")
+    if keras.backend.backend() == "tensorflow":  # elsewhere the file keeps Keras's
+        model.jit_compile = uses_xla(config)  # this machine's choice (a GPU: no XLA)
+    for variable, value in zip(cbs.seed_states(model), progress["seed_states"]):
+        variable.assign(value)
+    return model
+
+
+def _fit(model, config, strategy, windows, valid, ids, tokenizer, resumed, written, progress,
+         verbose):
+    """Fits the remaining epochs, one `fit` each, writing into `written`; returns (epochs
+    run, the non-finite stop message or None). `resumed`: the run directory whose averages a
+    resumed run reads (None for a fresh run)."""
     reduce_lr = keras.callbacks.ReduceLROnPlateau(
         monitor="val_perplexity", mode="min", factor=config.lr_decay, patience=0, verbose=verbose
     )
     early = keras.callbacks.EarlyStopping(monitor="val_perplexity", mode="min", patience=config.patience)
     nonfinite = cbs.StopOnNonFinite()
-    averaging = _averaging(config, out, progress)
-    checkpoint = cbs.RunCheckpoint(out, stateless_copy, watched=(reduce_lr, early),
+    averaging = _averaging(config, resumed, progress)
+    checkpoint = cbs.RunCheckpoint(written, stateless_copy, watched=(reduce_lr, early),
                                    averaging=averaging)
     checkpoint.best = progress["best"]
-    log = keras.callbacks.CSVLogger(os.path.join(out, run_dir.LOG), append=resuming)
+    log = keras.callbacks.CSVLogger(os.path.join(written, run_dir.LOG), append=bool(resumed))
+    b, seq_len = windows[0].batch_size, config.seq_len
     callbacks = [
         cbs.ResetStates(), nonfinite, WarnWorseThanUniform(tokenizer.vocab_size),
-        *([LengthScaledLearningRate(windows)] if config.variable_bptt else []),
+        *([LengthScaledLearningRate(windows[0])] if config.variable_bptt else []),
         *([averaging] if averaging else []), reduce_lr, early,
         cbs.RestoreCounters((reduce_lr, early), progress["callbacks"]), checkpoint, log,
-        keras.callbacks.TensorBoard(os.path.join(out, run_dir.TENSORBOARD), write_graph=False),
-        GradientNormLogger(out, bptt_batches(ids["train"], batch_size, config.seq_len),
-                           num_batches=2),
+        keras.callbacks.TensorBoard(os.path.join(written, run_dir.TENSORBOARD), write_graph=False),
+        GradientNormLogger(written, bptt_batches(windows[0].ids, b, seq_len), num_batches=2),
         cbs.RunProgbar(config.epochs),
     ]
+    valid_ds = distribute(strategy, [v.dataset(0) for v in valid])
     epochs_run = 0
-    with fit_scope(strategy):
+    with fit_scope(strategy, model, next(iter(windows[0].dataset(0)))):
         for epoch in range(progress["epochs_done"], config.epochs):
             history = model.fit(
-                windows.dataset(epoch), validation_data=valid_ds, initial_epoch=epoch,
-                epochs=epoch + 1, callbacks=callbacks, verbose=verbose, shuffle=False,
+                distribute(strategy, [w.dataset(epoch) for w in windows]),
+                validation_data=valid_ds, initial_epoch=epoch, epochs=epoch + 1,
+                # a distributed dataset does not tell Keras its length
+                steps_per_epoch=len(windows[0].lengths(epoch)),
+                validation_steps=len(valid[0].lengths(0)),
+                callbacks=callbacks, verbose=verbose, shuffle=False,
             )
             epochs_run += len(history.epoch)
             log.append = True  # the next epochs add rows
             if model.stop_training:
                 break
-    if not os.path.exists(os.path.join(out, run_dir.MODEL)):
-        raise RuntimeError(nonfinite.message or "training ended before one complete epoch")
-    best = run_dir.load_run(out)[0]
-    scores = split_perplexities(best, ids, config)
-    results = {
-        "valid_perplexity": scores["valid"][0],
-        "test_perplexity": scores["test"][0],
-        "epochs": epochs_run + progress["epochs_done"],
-        "stopped": nonfinite.message,
-    }
-    run_dir.write_json(os.path.join(out, run_dir.RESULTS), results)
-    return results
+    return epochs_run, nonfinite.message
 
 
-def _averaging(config, out, progress):
-    """The run's `WeightAveraging` (None without `config.nonmono`), resumed from `progress`."""
+def _averaging(config, resumed, progress):
+    """The run's `WeightAveraging` (None without `config.nonmono`), resumed from `progress`
+    and the averages in the run directory `resumed`."""
     if not config.nonmono:
         return None
     state = progress.get("averaging")
-    averages = (load_averages(os.path.join(out, run_dir.AVERAGE))
-                if state and state["count"] else None)
+    averages = (load_averages(os.path.join(resumed, run_dir.AVERAGE))
+                if resumed and state and state["count"] else None)
     return WeightAveraging(config.nonmono, state=state, averages=averages)
