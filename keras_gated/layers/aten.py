@@ -24,9 +24,9 @@ median ms; reference = `scan_steps` under autograd, fused = `fused_torch.py`):
     RNN  U=128     14.6       11.9     5.5             3.5        3.5
 ATen is the fastest path for every cell it computes, training and at inference, so every such
 call delegates. Its LSTM is oneDNN's kernel (`mkldnn_rnn_layer`, forward and backward); its GRU
-and RNN are a C++ loop over cells that autograd records step by step: at U=512 the GRU is level
-with the fused path (142 against 149 ms; a noisier run 208 against 171), so a larger GRU may
-gain nothing.
+and RNN are a C++ loop over cells that autograd records step by step, so the GRU's lead shrinks
+with U: fused against ATen in training, interleaved, fastest of 20 (the machine was shared;
+medians were level from U=256 on): U=128 28.6 / 22.1 ms, U=256 69.2 / 50.8, U=512 140 / 132.
 """
 
 import keras
