@@ -111,9 +111,9 @@ def check_resume(run, config):
 
 
 def load_progress(run):
-    """The checkpoint's progress, or a fresh run's."""
-    path = os.path.join(run, PROGRESS)
-    if not os.path.exists(path):
+    """The checkpoint's progress, or a fresh run's (also for `run` None)."""
+    path = None if run is None else os.path.join(run, PROGRESS)
+    if path is None or not os.path.exists(path):
         return {"epochs_done": 0, "best": float("inf"), "callbacks": {}}
     return read_json(path)
 

@@ -27,8 +27,8 @@ from keras_gated.training.evaluate import split_perplexities
 from keras_gated.training.grad_norm import GradientNormLogger
 from keras_gated.training.uniform_check import WarnWorseThanUniform
 from keras_gated.training.windows import LengthScaledLearningRate
-from keras_gated.training.workers import (distribute, per_replica_batch, replica_windows,
-                                          workers, written_dir)
+from keras_gated.training.workers import (check_same_checkpoint, distribute, per_replica_batch,
+                                          replica_windows, workers, written_dir)
 
 
 def train(config, out, overwrite=False, verbose=1):
@@ -56,7 +56,8 @@ def train(config, out, overwrite=False, verbose=1):
         tokenizer, ids, fingerprint = load_split_ids(config, verbose=bool(verbose))
     batch_size = fitting_batch_size(ids, config.batch_size, config.seq_len, verbose=bool(verbose))
     b = per_replica_batch(strategy, batch_size)
-    progress = run_dir.load_progress(out)
+    progress = run_dir.load_progress(out if resuming else None)
+    check_same_checkpoint(strategy, out, progress["epochs_done"])
     with written_dir(out, chief) as written:
         if not resuming:
             tokenizer.save(os.path.join(written, run_dir.VOCAB))

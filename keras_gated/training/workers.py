@@ -133,3 +133,20 @@ def sum_over_workers(strategy, values):
         tf.distribute.get_replica_context().replica_id_in_sync_group % local == 0,
         tf.constant(values), tf.zeros_like(values)))
     return strategy.reduce("SUM", per_replica, axis=None).numpy()
+
+
+def check_same_checkpoint(strategy, out, epochs_done):
+    """Raises ValueError unless every worker found the same checkpoint (`epochs_done`) in
+    the run directory: they all read it, so it must be one directory they share.
+
+    All equal iff (sum e)^2 = n sum e^2 (Cauchy-Schwarz).
+    """
+    n = workers(strategy)[1]
+    if n == 1:
+        return
+    total, squares = sum_over_workers(strategy, [epochs_done, epochs_done ** 2])
+    if total * total != n * squares:
+        raise ValueError(
+            f"the workers found different checkpoints (this one: {epochs_done} epochs done in "
+            f"{out!r}, on average {total / n:g}): every worker must see the same run directory "
+            "(pass the same --out on a shared file system, or run the workers on one host)")

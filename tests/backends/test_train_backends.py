@@ -14,6 +14,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 
 import keras_gated  # noqa: F401  (registers the classes for load_model)
 from tests.conftest import write_corpus
@@ -74,12 +75,12 @@ def test_a_run_that_fails_early_leaves_no_half_made_run(tmp_path):
     assert not (tmp_path / "run").exists() or not os.listdir(tmp_path / "run")
 
 
-def test_jax_data_parallel_over_two_host_devices_matches_one_device(tmp_path):
+@pytest.mark.parametrize("carry", ["false", "true"])
+def test_jax_data_parallel_over_two_host_devices_matches_one_device(tmp_path, carry):
     """`--strategy mirrored` on JAX (`keras.distribution.DataParallel` over two host CPU
-    devices, the global batch split in two) gives the one-device loss curve."""
+    devices, the global batch split in two by rows) gives the one-device loss curve, with
+    carried state or without."""
     import csv
-
-    import pytest
 
     if keras.backend.backend() != "jax":
         pytest.skip("keras.distribution.DataParallel is the JAX backend's")
@@ -94,7 +95,7 @@ def test_jax_data_parallel_over_two_host_devices_matches_one_device(tmp_path):
             [script, "train", "--corpus", str(corpus), "--units", "8", "--embed-dim", "8",
              "--batch-size", "4", "--seq-len", "6", "--steps-per-epoch", "4", "--epochs", "2",
              "--dropout", "0", "--recurrent-dropout", "0", "--embed-dropout", "0",
-             "--carry-state", "false", "--strategy", strategy, "--out", str(out)],
+             "--carry-state", carry, "--strategy", strategy, "--out", str(out)],
             env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
         with open(out / "log.csv", encoding="utf-8") as f:

@@ -208,6 +208,10 @@ def test_fused_path_is_taken_exactly_when_it_applies(monkeypatch):
         from keras_gated.layers import cudnn
 
         monkeypatch.setattr(cudnn, "applies", lambda cell: False)  # on a GPU cuDNN comes first
+    if backend() == "torch":
+        from keras_gated.layers import aten
+
+        monkeypatch.setattr(aten, "applies", lambda cell: False)  # ATen comes first on torch
     calls = []
     original = fused.fused_recurrence
 

@@ -108,3 +108,59 @@ def test_two_workers_match_one_process(corpus, runs, tmp_path, carry):
     results = [json.loads((run / "results.json").read_text()) for run in (one, tmp_path / "worker0")]
     for split in ("valid_perplexity", "test_perplexity"):  # each split scored once in all
         assert abs(results[0][split] - results[1][split]) <= LOSS_RTOL * results[0][split]
+
+
+def start_workers(corpus, out, cluster, config):
+    """The same command on each worker, the same --out (one host: a shared directory)."""
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in config.items()]
+    command = [os.path.join(os.path.dirname(sys.executable), "keras-gated"), "train",
+               "--corpus", str(corpus), *flags, "--out", str(out), "--strategy", "multiworker"]
+    return [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "TF_CONFIG": json.dumps(
+                                 {"cluster": {"worker": cluster},
+                                  "task": {"type": "worker", "index": index}})})
+            for index in range(2)]
+
+
+def final_weights(run):
+    import keras
+
+    import keras_gated  # noqa: F401
+
+    return keras.models.load_model(run / "checkpoint" / "train_state.keras").get_weights()
+
+
+@pytest.mark.slow
+def test_a_killed_worker_stops_the_other_and_a_rerun_resumes(corpus, tmp_path):
+    """SIGKILL one worker mid-run: the other stops with a message within bounded time; the
+    same commands again resume from the last checkpoint to the uninterrupted run's weights."""
+    import signal
+    import time
+
+    import numpy as np
+
+    config = {**CONFIG, "epochs": 5, "steps_per_epoch": 40}
+    done = start_workers(corpus, tmp_path / "whole", [f"localhost:{p}" for p in free_ports(2)],
+                         config)
+    for w in done:
+        assert w.wait(timeout=900) == 0, w.stderr.read()[-3000:]
+
+    cluster = [f"localhost:{p}" for p in free_ports(2)]
+    killed = start_workers(corpus, tmp_path / "run", cluster, config)
+    progress = tmp_path / "run" / "checkpoint" / "progress.json"
+    deadline = time.monotonic() + 600
+    while not (progress.exists() and json.loads(progress.read_text())["epochs_done"] >= 2):
+        assert time.monotonic() < deadline and killed[0].poll() is None
+        time.sleep(0.05)
+    killed[1].send_signal(signal.SIGKILL)
+    stopped = time.monotonic()
+    _, err = killed[0].communicate(timeout=300)
+    assert killed[0].returncode not in (0, None), "the chief finished before the kill"
+    print(f"the chief stopped {time.monotonic() - stopped:.1f} s after the kill")
+    assert "worker" in err.splitlines()[-1], err[-3000:]  # one line naming what happened
+
+    for w in start_workers(corpus, tmp_path / "run", cluster, config):
+        assert w.wait(timeout=900) == 0, w.stderr.read()[-3000:]
+    for a, b in zip(final_weights(tmp_path / "whole"), final_weights(tmp_path / "run"),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
