@@ -27,8 +27,9 @@ from keras_gated.training.evaluate import split_perplexities
 from keras_gated.training.grad_norm import GradientNormLogger
 from keras_gated.training.uniform_check import WarnWorseThanUniform
 from keras_gated.training.windows import LengthScaledLearningRate
-from keras_gated.training.workers import (check_same_checkpoint, distribute, per_replica_batch,
-                                          replica_windows, workers, written_dir)
+from keras_gated.training.workers import (check_same_checkpoint, distribute, lost_workers,
+                                          per_replica_batch, replica_windows, workers,
+                                          written_dir)
 
 
 def train(config, out, overwrite=False, verbose=1):
@@ -129,7 +130,7 @@ def _fit(model, config, strategy, windows, valid, ids, tokenizer, resumed, writt
     ]
     valid_ds = distribute(strategy, [v.dataset(0) for v in valid])
     epochs_run = 0
-    with fit_scope(strategy, model, next(iter(windows[0].dataset(0)))):
+    with fit_scope(strategy, model, next(iter(windows[0].dataset(0)))), lost_workers(strategy):
         for epoch in range(progress["epochs_done"], config.epochs):
             history = model.fit(
                 distribute(strategy, [w.dataset(epoch) for w in windows]),

@@ -150,3 +150,22 @@ def check_same_checkpoint(strategy, out, epochs_done):
             f"the workers found different checkpoints (this one: {epochs_done} epochs done in "
             f"{out!r}, on average {total / n:g}): every worker must see the same run directory "
             "(pass the same --out on a shared file system, or run the workers on one host)")
+
+
+@contextlib.contextmanager
+def lost_workers(strategy):
+    """Turns the collective ops' failure when another worker stops (TensorFlow notices
+    within seconds: its heartbeats stop) into one RuntimeError saying how to resume."""
+    if not tf_strategy(strategy) or workers(strategy)[1] == 1:
+        yield
+        return
+    import tensorflow as tf
+
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.AbortedError,
+            tf.errors.DeadlineExceededError, tf.errors.CancelledError) as error:
+        cause = " ".join(str(error.message).split())[:300]
+        raise RuntimeError(
+            f"another worker stopped ({cause}): training stopped on this worker too; run the "
+            "same command on every worker again to resume from the last checkpoint") from None
