@@ -47,7 +47,9 @@ examples:
   keras-gated train --corpus shakespeare --cell gru --layers 2 --units 200 \\
                     --embed-dim 200 --epochs 4 --out runs/gru
   keras-gated train --corpus my_texts/ --level char --units 128 --embed-dim 128 --out runs/c
-  keras-gated train --strategy mirrored --carry-state false ... (several GPUs)"""
+  keras-gated train --strategy mirrored ... (several GPUs of one machine)
+  TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}' \
+    keras-gated train --strategy multiworker --out shared/run ... (on each worker, its index)"""
 
 METAVARS = {int: "N", float: "X", "corpus": "SOURCE", "units": "N,..."}
 GROUPS = {"data": "corpus and tokens", "model": "model", "training": "training",
