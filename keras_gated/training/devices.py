@@ -35,18 +35,19 @@ def distribution_strategy(name):
     started with its own TF_CONFIG (see the README). JAX: "mirrored" is
     `keras.distribution.DataParallel` over `jax.devices()` (on a CPU,
     XLA_FLAGS=--xla_force_host_platform_device_count=N makes N); "multiworker" first joins the
-    processes with `jax.distributed.initialize()` (its standard environment variables or
-    cluster auto-detection), then the same over every process's devices. The batch size is
-    the global batch, split evenly over replicas. torch: none here.
+    processes with `keras.distribution.initialize()` (KERAS_DISTRIBUTION_JOB_ADDRESSES,
+    _NUM_PROCESSES and _PROCESS_ID, or JAX's cluster auto-detection), then the same over every
+    process's devices. The batch size is the global batch, split evenly over replicas.
+    torch: none here.
     """
     if name == "none":
         return None
     backend = keras.backend.backend()
     if backend == "jax":
         if name == "multiworker":
-            import jax
-
-            jax.distributed.initialize()
+            keras.distribution.initialize()  # KERAS_DISTRIBUTION_* variables, or auto-detection
+            # each process reads its own rows (`workers.replica_windows`), not a global batch
+            return keras.distribution.DataParallel(auto_shard_dataset=False)
         return keras.distribution.DataParallel()
     if backend != "tensorflow":
         raise ValueError(f"--strategy {name} needs the TensorFlow or JAX backend, not {backend}")

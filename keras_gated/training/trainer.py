@@ -28,8 +28,8 @@ from keras_gated.training.grad_norm import GradientNormLogger
 from keras_gated.training.uniform_check import WarnWorseThanUniform
 from keras_gated.training.windows import LengthScaledLearningRate
 from keras_gated.training.workers import (check_same_checkpoint, distribute, lost_workers,
-                                          per_replica_batch, replica_windows, workers,
-                                          written_dir)
+                                          per_replica_batch, replica_stream,
+                                          replica_windows, workers, written_dir)
 
 
 def train(config, out, overwrite=False, verbose=1):
@@ -70,7 +70,10 @@ def train(config, out, overwrite=False, verbose=1):
         valid = replica_windows(strategy, ids["valid"], batch_size, config.seq_len, False, 0, 0)
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = _model(config, out, resuming, progress, tokenizer, b)
-        epochs_run, stopped = _fit(model, config, strategy, windows, valid, ids, tokenizer,
+        # the gradient norm is logged on the rows the model's batch holds (replica 0's)
+        logged = bptt_batches(replica_stream(ids["train"], batch_size, 0, batch_size // b), b,
+                              config.seq_len)
+        epochs_run, stopped = _fit(model, config, strategy, windows, valid, logged, tokenizer,
                                    out if resuming else None, written, progress, verbose)
         if not os.path.exists(os.path.join(written, run_dir.MODEL)):
             raise RuntimeError(stopped or "training ended before one complete epoch")
@@ -103,7 +106,7 @@ def _model(config, out, resuming, progress, tokenizer, batch_size):
     return model
 
 
-def _fit(model, config, strategy, windows, valid, ids, tokenizer, resumed, written, progress,
+def _fit(model, config, strategy, windows, valid, logged, tokenizer, resumed, written, progress,
          verbose):
     """Fits the remaining epochs, one `fit` each, writing into `written`; returns (epochs
     run, the non-finite stop message or None). `resumed`: the run directory whose averages a
@@ -118,14 +121,13 @@ def _fit(model, config, strategy, windows, valid, ids, tokenizer, resumed, writt
                                    averaging=averaging)
     checkpoint.best = progress["best"]
     log = keras.callbacks.CSVLogger(os.path.join(written, run_dir.LOG), append=bool(resumed))
-    b, seq_len = windows[0].batch_size, config.seq_len
     callbacks = [
         cbs.ResetStates(), nonfinite, WarnWorseThanUniform(tokenizer.vocab_size),
         *([LengthScaledLearningRate(windows[0])] if config.variable_bptt else []),
         *([averaging] if averaging else []), reduce_lr, early,
         cbs.RestoreCounters((reduce_lr, early), progress["callbacks"]), checkpoint, log,
         keras.callbacks.TensorBoard(os.path.join(written, run_dir.TENSORBOARD), write_graph=False),
-        GradientNormLogger(written, bptt_batches(windows[0].ids, b, seq_len), num_batches=2),
+        GradientNormLogger(written, logged, num_batches=2),
         cbs.RunProgbar(config.epochs),
     ]
     valid_ds = distribute(strategy, [v.dataset(0) for v in valid])

@@ -63,19 +63,24 @@ def written_dir(out, chief):
 
 def replica_windows(strategy, ids, batch_size, seq_len, variable, seed, steps_per_epoch):
     """[TrainingWindows] of each of this process's replicas, in replica order (one without
-    a `tf.distribute` strategy: the global batch).
+    a `tf.distribute` strategy: this process's rows of the global batch, all of them in one
+    process).
 
     Raises:
         ValueError: `batch_size` is not a multiple of the replicas.
     """
-    if not tf_strategy(strategy):
-        return [TrainingWindows(ids, batch_size, seq_len, variable, seed, steps_per_epoch)]
+    w, n = workers(strategy)
+    if not tf_strategy(strategy):  # JAX: process w reads rows [w B/n, (w+1) B/n), which
+        if batch_size % n:  # Keras lays out over its devices
+            raise ValueError(f"the batch size {batch_size} must be a multiple of the {n} "
+                             "processes, each reading as many streams: pass such a --batch-size")
+        return [TrainingWindows(replica_stream(ids, batch_size, w, n), batch_size // n,
+                                seq_len, variable, seed, steps_per_epoch)]
     b = per_replica_batch(strategy, batch_size)
     replicas = strategy.num_replicas_in_sync
-    local = replicas // workers(strategy)[1]
-    first = workers(strategy)[0] * local
+    local = replicas // n
     return [TrainingWindows(replica_stream(ids, batch_size, q, replicas), b, seq_len, variable,
-                            seed, steps_per_epoch) for q in range(first, first + local)]
+                            seed, steps_per_epoch) for q in range(w * local, (w + 1) * local)]
 
 
 def per_replica_batch(strategy, batch_size):

@@ -105,3 +105,51 @@ def test_jax_data_parallel_over_two_host_devices_matches_one_device(tmp_path, ca
     assert devices.stdout.strip() == "2"
     # replicas sum per-replica float32 gradients in another order: ~1e-6 relative
     np.testing.assert_allclose(curves["mirrored"], curves["none"], rtol=1e-4)
+
+
+def test_jax_two_processes_match_one(tmp_path):
+    """`--strategy multiworker` on JAX: two processes joined by `keras.distribution.initialize`
+    (KERAS_DISTRIBUTION_* variables), each reading its half of the rows, with carried state,
+    give one process's loss curve; only process 0 writes its run directory."""
+    import csv
+    import socket
+
+    if keras.backend.backend() != "jax":
+        pytest.skip("jax.distributed is the JAX backend's")
+    corpus = write_corpus(tmp_path / "corpus", lines=(120, 30, 30))
+    script = os.path.join(os.path.dirname(sys.executable), "keras-gated")
+    sockets = [socket.socket() for _ in range(2)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    addresses = ",".join(f"localhost:{s.getsockname()[1]}" for s in sockets)
+    for s in sockets:
+        s.close()
+
+    def command(out, strategy):
+        return [script, "train", "--corpus", str(corpus), "--units", "8", "--embed-dim", "8",
+                "--batch-size", "4", "--seq-len", "6", "--steps-per-epoch", "4", "--epochs", "2",
+                "--dropout", "0", "--recurrent-dropout", "0", "--embed-dropout", "0",
+                "--strategy", strategy, "--out", str(out)]
+
+    workers = [subprocess.Popen(
+        command(tmp_path / f"process{i}", "multiworker"), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "KERAS_BACKEND": "jax", "KERAS_DISTRIBUTION_JOB_ADDRESSES": addresses,
+             "KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": str(i)})
+        for i in range(2)]
+    one = subprocess.run(command(tmp_path / "one", "none"), capture_output=True, text=True,
+                         env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=900)
+    for w in workers:
+        assert w.wait(timeout=900) == 0, w.stderr.read()[-3000:]
+    assert one.returncode == 0, one.stderr[-3000:]
+    curves = []
+    for run in ("one", "process0"):
+        with open(tmp_path / run / "log.csv", encoding="utf-8") as f:
+            curves.append([[float(r["loss"]), float(r["val_loss"])] for r in csv.DictReader(f)])
+    np.testing.assert_allclose(curves[1], curves[0], rtol=1e-4)
+    assert sorted(os.listdir(tmp_path / "process0")) == sorted(os.listdir(tmp_path / "one"))
+    assert not (tmp_path / "process1").exists()
+    results = [json.loads((tmp_path / run / "results.json").read_text())
+               for run in ("one", "process0")]
+    for split in ("valid_perplexity", "test_perplexity"):  # each split scored once in all
+        np.testing.assert_allclose(results[1][split], results[0][split], rtol=1e-4)
