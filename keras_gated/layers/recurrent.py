@@ -211,6 +211,15 @@ class Recurrent(keras.layers.RNN):
     def _create_state_variables(self, batch_size):
         create_state_variables(self, batch_size)  # one per replica under a strategy
 
+    @property
+    def variables(self):
+        """Keras's list, plus a stateful layer's carried states (not weights: neither saved
+        nor in `get_weights`). A JAX step runs statelessly on the variables its model lists
+        and writes back only those; Keras's `RNN` leaves the states out, so on JAX its
+        compiled steps (`fit`, `predict`) silently never carry state (docs/keras_upstream.md, 6)."""
+        states = self.states if self.stateful and self.states is not None else []
+        return super().variables + [s for s in states if isinstance(s, keras.Variable)]
+
     def _check_rank(self, shape):
         if len(shape) != 3:
             raise ValueError(
