@@ -129,14 +129,15 @@ def applies(cell):
     return type(cell) in (LSTMCell, GRUCell) and cell.is_plain()
 
 
-def fused_recurrence(cell, weights, xw, initial_state, recurrent_mask=None, mask=None,
+def fused_recurrence(cell, weights, xs, initial_state, recurrent_mask=None, mask=None,
                      zero_output_for_mask=False):
     """`scan_steps(cell.step, ...)` (forward time order) with the hand-written gradient.
 
     Args:
         cell: a cell for which `applies(cell)`.
         weights: the cell's `step_weights()` as tensors (the gradient flows back to them).
-        xw: (B, T, G*U) projected inputs `cell.project_inputs(x)`, in processing order.
+        xs: (T, B, G*U) projected inputs `cell.project_inputs(x)`, time-major, in
+            processing order.
         initial_state: list of (B, U): [h] or, for the LSTM, [h, c].
         recurrent_mask: m_h (B, U) or None; no gradient flows to it.
         mask: optional (B, T) bool, in processing order (M1).
@@ -145,13 +146,13 @@ def fused_recurrence(cell, weights, xw, initial_state, recurrent_mask=None, mask
     Returns:
         last_output (B, U), outputs (B, T, U), final states (list of (B, U)).
     """
-    dtype = xw.dtype
+    dtype = xs.dtype
     weights = {name: ops.cast(w, dtype) for name, w in weights.items()}
     m = None if mask is None else ops.cast(ops.transpose(mask)[..., None], dtype)  # (T, B, 1)
     loops = _loops(cell, _chain(cell, recurrent_mask), recurrent_mask)
     states = [ops.cast(s, dtype) for s in initial_state]
     recurrence = importlib.import_module(BACKEND_LOOPS[keras.backend.backend()]).recurrence
-    hs, final = recurrence(loops, ops.transpose(xw, (1, 0, 2)), m, weights, states)
+    hs, final = recurrence(loops, xs, m, weights, states)
     if m is not None:
         shown = m if zero_output_for_mask else ops.cast(ops.cumsum(m, axis=0) > 0.0, dtype)
         hs = hs * shown  # y_t = v_t h_t (or m_t h_t)

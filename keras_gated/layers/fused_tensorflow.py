@@ -96,6 +96,23 @@ def compiles(xs):
             and xs.shape[0] is not None and not tf.config.list_logical_devices("GPU"))
 
 
+# The widest layer whose inference loop XLA compiles. Measured (BENCHMARKS.md, "Backends":
+# a 2-layer tagger's predict, B = 32, T = 50, 2 CPU cores, ms ours compiled / ours in the
+# executor): LSTM U = 32 4.7 / 6.2, 64 7.9 / 8.2, 96 12.7 / 14.1, 128 19.8 / 18.9; GRU 32
+# 5.0 / 6.8, 64 10.5 / 11.2, 96 14.3 / 14.8, 128 18.7 / 16.4: XLA's CPU matmuls lose to the
+# executor's from U = 128, where the per-op overhead XLA removes no longer dominates.
+INFERENCE_XLA_MAX_UNITS = 96
+
+
+def compiled(loop, xs, units):
+    """`loop` (the inference path's time loop over time-major `xs` (T, B, .) of a layer of
+    `units`), XLA-compiled on its own where the training loops are (`compiles`) and
+    `units` <= `INFERENCE_XLA_MAX_UNITS`, else as it is."""
+    if units <= INFERENCE_XLA_MAX_UNITS and compiles(xs):
+        return tf.function(loop, jit_compile=True, autograph=False)
+    return loop
+
+
 def _constants(tensors):
     return [tf.stop_gradient(t) for t in tensors]
 

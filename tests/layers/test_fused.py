@@ -256,3 +256,36 @@ def test_stateful_layers_fit_on_the_fused_path(monkeypatch):
     if backend() == "tensorflow":  # on JAX, Keras's RNN (its built-in LSTM too) does not
         # write stateful states back from a compiled train step
         assert np.abs(np.asarray(layer.states[1])).max() > 0
+
+
+@pytest.mark.tensorflow_only
+@pytest.mark.parametrize("layer_class", [keras_gated.SimpleRNN, keras_gated.LSTM, keras_gated.GRU])
+def test_inference_loops_compile_where_they_gain(layer_class, monkeypatch):
+    """At inference in a graph on CPU with a static time axis, a layer of U <=
+    INFERENCE_XLA_MAX_UNITS runs its time loop as one XLA-compiled call, with the executor's
+    results; wider layers, dynamic time axes and eager calls stay in the executor."""
+    import tensorflow as tf
+
+    from keras_gated.layers import fused_tensorflow
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("on a GPU the loops run in the executor")
+    x = np.random.default_rng(0).normal(size=(B, T, D)).astype("float32")
+    mask = np.ones((B, T), bool)
+    mask[0, -2:] = False
+
+    def compiled_calls(layer, shape):
+        graph = tf.function(lambda x: layer(x, mask=mask), input_signature=[tf.TensorSpec(shape)]
+                            ).get_concrete_function().graph
+        return sum(1 for op in graph.get_operations()
+                   if "_XlaMustCompile" in op.node_def.attr and op.node_def.attr["_XlaMustCompile"].b)
+
+    narrow = layer_class(U, return_sequences=True, return_state=True)
+    eager = narrow(x, mask=mask)
+    assert compiled_calls(narrow, (B, T, D)) == 1
+    assert compiled_calls(narrow, (B, None, D)) == 0
+    for got, want in zip(tf.function(lambda x: narrow(x, mask=mask))(x), eager):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    wide = layer_class(fused_tensorflow.INFERENCE_XLA_MAX_UNITS + 1, return_sequences=True)
+    wide(x)
+    assert compiled_calls(wide, (B, T, D)) == 0
