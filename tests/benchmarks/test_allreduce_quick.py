@@ -22,6 +22,7 @@ def test_ring_sends_twice_the_share_of_the_others():
     assert allreduce.ring_bytes_per_worker(100, 4) == 150
 
 
+@pytest.mark.slow  # ~35 s; tests/training/test_distributed.py covers the all-reduce in training
 @pytest.mark.tensorflow_only
 def test_two_workers_reduce_every_gradient_byte_to_the_sum():
     options = allreduce.parse_args(["--quick", "--rounds", "1", "--warmup", "1"])

@@ -10,6 +10,7 @@ from benchmarks import backend_table
 PREDICT_TOLERANCE = 1e-5  # float32 over T=50 steps and two layers: differences ~1e-7 seen
 
 
+@pytest.mark.slow  # tests/differential covers ours against the built-ins with copied weights
 @pytest.mark.parametrize("cell", backend_table.CELLS)
 def test_ours_and_builtin_tagger_predict_the_same(cell):
     models, _ = backend_table.build_models(cell, 32)
