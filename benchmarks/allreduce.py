@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 
@@ -162,16 +161,6 @@ def _single(options):
 
 
 # -- the parent -------------------------------------------------------------------------------
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _child_argv(options, role, extra=()):
     keep = [f"--{k}={getattr(options, k)}" for k in ("vocab", "units", "batch", "seq_len",
                                                      "rounds", "warmup", "repeat")]
@@ -211,7 +200,7 @@ def _results(children):
 
 def run_workers(options):
     """Both workers' results, worker 0's first."""
-    cluster = [f"localhost:{p}" for p in free_ports(WORKERS)]
+    cluster = [f"localhost:{p}" for p in machine.free_ports(WORKERS)]
     children = [subprocess.Popen(
         _child_argv(options, "worker"), cwd=REPO, text=True, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, env=_environment(
@@ -346,10 +335,7 @@ def main(argv=None):
     command = shlex.join([os.path.relpath(sys.executable, REPO), "-m", "benchmarks.allreduce",
                           *argv])
     text = markdown(options, command, workers, singles, load)
-    if options.out:
-        with open(options.out, "w") as f:
-            f.write(text)
-    print(text)
+    report.emit(text, options.out)
     return 0
 
 

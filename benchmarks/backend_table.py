@@ -344,10 +344,7 @@ def main(argv=None):
     command = shlex.join([os.path.relpath(sys.executable), "-m", "benchmarks.backend_table",
                           *argv])
     text = markdown(entries, command, load, time.perf_counter() - start)
-    if options.out:
-        with open(options.out, "w") as f:
-            f.write(text)
-    print(text)
+    report.emit(text, options.out)
     return 0 if all("failed" not in e for e in entries) else 1
 
 

@@ -163,3 +163,16 @@ def describe(bandwidth_megabytes=256):
         "bandwidth": memory_bandwidth(bandwidth_megabytes),
         "bandwidth_megabytes": bandwidth_megabytes,
     }
+
+
+def free_ports(n):
+    """`n` TCP ports on localhost that were free a moment ago (for local worker processes)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

@@ -331,3 +331,11 @@ def markdown(results):
         memory_section(results),
     ]
     return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def emit(text, out=None):
+    """Prints a rendered section, and writes it to `out` too when given."""
+    if out:
+        with open(out, "w") as f:
+            f.write(text)
+    print(text)

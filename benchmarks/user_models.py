@@ -436,10 +436,7 @@ def main(argv=None):
     command = shlex.join([os.path.relpath(sys.executable), "-m", "benchmarks.user_models",
                           *argv])
     text = markdown(results, options, command, load)
-    if options.out:
-        with open(options.out, "w") as f:
-            f.write(text)
-    print(text)
+    report.emit(text, options.out)
     return 0
 
 

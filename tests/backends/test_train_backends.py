@@ -112,18 +112,14 @@ def test_jax_two_processes_match_one(tmp_path):
     (KERAS_DISTRIBUTION_* variables), each reading its half of the rows, with carried state,
     give one process's loss curve; only process 0 writes its run directory."""
     import csv
-    import socket
+
+    from benchmarks.machine import free_ports
 
     if keras.backend.backend() != "jax":
         pytest.skip("jax.distributed is the JAX backend's")
     corpus = write_corpus(tmp_path / "corpus", lines=(120, 30, 30))
     script = os.path.join(os.path.dirname(sys.executable), "keras-gated")
-    sockets = [socket.socket() for _ in range(2)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    addresses = ",".join(f"localhost:{s.getsockname()[1]}" for s in sockets)
-    for s in sockets:
-        s.close()
+    addresses = ",".join(f"localhost:{port}" for port in free_ports(2))
 
     def command(out, strategy):
         return [script, "train", "--corpus", str(corpus), "--units", "8", "--embed-dim", "8",

@@ -5,12 +5,13 @@ or not: `MirroredStrategy` over two logical CPU devices in one process, and
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from benchmarks.machine import free_ports
 
 LOSS_RTOL = 1e-4  # replicas sum per-replica float32 gradients in another order: ~1e-6 relative
 CONFIG = dict(embed_dim=8, units=8, batch_size=4, seq_len=6, epochs=2, steps_per_epoch=6,
@@ -68,16 +69,6 @@ def runs(corpus, tmp_path_factory):
 @pytest.mark.parametrize("carry", [False, True], ids=["stateless", "carried-state"])
 def test_two_replicas_match_one_device(runs, carry):
     assert_same_curve(curve(runs / f"none-{carry}"), curve(runs / f"mirrored-{carry}"))
-
-
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def train_command(corpus, out, carry, strategy):
