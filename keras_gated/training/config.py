@@ -79,9 +79,12 @@ class TrainConfig:
                           "average (AWD-LSTM: 5; needs patience >= N + 2); 0: off")
     seed: int = _field(0, "seed of the weights, dropout masks and data splits")
     carry_state: bool = _field(True, "carry h (and c) across consecutive BPTT windows (with "
-                               "--strategy, each replica its own streams')", group="devices")
-    strategy: str = _field("none", "data parallelism: mirrored (GPUs of one machine) or "
-                           "multiworker (TF_CONFIG)", STRATEGIES, group="devices")
+                               "--strategy, each replica those of its own streams)",
+                               group="devices")
+    strategy: str = _field("none", "data parallelism: mirrored (the devices of one machine) "
+                           "or multiworker (several processes: TF_CONFIG on TensorFlow, "
+                           "KERAS_DISTRIBUTION_* on JAX; the same --out on every worker)",
+                           STRATEGIES, group="devices")
     xla: bool = _field(True, "XLA-compiled training step (our cells on one CPU device)",
                        group="devices")
 

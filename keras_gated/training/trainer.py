@@ -114,7 +114,8 @@ def _fit(model, config, strategy, windows, valid, logged, tokenizer, resumed, wr
     reduce_lr = keras.callbacks.ReduceLROnPlateau(
         monitor="val_perplexity", mode="min", factor=config.lr_decay, patience=0, verbose=verbose
     )
-    early = keras.callbacks.EarlyStopping(monitor="val_perplexity", mode="min", patience=config.patience)
+    early = keras.callbacks.EarlyStopping(monitor="val_perplexity", mode="min",
+                                          patience=config.patience)
     nonfinite = cbs.StopOnNonFinite()
     averaging = _averaging(config, resumed, progress)
     checkpoint = cbs.RunCheckpoint(written, stateless_copy, watched=(reduce_lr, early),

@@ -73,7 +73,8 @@ def test_two_replicas_match_one_device(runs, carry):
 
 def train_command(corpus, out, carry, strategy):
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in CONFIG.items()]
-    return [os.path.join(os.path.dirname(sys.executable), "keras-gated"), "train", "--corpus", str(corpus), *flags, "--out", str(out),
+    return [os.path.join(os.path.dirname(sys.executable), "keras-gated"), "train",
+            "--corpus", str(corpus), *flags, "--out", str(out),
             "--carry-state", str(carry).lower(), "--strategy", strategy]
 
 
@@ -96,7 +97,8 @@ def test_two_workers_match_one_process(corpus, runs, tmp_path, carry):
     chief = sorted(os.listdir(tmp_path / "worker0"))
     assert chief == sorted(os.listdir(one)), chief
     assert not (tmp_path / "worker1").exists()  # the other worker wrote nothing there
-    results = [json.loads((run / "results.json").read_text()) for run in (one, tmp_path / "worker0")]
+    results = [json.loads((run / "results.json").read_text())
+               for run in (one, tmp_path / "worker0")]
     for split in ("valid_perplexity", "test_perplexity"):  # each split scored once in all
         assert abs(results[0][split] - results[1][split]) <= LOSS_RTOL * results[0][split]
 
