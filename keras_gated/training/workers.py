@@ -4,7 +4,9 @@ Rows. The global batch is B contiguous streams, row r the token stretch ids[r L 
 (`data.bptt_batches`). Replica q of R carries rows [q b, (q+1) b), b = B / R, at every step,
 so it can carry their state from window to window (`keras_private.create_state_variables`),
 and its worker reads only that stretch of the stream: the same windows as the global batch's
-rows, cut from ids[q b L : (q+1) b L] with batch b (`replica_windows`).
+rows, cut from ids[q b L : (q+1) b L] with batch b (`replica_windows`). On JAX the step sees
+the global batch: process w of n reads rows [w B/n, (w+1) B/n) the same way, and Keras lays
+them out over its devices.
 
 Writing. Only the chief writes the run directory; every other worker runs the same callbacks
 (saving reads variables that all workers must read together) into a temporary directory it
