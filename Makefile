@@ -19,8 +19,8 @@ demo: $(STAMP)
 
 # `make test`: the whole suite on TensorFlow. `make test-backends`: the backend-independent
 # tests again on JAX and on PyTorch (.ci/run runs both). `make test` runs in two pytest-xdist
-# workers (CI has two cores; 5.8 min against 8.6 serially); the backend runs stay serial
-# (JAX + torch took 6.5 min in two workers against about 5.5 serially).
+# workers (CI has two cores; 7.3 min on 2026-12-06); the backend runs stay serial (JAX 11 min,
+# torch 2: their multi-process tests start processes of their own).
 BACKEND_TESTS := tests/cells tests/layers tests/models tests/oracles tests/backends \
   tests/keras_suite tests/differential
 
