@@ -96,11 +96,13 @@ def compiles(xs):
             and xs.shape[0] is not None and not tf.config.list_logical_devices("GPU"))
 
 
-# The widest layer whose inference loop XLA compiles. Measured (BENCHMARKS.md, "Backends":
-# a 2-layer tagger's predict, B = 32, T = 50, 2 CPU cores, ms ours compiled / ours in the
-# executor): LSTM U = 32 4.7 / 6.2, 64 7.9 / 8.2, 96 12.7 / 14.1, 128 19.8 / 18.9; GRU 32
-# 5.0 / 6.8, 64 10.5 / 11.2, 96 14.3 / 14.8, 128 18.7 / 16.4: XLA's CPU matmuls lose to the
-# executor's from U = 128, where the per-op overhead XLA removes no longer dominates.
+# The widest layer whose inference loop XLA compiles. Measured with a 2-layer tagger's
+# predict (B = 32, T = 50, 2 CPU cores; a script of its own, not in benchmarks/), ms ours
+# compiled / ours in the executor, inputs projected before the loop: LSTM U = 32 4.7 / 6.2,
+# 64 7.9 / 8.2, 96 12.7 / 14.1, 128 19.8 / 18.9; GRU 32 5.0 / 6.8, 64 10.5 / 11.2, 96
+# 14.3 / 14.8, 128 18.7 / 16.4; projected per step (`recurrent.PER_STEP_MAX_UNITS`), U = 128:
+# LSTM 12.9 / 13.3, GRU 11.8 / 11.3. From U = 128 XLA's CPU matmuls gain nothing over the
+# executor's: the per-op overhead XLA removes no longer dominates.
 INFERENCE_XLA_MAX_UNITS = 96
 
 

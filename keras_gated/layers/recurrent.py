@@ -121,8 +121,8 @@ def scan(f, init, xs):
 # with x_t W inside the step, up to moderate widths. Measured on 2 CPU cores, B = 32,
 # T = 50, D = U, ms per call, x_t W in the step / projected before the loop: plain JAX, an
 # LSTM: U = 32 0.53 / 1.05, 128 5.75 / 7.09, 650 103 / 78; a 2-layer tagger's predict on
-# TensorFlow (loops compiled up to U = 96): LSTM 32 2.5 / 4.7, 128 13.3 / 18.9; GRU 32
-# 2.4 / 5.0, 128 11.3 / 16.4.
+# TensorFlow (separate runs; loops compiled at U = 32, not at 128): LSTM 32 2.5 / 4.7,
+# 128 13.3 / 18.9; GRU 32 2.4 / 5.0, 128 11.3 / 16.4.
 PER_STEP_MAX_UNITS = 128
 
 

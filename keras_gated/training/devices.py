@@ -58,14 +58,14 @@ def distribution_strategy(name):
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def fit_scope(strategy, model, batch):
+def fit_scope(strategy, model, dataset):
     """Where `model.fit` runs: inside a `keras.distribution` scope (JAX: it lays out the batches
     there), outside a `tf.distribute` one (Keras's trainer enters it per step; callbacks such
     as the gradient-norm logger then run in the cross-replica context, where they can read
     mirrored variables); under `MultiWorkerMirroredStrategy`, with Keras's trainer mended
-    (`keras_private.multiworker_fit`, from one local `batch` (x, y))."""
+    (`keras_private.multiworker_fit`, from the first local batch (x, y) of `dataset`)."""
     if isinstance(strategy, keras.distribution.DataParallel):
         return strategy.scope()
     if tf_strategy(strategy) and workers(strategy)[1] > 1:
-        return multiworker_fit(model, batch)
+        return multiworker_fit(model, next(iter(dataset)))
     return contextlib.nullcontext()

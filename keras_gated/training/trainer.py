@@ -133,7 +133,7 @@ def _fit(model, config, strategy, windows, valid, logged, tokenizer, resumed, wr
     ]
     valid_ds = distribute(strategy, [v.dataset(0) for v in valid])
     epochs_run = 0
-    with fit_scope(strategy, model, next(iter(windows[0].dataset(0)))), lost_workers(strategy):
+    with fit_scope(strategy, model, windows[0].dataset(0)), lost_workers(strategy):
         for epoch in range(progress["epochs_done"], config.epochs):
             history = model.fit(
                 distribute(strategy, [w.dataset(epoch) for w in windows]),
