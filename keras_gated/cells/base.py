@@ -117,14 +117,23 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
             regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
         )
         self.recurrent_kernel = self.add_weight(
-            shape=(self.units, width), initializer=self.recurrent_initializer,
+            shape=self.recurrent_shape(), initializer=self.recurrent_initializer,
             name="recurrent_kernel", regularizer=self.recurrent_regularizer,
-            constraint=self.recurrent_constraint,
+            constraint=self.recurrent_kernel_constraint(),
         )
         self.bias = self.add_weight(
             shape=self.bias_shape(), initializer=self.bias_init(), name="bias",
             regularizer=self.bias_regularizer, constraint=self.bias_constraint,
         ) if self.use_bias else None
+
+    def recurrent_shape(self):
+        """The shape of `recurrent_kernel`: (U, G*U); `IndRNNCell`'s is a vector (U,)."""
+        return (self.units, len(self.gates) * self.units)
+
+    def recurrent_kernel_constraint(self):
+        """What `recurrent_kernel` applies after each optimizer update: `recurrent_constraint`
+        (`IndRNNCell` adds its clip)."""
+        return self.recurrent_constraint
 
     def bias_shape(self):
         return (len(self.gates) * self.units,)

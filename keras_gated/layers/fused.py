@@ -1,4 +1,5 @@
-"""Fused recurrence: the training fast path of `SimpleRNN`, `LSTM` and `GRU` (every backend).
+"""Fused recurrence: the training fast path of `SimpleRNN`, `IndRNN`, `LSTM` and `GRU` (every
+backend).
 
 The reference path (`recurrent.scan_steps` over `cell.step`) is differentiated automatically:
 TensorFlow's while-loop gradient pushes every intermediate onto stacks, pops them back one
@@ -25,7 +26,8 @@ Masks (Keras's semantics, as `scan_steps`): with m_t in {0, 1} (B, 1) the carrie
 and the output y_t is h_t once the row has had a valid step, zeros before
 (y_t = v_t h_t, v_t = [m_1 + ... + m_t > 0]), or y_t = m_t h_t with `zero_output_for_mask`.
 
-Backward equations, in the cells' symbols (cells/lstm.py, cells/gru.py, cells/simple_rnn.py).
+Backward equations, in the cells' symbols (cells/lstm.py, cells/gru.py, cells/simple_rnn.py,
+cells/indrnn.py).
 dy_t is the gradient arriving at h_t from the output, dh'_t and dc'_t the gradients carried
 back from step t + 1 (at t = T: those of the final states), m_h the recurrent dropout mask
 (1 when absent), h^m = h_{t-1} * m_h, a_k the pre-activation of gate k, x~_t = x_t W + b
@@ -50,6 +52,9 @@ GRU reset_after=False (s_t = r_t * h^m):
 SimpleRNN (act' written in h_t: tanh 1 - h^2, sigmoid h (1 - h), relu [h > 0], linear 1):
     (S1) da_t = dh_t m act'(h_t);  dx~_t = da_t;  dh'_{t-1} = (da_t U^T) * m_h + p_t dh_t
     (S2) dU = sum_t (h^m)^T da_t
+IndRNN (SimpleRNN with U = diag(u), u (U,); act' as SimpleRNN's):
+    (I1) da_t = dh_t m act'(h_t);  dx~_t = da_t;  dh'_{t-1} = da_t u m_h + p_t dh_t
+    (I2) du = sum_t sum_b h^m da_t
 The gradients w.r.t. W and b^x (b) follow from dx~ through `cell.project_inputs`, outside.
 
 The equations here are backend-generic (`keras.ops`); the time loops and the custom gradient
@@ -68,7 +73,7 @@ import importlib
 import keras
 from keras import ops
 
-from keras_gated.cells import LSTM_GATES, GRUCell, LSTMCell, SimpleRNNCell
+from keras_gated.cells import LSTM_GATES, GRUCell, IndRNNCell, LSTMCell, SimpleRNNCell
 
 # One cell's recurrence:
 #   states, saved: the names in `cell.gates_at`'s result of the carried states and of the
@@ -98,7 +103,7 @@ Chain = collections.namedtuple(
 Loops = collections.namedtuple(
     "Loops", "step n_states n_rows n_dx backward_inputs back gradients")
 
-ACTIVATION_DERIVATIVES = {  # SimpleRNN's act'(a) as a function of h = act(a)
+ACTIVATION_DERIVATIVES = {  # SimpleRNN's and IndRNN's act'(a) as a function of h = act(a)
     keras.activations.tanh: lambda h: 1.0 - h * h,
     keras.activations.sigmoid: lambda h: h * (1.0 - h),
     keras.activations.relu: lambda h: ops.cast(h > 0.0, h.dtype),
@@ -122,9 +127,9 @@ def available():
 def applies(cell):
     """Whether `fused_recurrence` computes `cell`'s recurrence: the library's own cells (not a
     subclass, whose step may differ) that are plain (`cell.is_plain()`: a bias, Keras's default
-    activations, no peepholes or layer normalisation); a `SimpleRNNCell` also with the
-    activations of `ACTIVATION_DERIVATIVES`."""
-    if type(cell) is SimpleRNNCell:
+    activations, no peepholes or layer normalisation); a `SimpleRNNCell` or `IndRNNCell` also
+    with the activations of `ACTIVATION_DERIVATIVES`."""
+    if type(cell) in (SimpleRNNCell, IndRNNCell):
         return cell.use_bias and cell.activation in ACTIVATION_DERIVATIVES
     return type(cell) in (LSTMCell, GRUCell) and cell.is_plain()
 
@@ -166,6 +171,8 @@ def _chain(cell, m_h):
         return _gru_chain(m_h)
     if type(cell) is GRUCell:
         return _gru_reset_before_chain(cell.units, m_h)
+    if type(cell) is IndRNNCell:
+        return _indrnn_chain(cell.activation, m_h)
     return _simple_rnn_chain(cell.activation, m_h)
 
 
@@ -313,3 +320,21 @@ def _simple_rnn_chain(activation, m_h):
         return [_gram(_masked(prev[0], m_h), dxs)]  # (S2)
 
     return Chain(("h",), (), 1, factors, back, weight_gradients)
+
+
+def _indrnn_chain(activation, m_h):
+    derivative = ACTIVATION_DERIVATIVES[activation]
+
+    def factors(seqs, prev, saved, m):
+        return [_masked(derivative(seqs[0]), m), *_passed(m)]
+
+    def back(dh, d_rest, factors_t, weights):
+        K, *p = factors_t
+        da = dh * K  # (I1)
+        dh_prev = _masked(da * weights["recurrent_kernel"], m_h)
+        return [da], [dh_prev + p[0] * dh if p else dh_prev]
+
+    def weight_gradients(prev, saved, dxs, weights):
+        return [ops.sum(_masked(prev[0], m_h) * dxs, axis=(0, 1))]  # (I2)
+
+    return Chain(("h",), (), 1, factors, back, weight_gradients, {})

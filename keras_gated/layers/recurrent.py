@@ -165,15 +165,17 @@ class Recurrent(keras.layers.RNN):
     (`scan_steps`: `keras.ops.scan`, so `jax.lax.scan` on JAX and a Python loop on torch; a
     bounded `tf.while_loop` on TensorFlow) and is differentiated automatically. On every
     backend, when training (with or without a `mask`, in either direction), with a plain
-    library cell (`SimpleRNNCell`, `GRUCell`, `LSTMCell` with a bias,
-    Keras's default activations and no `peephole` or `layer_norm`; not a subclass), the layer
+    library cell (`SimpleRNNCell`, `IndRNNCell`, `GRUCell`, `LSTMCell` with a bias,
+    Keras's default activations (tanh, sigmoid, relu or linear for `SimpleRNNCell` and
+    `IndRNNCell`) and no `peephole` or `layer_norm`; not a subclass), the layer
     takes the fused path instead (`fused.fused_recurrence`): the same forward equations with a
     hand-written backward pass, faster to train, on the same weights and dropout masks. The
     choice is automatic; tests prove the two paths equal (outputs, states and all gradients).
     On a GPU, a call cuDNN computes exactly (plain LSTM or GRU(reset_after=True), no recurrent
     dropout, no mask) runs cuDNN's fused kernel, as Keras's built-in layers do (`cudnn.py`);
     on torch, a call ATen computes exactly (the same calls, and a tanh `SimpleRNNCell`) runs
-    ATen's whole-sequence kernel, in training and inference (`aten.py`).
+    ATen's whole-sequence kernel, in training and inference (`aten.py`). `IndRNN` never goes
+    to either: their kernels multiply by a full (U, U) recurrent matrix.
     """
 
     cell_class = None

@@ -1,8 +1,8 @@
-"""`SimpleRNN`, `LSTM` and `GRU` sequence layers; the equations live in their cells."""
+"""`SimpleRNN`, `IndRNN`, `LSTM` and `GRU` sequence layers; the equations live in their cells."""
 
 import keras
 
-from keras_gated.cells import GRUCell, LSTMCell, SimpleRNNCell
+from keras_gated.cells import GRUCell, IndRNNCell, LSTMCell, SimpleRNNCell
 from keras_gated.layers.recurrent import Recurrent, cell_property
 
 
@@ -11,6 +11,15 @@ class SimpleRNN(Recurrent):
     """Vanilla RNN over (B, T, D); cell arguments as `SimpleRNNCell`, the rest as `Recurrent`."""
 
     cell_class = SimpleRNNCell
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class IndRNN(Recurrent):
+    """Independently recurrent RNN over (B, T, D); cell arguments as `IndRNNCell` (ReLU and
+    |u| <= 1 by default), the rest as `Recurrent`."""
+
+    cell_class = IndRNNCell
+    recurrent_max_abs = cell_property("recurrent_max_abs")
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")

@@ -12,6 +12,8 @@ Symbols:
 
 Equations (DESIGN.md, "Equations"):
     SimpleRNN  h_t = act(x_t W + h_{t-1} U + b)
+    IndRNN     h_t = act(x_t W + u * h_{t-1} + b)                   u (U,), * elementwise
+               (Li et al. 2018; SimpleRNN with U = diag(u))
     LSTM       i = sigma(x W_i + h U_i + b_i)                       (1)
                f = sigma(x W_f + h U_f + b_f)                       (2)
                g = tanh(x W_g + h U_g + b_g)                        (3)
@@ -107,6 +109,21 @@ def simple_rnn(x, h0, kernel, recurrent_kernel, bias, activation="tanh", mask=No
     def step(x_t, states):
         (h_prev,) = states
         h = act(x_t @ W + h_prev @ R + b)
+        return h, [h], {}
+
+    outputs, states, _ = _scan(step, _f64(x), [_f64(h0)], mask)
+    return outputs, states
+
+
+def indrnn(x, h0, kernel, recurrent_kernel, bias, activation="relu", mask=None):
+    """Independently recurrent RNN, recurrent_kernel u (U,). Returns (outputs (B, T, U), [h_T])."""
+    W, u = _f64(kernel), _f64(recurrent_kernel)
+    b = np.zeros(W.shape[1]) if bias is None else _f64(bias)
+    act = ACTIVATIONS[activation]
+
+    def step(x_t, states):
+        (h_prev,) = states
+        h = act(x_t @ W + u * h_prev + b)
         return h, [h], {}
 
     outputs, states, _ = _scan(step, _f64(x), [_f64(h0)], mask)
