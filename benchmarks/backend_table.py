@@ -17,6 +17,9 @@ function):
 On torch one more system: `torch.nn.LSTM/GRU(D, U, num_layers=2, batch_first=True)` ->
 `nn.Linear(U, TAGS)`, `torch.optim.Adam` (lr 1e-3, Keras's default), mse; training =
 zero_grad + forward + backward + step, predict = a `torch.no_grad()` forward to numpy.
+On every backend a floor model (`floors.py`): the same tagger written in the backend's own
+library (JAX `lax.scan` under `jax.jit`; TensorFlow `tf.scan` under XLA), or on torch
+`nn.LSTM/GRU` inside a Keras model, to bound what a Keras layer can reach there.
 
 Each backend runs in a subprocess of its own (`--child`; the backend is fixed when Keras is
 imported) that writes JSON; this process renders the table. Within a child, every (cell, U)
@@ -37,7 +40,7 @@ import time
 
 import numpy as np
 
-from benchmarks import machine, report
+from benchmarks import floors, machine, report
 from benchmarks.timing import interleave, ratio_per_round, summary
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -141,6 +144,7 @@ def measure(cell, units, schedule, progress=None):
         systems[f"{name}-predict"] = lambda m=models[name]: m.predict_on_batch(x)
     if keras.backend.backend() == "torch":
         systems.update(torch_systems(cell, units, x, y))
+    systems.update(floors.SYSTEMS[keras.backend.backend()](cell, units, x, y))
     times = interleave(systems, rounds, warmup, repeat=repeat, progress=progress)
     result = {"cell": cell, "units": units, "rounds": rounds, "warmup": warmup,
               "repeat": repeat, "times": times, "diff": diff,
@@ -213,6 +217,8 @@ def table_rows(entry):
         others = [("keras", f"keras.layers.{config['cell'].upper()}")]
         if "nn-train" in t:
             others.append(("nn", f"torch.nn.{config['cell'].upper()}"))
+        if "floor-train" in t:
+            others.append(("floor", floors.WHAT[entry["backend"]]))
         for other, what in others:
             rows.append((*label, what,
                          _ms(t["ours-train"]), _ms(t[f"{other}-train"]),

@@ -38,3 +38,25 @@ def test_targets_split_cells_by_the_median_ratio():
     assert rows["predict ours / built-in <= 0.9"] == ("LSTM 32 (0.70)", "GRU 128 (1.10)")
     assert rows["training ours / torch.nn <= 1.2"] == ("LSTM 32 (0.70), GRU 128 (1.10)", "none")
     assert len(backend_table.table_rows(entry)) == 4  # vs keras and vs torch.nn, per config
+
+
+@pytest.mark.parametrize("cell", backend_table.CELLS)
+def test_floor_model_computes_the_builtin_tagger(cell):
+    """The floor (benchmarks/floors.py, the tagger in the backend's own library) predicts what
+    Keras's built-in tagger predicts with the floor's weights copied in."""
+    import keras
+
+    from benchmarks import floors
+
+    x, y = backend_table.batch()
+    units = 8
+    floor = floors.SYSTEMS[keras.backend.backend()](cell, units, x, y)
+    model = keras.Sequential(backend_table.tagger_layers(cell, units)(keras.layers))
+    weights = floors._weights(cell, units, backend_table.FEATURES, backend_table.TAGS)
+    for layer, w in zip(model.layers, weights):
+        if cell == "gru" and len(w) == 3:  # Keras's reset-after GRU: biases (input; recurrent)
+            w = (*w[:2], np.stack([w[2], np.zeros_like(w[2])]))
+        layer.set_weights(list(w))
+    np.testing.assert_allclose(floor["floor-predict"](), model.predict_on_batch(x),
+                               atol=PREDICT_TOLERANCE)
+    assert np.isfinite(floor["floor-train"]())
