@@ -41,10 +41,11 @@ RECURRENT = {
 }
 CELL_OPTIONS = {
     "SimpleRNN": {"activation": "relu"},
+    "IndRNN": {"activation": "tanh", "recurrent_max_abs": 0.5},
     "LSTM": {**GATED, "unit_forget_bias": False, "peephole": True, "layer_norm": True},
     "GRU": {**GATED, "reset_after": False},
 }
-LAYER_OPTIONS = {"SimpleRNN": {}, "LSTM": {"use_cudnn": False}, "GRU": {"use_cudnn": True}}
+LAYER_OPTIONS = {"SimpleRNN": {}, "IndRNN": {}, "LSTM": {"use_cudnn": False}, "GRU": {"use_cudnn": True}}
 CASES = {
     **{f"{k}Cell": (getattr(keras_gated, f"{k}Cell"),
                     {"units": 7, **v, **CELL, **INITIALIZERS, **BASE_LAYER})
