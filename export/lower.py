@@ -12,11 +12,10 @@ Recurrent layers are in `recurrent.py`.
 
 import keras
 import numpy as np
-from keras.src.ops import core as core_ops
-from keras.src.ops import numpy as numpy_ops
 from onnx import TensorProto, helper
 
 from .native import activation_name, numpy_weight
+from keras_gated.keras_private import core_ops, numpy_ops
 from keras_gated.layers import VariationalDropout
 
 # Layers that are the identity at inference.

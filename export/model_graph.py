@@ -4,7 +4,7 @@ One mechanism for every model shape. A functional model (a Sequential is one, th
 inner functional model) is a DAG of nodes, each a call of a layer or Keras op on Keras
 tensors; the masks Keras propagates are Keras tensors of that graph too (e.g. the
 `NotEqual` op that `Embedding(mask_zero=True)` adds, passed to the next layer as `mask=`).
-The walk visits the nodes in Keras's own execution order (`_nodes_by_depth`), keeping a map
+The walk visits the nodes in Keras's own execution order (`keras_private.nodes_by_depth`), keeping a map
 Keras tensor -> ONNX tensor name, and for each node:
 1. a nested functional model or Sequential: walked in place, its inputs mapped;
 2. a layer or op we know (`lower.py`, `recurrent.py`): lowered natively, reading weights;
@@ -31,6 +31,8 @@ language model does (`metadata.py`); other layers start from zeros or from the
 
 import keras
 from keras import tree
+
+from keras_gated import keras_private
 
 from . import metadata as md
 from .attention import lower_attention
@@ -73,13 +75,12 @@ class ExportError(ValueError):
 
 def functional_of(model):
     """The functional graph of a functional model or a built Sequential."""
+    functional = keras_private.functional_graph(model)
+    if functional is not None:
+        return functional
     if isinstance(model, keras.Sequential):
-        if model._functional is None:
-            raise ExportError(f"Sequential model {model.name!r} is not built: start it with "
-                              f"keras.Input or call it once before exporting")
-        return model._functional
-    if hasattr(model, "_nodes_by_depth") and getattr(model, "inputs", None):
-        return model
+        raise ExportError(f"Sequential model {model.name!r} is not built: start it with "
+                          f"keras.Input or call it once before exporting")
     raise ExportError(f"model {model.name!r} ({type(model).__name__}) is subclassed: only "
                       f"functional and Sequential models (and keras_gated.LanguageModel) have "
                       f"a graph to export")
@@ -87,7 +88,7 @@ def functional_of(model):
 
 def graph_nodes(functional):
     """The nodes of `functional` in execution order (deepest first, as Keras runs them)."""
-    by_depth = functional._nodes_by_depth
+    by_depth = keras_private.nodes_by_depth(functional)
     return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
 
 
@@ -137,11 +138,8 @@ class ModelWalk:
         cannot be exported."""
         if id(kt) in self.names:
             return True
-        history = getattr(kt, "_keras_history", None)
-        if history is None or history.operation is None:
-            return False
-        node = history.operation._inbound_nodes[history.node_index]
-        if node.is_input or not all(self.materialize(x) for x in node.input_tensors):
+        node = keras_private.producing_node(kt)
+        if node is None or node.is_input or not all(self.materialize(x) for x in node.input_tensors):
             return False
         try:
             self.visit(node)
@@ -151,11 +149,11 @@ class ModelWalk:
 
     def note_masks(self, op, flat, outputs, previous):
         """Records each output's mask as Keras attaches it when running eagerly: the one the
-        graph holds (`_keras_mask`), else, for a layer that keeps the mask of its input (as
+        graph holds (`keras_private.graph_mask`), else, for a layer that keeps the mask of its input (as
         `Layer._set_mask_metadata` does), `previous`. The graph lacks the latter where a
         nested model's output carries its inner mask, which Keras propagates only eagerly."""
         for kt, name in zip(flat, outputs):
-            mask = getattr(kt, "_keras_mask", None)
+            mask = keras_private.graph_mask(kt)
             if mask is not None and self.materialize(mask):
                 self.masks[name] = self.names[id(mask)]
         if previous is None or outputs[0] in self.masks or not isinstance(op, keras.layers.Layer):
@@ -289,7 +287,6 @@ class ModelWalk:
         if getattr(op, "stateful", False):
             raise ExportError(f"{what}: a stateful layer without a native lowering ({reason})")
         import tensorflow as tf
-        from keras.src.backend import set_keras_mask  # no public API attaches a mask
 
         unique = list({id(kt): kt for kt in node.arguments.keras_tensors}.values())
         masks = [self.masks.get(self.names[id(kt)]) for kt in unique]
@@ -299,7 +296,7 @@ class ModelWalk:
 
         def call(*xs):
             for k, mask in zip(masked, xs[len(unique):]):
-                set_keras_mask(xs[k], mask)
+                keras_private.set_mask(xs[k], mask)
             args, kwargs = node.arguments.fill_in({id(kt): x for kt, x in zip(unique, xs)})
             if "training" in kwargs:
                 kwargs["training"] = False

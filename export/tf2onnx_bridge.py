@@ -19,7 +19,8 @@ def convert_function(call, input_specs, opset):
     """
     import tensorflow as tf
     import tf2onnx
-    from keras.src.export.tf2onnx_lib import patch_tf2onnx
+
+    from keras_gated.keras_private import patch_tf2onnx
 
     if opset > TF2ONNX_MAX_OPSET:
         raise ValueError(f"tf2onnx supports opset <= {TF2ONNX_MAX_OPSET}, got opset={opset}")

@@ -83,3 +83,56 @@ def create_state_variables(layer, batch_size):
                            synchronization="on_read", aggregation="only_first_replica")
             for value in layer.get_initial_state(batch_size)
         ]
+
+
+# -- the export's walk over a functional graph (export/model_graph.py, export/lower.py) ------
+# Keras exposes a functional model's layers and its inputs/outputs, not the graph between
+# them: which layer call produced a tensor, in which order the calls run, and the masks the
+# graph carries. The export walks that graph node by node, so it reads these.
+
+def functional_graph(model):
+    """The functional graph behind `model` (itself for a functional model, the one a built
+    `Sequential` keeps in `_functional`), or None: not built, or subclassed."""
+    if isinstance(model, keras.Sequential):
+        return model._functional
+    if hasattr(model, "_nodes_by_depth") and getattr(model, "inputs", None):
+        return model
+    return None
+
+
+def nodes_by_depth(functional):
+    """{depth: [Node]}, Keras's execution order (deepest first)."""
+    return functional._nodes_by_depth
+
+
+def producing_node(kt):
+    """The Node that computed the KerasTensor `kt`, or None for a tensor outside a graph."""
+    history = getattr(kt, "_keras_history", None)
+    if history is None or history.operation is None:
+        return None
+    return history.operation._inbound_nodes[history.node_index]
+
+
+def graph_mask(kt):
+    """The mask the graph attaches to the KerasTensor `kt` (`Layer.compute_mask`'s result),
+    or None."""
+    return getattr(kt, "_keras_mask", None)
+
+
+def set_mask(x, mask):
+    """Attaches `mask` to the tensor `x` as Keras's layers do, so the next layer called on `x`
+    receives it (no public API attaches a mask to a tensor)."""
+    importlib.import_module("keras.src.backend").set_keras_mask(x, mask)
+
+
+# The classes of the Keras ops a functional graph records for `keras.ops` calls (e.g. the
+# `NotEqual` of `Embedding(mask_zero=True)`): the export lowers those nodes by class, and
+# `keras.ops` exposes the functions only.
+numpy_ops = importlib.import_module("keras.src.ops.numpy")
+core_ops = importlib.import_module("keras.src.ops.core")
+
+
+def patch_tf2onnx():
+    """Keras's own fix that lets tf2onnx 1.17 run under numpy 2 (`keras.src.export`, used by
+    `model.export(format="onnx")`; tf2onnx has no release with it)."""
+    importlib.import_module("keras.src.export.tf2onnx_lib").patch_tf2onnx()
