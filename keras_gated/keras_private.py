@@ -11,11 +11,33 @@ import importlib
 import keras
 from keras import tree
 
+SUPPORTED_KERAS = ">=3.12,<3.16"  # as setup.cfg's install_requires
+
+
+def _module(name):
+    """`importlib.import_module(name)`, or an ImportError that says which Keras is needed."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        raise ImportError(f"keras_gated needs Keras's private module {name}, which Keras "
+                          f"{keras.__version__} lacks ({error}); keras_gated supports Keras "
+                          f"{SUPPORTED_KERAS}") from error
+
+
+def _attribute(obj, name):
+    """`getattr(obj, name)`, or an AttributeError that says which Keras is needed."""
+    try:
+        return getattr(obj, name)
+    except AttributeError as error:
+        raise AttributeError(f"keras_gated needs Keras's private attribute "
+                             f"{type(obj).__name__}.{name}, which Keras {keras.__version__} "
+                             f"lacks; keras_gated supports Keras {SUPPORTED_KERAS}") from error
+
 # `keras.layers.RNN` pre-creates the dropout masks of a cell that is a `DropoutRNNCell`
 # (once per sequence, before the time loop, so the loop stays stateless on JAX) and clears
 # them after the call; `StackedRNNCells` does so for each cell. A cell that wants per-sequence
 # (variational) masks inside `keras.layers.RNN` has to be one: there is no public hook.
-DropoutRNNCell = importlib.import_module("keras.src.layers.rnn.dropout_rnn_cell").DropoutRNNCell
+DropoutRNNCell = _attribute(_module("keras.src.layers.rnn.dropout_rnn_cell"), "DropoutRNNCell")
 
 
 def tensorflow_rnn():
@@ -23,7 +45,7 @@ def tensorflow_rnn():
     GPU (the public `keras.layers.LSTM` hides them behind its own cell). TensorFlow only.
     The package re-exports a function named `rnn`, so `from ... import rnn` may not give
     the module."""
-    return importlib.import_module("keras.src.backend.tensorflow.rnn")
+    return _module("keras.src.backend.tensorflow.rnn")
 
 
 
@@ -39,12 +61,14 @@ def multiworker_fit(model, batch):
     are built from one local `batch` (x, y) instead (only its shapes and dtypes matter), and
     scalar logs are averaged over the replicas whole (axis=None).
     """
-    trainer = importlib.import_module("keras.src.backend.tensorflow.trainer")
-    keras_reduce = trainer.reduce_per_replica
+    trainer = _module("keras.src.backend.tensorflow.trainer")
+    keras_reduce = _attribute(trainer, "reduce_per_replica")
+    multi_worker = _attribute(trainer, "_collective_all_reduce_multi_worker")
+    symbolic_build = _attribute(model, "_symbolic_build")
+    _attribute(model, "_maybe_symbolic_build")
 
     def reduce_per_replica(values, strategy, reduction):
-        if reduction not in ("auto", "mean") or not trainer._collective_all_reduce_multi_worker(
-                strategy):
+        if reduction not in ("auto", "mean") or not multi_worker(strategy):
             return keras_reduce(values, strategy, reduction)
 
         def mean(v):
@@ -54,7 +78,7 @@ def multiworker_fit(model, batch):
         return tree.map_structure(mean, values)
 
     with model.distribute_strategy.scope():
-        model._symbolic_build(data_batch=batch)
+        symbolic_build(data_batch=batch)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
     trainer.reduce_per_replica = reduce_per_replica
     try:
@@ -63,10 +87,10 @@ def multiworker_fit(model, batch):
         trainer.reduce_per_replica = keras_reduce
 
 
-_tracking = importlib.import_module("keras.src.utils.tracking")
+_tracking = _module("keras.src.utils.tracking")
 
 
-@_tracking.no_automatic_dependency_tracking
+@_attribute(_tracking, "no_automatic_dependency_tracking")
 def create_state_variables(layer, batch_size):
     """`keras.layers.RNN._create_state_variables` (a stateful layer's carried states, outside
     its weights), with each replica's own copy under a `tf.distribute` strategy.
@@ -94,15 +118,14 @@ def functional_graph(model):
     """The functional graph behind `model` (itself for a functional model, the one a built
     `Sequential` keeps in `_functional`), or None: not built, or subclassed."""
     if isinstance(model, keras.Sequential):
-        return model._functional
-    if hasattr(model, "_nodes_by_depth") and getattr(model, "inputs", None):
-        return model
-    return None
+        return _attribute(model, "_functional")
+    functional = _attribute(_module("keras.src.models.functional"), "Functional")
+    return model if isinstance(model, functional) else None
 
 
 def nodes_by_depth(functional):
     """{depth: [Node]}, Keras's execution order (deepest first)."""
-    return functional._nodes_by_depth
+    return _attribute(functional, "_nodes_by_depth")
 
 
 def producing_node(kt):
@@ -110,7 +133,7 @@ def producing_node(kt):
     history = getattr(kt, "_keras_history", None)
     if history is None or history.operation is None:
         return None
-    return history.operation._inbound_nodes[history.node_index]
+    return _attribute(history.operation, "_inbound_nodes")[history.node_index]
 
 
 def graph_mask(kt):
@@ -122,17 +145,17 @@ def graph_mask(kt):
 def set_mask(x, mask):
     """Attaches `mask` to the tensor `x` as Keras's layers do, so the next layer called on `x`
     receives it (no public API attaches a mask to a tensor)."""
-    importlib.import_module("keras.src.backend").set_keras_mask(x, mask)
+    _attribute(_module("keras.src.backend"), "set_keras_mask")(x, mask)
 
 
 # The classes of the Keras ops a functional graph records for `keras.ops` calls (e.g. the
 # `NotEqual` of `Embedding(mask_zero=True)`): the export lowers those nodes by class, and
 # `keras.ops` exposes the functions only.
-numpy_ops = importlib.import_module("keras.src.ops.numpy")
-core_ops = importlib.import_module("keras.src.ops.core")
+numpy_ops = _module("keras.src.ops.numpy")
+core_ops = _module("keras.src.ops.core")
 
 
 def patch_tf2onnx():
     """Keras's own fix that lets tf2onnx 1.17 run under numpy 2 (`keras.src.export`, used by
     `model.export(format="onnx")`; tf2onnx has no release with it)."""
-    importlib.import_module("keras.src.export.tf2onnx_lib").patch_tf2onnx()
+    _attribute(_module("keras.src.export.tf2onnx_lib"), "patch_tf2onnx")()

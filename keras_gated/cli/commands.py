@@ -35,8 +35,11 @@ def evaluate(args):
 
 
 def generate(args):
+    from keras_gated.sampling import check_sampling
+
     if (args.run is None) == (args.onnx is None):
         raise ValueError("give a run directory or --onnx FILE (exactly one)")
+    check_sampling(args.temperature, args.top_k)  # before the seconds a model takes to load
     options = dict(temperature=args.temperature, top_k=args.top_k, seed=args.seed)
     if args.onnx:
         from keras_gated.export.runtime import OnnxLanguageModel
@@ -67,7 +70,7 @@ def export(args):
 
 
 def diagnose(args):
-    from keras_gated.diagnostics.cli import run
+    from keras_gated.cli.diagnose import run
 
     return run(args)
 

@@ -9,7 +9,7 @@ import dataclasses
 
 import keras_gated
 from keras_gated.cli.arg_types import non_negative, positive, true_or_false
-from keras_gated.diagnostics.cli import add_parser as add_diagnose
+from keras_gated.cli.diagnose import add_parser as add_diagnose
 from keras_gated.training.config import TrainConfig
 
 PROVIDERS = ("auto", "cpu", "cuda")  # onnxruntime providers for `generate --onnx`
@@ -56,6 +56,15 @@ GROUPS = {"data": "corpus and tokens", "model": "model", "training": "training",
           "devices": "devices"}
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Reports a bad command line as one line on stderr with exit status 2, like every other
+    error of the command (argparse's own prints the usage first); `--help` shows the usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} "
+                     f"(see {self.prog} --help)\n")
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps descriptions as written and ends each option's help with its default."""
 
@@ -69,8 +78,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="keras-gated", description=DESCRIPTION,
-                                     formatter_class=HelpFormatter)
+    parser = OneLineErrorParser(prog="keras-gated", description=DESCRIPTION,
+                                formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version",
                         version=f"%(prog)s {keras_gated.__version__}")
     common = argparse.ArgumentParser(add_help=False)

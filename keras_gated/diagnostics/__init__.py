@@ -6,7 +6,7 @@
     diagnose_run("runs/NAME", "out/");  write_demo(run_demo(), "out/")
     write_sweep(run_sweep(DemoConfig(), seq_lens=(10, 30, 100, 300)), "out/")
 
-Names are imported lazily, so `keras_gated.diagnostics.cli` builds its parser without TensorFlow.
+Names are imported lazily, so `keras_gated.cli.diagnose` builds its parser without TensorFlow.
 """
 
 from keras_gated import lazy

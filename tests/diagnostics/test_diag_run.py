@@ -16,7 +16,8 @@ from keras_gated.diagnostics import (
     gate_activity, gate_saturation, read_grad_norms,
     read_training_log,
 )
-from keras_gated.diagnostics import cli
+from keras_gated.cli import diagnose as cli
+from keras_gated.cli.main import main
 from keras_gated.diagnostics.gradient_flow import LOSS_AT, unrolled_logits
 from keras_gated.training import GradientNormLogger, TrainConfig, global_gradient_norm
 from keras_gated.training.callbacks import write_json
@@ -158,7 +159,7 @@ def test_command_with_text_and_errors(run_dir, tmp_path):
         cli.run(_parse([run_dir, "--demo"]))
     with pytest.raises(ValueError, match="not a directory"):
         cli.run(_parse([str(tmp_path / "missing")]))
-    assert cli.main([str(tmp_path / "missing")]) == 2
+    assert main(["diagnose", str(tmp_path / "missing")]) == 2  # the one entry point
     assert cli.LOSS_AT == LOSS_AT
 
 

@@ -13,7 +13,7 @@ from keras_gated.cli.main import main
 from keras_gated.cli.parser import build_parser
 from keras_gated.diagnostics import chrono_gate_bias
 from keras_gated.diagnostics.adding_task import BASELINE_MSE, adding_batch
-from keras_gated.diagnostics.cli import _check_modes, _demo_config
+from keras_gated.cli.diagnose import _check_modes, _demo_config
 from keras_gated.diagnostics.demo import CELL_ORDER
 from keras_gated.diagnostics.demo_config import (
     QUICK, QUICK_SEQ_LENS, SWEEP, SWEEP_TASK, TASK_NAMES, DemoConfig,

@@ -4,13 +4,12 @@
     keras-gated diagnose --demo [--out DIR] [--steps 500] [--seq-len 30] [--units 32]
     keras-gated diagnose --sweep [--quick] [--out DIR] [--seq-lens 10,30,100,300] [--task adding]
 
-Standalone: python -m keras_gated.diagnostics.cli ...
+Its arguments and its `run`; `cli/main.py` is the one entry point and error policy.
 """
 
 import argparse
 import dataclasses
 import os
-import sys
 
 from keras_gated.cli.arg_types import positive
 from keras_gated.diagnostics.demo_config import (
@@ -146,18 +145,3 @@ def run(args):
     print("\n".join(written))
     return 0
 
-
-def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = argparse.ArgumentParser(prog="keras-gated")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["diagnose", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run(args)
-    except (ValueError, OSError, RuntimeError) as error:
-        print(f"keras-gated diagnose: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
