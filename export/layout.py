@@ -6,7 +6,8 @@ ONNX names (operator spec, one direction, so num_directions = 1):
     B (1, 2*G*U)    [Wb | Rb]: input biases then recurrent biases, each in the same block order
     P (1, 3U)       LSTM peepholes [P_i | P_o | P_f]
 
-Block orders: LSTM `iofc` (c is our candidate g), GRU `zrh`, RNN one block. Ours are
+Block orders: LSTM `iofc` (c is our candidate g), GRU `zrh`, RNN one block (IndRNN too: its
+recurrent vector u (U,) becomes the diagonal matrix R = diag(u)). Ours are
 `LSTM_GATES` = i, f, g, o and `GRU_GATES` = z, r, h with kernel (D, G*U) = [W_a | W_b | ...],
 so every W is kernel^T with its blocks reordered (likewise R from recurrent_kernel).
 Every reorder below is derived from those constants; no index lists.
@@ -116,6 +117,12 @@ def keras_to_onnx_rnn(kernel, recurrent_kernel, bias):
     return np.asarray(kernel).T[None], np.asarray(recurrent_kernel).T[None], np.concatenate(
         [b, np.zeros_like(b)]
     )[None]
+
+
+def keras_to_onnx_indrnn(kernel, recurrent_kernel, bias):
+    """Our IndRNN weights (u = recurrent_kernel (U,)) -> ONNX `RNN` operands: an RNN whose
+    recurrent matrix is diagonal, R = diag(u): W (1, U, D), R (1, U, U), B (1, 2U) = [b | 0]."""
+    return keras_to_onnx_rnn(kernel, np.diag(np.asarray(recurrent_kernel)), bias)
 
 
 def onnx_activations(names):

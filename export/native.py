@@ -3,7 +3,8 @@
 Reads the weights of our cells (`keras_gated.cells`) and of Keras's built-in cells
 (`keras.layers.LSTMCell`, `GRUCell`, `SimpleRNNCell`): both pack `kernel` (D, G*U),
 `recurrent_kernel` (U, G*U) and `bias` in the same gate order, so one reorder (`layout.py`)
-serves both. Nothing is traced, so the weights may live on any Keras backend.
+serves both. Our `IndRNNCell`'s recurrent vector u (U,) is an `RNN` node's diagonal R = diag(u).
+Nothing is traced, so the weights may live on any Keras backend.
 
 A recurrent layer is any `keras.layers.RNN`: our layers, Keras's LSTM/GRU/SimpleRNN, and
 `keras.layers.RNN(cell)` over one of those cells or a `StackedRNNCells` of them, whose cells
@@ -17,12 +18,13 @@ import numpy as np
 
 from .layout import (
     keras_to_onnx_gru,
+    keras_to_onnx_indrnn,
     keras_to_onnx_lstm,
     keras_to_onnx_lstm_peephole,
     keras_to_onnx_rnn,
     onnx_activations,
 )
-from keras_gated.cells import GRUCell, LSTMCell, SimpleRNNCell
+from keras_gated.cells import GRUCell, IndRNNCell, LSTMCell, SimpleRNNCell
 from keras_gated.layers import Recurrent
 
 # Keras's RNN and its subclasses (ours, Keras's LSTM/GRU/SimpleRNN); the cells decide whether
@@ -31,6 +33,7 @@ RECURRENT_LAYERS = (keras.layers.RNN,)
 LSTM_CELLS = (LSTMCell, keras.layers.LSTMCell)
 GRU_CELLS = (GRUCell, keras.layers.GRUCell)
 RNN_CELLS = (SimpleRNNCell, keras.layers.SimpleRNNCell)
+INDRNN_CELLS = (IndRNNCell,)  # an `RNN` node with a diagonal R
 
 
 class NotNative(Exception):
@@ -113,14 +116,14 @@ def is_layer_norm_lstm(layer):
 
 
 def native_cell(cell):
-    """The `NativeCell` of a cell (ours or Keras's LSTMCell/GRUCell/SimpleRNNCell).
+    """The `NativeCell` of a cell (ours or Keras's LSTMCell/GRUCell/SimpleRNNCell, our IndRNNCell).
 
     Raises:
         NotNative: a layer-normalised LSTM, an unknown cell, or an activation ONNX lacks.
     """
     if is_layer_norm_cell(cell):
         raise NotNative("LSTM with layer_norm=True has no native ONNX node")
-    if not isinstance(cell, (*LSTM_CELLS, *GRU_CELLS, *RNN_CELLS)):
+    if not isinstance(cell, (*LSTM_CELLS, *GRU_CELLS, *RNN_CELLS, *INDRNN_CELLS)):
         raise NotNative(f"cell {type(cell).__name__} has no native ONNX node")
     units = int(cell.units)
     kernel, recurrent = numpy_weight(cell.kernel), numpy_weight(cell.recurrent_kernel)
@@ -141,7 +144,8 @@ def native_cell(cell):
         W, R, B, linear_before_reset = keras_to_onnx_gru(kernel, recurrent, bias, cell.reset_after)
         return NativeCell("GRU", {"W": W, "R": R, "B": B}, [gate_act, act],
                           {"linear_before_reset": linear_before_reset}, units, ("h",))
-    W, R, B = keras_to_onnx_rnn(kernel, recurrent, bias)
+    to_onnx = keras_to_onnx_indrnn if isinstance(cell, INDRNN_CELLS) else keras_to_onnx_rnn
+    W, R, B = to_onnx(kernel, recurrent, bias)
     return NativeCell("RNN", {"W": W, "R": R, "B": B}, [act], {}, units, ("h",))
 
 

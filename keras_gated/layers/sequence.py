@@ -15,7 +15,7 @@ class SimpleRNN(Recurrent):
 
 @keras.saving.register_keras_serializable(package="keras_gated")
 class IndRNN(Recurrent):
-    """Independently recurrent RNN over (B, T, D); cell arguments as `IndRNNCell` (ReLU and
+    """Independently recurrent RNN over (B, T, D); cell arguments as `IndRNNCell` (tanh and
     |u| <= 1 by default), the rest as `Recurrent`."""
 
     cell_class = IndRNNCell

@@ -35,14 +35,15 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_gated.layers import GRU, LSTM, EmbeddingDropout, SimpleRNN, VariationalDropout
+from keras_gated.layers import GRU, LSTM, EmbeddingDropout, IndRNN, SimpleRNN, VariationalDropout
 from keras_gated.layers.activation_regularization import (
     activation_regularization,
     temporal_activation_regularization,
 )
 
 # "keras-lstm" is Keras's built-in layer, kept for side-by-side comparisons.
-CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN, "keras-lstm": keras.layers.LSTM}
+CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN, "indrnn": IndRNN,
+         "keras-lstm": keras.layers.LSTM}
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
@@ -51,7 +52,8 @@ class LanguageModel(keras.Model):
 
     Args:
         vocab_size: V (> 0).
-        cell: "lstm" (default), "gru", "rnn", or "keras-lstm" (Keras's built-in LSTM).
+        cell: "lstm" (default), "gru", "rnn", "indrnn", or "keras-lstm" (Keras's built-in
+            LSTM).
         embed_dim: E (> 0). Default 200.
         units: the recurrent widths: one int U for every layer, or a list [U_1, ..., U_L] of
             `num_layers` ints (> 0). The last must equal E. Default 200.
@@ -112,8 +114,8 @@ class LanguageModel(keras.Model):
                 f"(units={units})"
             )
         if cell == "keras-lstm" and weight_dropout:
-            raise ValueError("`weight_dropout` needs one of our cells (lstm, gru, rnn): Keras's "
-                             "built-in LSTM (cell='keras-lstm') has no DropConnect")
+            raise ValueError("`weight_dropout` needs one of our cells (lstm, gru, rnn, indrnn): "
+                             "Keras's built-in LSTM (cell='keras-lstm') has no DropConnect")
         for name, value in (("ar_alpha", ar_alpha), ("tar_beta", tar_beta)):
             if not value >= 0:
                 raise ValueError(f"`{name}` must be >= 0, got {name}={value!r}")
@@ -157,7 +159,8 @@ class LanguageModel(keras.Model):
 
     @property
     def state_sizes(self):
-        """The flat list of state widths: per layer l [U_l] (GRU, RNN) or [U_l, U_l] (LSTM)."""
+        """The flat list of state widths: per layer l [U_l] (GRU, RNN, IndRNN) or [U_l, U_l]
+        (LSTM)."""
         return [s for layer in self.rnn_layers for s in layer.state_size]
 
     def initial_states(self, batch_size):

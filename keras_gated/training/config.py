@@ -7,7 +7,7 @@ Importing this module imports neither TensorFlow nor Keras.
 
 import dataclasses
 
-CELLS = ("lstm", "gru", "rnn", "keras-lstm")  # the keys of models.language_model.CELLS
+CELLS = ("lstm", "gru", "rnn", "indrnn", "keras-lstm")  # the keys of models.language_model.CELLS
 LEVELS = ("word", "char")
 STRATEGIES = ("none", "mirrored", "multiworker")
 

@@ -38,7 +38,7 @@ def layers_model(rng):
     x = keras_gated.SimpleRNN(U, activation="relu", return_sequences=True)(x)
     x = keras_gated.LSTM(U, layer_norm=True, return_sequences=True)(x)
     x = keras_gated.GRU(U, return_sequences=True, go_backwards=True)(x)
-    x = keras.layers.RNN(keras_gated.IndRNNCell(U, activation="tanh"), return_sequences=True)(x)
+    x = keras.layers.RNN(keras_gated.IndRNNCell(U, activation="relu"), return_sequences=True)(x)
     x = keras_gated.IndRNN(U, recurrent_max_abs=0.9, return_sequences=True)(x)
     x = keras_gated.VariationalDropout(0.3, seed=2)(x)
     model = keras.Model(inputs, x)
@@ -68,7 +68,7 @@ def config_objects():
         keras_gated.SimpleRNN(U, return_sequences=True),
         keras_gated.LSTM(U, unit_forget_bias=False, dropout=0.1, seed=4),
         keras_gated.GRU(U, recurrent_dropout=0.2, go_backwards=True),
-        keras_gated.IndRNN(U, activation="tanh", recurrent_max_abs=2 ** (1 / T)),
+        keras_gated.IndRNN(U, activation="relu", recurrent_max_abs=2 ** (1 / T)),
         keras_gated.VariationalDropout(0.25, seed=3),
         keras_gated.EmbeddingDropout(V, 0.2, seed=6),
         keras_gated.LanguageModel(V, cell="gru", embed_dim=E, units=E, num_layers=1),

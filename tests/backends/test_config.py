@@ -41,7 +41,7 @@ RECURRENT = {
 }
 CELL_OPTIONS = {
     "SimpleRNN": {"activation": "relu"},
-    "IndRNN": {"activation": "tanh", "recurrent_max_abs": 0.5},
+    "IndRNN": {"activation": "relu", "recurrent_max_abs": 0.5},
     "LSTM": {**GATED, "unit_forget_bias": False, "peephole": True, "layer_norm": True},
     "GRU": {**GATED, "reset_after": False},
 }

@@ -96,8 +96,8 @@ def test_matches_numpy_oracle(container, activation):
 def test_mask_matches_numpy_oracle(go_backwards):
     """Masked steps hold h and repeat the output; outputs in processing order, as Keras's."""
     _, x, states, w = data(2)
-    layer = built(keras_gated.IndRNN(U, return_sequences=True, return_state=True,
-                                     go_backwards=go_backwards), x, states, w)
+    layer = built(keras_gated.IndRNN(U, activation="relu", return_sequences=True,
+                                     return_state=True, go_backwards=go_backwards), x, states, w)
     order = (lambda a: a[:, ::-1]) if go_backwards else (lambda a: a)
     out, final = oracle(order(x), states, w, "relu", mask=order(MASK))
     got = layer(f32(x), initial_state=[f32(states[0])], mask=keras.ops.convert_to_tensor(MASK))
@@ -197,9 +197,9 @@ def test_fused_path_equals_reference_path_with_dropout_and_mask(monkeypatch):
     r_out, r_h = rng.normal(size=(B, T, U)), rng.normal(size=(B, U))
     results = []
     for forced in (False, True):
-        layer = built(keras_gated.IndRNN(U, dropout=0.3, recurrent_dropout=0.4, weight_dropout=0.2,
-                                         seed=3, return_sequences=True, return_state=True),
-                      x, states, w)
+        layer = built(keras_gated.IndRNN(U, activation="relu", dropout=0.3,
+                                         recurrent_dropout=0.4, weight_dropout=0.2, seed=3,
+                                         return_sequences=True, return_state=True), x, states, w)
         xv, hv = keras.Variable(x), keras.Variable(h0)
         with monkeypatch.context() as patch:
             if forced:
@@ -222,7 +222,7 @@ def test_fused_path_equals_reference_path_with_dropout_and_mask(monkeypatch):
 def test_no_whole_sequence_kernel_takes_it():
     """cuDNN's and ATen's kernels multiply by a full (U, U) matrix: never an IndRNN's path.
     The fused path (its own backward, I1-I2) takes it."""
-    cell = keras_gated.IndRNNCell(U, activation="tanh")  # tanh: a "plain" activation
+    cell = keras_gated.IndRNNCell(U)
     assert fused.applies(cell)
     if backend_ops.backend() == "tensorflow":
         from keras_gated.layers import cudnn
@@ -270,7 +270,7 @@ def test_recurrent_max_abs_is_checked():
 
 
 def test_config_round_trip():
-    cell = keras_gated.IndRNNCell(U, activation="tanh", recurrent_max_abs=None,
+    cell = keras_gated.IndRNNCell(U, activation="relu", recurrent_max_abs=None,
                                   recurrent_constraint="non_neg", dropout=0.1, seed=2)
     layer = keras_gated.IndRNN(U, recurrent_max_abs=2 ** (1 / 100), recurrent_dropout=0.2,
                                weight_dropout=0.1, go_backwards=True, stateful=False)
