@@ -6,7 +6,6 @@ Dropout layers vanish. Every state input is required (zeros start a sequence).
 """
 
 import keras
-import numpy as np
 
 from . import metadata as md
 from .graph import FLOAT, INT64, GraphBuilder
@@ -50,10 +49,7 @@ def language_model_graph(model, opset):
 def language_model_reference(model, states):
     """`model.call_with_states` at inference; a stateful model runs as a non-stateful copy."""
     if model.stateful:
-        copy = type(model).from_config({**model.get_config(), "stateful": False})
-        copy(np.zeros((1, 1), dtype=np.int32))
-        copy.set_weights(model.get_weights())
-        model = copy
+        model = model.stateless_twin()
 
     def reference(feeds):
         initial = [feeds[spec["input"]] for spec in states]

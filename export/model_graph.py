@@ -33,6 +33,7 @@ import keras
 from keras import tree
 
 from keras_gated import keras_private
+from keras_gated.layers.carried_states import kept_states
 
 from . import metadata as md
 from .attention import lower_attention
@@ -407,21 +408,15 @@ def model_reference(model, inputs, outputs, state_layers):
 
     def reference(feeds):
         xs = [feeds[spec.name] for spec in inputs]
-        saved = []
-        for layer, state_inputs, _ in state_layers:
-            saved.append([keras.ops.convert_to_numpy(v) for v in tree.flatten(layer.states)])
-            for variable, name in zip(tree.flatten(layer.states), state_inputs):
-                variable.assign(feeds[name])
-        try:
+        to_numpy = keras.ops.convert_to_numpy
+        with kept_states([layer for layer, _, _ in state_layers]):
+            for layer, state_inputs, _ in state_layers:
+                for variable, name in zip(tree.flatten(layer.states), state_inputs):
+                    variable.assign(feeds[name])
             result = model(xs if len(xs) > 1 else xs[0], training=False)
-            to_numpy = keras.ops.convert_to_numpy
             got = dict(zip(outputs, [to_numpy(y) for y in tree.flatten(result)]))
             for layer, _, state_outputs in state_layers:
                 got.update(zip(state_outputs, [to_numpy(v) for v in tree.flatten(layer.states)]))
-        finally:
-            for (layer, _, _), values in zip(state_layers, saved):
-                for variable, value in zip(tree.flatten(layer.states), values):
-                    variable.assign(value)
         return got
 
     return reference

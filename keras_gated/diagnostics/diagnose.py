@@ -20,7 +20,6 @@ from keras_gated.diagnostics.demo import _advance, _stage
 from keras_gated.diagnostics.curves import read_grad_norms, read_training_log
 from keras_gated.diagnostics.gates import gate_activity, gate_saturation
 from keras_gated.diagnostics.gradient_flow import model_gradient_norms
-from keras_gated.models import LanguageModel
 from keras_gated.training import load_run
 
 RUN_STAGES = 5  # progress-bar steps of `diagnose_run`
@@ -67,9 +66,7 @@ def token_labels(tokenizer, ids):
 def random_twin(model, seed):
     """A freshly initialised, stateless model of the same configuration."""
     keras.utils.set_random_seed(seed)
-    twin = LanguageModel.from_config({**model.get_config(), "stateful": False})
-    twin(np.zeros((1, 1), dtype="int32"))
-    return twin
+    return model.stateless_twin(copy_weights=False)
 
 
 def diagnose_run(run_dir, out=None, text=None, loss_at="all", batch_size=8, max_tokens=40,

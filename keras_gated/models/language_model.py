@@ -280,6 +280,15 @@ class LanguageModel(keras.Model):
             if layer.stateful:
                 layer.reset_states()
 
+    def stateless_twin(self, copy_weights=True):
+        """The same configuration without `stateful` (any batch size), built; with this
+        model's weights, or freshly initialised (`copy_weights=False`)."""
+        twin = type(self).from_config({**self.get_config(), "stateful": False})
+        twin(np.zeros((1, 1), dtype="int32"))
+        if copy_weights:
+            twin.set_weights(self.get_weights())
+        return twin
+
     def get_config(self):
         return {
             **super().get_config(),

@@ -1,7 +1,6 @@
 """The model a `TrainConfig` describes, compiled for training, and its stateless twin."""
 
 import keras
-import numpy as np
 
 from keras_gated.models import LanguageModel
 from keras_gated.training.devices import uses_xla
@@ -33,8 +32,4 @@ def build_model(config, vocab_size, stateful=True, batch_size=None):
 
 def stateless_copy(model):
     """The same weights in a non-stateful `LanguageModel` (any batch size)."""
-    config = {**model.get_config(), "stateful": False}
-    twin = LanguageModel.from_config(config)
-    twin(np.zeros((1, 1), dtype="int32"))
-    twin.set_weights(model.get_weights())
-    return twin
+    return model.stateless_twin()

@@ -15,6 +15,7 @@ import os
 import keras
 import numpy as np
 
+from keras_gated.layers.carried_states import kept_states, stateful_layers
 from keras_gated.training.autodiff import gradients
 from keras_gated.training.run_dir import GRAD_NORM  # columns: epoch, grad_norm, grad_norm_max
 
@@ -40,11 +41,6 @@ def global_gradient_norm(model, inputs, targets, loss_fn=None):
 
     grads = gradients(loss, model.trainable_variables)
     return float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads)))
-
-
-def _stateful_layers(model):
-    return [layer for layer in model.layers
-            if getattr(layer, "stateful", False) and getattr(layer, "states", None) is not None]
 
 
 class GradientNormLogger(keras.callbacks.Callback):
@@ -76,14 +72,8 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     def measure(self):
         """(mean, max) of the global gradient norm over the kept batches."""
-        layers = _stateful_layers(self.model)
-        saved = [[keras.ops.convert_to_numpy(v) for v in layer.states] for layer in layers]
-        try:
+        with kept_states(stateful_layers(self.model)):
             norms = [global_gradient_norm(self.model, x, y, self.loss_fn) for x, y in self.batches]
-        finally:
-            for layer, values in zip(layers, saved):
-                for variable, value in zip(layer.states, values):
-                    variable.assign(value)
         return float(np.mean(norms)), float(np.max(norms))
 
     def on_epoch_end(self, epoch, logs=None):
