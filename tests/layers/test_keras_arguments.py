@@ -81,9 +81,10 @@ def test_activations_and_bias_equal_keras_in_training(kind, options):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_regularizers_add_keras_penalties(kind):
-    """The weight penalties equal the built-in's, and the activity penalty is Keras's rule,
-    0.5 * sum(y^2) / B on the output (Keras 3.15's own SimpleRNN drops its
-    activity_regularizer, docs/keras_upstream.md; 3.12's applies it)."""
+    """The weight penalties equal the built-in's, and the activity penalty is Keras's rule on
+    the output, as a plain layer with the same `activity_regularizer` applies it (0.5 *
+    sum(y^2) / B in Keras 3.15, without the / B in 3.12). Keras 3.15's own SimpleRNN drops
+    its activity_regularizer (docs/keras_upstream.md); 3.12's applies it."""
     options = {"kernel_regularizer": keras.regularizers.L2(0.1),
                "recurrent_regularizer": keras.regularizers.L1(0.2),
                "bias_regularizer": keras.regularizers.L1L2(0.3, 0.4),
@@ -94,7 +95,9 @@ def test_regularizers_add_keras_penalties(kind):
     builtin(x)
     penalties = [[float(keras.ops.convert_to_numpy(loss)) for loss in layer.losses]
                  for layer in (ours, builtin)]
-    activity = 0.5 * np.sum(y.astype("float64") ** 2) / B
+    probe = keras.layers.Activation("linear", activity_regularizer=keras.regularizers.L2(0.5))
+    probe(y)
+    activity = float(keras.ops.convert_to_numpy(probe.losses[0]))
     builtin_drops_activity = kind == "SimpleRNN" and len(penalties[1]) == 3
     expected = penalties[1] + ([activity] if builtin_drops_activity else [])
     assert len(penalties[0]) == 4

@@ -24,8 +24,9 @@ def test_time_distributed_maps_over_batch_with_a_dynamic_time_axis(kind):
 
     builtin = getattr(keras.layers, kind)(8, return_sequences=True)
     ours = getattr(keras_gated, kind)(8, return_sequences=True)
-    assert shape(builtin, (B, None, D)) == (B, B, 3)  # Keras's bug (docs/keras_upstream.md, 1)
-    assert shape(ours, (B, None, D)) == (B, B, 3)  # the same bug, reached the same way
+    dynamic = shape(builtin, (B, None, D))
+    assert dynamic in ((B, B, 3), (B, T, 3))  # (B, B, 3): Keras 3.15's bug (keras_upstream.md, 1)
+    assert shape(ours, (B, None, D)) == dynamic  # ours as the built-in, bug or not (3.12: none)
     assert shape(builtin, (B, T, D)) == (B, T, 3)
     assert shape(ours, (B, T, D)) == (B, T, 3)  # a static time axis survives our layer
 
