@@ -3,8 +3,8 @@ our export (fp32 and int8), for sequence scoring and token-by-token generation.
 
 Systems (`SYSTEMS`), each a callable (tokens (B, T) int, states list of (B, U)) -> (logits,
 states), all on the same weights (trained briefly, see `train_briefly`):
-    keras         our LanguageModel's `forward` under one `tf.function` (input signature with
-                  free B and T, so no retracing)
+    keras         our LanguageModel's `call_with_states` under one `tf.function` (input
+                  signature with free B and T, so no retracing)
     keras-export  onnxruntime on the file `model.export(format="onnx")` writes for the same
                   model built from Keras's built-in LSTM/GRU layers with our weights copied in
                   (a functional model with the states as inputs and outputs, so it can stream)

@@ -1,11 +1,11 @@
-"""BENCHMARKS.md from the results `benchmarks.run` gathers, and the issue's targets checked
-against them. Ratios are medians of per-round ratios (see `benchmarks.timing`)."""
+"""BENCHMARKS.md from the results `benchmarks.run` gathers, and the targets of its "Targets"
+section checked against them. Ratios are medians of per-round ratios (see `benchmarks.timing`)."""
 
 import datetime
 
 from benchmarks.timing import ratio_per_round, summary
 
-TRAIN_TARGETS = (  # (other system, ours / other must be at most) at the issue's U=650
+TRAIN_TARGETS = (  # (other system, ours / other must be at most) at U=650, the headline size
     ("torch", 1.00),
     ("keras", 0.85),
     ("keras-drop", 0.45),
@@ -14,7 +14,7 @@ BACKEND_TRAIN_TARGETS = (  # on JAX: ours with dropout vs the built-in layers
     ("keras", 1.00),
     ("keras-drop", 0.60),
 )
-MAIN_UNITS = 650  # other sizes (the issue's 200-unit configuration) must keep the ordering:
+MAIN_UNITS = 650  # other sizes (the 200-unit configuration) must keep the ordering:
 # ours faster than each system (ours / other < 1); the U=650 limits are reported beside it
 BOUND_FRACTION_TARGET = 0.85  # generation within 85% of the bandwidth bound
 SCORE_SPEEDUP_TARGET = 2.0  # batch-1 scoring vs Keras under tf.function
@@ -311,7 +311,7 @@ def targets_section(results):
         rows += backend_training_targets(entry)
     for entry in results["inference"]:
         rows += inference_targets(entry)
-    return "\n".join(["## Targets (from the issue)", "",
+    return "\n".join(["## Targets", "",
                       _table(("target", "measured", "met"), rows)])
 
 

@@ -1,6 +1,6 @@
 """One training step of a word language model, in each system compared.
 
-The step (the issue's definition): forward, backward, update, cross-entropy over all B x T
+The step: forward, backward, update, cross-entropy over all B x T
 tokens. The architecture is the same everywhere: tied embedding (V, E) -> `layers` recurrent
 layers of U = E units -> logits x E^T (no output bias) -> mean token cross-entropy -> plain
 SGD. Tokens are uniform random ids (speed does not depend on them).
@@ -174,32 +174,40 @@ def torch_available():
 
 def torch_step(setup, cell):
     """The same LM and SGD step in PyTorch (nn.Embedding, nn.LSTM/GRU, tied nn.Linear)."""
+    x, y = batch_data(setup)
+    return torch_lm_step(x, y, setup.vocab, setup.units, setup.layers, cell, lr=setup.lr,
+                         tied=True, seed=setup.seed)
+
+
+def torch_lm_step(x, y, vocab, units, layers, cell="lstm", lr=0.01, tied=False, seed=0):
+    """PyTorch's word LM without dropout, one SGD step per call: Embedding(V, U) ->
+    nn.LSTM/GRU(U, U, layers) -> Linear(U, V) (tied to the embedding without a bias, or
+    untied with one, as Keras's Dense) -> cross-entropy. x, y: (B, T) token ids."""
     import torch
     from torch import nn
 
-    torch.manual_seed(setup.seed)
+    torch.manual_seed(seed)
     rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
 
     class TorchLanguageModel(nn.Module):
         def __init__(self):
             super().__init__()
-            self.embedding = nn.Embedding(setup.vocab, setup.units)
-            self.rnn = rnn_class(setup.units, setup.units, setup.layers, batch_first=True)
-            self.decoder = nn.Linear(setup.units, setup.vocab, bias=False)
-            self.decoder.weight = self.embedding.weight  # tied
+            self.embedding = nn.Embedding(vocab, units)
+            self.rnn = rnn_class(units, units, layers, batch_first=True)
+            self.decoder = nn.Linear(units, vocab, bias=not tied)
+            if tied:
+                self.decoder.weight = self.embedding.weight
 
-        def forward(self, tokens):
-            out, _ = self.rnn(self.embedding(tokens))
-            return self.decoder(out)
+        def forward(self, tokens):  # (B, T) -> (B, T, V)
+            return self.decoder(self.rnn(self.embedding(tokens))[0])
 
     model = TorchLanguageModel().train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=setup.lr)
-    loss_fn = nn.CrossEntropyLoss()
-    x, y = (torch.from_numpy(a.astype(np.int64)) for a in batch_data(setup))
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    x, y = (torch.from_numpy(np.asarray(a).astype(np.int64)) for a in (x, y))
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x).reshape(-1, setup.vocab), y.reshape(-1))
+        loss = nn.functional.cross_entropy(model(x).reshape(-1, vocab), y.reshape(-1))
         loss.backward()
         optimizer.step()
         return loss.item()

@@ -48,7 +48,7 @@ import numpy as np
 from benchmarks import machine, report
 from benchmarks.export_scoring import ScoringSetup, reviews
 from benchmarks.timing import interleave, ratio_per_round, summary
-from benchmarks.training import TrainSetup, batch_data
+from benchmarks.training import TrainSetup, batch_data, torch_lm_step
 
 FULL = {"rounds": 9, "warmup": 2, "steps": 3}  # ~5 min on 2 cores
 QUICK = {"rounds": 3, "warmup": 2, "steps": 2}  # ~2 min
@@ -213,40 +213,6 @@ def bounding_model(row, build, builtin):
     return model
 
 
-def torch_lm_step(vocab, units, layers, x, y):
-    """PyTorch's word LM without dropout: Embedding(V, U) -> nn.LSTM(U, U, layers) ->
-    Linear(U, V) (untied, with bias, as Keras's Dense) -> cross-entropy -> SGD(0.01, Keras's
-    default rate), on `os.cpu_count()` threads."""
-    import torch
-    from torch import nn
-
-    torch.set_num_threads(os.cpu_count())
-    torch.manual_seed(SEED)
-
-    class WordLM(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embedding = nn.Embedding(vocab, units)
-            self.rnn = nn.LSTM(units, units, layers, batch_first=True)
-            self.linear = nn.Linear(units, vocab)
-
-        def forward(self, tokens):  # (B, T) -> (B, T, V)
-            return self.linear(self.rnn(self.embedding(tokens))[0])
-
-    model = WordLM().train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    x, y = (torch.from_numpy(a.astype(np.int64)) for a in (x, y))
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(model(x).reshape(-1, vocab), y.reshape(-1))
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    return step
-
-
 # -- measuring --------------------------------------------------------------------------------
 def measure(row, rounds, warmup, steps, progress=None):
     """Times ours, the built-in and (lm-650) PyTorch on `row`; returns a result dict."""
@@ -256,7 +222,11 @@ def measure(row, rounds, warmup, steps, progress=None):
     x, y = row.data()
     systems = {name: (lambda m=model: m.train_on_batch(x, y)) for name, model in models.items()}
     if row.torch:
-        systems["torch"] = torch_lm_step(*row.torch, x, y)
+        import torch
+
+        torch.set_num_threads(os.cpu_count())
+        vocab, units, layers = row.torch  # untied, with a bias as Keras's Dense; SGD at 0.01
+        systems["torch"] = torch_lm_step(x, y, vocab, units, layers, lr=0.01, seed=SEED)
     times = interleave(systems, rounds, warmup, repeat=steps, progress=progress)
     result = {
         "row": row, "times": times, "diff": diff,

@@ -17,7 +17,7 @@ TINY = [
 SECTIONS = (
     "# keras-gated benchmarks",
     "## Machine",
-    "## Targets (from the issue)",
+    "## Targets",
     "## Training step",
     "### LSTM — V=50, E=U=8",
     "## Inference",
@@ -40,3 +40,12 @@ def test_quick_benchmark_writes_every_section(tmp_path):
                    "score 1x35", "score 20x35", "generate 5"):
         assert system in text, f"missing {system}"
     assert "failed" not in text.split("## Peak resident memory")[1]
+
+
+def test_the_package_docstring_names_every_module():
+    import pathlib
+
+    import benchmarks
+
+    modules = {p.stem for p in pathlib.Path(benchmarks.__file__).parent.glob("*.py")} - {"__init__"}
+    assert {m for m in modules if f"`{m}`" not in benchmarks.__doc__} == set()
