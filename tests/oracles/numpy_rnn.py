@@ -14,14 +14,16 @@ Equations (DESIGN.md, "Equations"):
     SimpleRNN  h_t = act(x_t W + h_{t-1} U + b)
     IndRNN     h_t = act(x_t W + u * h_{t-1} + b)                   u (U,), * elementwise
                (Li et al. 2018; SimpleRNN with U = diag(u))
-    LSTM       i = sigma(x W_i + h U_i + b_i)                       (1)
-               f = sigma(x W_f + h U_f + b_f)                       (2)
-               g = tanh(x W_g + h U_g + b_g)                        (3)
-               o = sigma(x W_o + h U_o + b_o)                       (4)
+    LSTM       a_k = x W_k + h U_k + b_k     for k in i, f, g, o    (1)
+               i = sigma(a_i)                                       (2)
+               f = sigma(a_f)                                       (3)
+               g = tanh(a_g)                                        (4)
                c_t = f * c_{t-1} + i * g                            (5)
-               h_t = o * tanh(c_t)                                  (6)
-      peephole (Gers & Schmidhuber): + p_i * c_{t-1} in (1), + p_f * c_{t-1} in (2),
-               + p_o * c_t in (4); peephole weights (3, U) rows p_i, p_f, p_o.
+               o = sigma(a_o)                                       (6)
+               h_t = o * tanh(c_t)                                  (7)
+      (numbered as in keras_gated/cells/lstm.py)
+      peephole (Gers & Schmidhuber): + p_i * c_{t-1} in (2), + p_f * c_{t-1} in (3),
+               + p_o * c_t in (6); peephole weights (3, U) rows p_i, p_f, p_o.
       layer norm: a_k = x W_k + h U_k, normalised over its U units to mean 0 and
                (biased) variance 1 with epsilon 1e-3 inside the square root, then
                * gamma_k + b_k. With both variants the peephole term is added after the
@@ -144,7 +146,7 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias, peephole=None, gamma=None, m
     gain = None if gamma is None else split_gates(_f64(gamma), LSTM_GATES)
 
     def pre(k, x_t, h_prev):
-        """Pre-activation of gate k without the peephole term."""
+        """a_k (1) without the peephole term."""
         a = x_t @ W[k] + h_prev @ R[k]
         if gain is None:
             return a + b[k]
@@ -152,12 +154,12 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias, peephole=None, gamma=None, m
 
     def step(x_t, states):
         h_prev, c_prev = states
-        i = sigmoid(pre("i", x_t, h_prev) + p["i"] * c_prev)  # (1)
-        f = sigmoid(pre("f", x_t, h_prev) + p["f"] * c_prev)  # (2)
-        g = np.tanh(pre("g", x_t, h_prev))  # (3)
+        i = sigmoid(pre("i", x_t, h_prev) + p["i"] * c_prev)  # (2)
+        f = sigmoid(pre("f", x_t, h_prev) + p["f"] * c_prev)  # (3)
+        g = np.tanh(pre("g", x_t, h_prev))  # (4)
         c = f * c_prev + i * g  # (5)
-        o = sigmoid(pre("o", x_t, h_prev) + p["o"] * c)  # (4), peephole sees c_t
-        h = o * np.tanh(c)  # (6)
+        o = sigmoid(pre("o", x_t, h_prev) + p["o"] * c)  # (6), peephole sees c_t
+        h = o * np.tanh(c)  # (7)
         return h, [h, c], {"i": i, "f": f, "g": g, "o": o}
 
     return _scan(step, _f64(x), [_f64(h0), _f64(c0)], mask)
