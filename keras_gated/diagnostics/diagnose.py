@@ -18,7 +18,7 @@ from keras_gated.data import bptt_batches, load_corpus
 from keras_gated.diagnostics import plots, tables
 from keras_gated.diagnostics.demo import _advance, _stage
 from keras_gated.diagnostics.curves import read_grad_norms, read_training_log
-from keras_gated.diagnostics.gates import gate_activity, gate_saturation
+from keras_gated.diagnostics.gate_activity import gate_activity, gate_saturation
 from keras_gated.diagnostics.gradient_flow import model_gradient_norms
 from keras_gated.training import load_run
 
