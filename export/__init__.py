@@ -14,7 +14,7 @@ execution order, keeping a map Keras tensor -> ONNX tensor, and lower each node:
   each, one per cell of a `StackedRNNCells` (`recurrent.py`, weights from
   `native.py` and `layout.py`); their masks, which are tensors of the Keras graph too, of
   any pattern, through in-graph compaction around the node (`masking.py`); a
-  layer-normalised LSTM, which no operator expresses, to an explicit `Scan` (`scan_lstm.py`);
+  layer-normalised LSTM or GRU, which no operator expresses, to an explicit `Scan` (`scan.py`);
 - embeddings, Dense, TimeDistributed(Dense), Masking, merges, RepeatVector, Reshape,
   BatchNormalization, activations, global 1D poolings, dropout-like identities and the Keras
   ops masks are made of (`lower.py`); `Attention` and `AdditiveAttention` (`attention.py`),

@@ -11,7 +11,7 @@ from . import metadata as md
 from .graph import FLOAT, INT64, GraphBuilder
 from .lower import lower_embedding, lower_reverse_embedding
 from .lowered import GraphInput, Lowered
-from .native import is_layer_norm_lstm, state_kinds
+from .native import has_scan_cell, state_kinds
 from .recurrent import lower_rnn
 
 
@@ -39,7 +39,7 @@ def language_model_graph(model, opset):
     names = [model.embedding.name, model.embed_weight_dropout_layer.name,
              model.embed_dropout_layer.name]
     names += [layer.name for pair in zip(model.rnn_layers, model.dropouts) for layer in pair]
-    loops = [layer.name for layer in model.rnn_layers if is_layer_norm_lstm(layer)]
+    loops = [layer.name for layer in model.rnn_layers if has_scan_cell(layer)]
     inputs = [GraphInput(md.TOKENS, "int64", [md.BATCH, md.TIME], high=model.vocab_size)]
     return Lowered(g.model(opset), inputs, [md.LOGITS], model.vocab_size, states,
                    [name for name in names if name not in loops], loops, [],

@@ -40,7 +40,8 @@ class Lowered:
         vocab_size: V for a token model (one integer input read by an embedding), else None.
         states: metadata state specs (`metadata.state_specs`).
         lowered_layers: layers lowered to native nodes (dropout included, as nothing).
-        loop_layers: layers built as explicit ONNX loops (layer-normalised LSTMs).
+        loop_layers: layers built as explicit ONNX loops (`scan.py`: layer-normalised LSTMs
+            and GRUs).
         tf2onnx_layers: layers and ops converted by tf2onnx.
         reference: Keras on the same feeds: {input and state names: arrays} ->
             {output and state output names: arrays}.

@@ -61,7 +61,7 @@ from .native import (
     RECURRENT_LAYERS,
     NotNative,
     activation_name,
-    is_layer_norm_lstm,
+    has_scan_cell,
     layer_cells,
     state_kinds,
 )
@@ -185,7 +185,7 @@ class ModelWalk:
             self.converted.append(op.name)
             return outputs
         if isinstance(op, keras.layers.Layer):
-            is_loop = any(is_layer_norm_lstm(layer) for layer in _recurrent_parts(op))
+            is_loop = any(has_scan_cell(layer) for layer in _recurrent_parts(op))
             (self.loops if is_loop else self.lowered).append(op.name)
         return outputs
 

@@ -106,23 +106,25 @@ def state_kinds(cell):
     return ("h", "c") if isinstance(cell, LSTM_CELLS) else ("h",)
 
 
-def is_layer_norm_cell(cell):
-    return isinstance(cell, LSTMCell) and cell.layer_norm
+def runs_as_scan(cell):
+    """Whether `cell` has no native node and runs as an explicit `Scan` (`scan.py`): a
+    layer-normalised `LSTMCell` or `GRUCell`."""
+    return isinstance(cell, (LSTMCell, GRUCell)) and cell.layer_norm
 
 
-def is_layer_norm_lstm(layer):
-    """True if any cell of the recurrent `layer` is a layer-normalised LSTM (an ONNX loop)."""
-    return hasattr(layer, "cell") and any(is_layer_norm_cell(c) for c in layer_cells(layer))
+def has_scan_cell(layer):
+    """True if any cell of the recurrent `layer` runs as a `Scan` (an ONNX loop)."""
+    return hasattr(layer, "cell") and any(runs_as_scan(c) for c in layer_cells(layer))
 
 
 def native_cell(cell):
     """The `NativeCell` of a cell (ours or Keras's LSTMCell/GRUCell/SimpleRNNCell, our IndRNNCell).
 
     Raises:
-        NotNative: a layer-normalised LSTM, an unknown cell, or an activation ONNX lacks.
+        NotNative: a `runs_as_scan` cell, an unknown cell, or an activation ONNX lacks.
     """
-    if is_layer_norm_cell(cell):
-        raise NotNative("LSTM with layer_norm=True has no native ONNX node")
+    if runs_as_scan(cell):
+        raise NotNative(f"{type(cell).__name__} with layer_norm=True has no native ONNX node")
     if not isinstance(cell, (*LSTM_CELLS, *GRU_CELLS, *RNN_CELLS, *INDRNN_CELLS)):
         raise NotNative(f"cell {type(cell).__name__} has no native ONNX node")
     units = int(cell.units)

@@ -13,7 +13,7 @@ with `zero_output_for_mask` (which `Bidirectional` sets for `return_sequences=Tr
 Keras emits a `go_backwards` layer's outputs in processing order (time reversed) and
 `Bidirectional` flips its backward outputs back; here each direction's outputs are first
 built in input order, then flipped only for a lone `go_backwards` layer.
-A layer-normalised LSTM has no native node: `scan_lstm.py` builds its explicit loop.
+A layer-normalised LSTM or GRU has no native node: `scan.py` builds its explicit loop.
 
 A layer over a `StackedRNNCells` (`keras.layers.RNN(StackedRNNCells([cell_1, ..., cell_K]))`)
 is a chain of K nodes per direction, node k reading node k-1's output sequence (`run_stack`);
@@ -33,11 +33,11 @@ from keras import tree
 
 from .native import (
     NotNative,
-    is_layer_norm_cell,
     layer_cells,
     native_cell,
     node_attributes,
     repeats_state_when_masked,
+    runs_as_scan,
     stacked_weights,
     state_kinds,
 )
@@ -79,15 +79,15 @@ class Result:
 def run_directions(g, directions, x, mask, name, sequences):
     """Runs `directions` (1, or forward then reverse) over x (B, T, D) -> [Result].
 
-    One node for all when they fit one, else one node each; a layer-normalised LSTM direction
-    runs as an explicit loop (`scan_lstm.py`).
+    One node for all when they fit one, else one node each; a direction whose cell
+    `runs_as_scan` runs as an explicit loop (`scan.py`).
     """
     sm = masking.step_mask(g, mask) if mask is not None else None
-    if any(is_layer_norm_cell(d.cell) for d in directions):
-        from .scan_lstm import run_layer_norm_lstm
+    if any(runs_as_scan(d.cell) for d in directions):
+        from .scan import run_scan
 
-        return [run_layer_norm_lstm(g, d, x, sm, f"{name}/{'reverse' if d.reverse else 'forward'}",
-                                    sequences) for d in directions]
+        return [run_scan(g, d, x, sm, f"{name}/{'reverse' if d.reverse else 'forward'}",
+                         sequences) for d in directions]
     cells = [native_cell(d.cell) for d in directions]
     try:
         attrs = node_attributes(cells)

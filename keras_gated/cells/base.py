@@ -12,6 +12,8 @@ from keras_gated.keras_private import DropoutRNNCell
 # The activations of the textbook equations: the fast paths (fused, cuDNN) and Keras's own
 # cuDNN check assume these.
 TANH, SIGMOID = keras.activations.tanh, keras.activations.sigmoid
+# Inside the square root of every layer norm (Keras's `LayerNormalization` default).
+LAYER_NORM_EPSILON = 1e-3
 
 
 class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
@@ -226,3 +228,12 @@ def masked(h_prev, recurrent_mask):
 def plus_bias(x, bias):
     """x + b, or x when the cell has no bias (`use_bias=False`)."""
     return x if bias is None else x + bias
+
+
+def layer_norm_per_gate(a, units):
+    """LN(a_k) for every gate k of a (..., G*U): each gate's U units to mean 0 and (biased)
+    variance 1, epsilon `LAYER_NORM_EPSILON` inside the square root; no gain, no bias."""
+    per_gate = ops.reshape(a, (-1, units))  # one row per gate of every leading position
+    mean = ops.mean(per_gate, axis=-1, keepdims=True)
+    var = ops.var(per_gate, axis=-1, keepdims=True)
+    return ops.reshape((per_gate - mean) * ops.rsqrt(var + LAYER_NORM_EPSILON), ops.shape(a))

@@ -17,12 +17,26 @@ reset_after=False (3U,). This is `keras.layers.GRUCell`'s layout.
 (3b) is Cho et al. 2014; (3a) is the cuDNN variant (Keras's default, ONNX
 `linear_before_reset=1`). (4) follows Keras, ONNX and PyTorch; the paper writes
 h_t = (1 - z_t) * h_{t-1} + z_t * h~_t, i.e. its z is our 1 - z.
+
+Options:
+- `layer_norm=True` (Ba et al. 2016; haste's `LayerNormGRU`): the input projection and the
+  recurrent projection are normalised separately, each with its own gain, before its bias;
+  in (1)-(3)
+    (L1) x_t W_k            becomes  gamma^x_k * LN(x_t W_k)               k in z, r, h
+    (L2) h_{t-1} U_k        becomes  gamma^h_k * LN(h_{t-1} U_k)           k in z, r; h in (3a)
+    (L3) (r_t * h_{t-1}) U_h  becomes  gamma^h_h * LN((r_t * h_{t-1}) U_h)   in (3b)
+  LN normalises each gate's U units to mean 0 and variance 1 (epsilon 1e-3), as
+  `LSTMCell(layer_norm=True)` does; gamma (2, 3U) = [gamma^x; gamma^h], initialised to 1.
+  haste normalises the three gates' 3U units together and has (3a) only; per gate here, so
+  the two cells normalise alike and (3b)'s candidate, a matmul of its own, gets its own
+  statistics. The biases come after the norm, as in haste: with (3a) the input bias b^x and
+  the recurrent bias b^h as above; with (3b) one bias, on the input side.
 """
 
 import keras
 from keras import ops
 
-from keras_gated.cells.base import GatedCell, masked, plus_bias
+from keras_gated.cells.base import GatedCell, layer_norm_per_gate, masked, plus_bias
 from keras_gated.cells.gates import GRU_GATES, split_gates
 
 
@@ -34,34 +48,57 @@ class GRUCell(GatedCell):
         units: U (> 0).
         reset_after: apply the reset gate after the recurrent matmul (3a, default True) or
             before it (3b).
+        layer_norm: layer-normalise the input and recurrent projections (L1-L3). Default False.
         **kwargs: Keras's other cell arguments (activations, bias, initializers,
             regularizers, constraints, dropout), see `GatedCell` and `RecurrentCell`.
     """
 
     gates = GRU_GATES
 
-    def __init__(self, units, reset_after=True, **kwargs):
+    def __init__(self, units, reset_after=True, layer_norm=False, **kwargs):
         super().__init__(units, **kwargs)
         self.reset_after = bool(reset_after)
+        self.layer_norm = bool(layer_norm)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.layer_norm:  # row 0 gamma^x, row 1 gamma^h
+            self.gamma = self.add_weight(
+                shape=(2, len(self.gates) * self.units), initializer="ones", name="gamma"
+            )
+
+    def is_plain(self):
+        return super().is_plain() and not self.layer_norm
 
     def bias_shape(self):
         width = len(self.gates) * self.units
         return (2, width) if self.reset_after else (width,)
 
     def project_inputs(self, x):
-        """x (..., D) -> x W + b^x (..., 3U) (b for reset_after=False)."""
+        """x (..., D) -> x W + b^x (..., 3U) (b for reset_after=False); with layer_norm
+        gamma^x * LN(x W) + b^x (L1)."""
         b_x = self.bias[0] if self.reset_after and self.use_bias else self.bias
-        return plus_bias(ops.matmul(x, self.kernel), b_x)
+        xw = ops.matmul(x, self.kernel)
+        return plus_bias(self._norm(xw, self.gamma[0]) if self.layer_norm else xw, b_x)
 
     def step_weights(self, recurrent_kernel=None):
         """reset_after: {"recurrent_kernel", "recurrent_bias" b^h (3U,) (absent without
         `use_bias`)}; otherwise U split once per call rather than every step:
-        {"U_zr" (U, 2U), "U_h" (U, U)}."""
+        {"U_zr" (U, 2U), "U_h" (U, U)}. With layer_norm also gamma^h, split as U is:
+        "gamma_h" (3U,), or "gamma_h_zr" (2U,) and "gamma_h_h" (U,)."""
         w = super().step_weights(recurrent_kernel)
+        gamma_h = {"gamma_h": self.gamma[1]} if self.layer_norm else {}
         if self.reset_after:
-            return {**w, "recurrent_bias": self.bias[1]} if self.use_bias else w
+            return {**w, **gamma_h, **({"recurrent_bias": self.bias[1]} if self.use_bias else {})}
         U_zr, U_h = ops.split(w["recurrent_kernel"], [2 * self.units], axis=1)
-        return {"U_zr": U_zr, "U_h": U_h}
+        if self.layer_norm:
+            gamma_h = dict(zip(("gamma_h_zr", "gamma_h_h"),
+                               ops.split(gamma_h["gamma_h"], [2 * self.units])))
+        return {"U_zr": U_zr, "U_h": U_h, **gamma_h}
+
+    def _norm(self, a, gamma):
+        """gamma * LN(a) per gate with layer_norm (L1-L3), else a unchanged (no op added)."""
+        return layer_norm_per_gate(a, self.units) * gamma if self.layer_norm else a
 
     def gates_at(self, xw_t, states, recurrent_mask=None, weights=None):
         """One step's quantities: {"z", "r", "h~", "h"}, each (B, U); with reset_after also
@@ -70,18 +107,19 @@ class GRUCell(GatedCell):
         (h_prev,) = states
         h_in = masked(h_prev, recurrent_mask)
         xw = split_gates(xw_t, self.gates)
-        if self.reset_after:
-            u = split_gates(plus_bias(ops.matmul(h_in, w["recurrent_kernel"]),
-                                      w.get("recurrent_bias")), self.gates)
+        if self.reset_after:  # (L2) with layer_norm
+            hU = self._norm(ops.matmul(h_in, w["recurrent_kernel"]), w.get("gamma_h"))
+            u = split_gates(plus_bias(hU, w.get("recurrent_bias")), self.gates)
         else:
-            u = split_gates(ops.matmul(h_in, w["U_zr"]), self.gates[:2])
+            u = split_gates(self._norm(ops.matmul(h_in, w["U_zr"]), w.get("gamma_h_zr")),
+                            self.gates[:2])
         sigmoid, tanh = self.recurrent_activation, self.activation
         z = sigmoid(xw["z"] + u["z"])  # (1)
         r = sigmoid(xw["r"] + u["r"])  # (2)
         if self.reset_after:
             h_tilde = tanh(xw["h"] + r * u["h"])  # (3a)
-        else:
-            h_tilde = tanh(xw["h"] + ops.matmul(r * h_in, w["U_h"]))  # (3b)
+        else:  # (3b); (L3) with layer_norm
+            h_tilde = tanh(xw["h"] + self._norm(ops.matmul(r * h_in, w["U_h"]), w.get("gamma_h_h")))
         h = z * h_prev + (1.0 - z) * h_tilde  # (4)
         q = {"z": z, "r": r, "h~": h_tilde, "h": h}
         return {**q, "u_h": u["h"]} if self.reset_after else q
@@ -91,4 +129,5 @@ class GRUCell(GatedCell):
         return h, [h]
 
     def get_config(self):
-        return {**super().get_config(), "reset_after": self.reset_after}
+        return {**super().get_config(), "reset_after": self.reset_after,
+                "layer_norm": self.layer_norm}

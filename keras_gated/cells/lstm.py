@@ -31,10 +31,9 @@ Reference: Hochreiter & Schmidhuber 1997; Gers et al. 2000 (forget gate).
 import keras
 from keras import ops
 
-from keras_gated.cells.base import GatedCell, masked, plus_bias
+from keras_gated.cells.base import GatedCell, layer_norm_per_gate, masked, plus_bias
 from keras_gated.cells.gates import LSTM_GATES, gate_slice, split_gates
 
-LAYER_NORM_EPSILON = 1e-3
 PEEPHOLE_GATES = ("i", "f", "o")
 
 
@@ -112,11 +111,7 @@ class LSTMCell(GatedCell):
 
     def _norm(self, a, w):
         """gamma_k * LN(a_k) + b_k for each gate k of a (B, 4U)."""
-        per_gate = ops.reshape(a, (-1, len(self.gates), self.units))
-        mean = ops.mean(per_gate, axis=-1, keepdims=True)
-        var = ops.var(per_gate, axis=-1, keepdims=True)
-        normed = (per_gate - mean) * ops.rsqrt(var + LAYER_NORM_EPSILON)
-        return plus_bias(ops.reshape(normed, ops.shape(a)) * w["gamma"], w["bias"])
+        return plus_bias(layer_norm_per_gate(a, self.units) * w["gamma"], w["bias"])
 
     def gates_at(self, xw_t, states, recurrent_mask=None, weights=None):
         """One step's quantities: {"i", "f", "g", "o", "c", "h"}, each (B, U).

@@ -140,9 +140,9 @@ def _train_options(parser):
         flag = "--" + field.name.replace("_", "-")
         group = groups[field.metadata["group"]]
         help, choices = field.metadata["help"], field.metadata["choices"]
-        if isinstance(field.default, bool):
-            group.add_argument(flag, type=true_or_false, default=field.default,
-                               metavar="{true,false}",
+        if isinstance(field.default, bool):  # `--flag` alone means true
+            group.add_argument(flag, type=true_or_false, default=field.default, nargs="?",
+                               const=True, metavar="{true,false}",
                                help=f"{help} (default: {str(field.default).lower()})")
         else:
             metavar = None if choices else METAVARS.get(field.name) or METAVARS[type(field.default)]

@@ -71,7 +71,8 @@ class LanguageModel(keras.Model):
         stateful: recurrent layers carry state between calls (for BPTT training with a fixed
             batch size; `reset_states()` clears it). Default False.
         seed: seed for the dropout masks. Default None.
-        cell_options: extra cell arguments, e.g. {"peephole": True} or {"reset_after": False}.
+        cell_options: extra cell arguments, e.g. {"peephole": True}, {"reset_after": False}
+            or {"layer_norm": True} (lstm, gru).
     """
 
     def __init__(

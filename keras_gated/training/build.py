@@ -19,6 +19,7 @@ def build_model(config, vocab_size, stateful=True, batch_size=None):
         embed_dropout=config.embed_dropout, embed_weight_dropout=config.embed_weight_dropout,
         ar_alpha=config.ar_alpha, tar_beta=config.tar_beta,
         tie_weights=config.tie_weights, stateful=stateful, seed=config.seed,
+        cell_options=cell_options(config),
     )
     model.build((batch_size or config.batch_size, config.seq_len))
     model.compile(
@@ -28,6 +29,12 @@ def build_model(config, vocab_size, stateful=True, batch_size=None):
         jit_compile=uses_xla(config),
     )
     return model
+
+
+def cell_options(config):
+    """The cell arguments the config sets away from their defaults (none: None)."""
+    options = {"layer_norm": True} if config.layer_norm else {}
+    return options or None
 
 
 def stateless_copy(model):

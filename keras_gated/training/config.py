@@ -8,6 +8,7 @@ Importing this module imports neither TensorFlow nor Keras.
 import dataclasses
 
 CELLS = ("lstm", "gru", "rnn", "indrnn", "keras-lstm")  # the keys of models.language_model.CELLS
+LAYER_NORM_CELLS = ("lstm", "gru")  # the cells with a `layer_norm` option
 LEVELS = ("word", "char")
 STRATEGIES = ("none", "mirrored", "multiworker")
 
@@ -34,6 +35,8 @@ class TrainConfig:
                             group="data")
     cell: str = _field("lstm", "recurrent cell; keras-lstm is Keras's built-in LSTM, for "
                        "comparison", CELLS, group="model")
+    layer_norm: bool = _field(False, "layer-normalised gate pre-activations (Ba et al. 2016); "
+                              "lstm and gru only", group="model")
     layers: int = _field(2, "stacked recurrent layers", group="model")
     embed_dim: int = _field(200, "embedding width E", group="model")
     units: int | list = _field(200, "recurrent width U of every layer, or one per layer "
@@ -112,6 +115,9 @@ class TrainConfig:
             if choices and getattr(self, field.name) not in choices:
                 raise ValueError(f"`{field.name}` must be one of {', '.join(choices)}, "
                                  f"got {getattr(self, field.name)!r}")
+        if self.layer_norm and self.cell not in LAYER_NORM_CELLS:
+            raise ValueError(f"`layer_norm` applies to cell {' or '.join(LAYER_NORM_CELLS)}, "
+                             f"got cell={self.cell!r}")
         for name in ("learning_rate", "clipnorm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}")

@@ -38,6 +38,9 @@ def layers_model(rng):
     x = keras_gated.SimpleRNN(U, activation="relu", return_sequences=True)(x)
     x = keras_gated.LSTM(U, layer_norm=True, return_sequences=True)(x)
     x = keras_gated.GRU(U, return_sequences=True, go_backwards=True)(x)
+    x = keras_gated.GRU(U, layer_norm=True, return_sequences=True)(x)
+    x = keras.layers.RNN(keras_gated.GRUCell(U, layer_norm=True, reset_after=False),
+                         return_sequences=True)(x)
     x = keras.layers.RNN(keras_gated.IndRNNCell(U, activation="relu"), return_sequences=True)(x)
     x = keras_gated.IndRNN(U, recurrent_max_abs=0.9, return_sequences=True)(x)
     x = keras_gated.VariationalDropout(0.3, seed=2)(x)
@@ -63,7 +66,7 @@ def config_objects():
     return [
         keras_gated.SimpleRNNCell(U, activation="sigmoid"),
         keras_gated.LSTMCell(U, peephole=True, layer_norm=True),
-        keras_gated.GRUCell(U, reset_after=False),
+        keras_gated.GRUCell(U, reset_after=False, layer_norm=True),
         keras_gated.IndRNNCell(U, recurrent_max_abs=None, recurrent_constraint="non_neg"),
         keras_gated.SimpleRNN(U, return_sequences=True),
         keras_gated.LSTM(U, unit_forget_bias=False, dropout=0.1, seed=4),

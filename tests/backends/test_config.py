@@ -43,7 +43,7 @@ CELL_OPTIONS = {
     "SimpleRNN": {"activation": "relu"},
     "IndRNN": {"activation": "relu", "recurrent_max_abs": 0.5},
     "LSTM": {**GATED, "unit_forget_bias": False, "peephole": True, "layer_norm": True},
-    "GRU": {**GATED, "reset_after": False},
+    "GRU": {**GATED, "reset_after": False, "layer_norm": True},
 }
 LAYER_OPTIONS = {"SimpleRNN": {}, "IndRNN": {}, "LSTM": {"use_cudnn": False}, "GRU": {"use_cudnn": True}}
 CASES = {

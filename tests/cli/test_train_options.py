@@ -58,3 +58,20 @@ def test_bad_values_name_the_field(field, value):
 def test_a_bad_width_list_is_refused_by_the_parser():
     with pytest.raises(SystemExit):
         parse(["--units", "24,x"])
+
+
+def test_layer_norm_flag_reaches_the_cells():
+    """`--layer-norm` alone (or `--layer-norm true`) builds layer-normalised cells; lstm and
+    gru only."""
+    from keras_gated.training.build import build_model
+
+    assert parse([]).layer_norm is False
+    assert parse(["--layer-norm", "false"]).layer_norm is False
+    for cell in ("gru", "lstm"):
+        config = parse(["--cell", cell, "--layer-norm", "--embed-dim", "8", "--units", "8"])
+        model = build_model(config.validate(), 11, stateful=False)
+        assert model.cell_options == {"layer_norm": True}
+        assert all(layer.cell.layer_norm for layer in model.rnn_layers)
+    for cell in ("rnn", "indrnn", "keras-lstm"):
+        with pytest.raises(ValueError, match="layer_norm"):
+            parse(["--cell", cell, "--layer-norm", "true"]).validate()

@@ -35,6 +35,11 @@ Equations (DESIGN.md, "Equations"):
       reset_after=False, bias (3U,):
                h~ = tanh(x W_h + (r * h) U_h + b_h)                  (3b)
                h_t = z * h_{t-1} + (1 - z) * h~                      (4)
+      layer norm, gamma (2, 3U) = [gamma^x; gamma^h]: every projection normalised per gate
+               (over its U units, as the LSTM's) before its bias is added:
+               x W_k -> gamma^x_k LN(x W_k)                          (L1)
+               h U_k -> gamma^h_k LN(h U_k)      k in z, r; h in (3a) (L2)
+               (r * h) U_h -> gamma^h_h LN((r * h) U_h)     in (3b)  (L3)
 
 Masking follows Keras's `keras.layers.RNN` with `zero_output_for_mask=False`: at a
 masked step every state keeps its previous value and the output repeats the previous
@@ -165,8 +170,9 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias, peephole=None, gamma=None, m
     return _scan(step, _f64(x), [_f64(h0), _f64(c0)], mask)
 
 
-def gru(x, h0, kernel, recurrent_kernel, bias, reset_after=True, mask=None):
-    """GRU in Keras's convention. Returns (outputs, [h_T], {"z", "r", "h~": (B, T, U)}).
+def gru(x, h0, kernel, recurrent_kernel, bias, reset_after=True, gamma=None, mask=None):
+    """GRU in Keras's convention, optionally with layer norm gains gamma (2, 3U).
+    Returns (outputs, [h_T], {"z", "r", "h~": (B, T, U)}).
 
     The "h~" entry is the candidate (GRU_GATES's third gate, "h"), not the state h_t.
     """
@@ -179,15 +185,21 @@ def gru(x, h0, kernel, recurrent_kernel, bias, reset_after=True, mask=None):
     else:
         b_x = split_gates(zero if bias is None else _f64(bias), GRU_GATES)
         b_h = split_gates(zero, GRU_GATES)
+    gains = None if gamma is None else [split_gates(row, GRU_GATES) for row in _f64(gamma)]
+
+    def norm(a, side, k):
+        """(L1) side 0 (x W_k), (L2)/(L3) side 1 (the recurrent projections); or a."""
+        return a if gains is None else layer_norm(a) * gains[side][k]
 
     def step(x_t, states):
         (h_prev,) = states
-        z = sigmoid(x_t @ W["z"] + b_x["z"] + h_prev @ R["z"] + b_h["z"])  # (1)
-        r = sigmoid(x_t @ W["r"] + b_x["r"] + h_prev @ R["r"] + b_h["r"])  # (2)
+        xw = {k: norm(x_t @ W[k], 0, k) + b_x[k] for k in GRU_GATES}
+        z = sigmoid(xw["z"] + norm(h_prev @ R["z"], 1, "z") + b_h["z"])  # (1)
+        r = sigmoid(xw["r"] + norm(h_prev @ R["r"], 1, "r") + b_h["r"])  # (2)
         if reset_after:
-            h_cand = np.tanh(x_t @ W["h"] + b_x["h"] + r * (h_prev @ R["h"] + b_h["h"]))  # (3a)
+            h_cand = np.tanh(xw["h"] + r * (norm(h_prev @ R["h"], 1, "h") + b_h["h"]))  # (3a)
         else:
-            h_cand = np.tanh(x_t @ W["h"] + (r * h_prev) @ R["h"] + b_x["h"])  # (3b)
+            h_cand = np.tanh(xw["h"] + norm((r * h_prev) @ R["h"], 1, "h"))  # (3b)
         h = z * h_prev + (1.0 - z) * h_cand  # (4)
         return h, [h], {"z": z, "r": r, GRU_CANDIDATE: h_cand}
 
