@@ -76,14 +76,51 @@ def dumps(metadata):
 
 
 def loads(text, source):
-    """Parses the metadata JSON; ValueError naming `source` if it is not ours."""
+    """Parses the metadata JSON; ValueError naming `source` and the problem if it is not ours
+    or a field a runtime reads is malformed (`problem`)."""
     try:
         metadata = json.loads(text)
-    except ValueError as error:
-        raise ValueError(f"{source}: keras_gated metadata is not valid JSON ({error})") from None
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
+        raise ValueError(f"{source}: keras_gated metadata is not valid JSON "
+                         f"({type(error).__name__}: {str(error)[:200]})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ValueError(f"{source}: keras_gated metadata lacks format {FORMAT!r}")
     if metadata.get("version") != VERSION:
         raise ValueError(f"{source}: unsupported keras_gated metadata version "
-                         f"{metadata.get('version')!r} (this runtime reads {VERSION})")
+                         f"{metadata.get('version')!r:.100} (this runtime reads {VERSION})")
+    wrong = problem(metadata)
+    if wrong:
+        raise ValueError(f"{source}: keras_gated metadata {wrong}")
     return metadata
+
+
+def problem(metadata):
+    """What is malformed in the fields a runtime reads (`input`, `output`, `vocab_size`,
+    `states`, `tokenizer`), as a phrase; None if nothing is."""
+    for key in ("input", "output"):
+        if not isinstance(metadata.get(key), str):
+            return f"has {key} {metadata.get(key)!r:.100}, not a tensor name"
+    size = metadata.get("vocab_size")
+    if size is not None and not _positive_int(size):
+        return f"has vocab_size {size!r:.100}, not a positive integer or null"
+    states = metadata.get("states")
+    if not isinstance(states, list):
+        return f"has states {states!r:.100}, not a list"
+    for i, state in enumerate(states):
+        if not (isinstance(state, dict) and isinstance(state.get("input"), str)
+                and isinstance(state.get("output"), str) and _positive_int(state.get("size"))):
+            return (f"has states[{i}] {state!r:.100}, not "
+                    "{'input': name, 'output': name, 'size': positive integer}")
+    inputs = [metadata["input"], *(s["input"] for s in states)]
+    outputs = [metadata["output"], *(s["output"] for s in states)]
+    for names in (inputs, outputs):
+        if len(set(names)) != len(names):
+            return f"names a tensor twice in {names!r:.200}"
+    tokenizer = metadata.get("tokenizer")
+    if tokenizer is not None and not isinstance(tokenizer, dict):
+        return f"has tokenizer {tokenizer!r:.100}, not an object or null"
+    return None
+
+
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

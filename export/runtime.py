@@ -46,8 +46,9 @@ class OnnxLanguageModel:
 
     Raises:
         FileNotFoundError: no file at `path`.
-        ValueError: not a valid ONNX file; no keras_gated metadata; not a token model; or an
-            unknown provider.
+        ValueError: not a valid ONNX file; no keras_gated metadata, malformed metadata, or
+            metadata that does not match the graph (the message names the file and the
+            field); not a token model; or an unknown provider.
     """
 
     def __init__(self, path, providers="auto", sess_options=None):
@@ -88,6 +89,20 @@ class OnnxLanguageModel:
         missing = {self._input, *self.state_names} - set(inputs)
         if missing:
             raise ValueError(f"{path}: graph lacks the inputs {sorted(missing)} its metadata names")
+        unnamed = set(inputs) - {self._input, *self.state_names}
+        if unnamed:
+            raise ValueError(f"{path}: metadata does not name the graph inputs {sorted(unnamed)}")
+        outputs = {o.name: o for o in self._session.get_outputs()}
+        missing = set(self._outputs) - set(outputs)
+        if missing:
+            raise ValueError(f"{path}: graph lacks the outputs {sorted(missing)} its metadata "
+                             "names")
+        widths = [(outputs[self._outputs[0]], self.vocab_size)]
+        widths += [(inputs[name], size) for name, size in zip(self.state_names, self.state_sizes)]
+        for tensor, size in widths:  # a static last axis must be the metadata's width
+            if tensor.shape and isinstance(tensor.shape[-1], int) and tensor.shape[-1] != size:
+                raise ValueError(f"{path}: metadata gives {tensor.name!r} width {size}, the "
+                                 f"graph {tensor.shape[-1]}")
         self.tokenizer = _tokenizer(self.metadata.get("tokenizer"), self.vocab_size, path)
 
     def __repr__(self):
@@ -266,7 +281,11 @@ def _tokenizer(config, vocab_size, path):
         return None
     from keras_gated.data.tokenizers import tokenizer_from_config
 
-    tokenizer = tokenizer_from_config(config)
+    try:
+        tokenizer = tokenizer_from_config(config)
+        tokenizer.vocab_size  # noqa: B018  (RuntimeError without a vocabulary)
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(f"{path}: stored tokenizer is unusable ({error})") from None
     if tokenizer.vocab_size != vocab_size:
         raise ValueError(f"{path}: stored tokenizer has {tokenizer.vocab_size} tokens, "
                          f"the model {vocab_size}")

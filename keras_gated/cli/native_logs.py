@@ -40,12 +40,30 @@ def native_log_filter(level):
     """Within the block, native log records below severity `level` vanish from descriptor 2.
 
     Also sets TF_CPP_MIN_LOG_LEVEL (for TensorFlow's later records) and the Python loggers
-    of TensorFlow and absl to the same level.
+    of TensorFlow and absl to the same level, until the block ends.
     """
+    previous = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl")]
+    levels = [logger.level for logger in loggers]
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = str(level)
     python_level = (logging.DEBUG, logging.WARNING, logging.ERROR, logging.CRITICAL)[min(level, 3)]
-    for name in ("tensorflow", "absl"):
-        logging.getLogger(name).setLevel(python_level)
+    for logger in loggers:
+        logger.setLevel(python_level)
+    try:
+        with _drop_records(level):
+            yield
+    finally:  # an in-process caller of `main` gets its settings back
+        for logger, old in zip(loggers, levels):
+            logger.setLevel(old)
+        if previous is None:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        else:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = previous
+
+
+@contextlib.contextmanager
+def _drop_records(level):
+    """Routes descriptor 2 through `_pump` within the block (for `level` > 0)."""
     if level == 0:
         yield
         return

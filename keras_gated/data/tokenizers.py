@@ -27,6 +27,7 @@ vocabulary, so a loaded tokenizer is ready to encode.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import pathlib
 import re
@@ -185,7 +186,8 @@ class WordTokenizer(Tokenizer):
     Args:
         lowercase: lowercase the text before splitting it.
         punctuation: keep punctuation marks as tokens; False drops them.
-        eol_token: token for a newline; None treats newlines as spaces.
+        eol_token: token for a newline, one that text cannot hold (not a word or mark);
+            None treats newlines as spaces.
         max_vocab: most tokens in the vocabulary, ``<unk>`` and ``eol_token`` included;
             None: no cap. Rarer words encode as ``<unk>``.
         min_freq: words seen fewer times in ``fit`` encode as ``<unk>``.
@@ -201,15 +203,18 @@ class WordTokenizer(Tokenizer):
         min_freq: int = 1,
         vocabulary: Sequence[str] | None = None,
     ):
-        if eol_token is not None and (not eol_token or eol_token == UNK):
-            raise ValueError(f"eol_token must be a non-empty string other than {UNK!r}")
+        if eol_token is not None and (not isinstance(eol_token, str) or not eol_token
+                                      or eol_token == UNK):
+            raise ValueError(f"eol_token must be a non-empty string other than {UNK!r}, "
+                             f"got {eol_token!r}")
         reserved = 1 if eol_token is None else 2
-        if max_vocab is not None and max_vocab < reserved:
+        if max_vocab is not None and not (_is_int(max_vocab) and max_vocab >= reserved):
             raise ValueError(
-                f"max_vocab must be >= {reserved} (the reserved tokens), got {max_vocab}"
+                f"max_vocab must be an integer >= {reserved} (the reserved tokens) or None, "
+                f"got {max_vocab!r}"
             )
-        if min_freq < 1:
-            raise ValueError(f"min_freq must be >= 1, got {min_freq}")
+        if not (_is_int(min_freq) and min_freq >= 1):
+            raise ValueError(f"min_freq must be an integer >= 1, got {min_freq!r}")
         super().__init__(vocabulary)
         if eol_token is not None and self._vocabulary is not None:
             if eol_token not in self._vocabulary:
@@ -223,6 +228,9 @@ class WordTokenizer(Tokenizer):
         word = rf"[{_APOSTROPHES}]?[^\W_]+(?:[{_APOSTROPHES}][^\W_]+)*"
         unk = re.escape(UNK)
         self._pattern = re.compile(rf"{eol}(?P<unk>{unk})|(?P<word>{word})|(?P<punct>\S)")
+        if eol_token not in (None, "\n", "\r\n") and self.tokenize(eol_token) == [eol_token]:
+            raise ValueError(f"eol_token {eol_token!r} is a token of text, which would decode as "
+                             "a newline; choose one that text cannot hold, such as '<eol>'")
 
     def get_config(self) -> dict:
         return {
@@ -329,6 +337,10 @@ class CharTokenizer(Tokenizer):
 TOKENIZERS = {cls.__name__: cls for cls in (WordTokenizer, CharTokenizer)}
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _kind(token: str) -> str:
     """"open", "close", "join" or "quote" for such punctuation, else "word"."""
     for kind, marks in (("open", OPENING), ("close", CLOSING), ("join", JOINING),
@@ -357,11 +369,11 @@ def tokenizer_from_config(config: dict) -> Tokenizer:
     if not isinstance(config, dict) or config.get("format") != FILE_FORMAT:
         raise ValueError(f"not a tokenizer config (expected format {FILE_FORMAT!r})")
     if config.get("version") != FILE_VERSION:
-        raise ValueError(f"unsupported tokenizer version {config.get('version')!r}")
-    cls = TOKENIZERS.get(config.get("class_name"))
+        raise ValueError(f"unsupported tokenizer version {config.get('version')!r:.100}")
+    name = config.get("class_name")
+    cls = TOKENIZERS.get(name) if isinstance(name, str) else None
     if cls is None:
-        name = config.get("class_name")
-        raise ValueError(f"unknown tokenizer class {name!r}; known: {sorted(TOKENIZERS)}")
+        raise ValueError(f"unknown tokenizer class {name!r:.100}; known: {sorted(TOKENIZERS)}")
     arguments = config.get("config")
     if not isinstance(arguments, dict):
         raise ValueError("tokenizer config lacks a 'config' object")
@@ -376,10 +388,13 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not UTF-8 JSON describing a tokenizer; names the file.
+        ValueError: the file is not UTF-8 JSON (a byte-order mark is allowed) describing a
+            tokenizer; names the file.
     """
     try:
-        config = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+        config = json.loads(pathlib.Path(path).read_text(encoding="utf-8-sig"))
         return tokenizer_from_config(config)
     except ValueError as error:  # json.JSONDecodeError and UnicodeDecodeError included
         raise ValueError(f"{path}: {error}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deep to be a tokenizer") from None
