@@ -108,8 +108,9 @@ def state_kinds(cell):
 
 def runs_as_scan(cell):
     """Whether `cell` has no native node and runs as an explicit `Scan` (`scan.py`): a
-    layer-normalised `LSTMCell` or `GRUCell`."""
-    return isinstance(cell, (LSTMCell, GRUCell)) and cell.layer_norm
+    layer-normalised `LSTMCell` or `GRUCell`, or one with zoneout (whose inference
+    expectation changes the recurrence)."""
+    return isinstance(cell, (LSTMCell, GRUCell)) and (cell.layer_norm or cell.has_zoneout())
 
 
 def has_scan_cell(layer):
@@ -124,7 +125,8 @@ def native_cell(cell):
         NotNative: a `runs_as_scan` cell, an unknown cell, or an activation ONNX lacks.
     """
     if runs_as_scan(cell):
-        raise NotNative(f"{type(cell).__name__} with layer_norm=True has no native ONNX node")
+        raise NotNative(f"{type(cell).__name__} with layer_norm or zoneout has no native "
+                        f"ONNX node")
     if not isinstance(cell, (*LSTM_CELLS, *GRU_CELLS, *RNN_CELLS, *INDRNN_CELLS)):
         raise NotNative(f"cell {type(cell).__name__} has no native ONNX node")
     units = int(cell.units)

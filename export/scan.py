@@ -1,17 +1,19 @@
 """Recurrent cells without a native ONNX node, as an explicit `Scan` of their equations.
 
-No ONNX operator normalises gate pre-activations, so a layer-normalised `LSTMCell` or
-`GRUCell` runs its cell's equations, numbered as in `keras_gated/cells/lstm.py` and
-`gru.py`, as the body of a `Scan` over time:
+No ONNX operator normalises gate pre-activations or zones out a state, so a layer-normalised
+`LSTMCell` or `GRUCell`, or one with zoneout, runs its cell's equations, numbered as in
+`keras_gated/cells/lstm.py` and `gru.py`, as the body of a `Scan` over time:
 
     outside:  xw = project(x)                  (B, T, G*U), time-major for the scan
               LSTM  x W                         (its bias comes after the norm, in the body)
-              GRU   gamma^x * LN(x W) + b^x     (L1)
+              GRU   x W + b^x, or gamma^x * LN(x W) + b^x with layer_norm (L1)
     body:     LSTM  a = xw_t + h_{t-1} U                               (1) before the norm
-                    a_k = gamma_k * LN(a_k) + b_k                        per gate k
+                    a_k = gamma_k * LN(a_k) + b_k  (layer_norm), else a_k + b_k
                     i, f, g, c_t, o, h_t                               (2)-(7)
-              GRU   gamma^h * LN(h_{t-1} U) [+ b^h]                     (L2)
+              GRU   h_{t-1} U [+ b^h], gamma^h * LN(h_{t-1} U) with layer_norm (L2)
                     z, r, h~, h_t                                      (1)-(4), (L3) in (3b)
+              zoneout at inference (the cells' (Z2) / (Z3)): s_t = p s_{t-1} + (1 - p) s'_t
+              for each state s with a rate p
     mask m_t: states and output held where m_t is False (Keras's semantics), the emitted output
               zeroed there with `zero_output_for_mask`.
 LN is `cells.base.layer_norm_per_gate`: each gate's U units to mean 0 and variance 1.
@@ -22,14 +24,15 @@ input order (`scan_output_directions = 1`), as the native nodes do.
 import numpy as np
 from onnx import TensorProto, helper
 
-from .graph import FLOAT, GraphBuilder, rename_graph
-from .layout import ONNX_ACTIVATIONS
-from .native import NotNative, activation_name, numpy_weight, state_kinds
-from .recurrent import Result
 from keras_gated.cells import GRUCell, LSTMCell
 from keras_gated.cells.base import LAYER_NORM_EPSILON
 from keras_gated.cells.gates import GRU_GATES, LSTM_GATES
 from keras_gated.cells.lstm import PEEPHOLE_GATES
+
+from .graph import FLOAT, GraphBuilder, rename_graph
+from .layout import ONNX_ACTIVATIONS
+from .native import NotNative, activation_name, numpy_weight, state_kinds
+from .recurrent import Result
 
 BOOL = TensorProto.BOOL
 
@@ -51,11 +54,35 @@ def layer_norm_per_gate(b, a, units, hint):
     return b.node("Reshape", [normed, b.node("Shape", [a])], name=hint)
 
 
-def scaled(b, t, gain, bias, hint):
-    """t * gain + bias, the Add left out when `bias` (an array) is None."""
-    t = b.node("Mul", [t, b.initializer(f"{hint}_gamma", gain)], name=f"{hint}_scaled")
+def normed(b, cell, t, gain, bias, hint):
+    """gain * LN(t) + bias with the cell's layer_norm, else t + bias; no Add when `bias` (an
+    array) is None."""
+    if cell.layer_norm:
+        t = layer_norm_per_gate(b, t, cell.units, f"{hint}/norm")
+        t = b.node("Mul", [t, b.initializer(f"{hint}_gamma", gain)], name=f"{hint}_scaled")
     return t if bias is None else b.node("Add", [t, b.initializer(f"{hint}_bias", bias)],
                                          name=hint)
+
+
+def gains(cell):
+    """The cell's layer-norm gains as float32 numpy, or None without layer_norm."""
+    return numpy_weight(cell.gamma) if cell.layer_norm else None
+
+
+def expected_zoneout(b, cell, states, new):
+    """Each new state s'_t as zoneout's expectation p s_{t-1} + (1 - p) s'_t (the cells'
+    inference equations), where the state has a rate p."""
+    rates = cell.zoneout_rates()
+    out = []
+    for kind, state, value in zip(state_kinds(cell), states, new):
+        p = rates.get(kind, 0.0)
+        if p > 0.0:
+            value = b.node("Add", [b.node("Mul", [b.initializer(f"p_{kind}", np.float32(p)),
+                                                  state]),
+                                   b.node("Mul", [b.initializer(f"q_{kind}", np.float32(1 - p)),
+                                                  value])], name=f"{kind}_zoned")
+        out.append(value)
+    return out
 
 
 def activation(b, fn, x, hint):
@@ -83,21 +110,19 @@ def project_lstm(g, cell, x, name):
 
 
 def project_gru(g, cell, x, name):
-    """gamma^x * LN(x W) + b^x (B, T, 3U) (L1); b for reset_after=False."""
+    """x W + b^x, or gamma^x * LN(x W) + b^x (L1) (B, T, 3U); b for reset_after=False."""
     xw = project_lstm(g, cell, x, name)
-    bias = bias_of(cell)
+    bias, gamma = bias_of(cell), gains(cell)
     b_x = bias[0] if bias is not None and cell.reset_after else bias
-    return scaled(g, layer_norm_per_gate(g, xw, cell.units, f"{name}/xw_norm"),
-                  numpy_weight(cell.gamma)[0], b_x, f"{name}/xw_normed")
+    return normed(g, cell, xw, None if gamma is None else gamma[0], b_x, f"{name}/xw_b")
 
 
 def lstm_step(b, cell, xw_t, states):
-    """The LSTM cell's (1)-(7), layer-normalised: [h_t, c_t] (B, U)."""
+    """The LSTM cell's (1)-(7): [h'_t, c'_t] (B, U), before zoneout."""
     units, (h, c) = cell.units, states
     U = b.initializer("recurrent_kernel", numpy_weight(cell.recurrent_kernel))
     a = b.node("Add", [xw_t, b.node("MatMul", [h, U])], name="a")  # (1)
-    a = scaled(b, layer_norm_per_gate(b, a, units, "a_norm"), numpy_weight(cell.gamma),
-               bias_of(cell), "a_normed")
+    a = normed(b, cell, a, gains(cell), bias_of(cell), "a_b")
     parts = dict(zip(LSTM_GATES, b.node("Split", [a, b.ints("split", [units] * 4)],
                                         outputs=len(LSTM_GATES), axis=1)))
     if cell.peephole:
@@ -120,23 +145,23 @@ def lstm_step(b, cell, xw_t, states):
 
 
 def gru_step(b, cell, xw_t, states):
-    """The GRU cell's (1)-(4) with (L2)/(L3), xw_t already (L1): [h_t] (B, U)."""
+    """The GRU cell's (1)-(4) (with (L2)/(L3), xw_t already (L1)): [h'_t] (B, U), before
+    zoneout."""
     units, (h,) = cell.units, states
-    R, gamma_h = numpy_weight(cell.recurrent_kernel), numpy_weight(cell.gamma)[1]
-    bias = bias_of(cell)
+    R, gamma, bias = numpy_weight(cell.recurrent_kernel), gains(cell), bias_of(cell)
+    gamma_h = None if gamma is None else gamma[1]
     xw = dict(zip(GRU_GATES, b.node("Split", [xw_t, b.ints("split3", [units] * 3)],
                                     outputs=3, axis=1, name="xw")))
     sigmoid = lambda t, name: activation(b, cell.recurrent_activation, t, name)  # noqa: E731
     if cell.reset_after:  # (L2) over all three gates, then b^h
         hU = b.node("MatMul", [h, b.initializer("U", R)], name="hU")
-        b_h = None if bias is None else bias[1]
-        hU = scaled(b, layer_norm_per_gate(b, hU, units, "hU_norm"), gamma_h, b_h, "hU_normed")
+        hU = normed(b, cell, hU, gamma_h, None if bias is None else bias[1], "hU_b")
         u = dict(zip(GRU_GATES, b.node("Split", [hU, b.ints("split3", [units] * 3)],
                                        outputs=3, axis=1, name="u")))
     else:  # (L2) over z and r; h~'s own matmul is (L3)
         hU = b.node("MatMul", [h, b.initializer("U_zr", R[:, :2 * units])], name="hU_zr")
-        hU = scaled(b, layer_norm_per_gate(b, hU, units, "hU_zr_norm"), gamma_h[:2 * units],
-                    None, "hU_zr_normed")
+        hU = normed(b, cell, hU, None if gamma_h is None else gamma_h[:2 * units], None,
+                    "hU_zr_n")
         u = dict(zip(GRU_GATES[:2], b.node("Split", [hU, b.ints("split2", [units] * 2)],
                                            outputs=2, axis=1, name="u")))
     z = sigmoid(b.node("Add", [xw["z"], u["z"]]), "z")  # (1)
@@ -146,8 +171,8 @@ def gru_step(b, cell, xw_t, states):
     else:
         rhU = b.node("MatMul", [b.node("Mul", [r, h]), b.initializer("U_h", R[:, 2 * units:])],
                      name="rhU_h")
-        rhU = scaled(b, layer_norm_per_gate(b, rhU, units, "rhU_h_norm"),
-                     gamma_h[2 * units:], None, "rhU_h_normed")  # (L3)
+        rhU = normed(b, cell, rhU, None if gamma_h is None else gamma_h[2 * units:], None,
+                     "rhU_h_n")  # (L3)
         candidate = b.node("Add", [xw["h"], rhU])  # (3b)
     h_tilde = activation(b, cell.activation, candidate, "h_tilde")
     one_minus_z = b.node("Sub", [b.initializer("one", np.float32(1.0)), z])
@@ -177,7 +202,7 @@ def scan_body(cell, zero_output_for_mask):
     out = b.add_input("out", FLOAT, dims)
     xw_t = b.add_input("xw_t", FLOAT, ["batch", len(cell.gates) * units])
     m_t = b.add_input("m_t", BOOL, ["batch", 1])
-    new = step(b, cell, xw_t, states)
+    new = expected_zoneout(b, cell, states, step(b, cell, xw_t, states))
     for kind, new_state, state in zip(kinds, new, states):
         b.node("Where", [m_t, new_state, state], outputs=[f"{kind}_next"])
     out_next = b.node("Where", [m_t, new[0], out], outputs=["out_next"])

@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from keras_gated.cells.arguments import check_rate, check_units
+from keras_gated.cells.zoneout import draw_masks
 from keras_gated.keras_private import DropoutRNNCell
 
 # The activations of the textbook equations: the fast paths (fused, cuDNN) and Keras's own
@@ -159,17 +160,27 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
 
     def call(self, inputs, states, training=False):
         """One time step: x_t (B, D), states (list of (B, U)) -> (h_t (B, U), new states),
-        with the sequence's dropout masks (`DropoutRNNCell`) when training. A one-state cell
-        also takes h_{t-1} as a bare tensor and then returns h_t bare, as Keras's cells do."""
+        with the sequence's dropout masks (`DropoutRNNCell`) and this step's zoneout masks when
+        training. A one-state cell also takes h_{t-1} as a bare tensor and then returns h_t
+        bare, as Keras's cells do."""
         nested = isinstance(states, (list, tuple))
         states = list(states) if nested else [states]
-        x_t, m_h = inputs, None
+        x_t, m_h, zoneout = inputs, None, {}
         if training and self.dropout > 0.0:
             x_t = x_t * self.get_dropout_mask(inputs)
         if training and self.recurrent_dropout > 0.0:
             m_h = self.get_recurrent_dropout_mask(states[0])
-        h, new_states = self.step(self.project_inputs(x_t), states, m_h)
+        if training and self.has_zoneout():
+            zoneout = {"zoneout_masks": self.zoneout_masks_for_call(states[0])}
+        h, new_states = self.step(self.project_inputs(x_t), states, m_h, **zoneout)
         return (h, new_states) if nested else (h, new_states[0])
+
+    def zoneout_rates(self):
+        """{state: zoneout rate p} ("h", and "c" for an LSTM): none here (`GatedCell`)."""
+        return {}
+
+    def has_zoneout(self):
+        return any(rate > 0.0 for rate in self.zoneout_rates().values())
 
     def get_initial_state(self, batch_size=None):
         size = self.state_size
@@ -194,29 +205,84 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
 
 
 class GatedCell(RecurrentCell):
-    """Base of `LSTMCell` and `GRUCell`: a `RecurrentCell` with sigmoid-like gates.
+    """Base of `LSTMCell` and `GRUCell`: a `RecurrentCell` with sigmoid-like gates and zoneout.
 
     Args:
         recurrent_activation: the gates' activation (sigmoid in the equations).
             Default "sigmoid".
         implementation: accepted for Keras's configs (Keras 2 wrote 0, 1 or 2); every value
             computes the same function here (Keras's 1 splits the matmuls per gate). Default 2.
+        zoneout: zoneout rate p in [0, 1) on h (`cells/zoneout.py`, (Z1)-(Z2)). Default 0.
+        zoneout_variational: one zoneout mask per sequence for all steps instead of a fresh
+            one at every step (the paper's). Default False.
         **kwargs: see `RecurrentCell`.
     """
 
-    def __init__(self, units, recurrent_activation="sigmoid", implementation=2, **kwargs):
+    def __init__(self, units, recurrent_activation="sigmoid", implementation=2, zoneout=0.0,
+                 zoneout_variational=False, **kwargs):
         super().__init__(units, **kwargs)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.implementation = implementation
+        self.zoneout = check_rate("zoneout", zoneout)
+        self.zoneout_variational = bool(zoneout_variational)
+        self._sequence_zoneout = None
 
     def is_plain(self):
-        return super().is_plain() and self.recurrent_activation is SIGMOID
+        return (super().is_plain() and self.recurrent_activation is SIGMOID
+                and not self.has_zoneout())
+
+    def zoneout_rates(self):
+        return {"h": self.zoneout}
+
+    def draw_zoneout_masks(self, shape):
+        """Fresh zoneout masks {state: d (*shape, U)} for the states with a rate (`zoneout.py`)."""
+        return draw_masks(self.zoneout_rates(), (*shape, self.units), self.seed_generator,
+                          self.compute_dtype)
+
+    def zoneout_masks_for_call(self, h):
+        """One step's masks {state: d (B, U)} inside `keras.layers.RNN`: the sequence's own with
+        `zoneout_variational` (drawn before the loop with the dropout masks), else fresh.
+
+        Raises:
+            ValueError: fresh masks on JAX, where Keras's loop is a `lax.scan` that cannot
+                draw (our `LSTM` and `GRU` layers draw every step's masks before theirs).
+        """
+        if self.zoneout_variational:
+            return self.sequence_zoneout_masks(h)
+        if keras.backend.backend() == "jax":
+            raise ValueError(
+                f"{type(self).__name__} with zoneout inside keras.layers.RNN cannot draw a "
+                f"fresh mask at every step on JAX (Keras's loop is a stateless lax.scan): use "
+                f"keras_gated.{type(self).__name__[:-4]}, which draws them before its loop, "
+                f"or zoneout_variational=True")
+        return self.draw_zoneout_masks((ops.shape(h)[0],))
+
+    def sequence_zoneout_masks(self, h):
+        """The call's variational masks {state: d (B, U)}, drawn once per call (as
+        `DropoutRNNCell`'s dropout masks) from h_0 (B, U)."""
+        if self._sequence_zoneout is None:
+            self._sequence_zoneout = self.draw_zoneout_masks((ops.shape(h)[0],))
+        return self._sequence_zoneout
+
+    def get_recurrent_dropout_mask(self, step_input):
+        """As `RecurrentCell`'s; `keras.layers.RNN` calls it before its loop, where the
+        variational zoneout masks are drawn too, so the loop itself draws nothing."""
+        if (self.zoneout_variational and self.has_zoneout()
+                and not getattr(self, "_masks_off", False)):
+            self.sequence_zoneout_masks(step_input)
+        return super().get_recurrent_dropout_mask(step_input)
+
+    def reset_recurrent_dropout_mask(self):
+        super().reset_recurrent_dropout_mask()
+        self._sequence_zoneout = None
 
     def get_config(self):
         return {
             **super().get_config(),
             "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
             "implementation": self.implementation,
+            "zoneout": self.zoneout,
+            "zoneout_variational": self.zoneout_variational,
         }
 
 

@@ -31,6 +31,10 @@ Options:
   the two cells normalise alike and (3b)'s candidate, a matmul of its own, gets its own
   statistics. The biases come after the norm, as in haste: with (3a) the input bias b^x and
   the recurrent bias b^h as above; with (3b) one bias, on the input side.
+- `zoneout=p` (Krueger et al. 2016; `zoneout.py`): h'_t the value of (4),
+    (Z1) h_t = d_t * h_{t-1} + (1 - d_t) * h'_t     training, d_t ~ Bernoulli(p) (B, U)
+    (Z2) h_t = p * h_{t-1} + (1 - p) * h'_t         inference, the expectation of (Z1)
+  d_t fresh at every step (the paper's, default) or one per sequence (`zoneout_variational`).
 """
 
 import keras
@@ -38,6 +42,7 @@ from keras import ops
 
 from keras_gated.cells.base import GatedCell, layer_norm_per_gate, masked, plus_bias
 from keras_gated.cells.gates import GRU_GATES, split_gates
+from keras_gated.cells.zoneout import zoned
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
@@ -49,8 +54,9 @@ class GRUCell(GatedCell):
         reset_after: apply the reset gate after the recurrent matmul (3a, default True) or
             before it (3b).
         layer_norm: layer-normalise the input and recurrent projections (L1-L3). Default False.
-        **kwargs: Keras's other cell arguments (activations, bias, initializers,
-            regularizers, constraints, dropout), see `GatedCell` and `RecurrentCell`.
+        **kwargs: `zoneout` and `zoneout_variational` (Z1-Z2) and Keras's other cell arguments
+            (activations, bias, initializers, regularizers, constraints, dropout), see
+            `GatedCell` and `RecurrentCell`.
     """
 
     gates = GRU_GATES
@@ -100,9 +106,10 @@ class GRUCell(GatedCell):
         """gamma * LN(a) per gate with layer_norm (L1-L3), else a unchanged (no op added)."""
         return layer_norm_per_gate(a, self.units) * gamma if self.layer_norm else a
 
-    def gates_at(self, xw_t, states, recurrent_mask=None, weights=None):
+    def gates_at(self, xw_t, states, recurrent_mask=None, weights=None, zoneout_masks=None):
         """One step's quantities: {"z", "r", "h~", "h"}, each (B, U); with reset_after also
-        "u_h" = h_{t-1} U_h + b_h^h, the recurrent term of (3a). `weights`: see `step_weights`."""
+        "u_h" = h_{t-1} U_h + b_h^h, the recurrent term of (3a). `weights`: see `step_weights`.
+        `zoneout_masks`: {"h": d_t (B, U)} when training (Z1); None: (Z2)."""
         w = weights or self.step_weights()
         (h_prev,) = states
         h_in = masked(h_prev, recurrent_mask)
@@ -121,11 +128,12 @@ class GRUCell(GatedCell):
         else:  # (3b); (L3) with layer_norm
             h_tilde = tanh(xw["h"] + self._norm(ops.matmul(r * h_in, w["U_h"]), w.get("gamma_h_h")))
         h = z * h_prev + (1.0 - z) * h_tilde  # (4)
+        h = zoned(h_prev, h, self.zoneout, (zoneout_masks or {}).get("h"))  # (Z1) / (Z2)
         q = {"z": z, "r": r, "h~": h_tilde, "h": h}
         return {**q, "u_h": u["h"]} if self.reset_after else q
 
-    def step(self, xw_t, states, recurrent_mask=None, weights=None):
-        h = self.gates_at(xw_t, states, recurrent_mask, weights)["h"]
+    def step(self, xw_t, states, recurrent_mask=None, weights=None, zoneout_masks=None):
+        h = self.gates_at(xw_t, states, recurrent_mask, weights, zoneout_masks)["h"]
         return h, [h]
 
     def get_config(self):

@@ -22,6 +22,13 @@ Options:
 - `layer_norm=True` (Ba et al. 2016): (1) becomes
   a_k = gamma_k * LN(x_t W_k + h_{t-1} U_k) + b_k, LN normalising each gate's U units to mean 0
   and variance 1 (epsilon 1e-3); gamma = `gamma` (4U,), initialised to 1.
+- `zoneout=p_h`, `cell_zoneout=p_c` (Krueger et al. 2016; `zoneout.py`): c'_t and h'_t the
+  values of (5) and (7) ((6) and (7) read c'_t, as in the paper),
+    (Z1) c_t = d^c_t * c_{t-1} + (1 - d^c_t) * c'_t   training, d^c_t ~ Bernoulli(p_c) (B, U)
+    (Z2) h_t = d^h_t * h_{t-1} + (1 - d^h_t) * h'_t   training, d^h_t ~ Bernoulli(p_h) (B, U)
+    (Z3) c_t = p_c c_{t-1} + (1 - p_c) c'_t,  h_t = p_h h_{t-1} + (1 - p_h) h'_t   inference
+  the masks fresh at every step (the paper's, default) or one per sequence
+  (`zoneout_variational`).
 - `unit_forget_bias=True` (default, Jozefowicz et al. 2015): b_f is *set to* 1 at
   initialisation (not added to `bias_initializer`'s value); the other slices use `bias_initializer`.
 
@@ -31,8 +38,10 @@ Reference: Hochreiter & Schmidhuber 1997; Gers et al. 2000 (forget gate).
 import keras
 from keras import ops
 
+from keras_gated.cells.arguments import check_rate
 from keras_gated.cells.base import GatedCell, layer_norm_per_gate, masked, plus_bias
 from keras_gated.cells.gates import LSTM_GATES, gate_slice, split_gates
+from keras_gated.cells.zoneout import zoned
 
 PEEPHOLE_GATES = ("i", "f", "o")
 
@@ -46,17 +55,24 @@ class LSTMCell(GatedCell):
         unit_forget_bias: set b_f to 1 at initialisation. Default True.
         peephole: add peephole connections p_i, p_f, p_o. Default False.
         layer_norm: layer-normalise each gate's pre-activation. Default False.
-        **kwargs: Keras's other cell arguments (activations, bias, initializers,
-            regularizers, constraints, dropout), see `GatedCell` and `RecurrentCell`.
+        cell_zoneout: zoneout rate p_c in [0, 1) on c (Z1, Z3). Default 0.
+        **kwargs: `zoneout` (p_h, Z2-Z3) and `zoneout_variational`, and Keras's other cell
+            arguments (activations, bias, initializers, regularizers, constraints, dropout),
+            see `GatedCell` and `RecurrentCell`.
     """
 
     gates = LSTM_GATES
 
-    def __init__(self, units, unit_forget_bias=True, peephole=False, layer_norm=False, **kwargs):
+    def __init__(self, units, unit_forget_bias=True, peephole=False, layer_norm=False,
+                 cell_zoneout=0.0, **kwargs):
         super().__init__(units, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
         self.peephole = bool(peephole)
         self.layer_norm = bool(layer_norm)
+        self.cell_zoneout = check_rate("cell_zoneout", cell_zoneout)
+
+    def zoneout_rates(self):
+        return {"h": self.zoneout, "c": self.cell_zoneout}
 
     @property
     def state_size(self):
@@ -113,9 +129,10 @@ class LSTMCell(GatedCell):
         """gamma_k * LN(a_k) + b_k for each gate k of a (B, 4U)."""
         return plus_bias(layer_norm_per_gate(a, self.units) * w["gamma"], w["bias"])
 
-    def gates_at(self, xw_t, states, recurrent_mask=None, weights=None):
+    def gates_at(self, xw_t, states, recurrent_mask=None, weights=None, zoneout_masks=None):
         """One step's quantities: {"i", "f", "g", "o", "c", "h"}, each (B, U).
-        `weights`: see `step_weights`."""
+        `weights`: see `step_weights`. `zoneout_masks`: {"h": d^h_t, "c": d^c_t} (B, U), either
+        absent where its rate is 0, when training (Z1-Z2); None: (Z3)."""
         w = weights or self.step_weights()
         h_prev, c_prev = states
         a = xw_t + ops.matmul(masked(h_prev, recurrent_mask), w["recurrent_kernel"])  # (1)
@@ -127,10 +144,13 @@ class LSTMCell(GatedCell):
         c = f * c_prev + i * g  # (5)
         o = sigmoid(self._peep("o", a["o"], c, w))  # (6)
         h = o * tanh(c)  # (7)
+        d = zoneout_masks or {}
+        c = zoned(c_prev, c, self.cell_zoneout, d.get("c"))  # (Z1) / (Z3)
+        h = zoned(h_prev, h, self.zoneout, d.get("h"))  # (Z2) / (Z3)
         return {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
 
-    def step(self, xw_t, states, recurrent_mask=None, weights=None):
-        q = self.gates_at(xw_t, states, recurrent_mask, weights)
+    def step(self, xw_t, states, recurrent_mask=None, weights=None, zoneout_masks=None):
+        q = self.gates_at(xw_t, states, recurrent_mask, weights, zoneout_masks)
         return q["h"], [q["h"], q["c"]]
 
     def get_config(self):
@@ -139,4 +159,5 @@ class LSTMCell(GatedCell):
             "unit_forget_bias": self.unit_forget_bias,
             "peephole": self.peephole,
             "layer_norm": self.layer_norm,
+            "cell_zoneout": self.cell_zoneout,
         }

@@ -12,14 +12,17 @@ each step instead: the same equations, faster loops there)
 so each sequence sees one input mask and one recurrent mask, the same at every time step
 (Gal & Ghahramani 2016, the "tied" variant: one m_h for all gates, which keeps the recurrent
 matmul fused), and the whole batch one DropConnect mask on U (Wan et al. 2013; AWD-LSTM's
-`WeightDrop`, Merity et al. 2017). Masks apply only when `training=True`.
+`WeightDrop`, Merity et al. 2017). With zoneout (`cells/zoneout.py`) every step's masks
+d_t (T, B, U) are drawn before the loop as well (one (B, U) per call with
+`zoneout_variational`), so the loop itself draws nothing. Masks apply only when
+`training=True`.
 """
 
 import contextlib
 import inspect
 
 import keras
-from keras import ops
+from keras import ops, tree
 
 from keras_gated.cells.arguments import check_rate
 from keras_gated.keras_private import create_state_variables
@@ -55,7 +58,8 @@ def scan_steps(step, xs, initial_state, mask=None, go_backwards=False, zero_outp
 
     Args:
         xs: (T, B, G*U) projected inputs, time-major (projecting x (T, B, D) transposes the
-            narrower tensor).
+            narrower tensor), or a structure of time-major tensors that `step` receives
+            sliced at t (inputs and per-step zoneout masks).
         initial_state: list of (B, U).
         mask: optional (B, T) bool; a masked step keeps the previous states and repeats the
             previous output (zeros if `zero_output_for_mask`), as Keras's RNN does.
@@ -66,7 +70,7 @@ def scan_steps(step, xs, initial_state, mask=None, go_backwards=False, zero_outp
     """
     ms = None if mask is None else ops.expand_dims(ops.transpose(ops.cast(mask, "bool")), -1)
     if go_backwards:
-        xs = ops.flip(xs, 0)
+        xs = tree.map_structure(lambda x: ops.flip(x, 0), xs)
         ms = None if ms is None else ops.flip(ms, 0)
 
     def body(carry, inputs):
@@ -167,7 +171,7 @@ class Recurrent(keras.layers.RNN):
     backend, when training (with or without a `mask`, in either direction), with a plain
     library cell (`SimpleRNNCell`, `IndRNNCell`, `GRUCell`, `LSTMCell` with a bias,
     Keras's default activations (tanh, sigmoid, relu or linear for `SimpleRNNCell` and
-    `IndRNNCell`) and no `peephole` or `layer_norm`; not a subclass), the layer
+    `IndRNNCell`) and no `peephole`, `layer_norm` or zoneout; not a subclass), the layer
     takes the fused path instead (`fused.fused_recurrence`): the same forward equations with a
     hand-written backward pass, faster to train, on the same weights and dropout masks. The
     choice is automatic; tests prove the two paths equal (outputs, states and all gradients).
@@ -300,6 +304,16 @@ class Recurrent(keras.layers.RNN):
                if self.recurrent_dropout > 0.0 else None)
         return m_x, m_h
 
+    def zoneout_masks(self, xs, initial_state, training):
+        """The zoneout masks for one call ({state: d}, `cells/zoneout.py`), or None (not
+        training, or no zoneout): fresh per step, drawn before the loop, {state: (T, B, U)};
+        with `zoneout_variational` the call's one mask per sequence, {state: (B, U)}."""
+        if not (training and self.cell.has_zoneout()):
+            return None
+        if self.cell.zoneout_variational:
+            return self.cell.sequence_zoneout_masks(initial_state[0])
+        return self.cell.draw_zoneout_masks(tuple(ops.shape(xs)[:2]))
+
     def step_weights(self, training):
         """The cell's `step_weights` as tensors, read (and autocast) once per call; when
         training with `weight_dropout`, made from U~ = U * M_U in place of U."""
@@ -347,14 +361,18 @@ class Recurrent(keras.layers.RNN):
         per_step = not training and projects_per_step(self.units)
         if not per_step:
             xs = self.cell.project_inputs(xs)  # (T, B, G*U), one matmul for all steps
+        zoneout = self.zoneout_masks(xs, initial_state, training)
+        zoneout_per_step = zoneout is not None and not self.cell.zoneout_variational
 
-        def step(x_t, states):
+        def step(inputs, states):
+            x_t, d_t = inputs if zoneout_per_step else (inputs, zoneout)
             xw_t = self.cell.project_inputs(x_t) if per_step else x_t
-            return self.cell.step(xw_t, states, m_h, weights)
+            extra = {} if d_t is None else {"zoneout_masks": d_t}
+            return self.cell.step(xw_t, states, m_h, weights, **extra)
 
         def loop():
-            return scan_steps(step, xs, initial_state, mask, self.go_backwards,
-                              self.zero_output_for_mask)
+            return scan_steps(step, (xs, zoneout) if zoneout_per_step else xs, initial_state,
+                              mask, self.go_backwards, self.zero_output_for_mask)
 
         if not training and keras.backend.backend() == "tensorflow":
             from keras_gated.layers import fused_tensorflow  # XLA, as the training loops

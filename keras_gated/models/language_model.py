@@ -72,7 +72,7 @@ class LanguageModel(keras.Model):
             batch size; `reset_states()` clears it). Default False.
         seed: seed for the dropout masks. Default None.
         cell_options: extra cell arguments, e.g. {"peephole": True}, {"reset_after": False}
-            or {"layer_norm": True} (lstm, gru).
+            or {"layer_norm": True, "zoneout": 0.1} (lstm, gru).
     """
 
     def __init__(

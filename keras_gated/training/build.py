@@ -34,6 +34,8 @@ def build_model(config, vocab_size, stateful=True, batch_size=None):
 def cell_options(config):
     """The cell arguments the config sets away from their defaults (none: None)."""
     options = {"layer_norm": True} if config.layer_norm else {}
+    if config.zoneout:
+        options["zoneout"] = config.zoneout
     return options or None
 
 

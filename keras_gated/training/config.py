@@ -8,7 +8,7 @@ Importing this module imports neither TensorFlow nor Keras.
 import dataclasses
 
 CELLS = ("lstm", "gru", "rnn", "indrnn", "keras-lstm")  # the keys of models.language_model.CELLS
-LAYER_NORM_CELLS = ("lstm", "gru")  # the cells with a `layer_norm` option
+GATED_CELLS = ("lstm", "gru")  # the cells with `layer_norm` and `zoneout` options
 LEVELS = ("word", "char")
 STRATEGIES = ("none", "mirrored", "multiworker")
 
@@ -37,6 +37,10 @@ class TrainConfig:
                        "comparison", CELLS, group="model")
     layer_norm: bool = _field(False, "layer-normalised gate pre-activations (Ba et al. 2016); "
                               "lstm and gru only", group="model")
+    zoneout: float = _field(0.0, "zoneout on h (Krueger et al. 2016): each unit keeps its "
+                            "previous value with this probability at each training step, the "
+                            "expectation at inference; in [0, 1), lstm and gru only",
+                            group="model")
     layers: int = _field(2, "stacked recurrent layers", group="model")
     embed_dim: int = _field(200, "embedding width E", group="model")
     units: int | list = _field(200, "recurrent width U of every layer, or one per layer "
@@ -103,7 +107,7 @@ class TrainConfig:
             raise ValueError(f"`units` must be a positive integer or a list of them, "
                              f"got {self.units!r}")
         rates = ("dropout", "recurrent_dropout", "embed_dropout", "embed_weight_dropout",
-                 "weight_dropout")
+                 "weight_dropout", "zoneout")
         for name in rates:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)!r}")
@@ -115,9 +119,10 @@ class TrainConfig:
             if choices and getattr(self, field.name) not in choices:
                 raise ValueError(f"`{field.name}` must be one of {', '.join(choices)}, "
                                  f"got {getattr(self, field.name)!r}")
-        if self.layer_norm and self.cell not in LAYER_NORM_CELLS:
-            raise ValueError(f"`layer_norm` applies to cell {' or '.join(LAYER_NORM_CELLS)}, "
-                             f"got cell={self.cell!r}")
+        for name in ("layer_norm", "zoneout"):
+            if getattr(self, name) and self.cell not in GATED_CELLS:
+                raise ValueError(f"`{name}` applies to cell {' or '.join(GATED_CELLS)}, "
+                                 f"got cell={self.cell!r}")
         for name in ("learning_rate", "clipnorm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}")

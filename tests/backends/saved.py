@@ -41,6 +41,9 @@ def layers_model(rng):
     x = keras_gated.GRU(U, layer_norm=True, return_sequences=True)(x)
     x = keras.layers.RNN(keras_gated.GRUCell(U, layer_norm=True, reset_after=False),
                          return_sequences=True)(x)
+    x = keras_gated.LSTM(U, zoneout=0.2, cell_zoneout=0.3, return_sequences=True)(x)
+    x = keras.layers.RNN(keras_gated.GRUCell(U, zoneout=0.25, zoneout_variational=True),
+                         return_sequences=True)(x)
     x = keras.layers.RNN(keras_gated.IndRNNCell(U, activation="relu"), return_sequences=True)(x)
     x = keras_gated.IndRNN(U, recurrent_max_abs=0.9, return_sequences=True)(x)
     x = keras_gated.VariationalDropout(0.3, seed=2)(x)
@@ -69,7 +72,8 @@ def config_objects():
         keras_gated.GRUCell(U, reset_after=False, layer_norm=True),
         keras_gated.IndRNNCell(U, recurrent_max_abs=None, recurrent_constraint="non_neg"),
         keras_gated.SimpleRNN(U, return_sequences=True),
-        keras_gated.LSTM(U, unit_forget_bias=False, dropout=0.1, seed=4),
+        keras_gated.LSTM(U, unit_forget_bias=False, dropout=0.1, seed=4, cell_zoneout=0.1,
+                         zoneout_variational=True),
         keras_gated.GRU(U, recurrent_dropout=0.2, go_backwards=True),
         keras_gated.IndRNN(U, activation="relu", recurrent_max_abs=2 ** (1 / T)),
         keras_gated.VariationalDropout(0.25, seed=3),

@@ -33,7 +33,8 @@ CELL = {
     "bias_constraint": keras.constraints.NonNeg(),
     "dropout": 0.25, "recurrent_dropout": 0.15, "seed": 11,
 }
-GATED = {"activation": "relu", "recurrent_activation": "hard_sigmoid", "implementation": 1}
+GATED = {"activation": "relu", "recurrent_activation": "hard_sigmoid", "implementation": 1,
+         "zoneout": 0.1, "zoneout_variational": True}
 RECURRENT = {
     "weight_dropout": 0.35, "return_sequences": True, "return_state": True,
     "go_backwards": True, "stateful": True, "zero_output_for_mask": True, "unroll": True,
@@ -42,7 +43,8 @@ RECURRENT = {
 CELL_OPTIONS = {
     "SimpleRNN": {"activation": "relu"},
     "IndRNN": {"activation": "relu", "recurrent_max_abs": 0.5},
-    "LSTM": {**GATED, "unit_forget_bias": False, "peephole": True, "layer_norm": True},
+    "LSTM": {**GATED, "unit_forget_bias": False, "peephole": True, "layer_norm": True,
+             "cell_zoneout": 0.2},
     "GRU": {**GATED, "reset_after": False, "layer_norm": True},
 }
 LAYER_OPTIONS = {"SimpleRNN": {}, "IndRNN": {}, "LSTM": {"use_cudnn": False}, "GRU": {"use_cudnn": True}}

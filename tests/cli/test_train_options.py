@@ -15,6 +15,7 @@ AWD_FLAGS = {  # flag -> (its text, the parsed value)
     "--ar-alpha": ("2", 2.0),
     "--tar-beta": ("1", 1.0),
 }
+CELL_FLAGS = {"--layer-norm": ("true", True), "--zoneout": ("0.15", 0.15)}  # -> cell_options
 
 
 def parse(argv):
@@ -49,7 +50,8 @@ def test_help_documents_each_option(capsys):
 
 @pytest.mark.parametrize("field,value", [("units", [16, 0]), ("embed_weight_dropout", 1.0),
                                          ("weight_dropout", -0.1), ("ar_alpha", -1.0),
-                                         ("tar_beta", -0.5)])
+                                         ("tar_beta", -0.5), ("zoneout", 1.0),
+                                         ("zoneout", -0.1)])
 def test_bad_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value}).validate()
@@ -60,18 +62,30 @@ def test_a_bad_width_list_is_refused_by_the_parser():
         parse(["--units", "24,x"])
 
 
-def test_layer_norm_flag_reaches_the_cells():
-    """`--layer-norm` alone (or `--layer-norm true`) builds layer-normalised cells; lstm and
-    gru only."""
+def test_layer_norm_and_zoneout_flags_reach_the_cells():
+    """`--layer-norm` alone (or `--layer-norm true`) and `--zoneout P` build cells with those
+    options; lstm and gru only."""
     from keras_gated.training.build import build_model
 
-    assert parse([]).layer_norm is False
+    assert parse([]).layer_norm is False and parse([]).zoneout == 0.0
     assert parse(["--layer-norm", "false"]).layer_norm is False
+    assert parse(["--layer-norm"]).layer_norm is True
+    argv = [part for flag, (text, _) in CELL_FLAGS.items() for part in (flag, text)]
     for cell in ("gru", "lstm"):
-        config = parse(["--cell", cell, "--layer-norm", "--embed-dim", "8", "--units", "8"])
-        model = build_model(config.validate(), 11, stateful=False)
-        assert model.cell_options == {"layer_norm": True}
-        assert all(layer.cell.layer_norm for layer in model.rnn_layers)
+        config = parse([*argv, "--cell", cell, "--embed-dim", "8", "--units", "8"]).validate()
+        model = build_model(config, 11, stateful=False)
+        assert model.cell_options == {"layer_norm": True, "zoneout": 0.15}
+        for layer in model.rnn_layers:
+            assert layer.cell.layer_norm and layer.cell.zoneout == 0.15
     for cell in ("rnn", "indrnn", "keras-lstm"):
-        with pytest.raises(ValueError, match="layer_norm"):
-            parse(["--cell", cell, "--layer-norm", "true"]).validate()
+        for flag, (text, _) in CELL_FLAGS.items():
+            with pytest.raises(ValueError, match=flag[2:].replace("-", "_")):
+                parse(["--cell", cell, flag, text]).validate()
+
+
+def test_help_documents_the_cell_options(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for needle in ("--layer-norm", "--zoneout", "Krueger", "Ba et al."):
+        assert needle in text

@@ -41,6 +41,11 @@ Equations (DESIGN.md, "Equations"):
                h U_k -> gamma^h_k LN(h U_k)      k in z, r; h in (3a) (L2)
                (r * h) U_h -> gamma^h_h LN((r * h) U_h)     in (3b)  (L3)
 
+Zoneout (Krueger et al. 2016), on h (rate zoneout) and an LSTM's c (cell_zoneout), after the
+equations above, which all read the new c_t (as the paper's h_t = o * tanh(c'_t)):
+    training   s_t = d_t * s_{t-1} + (1 - d_t) * s'_t      d_t a given 0/1 mask
+    inference  s_t = p * s_{t-1} + (1 - p) * s'_t
+
 Masking follows Keras's `keras.layers.RNN` with `zero_output_for_mask=False`: at a
 masked step every state keeps its previous value and the output repeats the previous
 step's output; before the first step that previous output is zeros (not h0).
@@ -80,12 +85,21 @@ def layer_norm(a, eps=LAYER_NORM_EPSILON):
     return (a - mean) / np.sqrt(var + eps)
 
 
+def zone_out(prev, new, rate, keep=None):
+    """Zoneout (Krueger et al. 2016): keep * prev + (1 - keep) * new with a 0/1 mask `keep`
+    (training), else the expectation rate * prev + (1 - rate) * new (inference)."""
+    if keep is None:
+        return rate * prev + (1.0 - rate) * new
+    return keep * prev + (1.0 - keep) * new
+
+
 def _f64(a):
     return None if a is None else np.asarray(a, dtype=np.float64)
 
 
-def _scan(step, x, states, mask):
-    """Runs `step(x_t, states) -> (output, new_states, gates)` over the time axis.
+def _scan(step, x, states, mask, per_step=()):
+    """Runs `step(x_t, states, *per_step_t) -> (output, new_states, gates)` over the time
+    axis; `per_step` are (B, T, ...) arrays sliced at t like x.
 
     Returns outputs (B, T, U), the final states (list) and the gates stacked to (B, T, U).
     """
@@ -95,7 +109,7 @@ def _scan(step, x, states, mask):
     outputs, gate_steps = [], []
     prev_output = np.zeros_like(states[0])  # Keras starts the masked scan from zeros.
     for t in range(steps):
-        output, new_states, gates = step(x[:, t], states)
+        output, new_states, gates = step(x[:, t], states, *[a[:, t] for a in per_step])
         if mask is not None:
             keep = mask[:, t, None]
             output = np.where(keep, output, prev_output)
@@ -137,8 +151,10 @@ def indrnn(x, h0, kernel, recurrent_kernel, bias, activation="relu", mask=None):
     return outputs, states
 
 
-def lstm(x, h0, c0, kernel, recurrent_kernel, bias, peephole=None, gamma=None, mask=None):
-    """LSTM, optionally with peepholes (3, U) and/or layer norm gains gamma (4U,).
+def lstm(x, h0, c0, kernel, recurrent_kernel, bias, peephole=None, gamma=None, mask=None,
+         zoneout=0.0, cell_zoneout=0.0, keep_h=None, keep_c=None):
+    """LSTM, optionally with peepholes (3, U), layer norm gains gamma (4U,) and zoneout on h
+    and c: rates (inference) or 0/1 masks keep_h, keep_c (B, T, U) (training).
 
     Returns (outputs (B, T, U), [h_T, c_T], {"i", "f", "g", "o": (B, T, U)}).
     """
@@ -157,7 +173,9 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias, peephole=None, gamma=None, m
             return a + b[k]
         return layer_norm(a) * gain[k] + b[k]
 
-    def step(x_t, states):
+    keeps = [a for a in (keep_h, keep_c) if a is not None]
+
+    def step(x_t, states, *keep_t):
         h_prev, c_prev = states
         i = sigmoid(pre("i", x_t, h_prev) + p["i"] * c_prev)  # (2)
         f = sigmoid(pre("f", x_t, h_prev) + p["f"] * c_prev)  # (3)
@@ -165,13 +183,19 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias, peephole=None, gamma=None, m
         c = f * c_prev + i * g  # (5)
         o = sigmoid(pre("o", x_t, h_prev) + p["o"] * c)  # (6), peephole sees c_t
         h = o * np.tanh(c)  # (7)
+        d_h, d_c = keep_t if keep_t else (None, None)
+        c = zone_out(c_prev, c, cell_zoneout, d_c)  # o and h above saw the new c, as the paper
+        h = zone_out(h_prev, h, zoneout, d_h)
         return h, [h, c], {"i": i, "f": f, "g": g, "o": o}
 
-    return _scan(step, _f64(x), [_f64(h0), _f64(c0)], mask)
+    assert len(keeps) in (0, 2), "give both keep_h and keep_c (zeros for a rate of 0)"
+    return _scan(step, _f64(x), [_f64(h0), _f64(c0)], mask, [_f64(k) for k in keeps])
 
 
-def gru(x, h0, kernel, recurrent_kernel, bias, reset_after=True, gamma=None, mask=None):
-    """GRU in Keras's convention, optionally with layer norm gains gamma (2, 3U).
+def gru(x, h0, kernel, recurrent_kernel, bias, reset_after=True, gamma=None, mask=None,
+        zoneout=0.0, keep=None):
+    """GRU in Keras's convention, optionally with layer norm gains gamma (2, 3U) and zoneout
+    on h: a rate (inference) or a 0/1 mask keep (B, T, U) (training).
     Returns (outputs, [h_T], {"z", "r", "h~": (B, T, U)}).
 
     The "h~" entry is the candidate (GRU_GATES's third gate, "h"), not the state h_t.
@@ -191,7 +215,7 @@ def gru(x, h0, kernel, recurrent_kernel, bias, reset_after=True, gamma=None, mas
         """(L1) side 0 (x W_k), (L2)/(L3) side 1 (the recurrent projections); or a."""
         return a if gains is None else layer_norm(a) * gains[side][k]
 
-    def step(x_t, states):
+    def step(x_t, states, keep_t=None):
         (h_prev,) = states
         xw = {k: norm(x_t @ W[k], 0, k) + b_x[k] for k in GRU_GATES}
         z = sigmoid(xw["z"] + norm(h_prev @ R["z"], 1, "z") + b_h["z"])  # (1)
@@ -201,6 +225,7 @@ def gru(x, h0, kernel, recurrent_kernel, bias, reset_after=True, gamma=None, mas
         else:
             h_cand = np.tanh(xw["h"] + norm((r * h_prev) @ R["h"], 1, "h"))  # (3b)
         h = z * h_prev + (1.0 - z) * h_cand  # (4)
+        h = zone_out(h_prev, h, zoneout, keep_t)
         return h, [h], {"z": z, "r": r, GRU_CANDIDATE: h_cand}
 
-    return _scan(step, _f64(x), [_f64(h0)], mask)
+    return _scan(step, _f64(x), [_f64(h0)], mask, [] if keep is None else [_f64(keep)])
