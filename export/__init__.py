@@ -11,18 +11,18 @@ One mechanism for every model (`model_graph.py`): walk the model's Keras functio
 execution order, keeping a map Keras tensor -> ONNX tensor, and lower each node:
 - recurrent layers (ours, Keras's built-in LSTM/GRU/SimpleRNN, `keras.layers.RNN` over our
   or Keras's cells, and `Bidirectional` around them) to one native `LSTM`/`GRU`/`RNN` node
-  each, one per cell of a `StackedRNNCells` (`recurrent.py`, weights from
+  each, one per cell of a `StackedRNNCells` (`lower_recurrent.py`, weights from
   `native.py` and `layout.py`); their masks, which are tensors of the Keras graph too, of
   any pattern, through in-graph compaction around the node (`masking.py`); a
   layer-normalised LSTM or GRU, which no operator expresses, to an explicit `Scan` (`scan.py`);
 - embeddings, Dense, TimeDistributed(Dense), Masking, merges, RepeatVector, Reshape,
   BatchNormalization, activations, global 1D poolings, dropout-like identities and the Keras
-  ops masks are made of (`lower.py`); `Attention` and `AdditiveAttention` (`attention.py`),
+  ops masks are made of (`lower_layers.py`); `Attention` and `AdditiveAttention` (`attention.py`),
   each with the masks Keras hands it (`call_masks.py`);
 - anything else, one node at a time, with tf2onnx (`tf2onnx_bridge.py`, TensorFlow backend
   only), spliced in with its inputs' masks.
 A `keras_gated.LanguageModel` (subclassed, no functional graph) has its own small graph with
-the runtime's interface (`language_model.py`, `metadata.py`). `to_onnx` (`exporter.py`)
+the runtime's interface (`lower_language_model.py`, `metadata.py`). `to_onnx` (`exporter.py`)
 checks, verifies against Keras (`verify.py`) and writes atomically.
 
 Names are imported lazily (PEP 562), so `import keras_gated.export` loads neither

@@ -20,7 +20,7 @@ import onnx
 from keras_gated.atomic import write_bytes
 
 from . import metadata as md
-from .language_model import language_model_graph
+from .lower_language_model import language_model_graph
 from .model_graph import model_graph
 from .tf2onnx_bridge import TF2ONNX_MAX_OPSET
 from .verify import max_abs_diff
@@ -101,7 +101,7 @@ def to_onnx(model, path, *, tokenizer=None, opset=17, quantize=None, atol=1e-4, 
 
     lowered = lower_model(model, opset)
     tokenizer_config = _tokenizer_config(tokenizer, lowered.vocab_size)
-    proto = lowered.model
+    proto = lowered.proto
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as error:

@@ -34,7 +34,7 @@ class Lowered:
     """A built graph and what is needed to check it.
 
     Attributes:
-        model: the ONNX ModelProto (no metadata yet).
+        proto: the ONNX ModelProto (no metadata yet).
         inputs: [GraphInput], without the state inputs.
         outputs: output names, without the state outputs.
         vocab_size: V for a token model (one integer input read by an embedding), else None.
@@ -47,7 +47,7 @@ class Lowered:
             {output and state output names: arrays}.
     """
 
-    model: onnx.ModelProto
+    proto: onnx.ModelProto
     inputs: list
     outputs: list
     vocab_size: int | None

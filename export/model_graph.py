@@ -7,7 +7,7 @@ tensors; the masks Keras propagates are Keras tensors of that graph too (e.g. th
 The walk visits the nodes in Keras's own execution order (`keras_private.nodes_by_depth`), keeping a map
 Keras tensor -> ONNX tensor name, and for each node:
 1. a nested functional model or Sequential: walked in place, its inputs mapped;
-2. a layer or op we know (`lower.py`, `recurrent.py`): lowered natively, reading weights;
+2. a layer or op we know (`lower.py`, `lower_recurrent.py`): lowered natively, reading weights;
    recurrent layers (ours, Keras's LSTM/GRU/SimpleRNN and `keras.layers.RNN` over our or
    Keras's cells, alone or in `Bidirectional`) become one native node each (one per cell of
    a `StackedRNNCells`), with their mask, `initial_state` and `return_state`; a
@@ -39,7 +39,7 @@ from . import metadata as md
 from .attention import lower_attention
 from .call_masks import call_masks
 from .graph import BOOL, FLOAT, GraphBuilder
-from .lower import (
+from .lower_layers import (
     IDENTITY_LAYERS,
     MERGE_LAYERS,
     NotLowerable,
@@ -65,7 +65,7 @@ from .native import (
     layer_cells,
     state_kinds,
 )
-from .recurrent import lower_bidirectional, lower_rnn
+from .lower_recurrent import lower_bidirectional, lower_rnn
 from .tf2onnx_bridge import convert_function, splice
 from .time_distributed import lower_time_distributed
 

@@ -8,7 +8,7 @@ Nothing is traced, so the weights may live on any Keras backend.
 
 A recurrent layer is any `keras.layers.RNN`: our layers, Keras's LSTM/GRU/SimpleRNN, and
 `keras.layers.RNN(cell)` over one of those cells or a `StackedRNNCells` of them, whose cells
-(`layer_cells`) run as a chain of nodes, one per cell (`recurrent.py`).
+(`layer_cells`) run as a chain of nodes, one per cell (`lower_recurrent.py`).
 """
 
 import dataclasses

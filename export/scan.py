@@ -32,7 +32,7 @@ from keras_gated.cells.lstm import PEEPHOLE_GATES
 from .graph import FLOAT, GraphBuilder, rename_graph
 from .layout import ONNX_ACTIVATIONS
 from .native import NotNative, activation_name, numpy_weight, state_kinds
-from .recurrent import Result
+from .lower_recurrent import Result
 
 BOOL = TensorProto.BOOL
 

@@ -10,7 +10,7 @@ with axis 1 folded into the batch:
     mask (B, N, *m) -> (B*N, *m)
 
 A recurrent layer inside (x (B, N, T, D), mask (B, N, T)) thus stays one native node over
-B*N sequences (`recurrent.py`), where tf2onnx would unroll one node or loop per slice.
+B*N sequences (`lower_recurrent.py`), where tf2onnx would unroll one node or loop per slice.
 """
 
 import inspect

@@ -109,7 +109,7 @@ def create_state_variables(layer, batch_size):
         ]
 
 
-# -- the export's walk over a functional graph (export/model_graph.py, export/lower.py) ------
+# -- the export's walk over a functional graph (export/model_graph.py, export/lower_layers.py) ------
 # Keras exposes a functional model's layers and its inputs/outputs, not the graph between
 # them: which layer call produced a tensor, in which order the calls run, and the masks the
 # graph carries. The export walks that graph node by node, so it reads these.

@@ -64,7 +64,7 @@ def test_onnx_export(spec):
             to_onnx(ours, path)
         except ExportError as error:
             if jax_stacked_masked(spec) and "JAX" in str(error):
-                return  # documented (export/recurrent.py): no graph reproduces Keras's JAX loop
+                return  # documented (export/lower_recurrent.py): no graph reproduces Keras's JAX loop
             raise
         types = op_types(path)
         session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])

@@ -17,7 +17,7 @@ from onnx import TensorProto
 import keras_gated
 from keras_gated.export import to_onnx
 from keras_gated.export.graph import GraphBuilder
-from keras_gated.export.lower import lower_gelu
+from keras_gated.export.lower_layers import lower_gelu
 from tests.export.helpers import RECURRENT_OPS, op_types, randomize
 
 # float32 graph vs float64 formula: erf/tanh in float32 are within a few ulp, |x| <= 6 gives

@@ -9,10 +9,10 @@ import keras
 
 from . import metadata as md
 from .graph import FLOAT, INT64, GraphBuilder
-from .lower import lower_embedding, lower_reverse_embedding
+from .lower_layers import lower_embedding, lower_reverse_embedding
 from .lowered import GraphInput, Lowered
 from .native import has_scan_cell, state_kinds
-from .recurrent import lower_rnn
+from .lower_recurrent import lower_rnn
 
 
 def language_model_graph(model, opset):

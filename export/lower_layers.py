@@ -7,7 +7,7 @@ width, N output width, E embedding width, V vocabulary. Tensors keep Keras's dty
 `model_graph.py` picks the function by the layer's exact type; `lower_keras_op` does the same
 for the Keras ops masks are computed with (e.g. the `NotEqual` that `Embedding(mask_zero=True)`
 adds to the functional graph). `NotLowerable` marks what tf2onnx converts instead.
-Recurrent layers are in `recurrent.py`.
+Recurrent layers are in `lower_recurrent.py`.
 """
 
 import keras
