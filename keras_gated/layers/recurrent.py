@@ -314,9 +314,10 @@ class Recurrent(keras.layers.RNN):
             return self.cell.sequence_zoneout_masks(initial_state[0])
         return self.cell.draw_zoneout_masks(tuple(ops.shape(xs)[:2]))
 
-    def step_weights(self, training):
-        """The cell's `step_weights` as tensors, read (and autocast) once per call; when
-        training with `weight_dropout`, made from U~ = U * M_U in place of U."""
+    def call_weights(self, training):
+        """This call's step weights: the cell's `step_weights` as tensors, read (and autocast)
+        once per call; when training with `weight_dropout`, made from U~ = U * M_U in place
+        of U."""
         U = ops.cast(self.cell.recurrent_kernel, self.compute_dtype)
         if training and self.weight_dropout > 0.0:
             U = keras.random.dropout(U, self.weight_dropout, seed=self.cell.seed_generator)
@@ -330,7 +331,7 @@ class Recurrent(keras.layers.RNN):
             initial_state = [ops.copy(s) for s in initial_state]
         m_x, m_h = self.dropout_masks(sequences, initial_state, training)
         x = sequences if m_x is None else sequences * ops.expand_dims(m_x, 1)
-        weights = self.step_weights(training)
+        weights = self.call_weights(training)
         dropped = training and self.weight_dropout > 0.0
         use_cudnn = self.use_cudnn if self.takes_use_cudnn else "auto"
         cudnn = cudnn_path() if use_cudnn else None

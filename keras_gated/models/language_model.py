@@ -120,7 +120,7 @@ class LanguageModel(keras.Model):
         for name, value in (("ar_alpha", ar_alpha), ("tar_beta", tar_beta)):
             if not value >= 0:
                 raise ValueError(f"`{name}` must be >= 0, got {name}={value!r}")
-        self.vocab_size, self.cell, self.embed_dim = vocab_size, cell, embed_dim
+        self.vocab_size, self.cell_name, self.embed_dim = vocab_size, cell, embed_dim
         self.units = widths if isinstance(units, (list, tuple)) else units
         self.num_layers, self.tie_weights, self.stateful, self.seed = num_layers, tie_weights, stateful, seed
         self.dropout, self.recurrent_dropout, self.embed_dropout = dropout, recurrent_dropout, embed_dropout
@@ -293,7 +293,7 @@ class LanguageModel(keras.Model):
     def get_config(self):
         return {
             **super().get_config(),
-            "vocab_size": self.vocab_size, "cell": self.cell, "embed_dim": self.embed_dim,
+            "vocab_size": self.vocab_size, "cell": self.cell_name, "embed_dim": self.embed_dim,
             "units": self.units, "num_layers": self.num_layers, "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout, "weight_dropout": self.weight_dropout,
             "embed_dropout": self.embed_dropout, "embed_weight_dropout": self.embed_weight_dropout,
