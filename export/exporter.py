@@ -17,7 +17,7 @@ import tempfile
 
 import onnx
 
-from keras_gated.atomic import write_bytes
+from keras_gated.atomic import naming, write_files
 
 from . import metadata as md
 from .lower_language_model import language_model_graph
@@ -65,7 +65,8 @@ def to_onnx(model, path, *, tokenizer=None, opset=17, quantize=None, atol=1e-4, 
     `keras_gated` metadata, compare onnxruntime with Keras on random inputs (batch 3, time 7,
     masks left-padded, right-padded and holed, `verify.py`) and random non-zero states, then
     write to a temporary file in the same directory
-    and `os.replace` it onto `path`. Nothing is written when any step fails.
+    and `os.replace` it onto `path`. Nothing is written when any step fails, a full disk
+    included (`atomic.write_files`: with `quantize`, both files or neither).
 
     Args:
         model: a `keras_gated.LanguageModel`, or any built functional or Sequential model.
@@ -114,12 +115,14 @@ def to_onnx(model, path, *, tokenizer=None, opset=17, quantize=None, atol=1e-4, 
     if not diff <= atol:
         raise ValueError(f"onnxruntime differs from Keras by {diff:.3g} > atol={atol:g}; "
                          f"nothing written to {path}")
-    write_bytes(path, data)
+    files = {path: data}
+    if quantize:  # both files are written, or neither
+        quantized = _quantize_int8(data, {**info, "quantization": quantize}, quantized_path)
+        files[quantized_path] = quantized
+    write_files(files)
     result = ExportResult(path, lowered.lowered_layers, lowered.loop_layers,
                           lowered.tf2onnx_layers, diff, os.path.getsize(path))
     if quantize:
-        quantized = _quantize_int8(path, {**info, "quantization": quantize})
-        write_bytes(quantized_path, quantized)
         result.quantized_path = quantized_path
         result.quantized_size = os.path.getsize(quantized_path)
         result.quantized_max_abs_diff = max_abs_diff(quantized, lowered)
@@ -199,15 +202,20 @@ def _set_metadata(proto, info):
     proto.metadata_props.add(key=md.METADATA_KEY, value=md.dumps(info))
 
 
-def _quantize_int8(path, info):
-    """onnxruntime's dynamic quantization of the file at `path` -> serialized bytes."""
+def _quantize_int8(data, info, target):
+    """onnxruntime's dynamic quantization of the serialized model `data` -> serialized bytes,
+    worked out in a scratch folder beside `target` (removed after; an OSError names `target`)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as scratch:
-        source, output = os.path.join(scratch, "fp32.onnx"), os.path.join(scratch, "int8.onnx")
-        onnx.save(_fold_initializer_transposes(onnx.load(path)), source)
-        quantize_dynamic(source, output, weight_type=QuantType.QInt8)
-        proto = onnx.load(output)
+    try:
+        with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(target))) as scratch:
+            source, output = (os.path.join(scratch, "fp32.onnx"),
+                              os.path.join(scratch, "int8.onnx"))
+            onnx.save(_fold_initializer_transposes(onnx.load_from_string(data)), source)
+            quantize_dynamic(source, output, weight_type=QuantType.QInt8)
+            proto = onnx.load(output)
+    except OSError as error:
+        raise naming(error, target) from error
     _set_metadata(proto, info)
     return proto.SerializeToString()
 

@@ -1,4 +1,4 @@
-"""Callbacks for BPTT training: state resets, atomic checkpoints with resume, non-finite stops,
+"""Callbacks for BPTT training: state resets, checkpoint generations, non-finite stops,
 counters and progress kept across `fit` calls of one epoch each."""
 
 import contextlib
@@ -9,7 +9,7 @@ import keras
 
 from keras_gated.atomic import atomic_write
 from keras_gated.training import run_dir
-from keras_gated.training.run_dir import write_json
+from keras_gated.training.generations import optimizer_steps, seed_states, write_generation
 
 
 class ResetStates(keras.callbacks.Callback):
@@ -44,21 +44,24 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """After each epoch, atomically writes the resumable training state of a run directory.
+    """After each epoch, writes the run directory's next checkpoint generation
+    (`training.generations`), keeping the one before it.
 
-    Writes `run_dir.TRAIN_STATE` (the raw weights) and `run_dir.PROGRESS` each epoch, and
-    `run_dir.MODEL`, the best model so far (by `monitor`, stateless), each replaced whole,
-    never half-written. With `averaging` (a `WeightAveraging`, before this callback), the best
-    model holds the averaged weights once averaging has started, and the checkpoint its
-    state and `run_dir.AVERAGE`.
+    A generation holds `run_dir.STATE_FILE` (the raw weights with the optimizer state),
+    `run_dir.AVERAGE_FILE` and `run_dir.PROGRESS_FILE`. `run_dir.MODEL`, the best model so far
+    (by `monitor`, stateless), is replaced before the generation that records its value. Every
+    file is replaced whole, never half-written. With `averaging` (a `WeightAveraging`, before
+    this callback), the best model holds the averaged weights once averaging has started, and
+    the generation its state and averages. `resumed_from`: the folder of the generation the
+    run resumed from (`run_dir.GENERATIONS`).
     """
 
     def __init__(self, run, make_stateless, watched=(), monitor="val_perplexity",
-                 averaging=None):
+                 averaging=None, resumed_from=run_dir.CHECKPOINT):
         super().__init__()
         self.run, self.make_stateless, self.watched = run, make_stateless, watched
         self.monitor, self.best, self.averaging = monitor, math.inf, averaging
-        os.makedirs(os.path.join(run, run_dir.CHECKPOINT), exist_ok=True)
+        self.resumed_from = resumed_from
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -66,28 +69,26 @@ class RunCheckpoint(keras.callbacks.Callback):
             return  # keep the last good checkpoint
         value = float(logs.get(self.monitor, logs.get("perplexity", math.inf)))
         if value < self.best:
-            self.best = value
             with self.averaging.averaged() if self.averaging else contextlib.nullcontext():
                 stateless = self.make_stateless(self.model)
             atomic_write(os.path.join(self.run, run_dir.MODEL), stateless.save)
-        atomic_write(os.path.join(self.run, run_dir.TRAIN_STATE), self.model.save)
+            self.best = value
         progress = {
             "epochs_done": epoch + 1,
+            "steps": optimizer_steps(self.model),
             "best": self.best,
             "seed_states": [v.numpy().tolist() for v in seed_states(self.model)],
             "callbacks": {type(cb).__name__: _cb_state(cb) for cb in self.watched},
         }
+        files = [(run_dir.STATE_FILE, self.model.save)]
         if self.averaging:
             if self.averaging.count:
-                atomic_write(os.path.join(self.run, run_dir.AVERAGE),
-                             self.averaging.save_averages)
+                files.append((run_dir.AVERAGE_FILE, self.averaging.save_averages))
             progress["averaging"] = self.averaging.state()
-        write_json(os.path.join(self.run, run_dir.PROGRESS), progress)
-
-
-def seed_states(model):
-    """The dropout RNG counters, which `.keras` files do not store but exact resume needs."""
-    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+        files.append((run_dir.PROGRESS_FILE,
+                      lambda path: run_dir.write_json_file(path, progress)))
+        write_generation(self.run, files, self.resumed_from)
+        self.resumed_from = run_dir.CHECKPOINT
 
 
 _CB_FIELDS = ("best", "wait", "cooldown_counter", "stopped_epoch")

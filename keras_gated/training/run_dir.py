@@ -7,13 +7,36 @@
                                   its weights are the averaged ones once averaging has started
     results.json                  final validation and test perplexity
     log.csv, grad_norm.csv        one row per epoch; tensorboard/ the same for TensorBoard
-    checkpoint/train_state.keras  the training model with its optimizer state
-    checkpoint/progress.json      epochs done, best value, dropout RNG and callback counters
-    checkpoint/average.npz        the averaged weights, once weight averaging has started
+    checkpoint/                   the newest checkpoint generation (epoch n):
+      train_state.keras           the training model with its optimizer state
+      average.npz                 the averaged weights, once weight averaging has started
                                   (`training.averaging`)
+      progress.json               epochs done, optimizer steps, best value, dropout RNG and
+                                  callback counters
+    checkpoint.prev/              the generation before it (epoch n - 1), the same files
 
-Every file is written whole or not at all (`atomic_write`). Importing this module imports
-neither TensorFlow nor Keras; `load_run` and `load_model_file` import Keras when called.
+Every file but the appended per-epoch logs (`trim_logs` drops what follows the checkpoint)
+is written whole or not at all (`atomic_write`): a full disk leaves the previous file and no
+temp file. A checkpoint generation is one folder, and a folder is only ever renamed whole, so
+progress.json never sits beside another generation's state (`training.generations`):
+
+    1. write checkpoint.new/: train_state.keras, average.npz, then progress.json (each atomic)
+    2. rename checkpoint.prev/ -> checkpoint.old/
+    3. rename checkpoint/      -> checkpoint.prev/
+    4. rename checkpoint.new/  -> checkpoint/
+    5. remove checkpoint.old/
+
+(A run that resumed from checkpoint.prev/, checkpoint/ being unusable, does 3 as checkpoint/
+-> checkpoint.old/ and skips 2: the unusable generation goes, the one it resumed from stays.)
+A crash at any step leaves a complete generation in checkpoint/ (before step 3 or after 4) or
+checkpoint.prev/ (between 3 and 4); a full disk can only stop step 1. A resumed run takes the
+newest generation that loads and agrees with its progress.json (the state's optimizer steps,
+its dropout RNG counters, the averages); falling back to an older one, it prints one warning
+line naming the file it could not use. model.keras is written before the generation whose
+"best" it is.
+
+Importing this module imports neither TensorFlow nor Keras; `load_run` and `load_model_file`
+import Keras when called.
 """
 
 import csv
@@ -22,7 +45,7 @@ import json
 import os
 import shutil
 
-from keras_gated.atomic import atomic_write, write_text
+from keras_gated.atomic import atomic_write
 from keras_gated.data.tokenizers import load_tokenizer
 from keras_gated.training.config import TrainConfig
 
@@ -33,14 +56,19 @@ RESULTS = "results.json"
 LOG = "log.csv"
 GRAD_NORM = "grad_norm.csv"
 TENSORBOARD = "tensorboard"
-CHECKPOINT = "checkpoint"
-TRAIN_STATE = os.path.join(CHECKPOINT, "train_state.keras")
-PROGRESS = os.path.join(CHECKPOINT, "progress.json")
-AVERAGE = os.path.join(CHECKPOINT, "average.npz")
+CHECKPOINT = "checkpoint"  # the newest generation
+CHECKPOINT_PREV = "checkpoint.prev"  # the one before it
+CHECKPOINT_NEW = "checkpoint.new"  # a generation being written
+CHECKPOINT_OLD = "checkpoint.old"  # a generation being removed
+GENERATIONS = (CHECKPOINT, CHECKPOINT_PREV)  # newest first
+STATE_FILE, PROGRESS_FILE, AVERAGE_FILE = "train_state.keras", "progress.json", "average.npz"
+TRAIN_STATE = os.path.join(CHECKPOINT, STATE_FILE)
+PROGRESS = os.path.join(CHECKPOINT, PROGRESS_FILE)
+AVERAGE = os.path.join(CHECKPOINT, AVERAGE_FILE)
 FINGERPRINT_KEY = "corpus_fingerprint"
 
 _FILES = (CONFIG, VOCAB, MODEL, RESULTS, LOG, GRAD_NORM)  # what `clear` removes, with the folders
-_FOLDERS = (CHECKPOINT, TENSORBOARD)
+_FOLDERS = (CHECKPOINT, CHECKPOINT_PREV, CHECKPOINT_NEW, CHECKPOINT_OLD, TENSORBOARD)
 
 
 class RunExistsError(FileExistsError):
@@ -49,7 +77,13 @@ class RunExistsError(FileExistsError):
 
 def write_json(path, obj):
     """Writes `obj` as indented JSON, atomically."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True))
+    atomic_write(path, lambda tmp: write_json_file(tmp, obj))
+
+
+def write_json_file(path, obj):
+    """Writes `obj` as indented JSON straight to `path` (a writer for `atomic_write`)."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(json.dumps(obj, indent=2, sort_keys=True))
 
 
 def read_json(path):
@@ -87,7 +121,7 @@ def start(run, config, overwrite=False):
     """
     if overwrite:
         clear(run)
-    resuming = os.path.exists(os.path.join(run, PROGRESS))
+    resuming = has_checkpoint(run)
     if os.path.exists(os.path.join(run, CONFIG)) and not resuming:
         raise RunExistsError(f"run directory {os.fspath(run)!r} already holds a run: pass "
                              "overwrite/--force")
@@ -110,12 +144,9 @@ def check_resume(run, config):
         )
 
 
-def load_progress(run):
-    """The checkpoint's progress, or a fresh run's (also for `run` None)."""
-    path = None if run is None else os.path.join(run, PROGRESS)
-    if path is None or not os.path.exists(path):
-        return {"epochs_done": 0, "best": float("inf"), "callbacks": {}}
-    return read_json(path)
+def has_checkpoint(run):
+    """True if `run` holds a checkpoint generation (readable or not: resuming says which)."""
+    return any(os.path.exists(os.path.join(run, g, PROGRESS_FILE)) for g in GENERATIONS)
 
 
 def trim_logs(run, epochs_done):

@@ -18,8 +18,8 @@ import keras
 
 from keras_gated.data import bptt_batches
 from keras_gated.training import callbacks as cbs
-from keras_gated.training import run_dir
-from keras_gated.training.averaging import WeightAveraging, load_averages
+from keras_gated.training import generations, run_dir
+from keras_gated.training.averaging import WeightAveraging
 from keras_gated.training.build import build_model, stateless_copy
 from keras_gated.training.data import fitting_batch_size, load_split_ids
 from keras_gated.training.devices import distribution_strategy, fit_scope, uses_xla
@@ -49,7 +49,9 @@ def train(config, out, overwrite=False, verbose=1):
     if chief:
         resuming = run_dir.start(out, config, overwrite)
     else:  # reads the chief's checkpoint, writes nothing there
-        resuming = not overwrite and os.path.exists(os.path.join(out, run_dir.PROGRESS))
+        resuming = not overwrite and run_dir.has_checkpoint(out)
+    # the newest usable checkpoint generation, or a warning and the one before it
+    resumed = generations.last_good(out) if resuming else None
     if resuming:
         tokenizer, _, fingerprint = run_dir.load_tokenizer_and_config(out)
         tokenizer, ids, _ = load_split_ids(config, tokenizer, fingerprint, verbose=bool(verbose))
@@ -57,7 +59,7 @@ def train(config, out, overwrite=False, verbose=1):
         tokenizer, ids, fingerprint = load_split_ids(config, verbose=bool(verbose))
     batch_size = fitting_batch_size(ids, config.batch_size, config.seq_len, verbose=bool(verbose))
     b = per_replica_batch(strategy, batch_size)
-    progress = run_dir.load_progress(out if resuming else None)
+    progress = resumed.progress if resumed else dict(generations.FRESH)
     check_same_checkpoint(strategy, out, progress["epochs_done"])
     with written_dir(out, chief) as written:
         if not resuming:
@@ -69,12 +71,12 @@ def train(config, out, overwrite=False, verbose=1):
                                   config.variable_bptt, config.seed, config.steps_per_epoch)
         valid = replica_windows(strategy, ids["valid"], batch_size, config.seq_len, False, 0, 0)
         with strategy.scope() if strategy else contextlib.nullcontext():
-            model = _model(config, out, resuming, progress, tokenizer, b)
+            model = _model(config, out, resumed, tokenizer, b, strategy)
         # the gradient norm is logged on the rows the model's batch holds (replica 0's)
         logged = bptt_batches(replica_stream(ids["train"], batch_size, 0, batch_size // b), b,
                               config.seq_len)
         epochs_run, stopped = _fit(model, config, strategy, windows, valid, logged, tokenizer,
-                                   out if resuming else None, written, progress, verbose)
+                                   resumed, written, progress, verbose)
         if not os.path.exists(os.path.join(written, run_dir.MODEL)):
             raise RuntimeError(stopped or "training ended before one complete epoch")
         best = run_dir.load_model_file(os.path.join(written, run_dir.MODEL))
@@ -89,19 +91,21 @@ def train(config, out, overwrite=False, verbose=1):
     return results
 
 
-def _model(config, out, resuming, progress, tokenizer, batch_size):
-    """The compiled model: the checkpoint's when `resuming`, else a new one for batches of
-    `batch_size` (each replica's)."""
-    if not resuming:
+def _model(config, out, resumed, tokenizer, batch_size, strategy):
+    """The compiled model: the checkpoint generation `resumed`'s (None: a new one for batches
+    of `batch_size`, each replica's)."""
+    if resumed is None:
         return build_model(config, tokenizer.vocab_size, stateful=config.carry_state,
                            batch_size=batch_size)
-    model = run_dir.load_model_file(os.path.join(out, run_dir.TRAIN_STATE))
+    model = resumed.model
+    if strategy is not None:  # its variables must be made in the strategy's scope
+        model = run_dir.load_model_file(os.path.join(out, resumed.folder, run_dir.STATE_FILE))
     if model.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"{run_dir.VOCAB} has {tokenizer.vocab_size} tokens but the "
                          f"checkpoint's model expects {model.vocab_size}")
     if keras.backend.backend() == "tensorflow":  # elsewhere the file keeps Keras's
         model.jit_compile = uses_xla(config)  # this machine's choice (a GPU: no XLA)
-    for variable, value in zip(cbs.seed_states(model), progress["seed_states"]):
+    for variable, value in zip(cbs.seed_states(model), resumed.progress["seed_states"]):
         variable.assign(value)
     return model
 
@@ -109,8 +113,8 @@ def _model(config, out, resuming, progress, tokenizer, batch_size):
 def _fit(model, config, strategy, windows, valid, logged, tokenizer, resumed, written, progress,
          verbose):
     """Fits the remaining epochs, one `fit` each, writing into `written`; returns (epochs
-    run, the non-finite stop message or None). `resumed`: the run directory whose averages a
-    resumed run reads (None for a fresh run)."""
+    run, the non-finite stop message or None). `resumed`: the checkpoint generation a resumed
+    run starts from (None for a fresh run)."""
     reduce_lr = keras.callbacks.ReduceLROnPlateau(
         monitor="val_perplexity", mode="min", factor=config.lr_decay, patience=0, verbose=verbose
     )
@@ -118,8 +122,9 @@ def _fit(model, config, strategy, windows, valid, logged, tokenizer, resumed, wr
                                           patience=config.patience)
     nonfinite = cbs.StopOnNonFinite()
     averaging = _averaging(config, resumed, progress)
-    checkpoint = cbs.RunCheckpoint(written, stateless_copy, watched=(reduce_lr, early),
-                                   averaging=averaging)
+    checkpoint = cbs.RunCheckpoint(
+        written, stateless_copy, watched=(reduce_lr, early), averaging=averaging,
+        resumed_from=resumed.folder if resumed else run_dir.CHECKPOINT)
     checkpoint.best = progress["best"]
     log = keras.callbacks.CSVLogger(os.path.join(written, run_dir.LOG), append=bool(resumed))
     callbacks = [
@@ -152,10 +157,8 @@ def _fit(model, config, strategy, windows, valid, logged, tokenizer, resumed, wr
 
 def _averaging(config, resumed, progress):
     """The run's `WeightAveraging` (None without `config.nonmono`), resumed from `progress`
-    and the averages in the run directory `resumed`."""
+    and the averages of the checkpoint generation `resumed`."""
     if not config.nonmono:
         return None
-    state = progress.get("averaging")
-    averages = (load_averages(os.path.join(resumed, run_dir.AVERAGE))
-                if resumed and state and state["count"] else None)
-    return WeightAveraging(config.nonmono, state=state, averages=averages)
+    return WeightAveraging(config.nonmono, state=progress.get("averaging"),
+                           averages=resumed.averages if resumed else None)
