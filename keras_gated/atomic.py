@@ -7,8 +7,12 @@ message names the target, not the temp file:
     [Errno 28] cannot write run/model.keras: No space left on device (nothing was replaced)
 """
 
+import json
+import math
 import os
 import tempfile
+
+import numpy as np
 
 
 def write_all(items):
@@ -110,3 +114,28 @@ def write_text(path, text):
             f.write(text)
 
     atomic_write(path, write)
+
+
+def json_text(obj):
+    """`obj` as strict JSON: indented, keys sorted, numpy arrays and scalars as lists and
+    numbers, NaN and infinities as null; ends with a newline."""
+    return json.dumps(_jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_json(path, obj):
+    """Writes `obj` as `json_text` to `path`, atomically."""
+    write_text(path, json_text(obj))
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj

@@ -35,12 +35,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gated.atomic import write_json
 from keras_gated.diagnostics import plots, tables
 from keras_gated.diagnostics.chrono import chrono_gate_bias
 from keras_gated.diagnostics.demo_config import DemoConfig, describe_init
 from keras_gated.diagnostics.gradient_flow import gradient_reach, growth_rates
 from keras_gated.diagnostics.recall_task import (
-    recall_batch, recall_gradient_norms, recall_loss, recall_model, scale_recurrent_kernel,
+    recall_batch,
+    recall_gradient_norms,
+    recall_loss,
+    recall_model,
+    scale_recurrent_kernel,
 )
 from keras_gated.diagnostics.tasks import TASKS
 
@@ -214,7 +219,7 @@ def write_demo(results, out):
         for i in range(len(clip[run]["loss"]))
     ]
     tables.write_csv(path("clipping.csv"), rows)
-    tables.write_json(path("demo.json"), summarize_demo(results))
+    write_json(path("demo.json"), summarize_demo(results))
     plots.plot_gradient_comparison(results, path("gradient_comparison.png"))
     plots.plot_vanishing_exploding(results, path("vanishing_exploding.png"))
     names = ("gradient_comparison", "vanishing_exploding", "clipping")

@@ -14,11 +14,12 @@ import os
 import keras
 import numpy as np
 
+from keras_gated.atomic import write_json
 from keras_gated.data import bptt_batches, load_corpus
 from keras_gated.diagnostics import plots, tables
-from keras_gated.diagnostics.demo import _advance, _stage
 from keras_gated.diagnostics.curves import read_grad_norms, read_training_log
-from keras_gated.diagnostics.gate_activity import gate_activity, gate_saturation
+from keras_gated.diagnostics.demo import _advance, _stage
+from keras_gated.diagnostics.gate_statistics import gate_activity, gate_saturation
 from keras_gated.diagnostics.gradient_flow import model_gradient_norms
 from keras_gated.training import load_run
 
@@ -150,7 +151,7 @@ def diagnose_run(run_dir, out=None, text=None, loss_at="all", batch_size=8, max_
     _advance(progress)
 
     _stage(progress, "summary")
-    tables.write_json(path("summary.json"), summary)
+    write_json(path("summary.json"), summary)
     written.append(path("summary.json"))
     _advance(progress)
     return written

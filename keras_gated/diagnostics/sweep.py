@@ -30,6 +30,7 @@ import time
 import keras
 import numpy as np
 
+from keras_gated.atomic import write_json
 from keras_gated.diagnostics import plots, tables
 from keras_gated.diagnostics.demo import CELL_ORDER, compare_cells, gradient_rows
 from keras_gated.diagnostics.demo_config import SWEEP, SWEEP_SEQ_LENS, SWEEP_TASK
@@ -117,7 +118,7 @@ def write_sweep(results, out):
     rows = sweep_rows(results)
     tables.write_csv(path("sweep.csv"), rows)
     tables.write_csv(path("sweep_gradient_flow.csv"), gradient_rows(results["points"][longest]))
-    tables.write_json(path("sweep.json"), summarize_sweep(results))
+    write_json(path("sweep.json"), summarize_sweep(results))
     plots.plot_sweep(rows, results["task"], results["config"], path("sweep.png"))
     at_longest = {"config": {**results["config"], "seq_len": longest},
                   "task": TASKS[results["task"]["name"]].describe(longest),

@@ -8,10 +8,19 @@ import dataclasses
 from typing import Callable
 
 from keras_gated.diagnostics.adding_task import (
-    BASELINE_MSE, adding_batch, adding_gradient_norms, adding_model, adding_mse,
+    BASELINE_MSE,
+    adding_batch,
+    adding_gradient_norms,
+    adding_model,
+    adding_mse,
 )
 from keras_gated.diagnostics.recall_task import (
-    NUM_CLASSES, recall_accuracy, recall_batch, recall_gradient_norms, recall_loss, recall_model,
+    NUM_CLASSES,
+    recall_accuracy,
+    recall_batch,
+    recall_gradient_norms,
+    recall_loss,
+    recall_model,
 )
 
 

@@ -45,7 +45,7 @@ import json
 import os
 import shutil
 
-from keras_gated.atomic import atomic_write
+from keras_gated.atomic import atomic_write, json_text, write_json
 from keras_gated.data.tokenizers import load_tokenizer
 from keras_gated.training.config import TrainConfig
 
@@ -75,15 +75,10 @@ class RunExistsError(FileExistsError):
     pass
 
 
-def write_json(path, obj):
-    """Writes `obj` as indented JSON, atomically."""
-    atomic_write(path, lambda tmp: write_json_file(tmp, obj))
-
-
 def write_json_file(path, obj):
-    """Writes `obj` as indented JSON straight to `path` (a writer for `atomic_write`)."""
+    """Writes `obj` as `atomic.json_text` straight to `path` (a writer for `atomic_write`)."""
     with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(json.dumps(obj, indent=2, sort_keys=True))
+        f.write(json_text(obj))
 
 
 def read_json(path):

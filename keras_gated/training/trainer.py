@@ -16,6 +16,7 @@ import os
 
 import keras
 
+from keras_gated.atomic import write_json
 from keras_gated.data import bptt_batches
 from keras_gated.training import callbacks as cbs
 from keras_gated.training import generations, run_dir
@@ -27,9 +28,16 @@ from keras_gated.training.evaluate import split_perplexities
 from keras_gated.training.grad_norm import GradientNormLogger
 from keras_gated.training.uniform_check import WarnWorseThanUniform
 from keras_gated.training.windows import LengthScaledLearningRate
-from keras_gated.training.workers import (check_same_checkpoint, distribute, lost_workers,
-                                          per_replica_batch, replica_stream,
-                                          replica_windows, workers, written_dir)
+from keras_gated.training.workers import (
+    check_same_checkpoint,
+    distribute,
+    lost_workers,
+    per_replica_batch,
+    replica_stream,
+    replica_windows,
+    workers,
+    written_dir,
+)
 
 
 def train(config, out, overwrite=False, verbose=1):
@@ -87,7 +95,7 @@ def train(config, out, overwrite=False, verbose=1):
             "epochs": epochs_run + progress["epochs_done"],
             "stopped": stopped,
         }
-        run_dir.write_json(os.path.join(written, run_dir.RESULTS), results)
+        write_json(os.path.join(written, run_dir.RESULTS), results)
     return results
 
 

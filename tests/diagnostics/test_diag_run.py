@@ -11,17 +11,19 @@ import numpy as np
 import pytest
 
 import keras_gated
-from keras_gated.data import WordTokenizer, bptt_batches
-from keras_gated.diagnostics import (
-    gate_activity, gate_saturation, read_grad_norms,
-    read_training_log,
-)
+from keras_gated.atomic import write_json
 from keras_gated.cli import diagnose as cli
 from keras_gated.cli.main import main
+from keras_gated.data import WordTokenizer, bptt_batches
+from keras_gated.diagnostics import (
+    gate_activity,
+    gate_saturation,
+    read_grad_norms,
+    read_training_log,
+)
 from keras_gated.diagnostics.gradient_flow import LOSS_AT, unrolled_logits
 from keras_gated.training import GradientNormLogger, TrainConfig, global_gradient_norm
-from keras_gated.training.callbacks import write_json
-from keras_gated.training.trainer import build_model, stateless_copy
+from keras_gated.training.trainer import build_model
 from tests.diagnostics.pictures import assert_png
 
 WORDS = ("the king is dead long live the queen and her court . " * 4).split()
@@ -51,7 +53,7 @@ def run_dir(tmp_path_factory):
     logger = GradientNormLogger(str(out), data, num_batches=2)
     model.fit(data, epochs=2, steps_per_epoch=3, verbose=0, shuffle=False,
               callbacks=[keras.callbacks.CSVLogger(str(out / "log.csv")), logger])
-    stateless_copy(model).save(str(out / "model.keras"))
+    model.stateless_twin().save(str(out / "model.keras"))
     tokenizer.save(str(out / "vocab.json"))
     write_json(str(out / "config.json"), dataclasses.asdict(config))
     return str(out)

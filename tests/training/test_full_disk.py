@@ -20,6 +20,7 @@ import sys
 import numpy as np
 import pytest
 
+from keras_gated.atomic import write_json
 from keras_gated.training import run_dir
 from tests.training.conftest import assert_same_train_state, copy_run, train_argv, tree_bytes
 
@@ -249,7 +250,7 @@ def test_a_full_disk_leaves_the_previous_json_file(name, two_epochs, tmp_path, m
     write = {
         run_dir.VOCAB: lambda: load_tokenizer(run / name).fit("a new vocabulary").save(run / name),
         run_dir.CONFIG: lambda: run_dir.save_config(run, TrainConfig(units=99), None),
-        run_dir.RESULTS: lambda: run_dir.write_json(run / name, {"new": list(range(100))}),
+        run_dir.RESULTS: lambda: write_json(run / name, {"new": list(range(100))}),
     }[name]
     with disk_full(monkeypatch, _temp_of(name), room=10), pytest.raises(OSError) as error:
         write()
