@@ -159,3 +159,27 @@ def patch_tf2onnx():
     """Keras's own fix that lets tf2onnx 1.17 run under numpy 2 (`keras.src.export`, used by
     `model.export(format="onnx")`; tf2onnx has no release with it)."""
     _attribute(_module("keras.src.export.tf2onnx_lib"), "patch_tf2onnx")()
+
+
+# -- callback counters (training/callbacks.py) -----------------------------------------------
+# `ReduceLROnPlateau` and `EarlyStopping` keep their progress in these attributes (documented
+# nowhere) and reset them in `on_train_begin`; no public API saves or restores them, and a
+# resumed run (one `fit` per epoch) needs them back.
+CALLBACK_COUNTERS = {
+    keras.callbacks.ReduceLROnPlateau: ("best", "wait", "cooldown_counter"),
+    keras.callbacks.EarlyStopping: ("best", "wait", "stopped_epoch"),
+}
+
+
+def callback_counters(callback):
+    """{name: float} of the counters `callback` holds now (those not None)."""
+    values = {name: _attribute(callback, name) for name in CALLBACK_COUNTERS[type(callback)]}
+    return {name: float(value) for name, value in values.items() if value is not None}
+
+
+def restore_callback_counters(callback, values):
+    """Sets `callback`'s counters to `values` ({name: float}, as `callback_counters` gave)."""
+    for name in CALLBACK_COUNTERS[type(callback)]:
+        _attribute(callback, name)
+        if name in values:
+            setattr(callback, name, values[name])

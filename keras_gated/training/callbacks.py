@@ -8,6 +8,7 @@ import os
 import keras
 
 from keras_gated.atomic import atomic_write
+from keras_gated.keras_private import callback_counters, restore_callback_counters
 from keras_gated.training import run_dir
 from keras_gated.training.generations import optimizer_steps, seed_states, write_generation
 
@@ -78,7 +79,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             "steps": optimizer_steps(self.model),
             "best": self.best,
             "seed_states": [v.numpy().tolist() for v in seed_states(self.model)],
-            "callbacks": {type(cb).__name__: _cb_state(cb) for cb in self.watched},
+            "callbacks": {type(cb).__name__: callback_counters(cb) for cb in self.watched},
         }
         files = [(run_dir.STATE_FILE, self.model.save)]
         if self.averaging:
@@ -89,13 +90,6 @@ class RunCheckpoint(keras.callbacks.Callback):
                       lambda path: run_dir.write_json_file(path, progress)))
         write_generation(self.run, files, self.resumed_from)
         self.resumed_from = run_dir.CHECKPOINT
-
-
-_CB_FIELDS = ("best", "wait", "cooldown_counter", "stopped_epoch")
-
-
-def _cb_state(cb):
-    return {k: float(getattr(cb, k)) for k in _CB_FIELDS if getattr(cb, k, None) is not None}
 
 
 class RestoreCounters(keras.callbacks.Callback):
@@ -111,11 +105,10 @@ class RestoreCounters(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         for cb in self.callbacks:
-            for key, value in self.saved.get(type(cb).__name__, {}).items():
-                setattr(cb, key, value)
+            restore_callback_counters(cb, self.saved.get(type(cb).__name__, {}))
 
     def on_train_end(self, logs=None):
-        self.saved = {type(cb).__name__: _cb_state(cb) for cb in self.callbacks}
+        self.saved = {type(cb).__name__: callback_counters(cb) for cb in self.callbacks}
 
 
 class RunProgbar(keras.callbacks.ProgbarLogger):
