@@ -25,6 +25,8 @@ ROWS = [
     ("vanilla RNN, dropout + tying", dict(cell="rnn", tie_weights=True)),
     ("Keras built-in LSTM, dropout + tying", dict(cell="keras-lstm", tie_weights=True)),
     ("IndRNN, dropout + tying", dict(cell="indrnn", tie_weights=True)),
+    ("layer-normalised GRU, dropout + tying", dict(cell="gru", layer_norm=True, tie_weights=True)),
+    ("LSTM + zoneout 0.1, dropout + tying", dict(cell="lstm", zoneout=0.1, tie_weights=True)),
 ]
 
 
