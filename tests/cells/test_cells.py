@@ -4,7 +4,6 @@ Every cell runs twice: inside `keras.layers.RNN` (the cell's `call`) and inside 
 (the hoisted `project_inputs` + `step` loop); both must compute DESIGN.md's equations.
 """
 
-import contextlib
 import inspect
 import re
 
@@ -14,6 +13,17 @@ import pytest
 
 import keras_gated
 from tests import backend_ops
+from tests.cells.helpers import (
+    CONTAINERS,
+    FD_MASK,
+    MASK,
+    assert_all_close,
+    assert_gradients_match_finite_differences,
+    gradient_precision,
+    make,
+    make_cell,
+    make_layer,
+)
 from tests.oracles import numpy_rnn
 from tests.oracles.harness import (
     ALL_CASES, ATOL_F32, B, BUILTIN_CASES, D, FAST_CASES, GRU_CASES, KIND_CASES, LSTM_CASES, T, U,
@@ -24,34 +34,11 @@ from tests.oracles.harness import (
 # Splitting a sequence in two only regroups identical float32 operations; any difference
 # comes from fused vs unfused kernels, O(1e-7).
 ATOL_SPLIT = 1e-6
-# Central differences in float64 with step 1e-6: truncation O(eps^2) ~ 1e-12 and rounding
-# O(1e-16 / eps) ~ 1e-10 on an O(1) loss, so 1e-7 is far above the noise and far below
-# any real gradient error.
-FD_EPS = 1e-6
-ATOL_GRAD = 1e-7
-# The float64 layer and the float64 oracle differ only by summation order: O(1e-15) per
-# value, O(1e-13) on a loss summing ~50 of them.
-ATOL_LOSS_F64 = 1e-10
-# Off TensorFlow, Keras's ops compute float64 inputs in float32 (keras.backend.result_type
-# maps float64 to float32 there: BIT64_TO_BIT32_DTYPE in keras/src/backend/common/dtypes.py,
-# so on JAX ops.tanh of float64 is float32), so on JAX and torch the layer runs in float32
-# against the exact oracle differences: the loss sums 30 O(1) terms with float32 rounding,
-# O(1e-6); gradients of O(1) carry relative rounding O(1e-6).
-ATOL_LOSS_F32 = 1e-4
-ATOL_GRAD_F32_VS_EXACT = 1e-5
+# The finite-difference tolerances are in tests/cells/helpers.py.
 # float32 gradients of ours and Keras's built-in: each entry sums B*T = 15 products of O(1)
 # values through T steps, so rounding differences are O(1e-6) on values up to O(10).
 ATOL_GRAD_F32 = 1e-5
 
-MASK = np.array(
-    [
-        [False, True, True, False, True],
-        [True, True, True, True, False],
-        [True, False, False, True, True],
-    ]
-)
-
-CONTAINERS = ["cell_in_keras_rnn", "layer"]
 MASK_CASES = KIND_CASES + GRU_CASES[1:]
 # Every case in our layer; in keras.layers.RNN the fast run keeps FAST_CASES (the cell's
 # `call` is `step . project_inputs`, which test_cell_step_api checks for every case).
@@ -63,24 +50,6 @@ CONTAINER_CASES = [
 ]
 
 
-def make_cell(case, units):
-    cls = {"simple_rnn": keras_gated.SimpleRNNCell, "lstm": keras_gated.LSTMCell,
-           "gru": keras_gated.GRUCell}[case.kind]
-    return cls(units, **case.kw)
-
-
-def make_layer(case, units, **layer_kwargs):
-    cls = {"simple_rnn": keras_gated.SimpleRNN, "lstm": keras_gated.LSTM,
-           "gru": keras_gated.GRU}[case.kind]
-    return cls(units, **case.kw, **layer_kwargs)
-
-
-def make(container, case, units, **layer_kwargs):
-    if container == "layer":
-        return make_layer(case, units, **layer_kwargs)
-    return keras.layers.RNN(make_cell(case, units), **layer_kwargs)
-
-
 def f32(arrays):
     return [np.asarray(a, "float32") for a in arrays]
 
@@ -89,12 +58,6 @@ def data(case, seed, batch=B, steps=T, input_dim=D, units=U):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(batch, steps, input_dim))
     return rng, x, random_states(case, batch, units, rng), random_weights(case, input_dim, units, rng)
-
-
-def assert_all_close(got, want, atol):
-    assert len(got) == len(want), (len(got), len(want))
-    for k, (g, w) in enumerate(zip(got, want)):
-        np.testing.assert_allclose(to_numpy(g), w, atol=atol, rtol=0, err_msg=f"result {k}")
 
 
 def builtin_pair(case, x, states, weights, **layer_kwargs):
@@ -285,7 +248,6 @@ def test_unit_forget_bias_docstring_says_set_to_one():
     assert re.search(r"\bset\s+(b_f\s+)?to\s+1\b", doc), doc
 
 
-FD_MASK = np.array([[True, False, True], [False, True, True]])  # a hole; a masked first step
 FD_CASES = [(c, False) for c in ALL_CASES] + [(c, True) for c in MASK_CASES]
 
 
@@ -306,12 +268,7 @@ def test_gradients_match_finite_differences_of_the_oracle(case, masked):
         out, final, _ = oracle(case, x, states, w, mask=mask)
         return np.sum(out * r_out) + sum(np.sum(s * r) for s, r in zip(final, r_states))
 
-    float64 = backend_ops.backend() == "tensorflow"
-    dtype, atol_loss, atol_grad = (
-        ("float64", ATOL_LOSS_F64, ATOL_GRAD) if float64
-        else ("float32", ATOL_LOSS_F32, ATOL_GRAD_F32_VS_EXACT)
-    )
-    with backend_ops.float64_policy() if dtype == "float64" else contextlib.nullcontext():
+    with gradient_precision() as (dtype, atol_loss, atol_grad):
         layer = make_layer(case, units, return_sequences=True, return_state=True)
         xt = keras.ops.convert_to_tensor(x, dtype)
         st = [keras.ops.convert_to_tensor(s, dtype) for s in states]
@@ -325,17 +282,8 @@ def test_gradients_match_finite_differences_of_the_oracle(case, masked):
             return backend_ops.readout([out, *final], [r_out, *r_states])
 
         loss, grads = backend_ops.value_and_grads(loss_fn, layer.trainable_weights)
-    assert abs(loss - oracle_loss(weights)) < atol_loss, (loss, oracle_loss(weights))
-    for variable, grad in zip(layer.trainable_weights, grads):
-        value = weights[variable.name]
-        numeric = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            for sign in (1.0, -1.0):
-                shifted = value.copy()
-                shifted[idx] += sign * FD_EPS
-                numeric[idx] += sign * oracle_loss({**weights, variable.name: shifted}) / (2 * FD_EPS)
-        assert np.any(numeric), variable.name  # every weight reaches this loss
-        np.testing.assert_allclose(grad, numeric, atol=atol_grad, rtol=0, err_msg=variable.name)
+    assert_gradients_match_finite_differences(loss, grads, layer.trainable_weights, weights,
+                                              oracle_loss, atol_loss, atol_grad)
 
 
 SEEN = np.logical_or.accumulate(MASK, axis=1).astype("float32")  # (B, T): a real step seen

@@ -3,8 +3,6 @@
 cells/gru.py: gamma (2, 3U) starts at 1, a normalised projection ignores the scale of its
 matrix, and no fast path (fused, cuDNN, ATen) takes the cell."""
 
-import contextlib
-
 import keras
 import numpy as np
 import pytest
@@ -12,28 +10,31 @@ import pytest
 import keras_gated
 from keras_gated.layers import fused
 from tests import backend_ops
+from tests.cells.helpers import (
+    CONTAINERS,
+    FD_MASK,
+    MASK,
+    assert_all_close,
+    assert_config_round_trips,
+    assert_gradients_match_finite_differences,
+    built,
+    f32,
+    gradient_precision,
+    make,
+    whole_sequence_kernel_takes,
+)
 from tests.oracles import numpy_rnn
-from tests.oracles.harness import ATOL_F32, B, D, T, U, as_list, assign_weights, to_numpy
+from tests.oracles.harness import B, Case, D, T, U, as_list, assign_weights, to_numpy
 
-# The tolerances of tests/cells/test_cells.py, for the same sizes and the same reasons:
-# float64 central differences (step 1e-6) of the float64 oracle against float64 autodiff on
-# TensorFlow; elsewhere Keras computes float64 in float32, so the loss and gradients carry
-# float32 rounding, O(1e-6).
-FD_EPS = 1e-6
-ATOL_GRAD = 1e-7
-ATOL_LOSS_F64 = 1e-10
-ATOL_LOSS_F32 = 1e-4
-# float32 against the exact gradient: LN divides by the spread of U = 3 units, down to O(0.1)
-# here, which scales float32 rounding up by as much (measured 1.2e-5 on JAX; 1e-5 without LN).
+# The gradient tolerances are tests/cells/helpers.py's but float32 against the exact gradient:
+# LN divides by the spread of U = 3 units, down to O(0.1) here, which scales float32 rounding
+# up by as much (measured 1.2e-5 on JAX; 1e-5 without LN).
 ATOL_GRAD_F32_VS_EXACT = 3e-5
 # A matrix scaled by 10 and by 100 under LN: epsilon (1e-3) against variances of O(1..100)
 # and O(100..10^4) moves the outputs by O(1e-4) between the two; an unnormalised projection
 # moves them by O(0.1).
 ATOL_SCALE_INVARIANT = 1e-3
 
-MASK = np.array([[False, True, True, False, True],
-                 [True, True, True, True, False],
-                 [True, False, False, True, True]])
 RESETS = pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
 
 
@@ -58,40 +59,21 @@ def oracle(x, states, weights, reset_after, mask=None):
     return out, final
 
 
-def f32(a):
-    return np.asarray(a, "float32")
-
-
-def built(layer, x, states, weights):
-    layer(f32(x), initial_state=[f32(s) for s in states])
-    assign_weights(layer, weights)
-    return layer
-
-
-def assert_close(got, want, atol=ATOL_F32):
-    assert len(got) == len(want)
-    for k, (g, w) in enumerate(zip(got, want)):
-        np.testing.assert_allclose(to_numpy(g), w, atol=atol, rtol=0, err_msg=f"result {k}")
-
-
 # --- equal to the oracle --------------------------------------------------------------------
 
 
 @RESETS
-@pytest.mark.parametrize("container", ["cell_in_keras_rnn", "layer"])
+@pytest.mark.parametrize("container", CONTAINERS)
 def test_matches_numpy_oracle(container, reset_after):
     """At inference and with training=True (no dropout: the projected-input path)."""
     _, x, states, w = data(1, reset_after)
     kw = dict(return_sequences=True, return_state=True)
-    layer = (keras_gated.GRU(U, layer_norm=True, reset_after=reset_after, **kw)
-             if container == "layer" else
-             keras.layers.RNN(keras_gated.GRUCell(U, layer_norm=True, reset_after=reset_after),
-                              **kw))
-    built(layer, x, states, w)
+    case = Case.of("gru", layer_norm=True, reset_after=reset_after)
+    layer = built(make(container, case, U, **kw), x, states, w)
     out, final = oracle(x, states, w, reset_after)
     for training in (False, True):
         got = layer(f32(x), initial_state=[f32(states[0])], training=training)
-        assert_close(as_list(got), [out, *final])
+        assert_all_close(as_list(got), [out, *final])
     plain, _, _ = numpy_rnn.gru(x, states[0], w["kernel"], w["recurrent_kernel"], w["bias"],
                                 reset_after=reset_after)
     assert not np.allclose(plain, out, atol=0.05)  # the norm mattered
@@ -107,7 +89,7 @@ def test_mask_matches_numpy_oracle(reset_after, go_backwards):
     order = (lambda a: a[:, ::-1]) if go_backwards else (lambda a: a)
     out, final = oracle(order(x), states, w, reset_after, mask=order(MASK))
     got = layer(f32(x), initial_state=[f32(states[0])], mask=keras.ops.convert_to_tensor(MASK))
-    assert_close(as_list(got), [out, *final])
+    assert_all_close(as_list(got), [out, *final])
 
 
 # --- gradients ------------------------------------------------------------------------------
@@ -119,7 +101,7 @@ def test_gradients_match_finite_differences_of_the_oracle(reset_after, masked):
     central differences of the float64 oracle, every weight gamma included."""
     batch, steps, input_dim, units = 2, 3, 2, 3
     rng, x, states, w = data(5, reset_after, batch, steps, input_dim, units)
-    mask = np.array([[True, False, True], [False, True, True]]) if masked else None
+    mask = FD_MASK if masked else None
     r_out = rng.normal(size=(batch, steps, units))
     r_h = rng.normal(size=(batch, units))
 
@@ -127,10 +109,7 @@ def test_gradients_match_finite_differences_of_the_oracle(reset_after, masked):
         out, (h,) = oracle(x, states, weights, reset_after, mask=mask)
         return np.sum(out * r_out) + np.sum(h * r_h)
 
-    float64 = backend_ops.backend() == "tensorflow"
-    dtype, atol_loss, atol_grad = (("float64", ATOL_LOSS_F64, ATOL_GRAD) if float64
-                                   else ("float32", ATOL_LOSS_F32, ATOL_GRAD_F32_VS_EXACT))
-    with backend_ops.float64_policy() if float64 else contextlib.nullcontext():
+    with gradient_precision(ATOL_GRAD_F32_VS_EXACT) as (dtype, atol_loss, atol_grad):
         layer = keras_gated.GRU(units, layer_norm=True, reset_after=reset_after,
                                 return_sequences=True, return_state=True)
         xt = keras.ops.convert_to_tensor(x, dtype)
@@ -144,17 +123,8 @@ def test_gradients_match_finite_differences_of_the_oracle(reset_after, masked):
             return backend_ops.readout([out, h], [r_out, r_h])
 
         loss, grads = backend_ops.value_and_grads(loss_fn, layer.trainable_weights)
-    assert abs(loss - oracle_loss(w)) < atol_loss, (loss, oracle_loss(w))
-    for variable, grad in zip(layer.trainable_weights, grads):
-        value = w[variable.name]
-        numeric = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            for sign in (1.0, -1.0):
-                shifted = value.copy()
-                shifted[idx] += sign * FD_EPS
-                numeric[idx] += sign * oracle_loss({**w, variable.name: shifted}) / (2 * FD_EPS)
-        assert np.any(numeric), variable.name
-        np.testing.assert_allclose(grad, numeric, atol=atol_grad, rtol=0, err_msg=variable.name)
+    assert_gradients_match_finite_differences(loss, grads, layer.trainable_weights, w,
+                                              oracle_loss, atol_loss, atol_grad)
 
 
 # --- properties of (L1)-(L3) ------------------------------------------------------------------
@@ -190,14 +160,7 @@ def test_gamma_is_two_rows_of_ones_and_the_cell_is_not_plain():
         assert to_numpy(cell.gamma).shape == (2, 3 * U)
         np.testing.assert_array_equal(to_numpy(cell.gamma), 1.0)
         assert not cell.is_plain() and not fused.applies(cell)
-        if backend_ops.backend() == "tensorflow":
-            from keras_gated.layers import cudnn
-
-            assert not cudnn.applies(cell)
-        if backend_ops.backend() == "torch":
-            from keras_gated.layers import aten
-
-            assert not aten.applies(cell)
+        assert not whole_sequence_kernel_takes(cell)
     assert keras_gated.GRUCell(U).is_plain()
 
 
@@ -206,9 +169,4 @@ def test_config_round_trip():
     layer = keras_gated.GRU(U, layer_norm=True, recurrent_dropout=0.2, weight_dropout=0.1,
                             go_backwards=True)
     for obj in (cell, layer):
-        config = obj.get_config()
-        assert config["layer_norm"] is True
-        again = type(obj).from_config(config)
-        assert again.get_config() == config
-        restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(obj))
-        assert type(restored) is type(obj) and restored.get_config() == config
+        assert assert_config_round_trips(obj)["layer_norm"] is True

@@ -2,8 +2,6 @@
 and the properties of cells/indrnn.py: u is a vector (U,), clipped to |u| <= recurrent_max_abs
 after every update, and the fused training path equals the reference path."""
 
-import contextlib
-
 import keras
 import numpy as np
 import pytest
@@ -11,24 +9,25 @@ import pytest
 import keras_gated
 from keras_gated.layers import fused
 from tests import backend_ops
+from tests.cells.helpers import (
+    CONTAINERS,
+    FD_MASK,
+    MASK,
+    assert_all_close,
+    assert_config_round_trips,
+    assert_gradients_match_finite_differences,
+    built,
+    f32,
+    gradient_precision,
+    make,
+    whole_sequence_kernel_takes,
+)
 from tests.oracles import numpy_rnn
-from tests.oracles.harness import ATOL_F32, B, D, T, U, as_list, assign_weights, to_numpy
+from tests.oracles.harness import B, Case, D, T, U, as_list, assign_weights, to_numpy
 
-# The tolerances of tests/cells/test_cells.py, for the same sizes and the same reasons:
-# float64 central differences (step 1e-6) of the float64 oracle against float64 autodiff on
-# TensorFlow; elsewhere Keras computes float64 in float32, so the loss and gradients carry
-# float32 rounding, O(1e-6).
-FD_EPS = 1e-6
-ATOL_GRAD = 1e-7
-ATOL_LOSS_F64 = 1e-10
-ATOL_LOSS_F32 = 1e-4
-ATOL_GRAD_F32_VS_EXACT = 1e-5
 # Fused against reference path, both float32: rounding of reordered sums, O(1e-7) of scale.
 TOL_FUSED = 1e-6
 
-MASK = np.array([[False, True, True, False, True],
-                 [True, True, True, True, False],
-                 [True, False, False, True, True]])
 ACTIVATIONS = ("relu", "tanh")
 
 
@@ -48,22 +47,6 @@ def oracle(x, states, weights, activation, mask=None):
                             weights["bias"], activation=activation, mask=mask)
 
 
-def f32(a):
-    return np.asarray(a, "float32")
-
-
-def built(layer, x, states, weights):
-    layer(f32(x), initial_state=[f32(s) for s in states])
-    assign_weights(layer, weights)
-    return layer
-
-
-def assert_close(got, want, atol=ATOL_F32):
-    assert len(got) == len(want)
-    for k, (g, w) in enumerate(zip(got, want)):
-        np.testing.assert_allclose(to_numpy(g), w, atol=atol, rtol=0, err_msg=f"result {k}")
-
-
 # --- the oracle ---------------------------------------------------------------------------
 
 
@@ -81,15 +64,14 @@ def test_oracle_is_simple_rnn_with_a_diagonal_recurrent_matrix():
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-@pytest.mark.parametrize("container", ["cell_in_keras_rnn", "layer"])
+@pytest.mark.parametrize("container", CONTAINERS)
 def test_matches_numpy_oracle(container, activation):
     _, x, states, w = data(1)
     kw = dict(return_sequences=True, return_state=True)
-    layer = (keras_gated.IndRNN(U, activation=activation, **kw) if container == "layer" else
-             keras.layers.RNN(keras_gated.IndRNNCell(U, activation=activation), **kw))
-    built(layer, x, states, w)
+    case = Case.of("indrnn", activation=activation)
+    layer = built(make(container, case, U, **kw), x, states, w)
     out, final = oracle(x, states, w, activation)
-    assert_close(as_list(layer(f32(x), initial_state=[f32(states[0])])), [out, *final])
+    assert_all_close(as_list(layer(f32(x), initial_state=[f32(states[0])])), [out, *final])
 
 
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
@@ -101,7 +83,7 @@ def test_mask_matches_numpy_oracle(go_backwards):
     order = (lambda a: a[:, ::-1]) if go_backwards else (lambda a: a)
     out, final = oracle(order(x), states, w, "relu", mask=order(MASK))
     got = layer(f32(x), initial_state=[f32(states[0])], mask=keras.ops.convert_to_tensor(MASK))
-    assert_close(as_list(got), [out, *final])
+    assert_all_close(as_list(got), [out, *final])
     unmasked, _ = oracle(order(x), states, w, "relu")
     assert not np.allclose(unmasked, out)  # the mask mattered
 
@@ -113,7 +95,7 @@ def test_two_halves_with_carried_state_equal_the_whole():
     whole, h = as_list(layer(x, initial_state=[h0]))
     first, mid = as_list(layer(x[:, :2], initial_state=[h0]))
     second, end = as_list(layer(x[:, 2:], initial_state=[mid]))
-    assert_close([np.concatenate([first, second], 1), end], [whole, h], atol=1e-6)
+    assert_all_close([np.concatenate([first, second], 1), end], [whole, h], atol=1e-6)
 
 
 def test_cell_recurrent_mask_multiplies_h_prev():
@@ -140,7 +122,7 @@ def test_gradients_match_finite_differences_of_the_oracle(path, masked):
     (training=True, no dropout) equal central differences of the float64 oracle."""
     batch, steps, input_dim, units = 2, 3, 2, 3
     rng, x, states, w = data(5, batch, steps, input_dim, units)
-    mask = np.array([[True, False, True], [False, True, True]]) if masked else None
+    mask = FD_MASK if masked else None
     r_out = rng.normal(size=(batch, steps, units))
     r_h = rng.normal(size=(batch, units))
 
@@ -148,11 +130,8 @@ def test_gradients_match_finite_differences_of_the_oracle(path, masked):
         out, (h,) = oracle(x, states, weights, "tanh", mask=mask)
         return np.sum(out * r_out) + np.sum(h * r_h)
 
-    float64 = backend_ops.backend() == "tensorflow"
-    dtype, atol_loss, atol_grad = (("float64", ATOL_LOSS_F64, ATOL_GRAD) if float64
-                                   else ("float32", ATOL_LOSS_F32, ATOL_GRAD_F32_VS_EXACT))
     calls = []
-    with backend_ops.float64_policy() if float64 else contextlib.nullcontext():
+    with gradient_precision() as (dtype, atol_loss, atol_grad):
         layer = keras_gated.IndRNN(units, activation="tanh", return_sequences=True,
                                    return_state=True)
         xt = keras.ops.convert_to_tensor(x, dtype)
@@ -176,17 +155,8 @@ def test_gradients_match_finite_differences_of_the_oracle(path, masked):
         finally:
             fused.fused_recurrence = original
     assert bool(calls) == (path == "fused")
-    assert abs(loss - oracle_loss(w)) < atol_loss, (loss, oracle_loss(w))
-    for variable, grad in zip(layer.trainable_weights, grads):
-        value = w[variable.name]
-        numeric = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            for sign in (1.0, -1.0):
-                shifted = value.copy()
-                shifted[idx] += sign * FD_EPS
-                numeric[idx] += sign * oracle_loss({**w, variable.name: shifted}) / (2 * FD_EPS)
-        assert np.any(numeric), variable.name
-        np.testing.assert_allclose(grad, numeric, atol=atol_grad, rtol=0, err_msg=variable.name)
+    assert_gradients_match_finite_differences(loss, grads, layer.trainable_weights, w,
+                                              oracle_loss, atol_loss, atol_grad)
 
 
 def test_fused_path_equals_reference_path_with_dropout_and_mask(monkeypatch):
@@ -224,14 +194,7 @@ def test_no_whole_sequence_kernel_takes_it():
     The fused path (its own backward, I1-I2) takes it."""
     cell = keras_gated.IndRNNCell(U)
     assert fused.applies(cell)
-    if backend_ops.backend() == "tensorflow":
-        from keras_gated.layers import cudnn
-
-        assert not cudnn.applies(cell)
-    if backend_ops.backend() == "torch":
-        from keras_gated.layers import aten
-
-        assert not aten.applies(cell)
+    assert not whole_sequence_kernel_takes(cell)
 
 
 # --- the clip (2), the weight shapes, the config -------------------------------------------
@@ -276,10 +239,6 @@ def test_config_round_trip():
                                weight_dropout=0.1, go_backwards=True, stateful=False)
     assert layer.recurrent_max_abs == 2 ** (1 / 100)
     for obj in (cell, layer):
-        config = obj.get_config()
-        again = type(obj).from_config(config)
-        assert again.get_config() == config
-        restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(obj))
-        assert type(restored) is type(obj) and restored.get_config() == config
+        assert_config_round_trips(obj)
     assert keras_gated.IndRNN.from_config(layer.get_config()).cell.recurrent_max_abs == (
         2 ** (1 / 100))

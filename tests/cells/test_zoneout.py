@@ -3,8 +3,6 @@ inference is the expectation (the float64 oracle), training keeps each unit's pr
 exactly with probability p, masks fresh at every step unless `zoneout_variational`, fixed
 masks reproduce the oracle's (Z1) forward and backward, and no fast path takes the cell."""
 
-import contextlib
-
 import keras
 import numpy as np
 import pytest
@@ -12,25 +10,27 @@ import pytest
 import keras_gated
 from keras_gated.layers import fused
 from tests import backend_ops
+from tests.cells.helpers import (
+    CONTAINERS,
+    LAYERS,
+    MASK,
+    assert_all_close,
+    assert_config_round_trips,
+    assert_gradients_match_finite_differences,
+    built,
+    f32,
+    gradient_precision,
+    make,
+    whole_sequence_kernel_takes,
+)
 from tests.oracles import numpy_rnn
-from tests.oracles.harness import ATOL_F32, B, D, T, U, as_list, assign_weights, to_numpy
+from tests.oracles.harness import B, Case, D, T, U, as_list, assign_weights, to_numpy
 
-# The gradient tolerances of tests/cells/test_cells.py, for the same sizes and reasons.
-FD_EPS = 1e-6
-ATOL_GRAD = 1e-7
-ATOL_LOSS_F64 = 1e-10
-ATOL_LOSS_F32 = 1e-4
-ATOL_GRAD_F32_VS_EXACT = 1e-5
 # A kept fraction over n Bernoulli(p) draws has standard deviation sqrt(p (1 - p) / n), at
 # most 0.004 for the n >= 16384 draws below: 0.02 is five of them.
 ATOL_RATE = 0.02
 
-MASK = np.array([[False, True, True, False, True],
-                 [True, True, True, True, False],
-                 [True, False, False, True, True]])
 RATES = {"gru": {"zoneout": 0.3}, "lstm": {"zoneout": 0.2, "cell_zoneout": 0.4}}
-LAYERS = {"gru": keras_gated.GRU, "lstm": keras_gated.LSTM}
-CELLS = {"gru": keras_gated.GRUCell, "lstm": keras_gated.LSTMCell}
 KINDS = pytest.mark.parametrize("kind", ["gru", "lstm"])
 
 
@@ -60,38 +60,20 @@ def oracle(kind, x, states, w, mask=None, keep=None):
     return out, final
 
 
-def f32(a):
-    return np.asarray(a, "float32")
-
-
-def built(layer, x, states, weights):
-    layer(f32(x), initial_state=[f32(s) for s in states])
-    assign_weights(layer, weights)
-    return layer
-
-
-def assert_close(got, want, atol=ATOL_F32):
-    assert len(got) == len(want)
-    for k, (g, w) in enumerate(zip(got, want)):
-        np.testing.assert_allclose(to_numpy(g), w, atol=atol, rtol=0, err_msg=f"result {k}")
-
-
 # --- inference: the expectation -------------------------------------------------------------
 
 
 @KINDS
-@pytest.mark.parametrize("container", ["cell_in_keras_rnn", "layer"])
+@pytest.mark.parametrize("container", CONTAINERS)
 def test_inference_is_the_expectation(container, kind):
     """s_t = p s_{t-1} + (1 - p) s'_t (the oracle), deterministic, and not the plain cell."""
     _, x, states, w = data(1, kind)
     kw = dict(return_sequences=True, return_state=True)
-    layer = (LAYERS[kind](U, **RATES[kind], **kw) if container == "layer" else
-             keras.layers.RNN(CELLS[kind](U, **RATES[kind]), **kw))
-    built(layer, x, states, w)
+    layer = built(make(container, Case.of(kind, **RATES[kind]), U, **kw), x, states, w)
     out, final = oracle(kind, x, states, w)
     for _ in range(2):
-        assert_close(as_list(layer(f32(x), initial_state=[f32(s) for s in states])),
-                     [out, *final])
+        assert_all_close(as_list(layer(f32(x), initial_state=[f32(s) for s in states])),
+                         [out, *final])
     plain = LAYERS[kind](U, **kw)
     built(plain, x, states, w)
     assert not np.allclose(to_numpy(plain(f32(x), initial_state=[f32(s) for s in states])[0]),
@@ -106,7 +88,7 @@ def test_inference_with_a_mask_backwards_matches_the_oracle(kind):
     out, final = oracle(kind, x[:, ::-1], states, w, mask=MASK[:, ::-1])
     got = layer(f32(x), initial_state=[f32(s) for s in states],
                 mask=keras.ops.convert_to_tensor(MASK))
-    assert_close(as_list(got), [out, *final])
+    assert_all_close(as_list(got), [out, *final])
 
 
 # --- training: (Z1) -------------------------------------------------------------------------
@@ -133,7 +115,7 @@ def test_training_with_fixed_masks_matches_the_oracle(kind, monkeypatch):
     got = as_list(layer(f32(x), initial_state=[f32(s) for s in states], training=True))
     keep = {k: np.transpose(m, (1, 0, 2))[:, ::-1] for k, m in masks.items()}  # (B, T, U)
     out, final = oracle(kind, x[:, ::-1], states, w, keep=keep)
-    assert_close(got, [out, *final])
+    assert_all_close(got, [out, *final])
     previous = np.concatenate([f32(states[0])[:, None], got[0][:, :-1]], axis=1)
     kept = keep["h"].astype(bool)
     np.testing.assert_array_equal(got[0][kept], previous[kept])
@@ -194,10 +176,7 @@ def test_gradients_match_finite_differences_of_the_oracle(kind, training, monkey
         out, final = oracle(kind, x, states, weights, keep=keep)
         return np.sum(out * r_out) + np.sum(final[0] * r_h)
 
-    float64 = backend_ops.backend() == "tensorflow"
-    dtype, atol_loss, atol_grad = (("float64", ATOL_LOSS_F64, ATOL_GRAD) if float64
-                                   else ("float32", ATOL_LOSS_F32, ATOL_GRAD_F32_VS_EXACT))
-    with backend_ops.float64_policy() if float64 else contextlib.nullcontext():
+    with gradient_precision() as (dtype, atol_loss, atol_grad):
         layer = LAYERS[kind](units, **RATES[kind], return_sequences=True, return_state=True)
         xt = keras.ops.convert_to_tensor(x, dtype)
         st = [keras.ops.convert_to_tensor(s, dtype) for s in states]
@@ -211,17 +190,8 @@ def test_gradients_match_finite_differences_of_the_oracle(kind, training, monkey
             return backend_ops.readout([out, h], [r_out, r_h])
 
         loss, grads = backend_ops.value_and_grads(loss_fn, layer.trainable_weights)
-    assert abs(loss - oracle_loss(w)) < atol_loss, (loss, oracle_loss(w))
-    for variable, grad in zip(layer.trainable_weights, grads):
-        value = w[variable.name]
-        numeric = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            for sign in (1.0, -1.0):
-                shifted = value.copy()
-                shifted[idx] += sign * FD_EPS
-                numeric[idx] += sign * oracle_loss({**w, variable.name: shifted}) / (2 * FD_EPS)
-        assert np.any(numeric), variable.name
-        np.testing.assert_allclose(grad, numeric, atol=atol_grad, rtol=0, err_msg=variable.name)
+    assert_gradients_match_finite_differences(loss, grads, layer.trainable_weights, w,
+                                              oracle_loss, atol_loss, atol_grad)
 
 
 # --- paths, containers, arguments -------------------------------------------------------------
@@ -231,14 +201,7 @@ def test_no_fast_path_takes_a_zoneout_cell():
     for cell in (keras_gated.GRUCell(U, zoneout=0.1), keras_gated.LSTMCell(U, cell_zoneout=0.1),
                  keras_gated.LSTMCell(U, zoneout=0.1)):
         assert not cell.is_plain() and not fused.applies(cell)
-        if backend_ops.backend() == "tensorflow":
-            from keras_gated.layers import cudnn
-
-            assert not cudnn.applies(cell)
-        if backend_ops.backend() == "torch":
-            from keras_gated.layers import aten
-
-            assert not aten.applies(cell)
+        assert not whole_sequence_kernel_takes(cell)
     assert keras_gated.LSTMCell(U, zoneout_variational=True).is_plain()  # no rate: plain
 
 
@@ -272,9 +235,5 @@ def test_rates_are_checked_and_configs_round_trip():
                keras_gated.GRU(U, zoneout=0.1, go_backwards=True),
                keras_gated.LSTM(U, cell_zoneout=0.3, zoneout_variational=True)]
     for obj in objects:
-        config = obj.get_config()
-        again = type(obj).from_config(config)
-        assert again.get_config() == config
-        restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(obj))
-        assert type(restored) is type(obj) and restored.get_config() == config
+        assert_config_round_trips(obj)
     assert keras_gated.LSTM.from_config(objects[3].get_config()).cell.zoneout_variational

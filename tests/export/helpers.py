@@ -75,6 +75,46 @@ def ort_forward(path, tokens, states):
     return logits, final
 
 
+def assert_runtime_parity(model, path):
+    """onnxruntime on the file at `path` equals Keras's `call_with_states` (logits and final
+    states) on random tokens and random non-zero states."""
+    tokens, states = random_inputs(model.state_sizes)
+    got_logits, got_states = ort_forward(path, tokens, states)
+    want_logits, want_states = keras_forward(model, tokens, states)
+    assert max_diff([got_logits, *got_states], [want_logits, *want_states]) <= PARITY_ATOL
+
+
+def assert_streaming_equals_one_pass(lm, model):
+    """`lm.step` (an `OnnxLanguageModel` of `model`) one token at a time, carrying the states,
+    gives the logits and final states Keras gives on the whole sequence."""
+    tokens, states = random_inputs(model.state_sizes)
+    want_logits, want_states = keras_forward(model, tokens, states)
+    step_states, logits = states, []
+    for t in range(tokens.shape[1]):
+        step_logits, step_states = lm.step(tokens[:, t:t + 1], step_states)
+        logits.append(step_logits)
+    assert max_diff([np.concatenate(logits, 1), *step_states],
+                    [want_logits, *want_states]) <= PARITY_ATOL
+
+
+def masked_features(seed=0):
+    """Random features (3, 7, 4) with steps `Masking(0.0)` masks: the first two of row 0, the
+    last three of row 1 and a hole at step 3 of row 2."""
+    features = np.random.default_rng(seed).standard_normal((3, 7, 4)).astype(np.float32)
+    features[0, :2] = features[1, -3:] = features[2, 3] = 0.0
+    return features
+
+
+def max_diff_from_keras(path, model, x):
+    """max |onnxruntime - Keras| over all outputs of a one-input Keras `model`, exported to
+    `path`, on x at inference."""
+    from keras.ops import convert_to_numpy
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {model.inputs[0].name: x})
+    return max_diff(got, [convert_to_numpy(t) for t in model(x, training=False)])
+
+
 def op_types(path):
     """All node op types of the graph at `path`, subgraphs included."""
     types = []

@@ -4,8 +4,6 @@ onnxruntime for both reset placements, masks and directions, and token-by-token 
 through `OnnxLanguageModel`."""
 
 import keras
-import numpy as np
-import onnxruntime as ort
 import pytest
 
 import keras_gated
@@ -14,12 +12,12 @@ from tests.export.helpers import (
     PARITY_ATOL,
     RECURRENT_OPS,
     V,
-    keras_forward,
+    assert_runtime_parity,
+    assert_streaming_equals_one_pass,
     make_lm,
-    max_diff,
+    masked_features,
+    max_diff_from_keras,
     op_types,
-    ort_forward,
-    random_inputs,
     randomize,
 )
 
@@ -39,10 +37,7 @@ def test_language_model_is_one_scan_per_layer_with_parity(exported):
     assert result.max_abs_diff <= PARITY_ATOL and result.tf2onnx_layers == []
     types = op_types(path)
     assert types.count("Scan") == 2 and not [t for t in types if t in RECURRENT_OPS]
-    tokens, states = random_inputs(model.state_sizes)
-    got_logits, got_states = ort_forward(path, tokens, states)
-    want_logits, want_states = keras_forward(model, tokens, states)
-    assert max_diff([got_logits, *got_states], [want_logits, *want_states]) <= PARITY_ATOL
+    assert_runtime_parity(model, path)
 
 
 def test_streaming_through_the_runtime_equals_one_pass(exported):
@@ -50,14 +45,7 @@ def test_streaming_through_the_runtime_equals_one_pass(exported):
     model, path, _ = exported
     lm = OnnxLanguageModel(path, providers=["CPUExecutionProvider"])
     assert lm.state_sizes == model.state_sizes
-    tokens, states = random_inputs(model.state_sizes)
-    want_logits, want_states = keras_forward(model, tokens, states)
-    step_states, logits = states, []
-    for t in range(tokens.shape[1]):
-        step_logits, step_states = lm.step(tokens[:, t:t + 1], step_states)
-        logits.append(step_logits)
-    assert max_diff([np.concatenate(logits, 1), *step_states],
-                    [want_logits, *want_states]) <= PARITY_ATOL
+    assert_streaming_equals_one_pass(lm, model)
     generated = lm.generate_ids([1, 2, 3], tokens=5, seed=0)
     assert len(generated) == 5 and all(0 <= i < V for i in generated)
 
@@ -75,9 +63,4 @@ def test_masked_bidirectional_and_backwards_reset_before(tmp_path):
     path = tmp_path / "ln_gru_masked.onnx"
     result = to_onnx(model, path)
     assert result.loop_layers == ["bi", "back"] and op_types(path).count("Scan") == 3
-    features = np.random.default_rng(0).standard_normal((3, 7, 4)).astype(np.float32)
-    features[0, :2] = features[1, -3:] = features[2, 3] = 0.0
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"x": features})
-    want = [keras.ops.convert_to_numpy(t) for t in model(features, training=False)]
-    assert max_diff(got, want) <= PARITY_ATOL
+    assert max_diff_from_keras(path, model, masked_features()) <= PARITY_ATOL

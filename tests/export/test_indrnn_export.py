@@ -13,11 +13,10 @@ from tests.export.helpers import (
     PARITY_ATOL,
     RECURRENT_OPS,
     V,
-    keras_forward,
+    assert_runtime_parity,
+    assert_streaming_equals_one_pass,
     make_lm,
-    max_diff,
     op_types,
-    ort_forward,
     random_inputs,
 )
 
@@ -40,10 +39,7 @@ def exported(tmp_path_factory):
 
 def test_language_model_parity_and_one_rnn_node_per_layer(exported):
     model, path, result = exported
-    tokens, states = random_inputs(model.state_sizes)
-    got = ort_forward(path, tokens, states)
-    want = keras_forward(model, tokens, states)
-    assert max_diff([got[0], *got[1]], [want[0], *want[1]]) <= PARITY_ATOL
+    assert_runtime_parity(model, path)
     assert result.max_abs_diff <= PARITY_ATOL
     types = op_types(path)
     assert [t for t in types if t in RECURRENT_OPS] == ["RNN", "RNN"]
@@ -64,14 +60,7 @@ def test_streaming_through_the_runtime_equals_one_pass(exported):
     model, path, _ = exported
     lm = OnnxLanguageModel(path, providers=["CPUExecutionProvider"])
     assert lm.state_sizes == model.state_sizes
-    tokens, states = random_inputs(model.state_sizes)
-    want_logits, want_states = keras_forward(model, tokens, states)
-    step_states, logits = states, []
-    for t in range(tokens.shape[1]):
-        step_logits, step_states = lm.step(tokens[:, t:t + 1], step_states)
-        logits.append(step_logits)
-    assert max_diff([np.concatenate(logits, 1), *step_states],
-                    [want_logits, *want_states]) <= PARITY_ATOL
+    assert_streaming_equals_one_pass(lm, model)
     generated = lm.generate_ids([1, 2, 3], tokens=5, seed=0)
     assert len(generated) == 5 and all(0 <= i < V for i in generated)
 

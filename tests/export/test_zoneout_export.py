@@ -4,9 +4,7 @@ cell's equations (export/scan.py), listed under the loop layers. Parity with Ker
 onnxruntime, masks and directions, and token-by-token streaming through `OnnxLanguageModel`."""
 
 import keras
-import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 
 import keras_gated
@@ -14,12 +12,12 @@ from keras_gated.export import OnnxLanguageModel, to_onnx
 from tests.export.helpers import (
     PARITY_ATOL,
     RECURRENT_OPS,
-    keras_forward,
+    assert_runtime_parity,
+    assert_streaming_equals_one_pass,
     make_lm,
-    max_diff,
+    masked_features,
+    max_diff_from_keras,
     op_types,
-    ort_forward,
-    random_inputs,
     randomize,
 )
 
@@ -43,23 +41,13 @@ def test_language_model_is_one_scan_per_layer_with_parity(exported):
     for body in bodies:  # the expectation of each zoned state, in the body
         assert {"h_zoned", "c_zoned"} <= {name.split("/")[-1].rsplit("_out", 1)[0]
                                           for n in body.node for name in n.output}
-    tokens, states = random_inputs(model.state_sizes)
-    got_logits, got_states = ort_forward(path, tokens, states)
-    want_logits, want_states = keras_forward(model, tokens, states)
-    assert max_diff([got_logits, *got_states], [want_logits, *want_states]) <= PARITY_ATOL
+    assert_runtime_parity(model, path)
 
 
 def test_streaming_through_the_runtime_equals_one_pass(exported):
     model, path, _ = exported
     lm = OnnxLanguageModel(path, providers=["CPUExecutionProvider"])
-    tokens, states = random_inputs(model.state_sizes)
-    want_logits, want_states = keras_forward(model, tokens, states)
-    step_states, logits = states, []
-    for t in range(tokens.shape[1]):
-        step_logits, step_states = lm.step(tokens[:, t:t + 1], step_states)
-        logits.append(step_logits)
-    assert max_diff([np.concatenate(logits, 1), *step_states],
-                    [want_logits, *want_states]) <= PARITY_ATOL
+    assert_streaming_equals_one_pass(lm, model)
 
 
 def test_masked_bidirectional_gru_and_backwards_lstm(tmp_path):
@@ -76,9 +64,4 @@ def test_masked_bidirectional_gru_and_backwards_lstm(tmp_path):
     path = tmp_path / "zoneout_masked.onnx"
     result = to_onnx(model, path)
     assert result.loop_layers == ["bi", "back"] and op_types(path).count("Scan") == 3
-    features = np.random.default_rng(0).standard_normal((3, 7, 4)).astype(np.float32)
-    features[0, :2] = features[1, -3:] = features[2, 3] = 0.0
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"x": features})
-    want = [keras.ops.convert_to_numpy(t) for t in model(features, training=False)]
-    assert max_diff(got, want) <= PARITY_ATOL
+    assert max_diff_from_keras(path, model, masked_features()) <= PARITY_ATOL
