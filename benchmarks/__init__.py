@@ -16,5 +16,6 @@ Modules, one concept each:
   against loops written in TensorFlow), `export_scoring` (masked reviews through the
   export), `ort_profile` (onnxruntime's per-node profile), `recurrent_gemms` (the matmul
   floor of a recurrence), `allreduce` (gradient all-reduce between two local workers),
-  `serving` (threads and sessions sharing one exported model under a mixed call load).
+  `serving` (threads and sessions sharing one exported model under a mixed call load),
+  `cell_steps` (the step time of each row of RESULTS.md's one-budget table, side by side).
 """
