@@ -34,13 +34,17 @@ Trains a stacked recurrent language model on a corpus and writes a run directory
   config.json   the settings below and a fingerprint of the corpus (names, sizes, SHA-256)
   vocab.json    the tokenizer and its vocabulary, fitted on the training split
   model.keras   the best model by validation perplexity
-  log.csv, tensorboard/, grad_norm.csv, results.json, checkpoint/
+  log.csv, tensorboard/, grad_norm.csv, results.json
+  checkpoint/   the newest checkpoint generation (checkpoint.prev/: the one before it)
 
 The corpus is split into train/valid/test (80/10/10) by whole document (a single file: by
-line ranges). Each epoch atomically rewrites the checkpoint; the same command after an
-interruption resumes exactly where it stopped, and a larger --epochs extends a finished
-run. Resuming reads the saved vocabulary and refuses a changed corpus or changed settings;
---force starts over. A split smaller than --batch-size sequences trains with fewer streams."""
+line ranges). Each epoch writes a new checkpoint generation and keeps the previous one; the
+same command after an interruption resumes exactly where it stopped (from the newest
+generation that loads; a damaged one is skipped with a warning), and a larger --epochs
+extends a finished run. Resuming reads the saved vocabulary and refuses a changed corpus or
+changed settings; --force starts over, removing the old run only once the corpus, settings
+and model have loaded. A split smaller than --batch-size sequences trains with fewer
+streams."""
 
 TRAIN_EPILOG = """\
 examples:

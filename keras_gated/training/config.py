@@ -5,7 +5,9 @@ the values are a closed set), so `keras-gated train --help` and this class canno
 Importing this module imports neither TensorFlow nor Keras.
 """
 
+import argparse
 import dataclasses
+import math
 
 CELLS = ("lstm", "gru", "rnn", "indrnn", "keras-lstm")  # the keys of models.language_model.CELLS
 GATED_CELLS = ("lstm", "gru")  # the cells with `layer_norm` and `zoneout` options
@@ -20,8 +22,17 @@ def _field(default, help, choices=None, group="training", parse=None):
 
 
 def widths(text):
-    """`--units`: "200" -> 200 (every layer); "1150,1150,400" -> [1150, 1150, 400] (per layer)."""
-    values = [int(part) for part in text.split(",")]
+    """`--units`: "200" -> 200 (every layer); "1150,1150,400" -> [1150, 1150, 400] (per layer).
+
+    Raises:
+        argparse.ArgumentTypeError: a part is not an integer (argparse prints it after the
+            option's name); a width <= 0 is `validate`'s to refuse.
+    """
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected positive integers separated by commas, got {text!r}") from None
     return values if "," in text else values[0]
 
 
@@ -126,6 +137,11 @@ class TrainConfig:
         for name in ("learning_rate", "clipnorm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}")
+        for name in ("learning_rate", "clipnorm", "ar_alpha", "tar_beta"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"`{name}` must be a finite number, got {getattr(self, name)!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"`seed` must be an integer in [0, 2**32), got {self.seed!r}")
         if not 0.0 < self.lr_decay < 1.0:
             raise ValueError(f"`lr_decay` must be in (0, 1), got {self.lr_decay!r}")
         if self.steps_per_epoch < 0 or self.patience < 0:

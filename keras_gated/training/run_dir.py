@@ -82,12 +82,16 @@ def write_json_file(path, obj):
 
 
 def read_json(path):
-    """Reads a JSON file; ValueError naming the file if it is not JSON."""
+    """Reads a JSON file; ValueError naming the file if it is not JSON or nests too deeply
+    for Python's parser."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON ({error})") from None
+    except RecursionError:
+        raise ValueError(f"{path} is not a keras-gated file: its JSON nests deeper than "
+                         "Python's recursion limit") from None
 
 
 def save_config(run, config, fingerprint):
@@ -107,23 +111,33 @@ def load_config(run):
         raise ValueError(f"{run}/{CONFIG} is not a keras-gated config: {error}") from None
 
 
-def start(run, config, overwrite=False):
-    """Prepares `run` for training `config`; returns True if it resumes a checkpoint.
+def check_start(run, config, overwrite=False):
+    """Whether training `config` into `run` resumes a checkpoint; checks, and changes nothing
+    (`prepare` clears and creates `run` once the data and the model have loaded).
 
     Raises:
+        ValueError: `run` is a file; or resuming with a config that differs in more than
+            `epochs`.
         RunExistsError: `run` holds a run without a checkpoint to resume, and not `overwrite`.
-        ValueError: resuming with a config that differs in more than `epochs`.
     """
+    if os.path.exists(run) and not os.path.isdir(run):
+        raise ValueError(f"--out {os.fspath(run)!r} is a file, not a run directory")
     if overwrite:
-        clear(run)
+        return False
     resuming = has_checkpoint(run)
     if os.path.exists(os.path.join(run, CONFIG)) and not resuming:
         raise RunExistsError(f"run directory {os.fspath(run)!r} already holds a run: pass "
                              "overwrite/--force")
     if resuming:
         check_resume(run, config)
-    os.makedirs(run, exist_ok=True)
     return resuming
+
+
+def prepare(run, overwrite=False):
+    """Creates `run`, first removing a previous run's files if `overwrite`."""
+    if overwrite:
+        clear(run)
+    os.makedirs(run, exist_ok=True)
 
 
 def check_resume(run, config):
@@ -178,8 +192,15 @@ def clear(run):
         shutil.rmtree(os.path.join(run, folder), ignore_errors=True)
 
 
+# Keras's words for a file naming code that safe_mode does not run: a Python lambda, or a
+# class or function outside Keras and keras_gated's registered ones.
+_SAFE_MODE_REFUSALS = ("safe_mode", "Could not locate class", "Could not locate function")
+
+
 def load_model_file(path):
-    """`keras.models.load_model(path, safe_mode=True)` with a clear error for a damaged file."""
+    """`keras.models.load_model(path, safe_mode=True)`; every failure is a ValueError whose
+    one line starts with `path`: "refused under safe_mode" for code the file names (a Lambda,
+    an unknown class or function), "truncated or not a .keras file" for a damaged archive."""
     import zipfile
 
     import keras
@@ -193,6 +214,19 @@ def load_model_file(path):
         return keras.models.load_model(path, safe_mode=True)
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as error:
         raise ValueError(f"{path} is truncated or not a .keras file ({error})") from None
+    except Exception as error:  # whatever a file's config makes Keras raise
+        problem = _keras_problem(error)
+        if any(words in problem for words in _SAFE_MODE_REFUSALS):
+            raise ValueError(f"{path}: refused under safe_mode: {problem}") from error
+        raise ValueError(f"{path}: {problem}") from error
+
+
+def _keras_problem(error):
+    """Keras's load error as one short line: its innermost "Exception encountered", without
+    the model config Keras quotes after it (kilobytes)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    cause = text.rsplit("Exception encountered: ", 1)[-1]
+    return cause.split(" Full object config:", 1)[0].split(" config={", 1)[0]
 
 
 def load_tokenizer_and_config(run):
@@ -206,10 +240,15 @@ def load_tokenizer_and_config(run):
 
 def load_run(run):
     """Loads (model, tokenizer, config) from a run directory, checking they belong together."""
+    from keras_gated.models import LanguageModel
+
     if not os.path.exists(os.path.join(run, MODEL)):
         raise FileNotFoundError(f"{os.fspath(run)!r} is not a complete run: {MODEL} is missing")
     tokenizer, config, _ = load_tokenizer_and_config(run)
     model = load_model_file(os.path.join(run, MODEL))
+    if not isinstance(model, LanguageModel):
+        raise ValueError(f"{os.path.join(run, MODEL)} holds a {type(model).__name__}, not a "
+                         "keras_gated.LanguageModel: it is not a keras-gated run's model")
     if tokenizer.vocab_size != model.vocab_size:
         raise ValueError(
             f"{VOCAB} has {tokenizer.vocab_size} tokens but the model expects "

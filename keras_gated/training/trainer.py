@@ -44,7 +44,9 @@ def train(config, out, overwrite=False, verbose=1):
     """Trains `config` into the run directory `out`, resuming if it holds a checkpoint.
 
     With several workers (`--strategy multiworker`) every worker runs this with the same
-    arguments; only the chief writes `out` (`training.workers`).
+    arguments; only the chief writes `out` (`training.workers`). With `overwrite`, the run
+    already in `out` is removed only once the corpus, tokenizer, config and model have loaded:
+    a command refused before then leaves it as it was.
 
     Returns a dict of results: valid and test perplexity, epochs run, and a stop message.
     """
@@ -54,8 +56,8 @@ def train(config, out, overwrite=False, verbose=1):
     strategy = distribution_strategy(config.strategy)
     chief = workers(strategy)[0] == 0
     keras.utils.set_random_seed(config.seed)
-    if chief:
-        resuming = run_dir.start(out, config, overwrite)
+    if chief:  # checks only: --force clears the old run once everything below has loaded
+        resuming = run_dir.check_start(out, config, overwrite)
     else:  # reads the chief's checkpoint, writes nothing there
         resuming = not overwrite and run_dir.has_checkpoint(out)
     # the newest usable checkpoint generation, or a warning and the one before it
@@ -69,20 +71,22 @@ def train(config, out, overwrite=False, verbose=1):
     b = per_replica_batch(strategy, batch_size)
     progress = resumed.progress if resumed else dict(generations.FRESH)
     check_same_checkpoint(strategy, out, progress["epochs_done"])
+    windows = replica_windows(strategy, ids["train"], batch_size, config.seq_len,
+                              config.variable_bptt, config.seed, config.steps_per_epoch)
+    valid = replica_windows(strategy, ids["valid"], batch_size, config.seq_len, False, 0, 0)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = _model(config, out, resumed, tokenizer, b, strategy)
+    # the gradient norm is logged on the rows the model's batch holds (replica 0's)
+    logged = bptt_batches(replica_stream(ids["train"], batch_size, 0, batch_size // b), b,
+                          config.seq_len)
+    if chief:  # the corpus, tokenizer, config and model are good: only now is a run replaced
+        run_dir.prepare(out, overwrite)
     with written_dir(out, chief) as written:
         if not resuming:
             tokenizer.save(os.path.join(written, run_dir.VOCAB))
             run_dir.save_config(written, config, fingerprint)
         elif chief:
             run_dir.trim_logs(out, progress["epochs_done"])
-        windows = replica_windows(strategy, ids["train"], batch_size, config.seq_len,
-                                  config.variable_bptt, config.seed, config.steps_per_epoch)
-        valid = replica_windows(strategy, ids["valid"], batch_size, config.seq_len, False, 0, 0)
-        with strategy.scope() if strategy else contextlib.nullcontext():
-            model = _model(config, out, resumed, tokenizer, b, strategy)
-        # the gradient norm is logged on the rows the model's batch holds (replica 0's)
-        logged = bptt_batches(replica_stream(ids["train"], batch_size, 0, batch_size // b), b,
-                              config.seq_len)
         epochs_run, stopped = _fit(model, config, strategy, windows, valid, logged, tokenizer,
                                    resumed, written, progress, verbose)
         if not os.path.exists(os.path.join(written, run_dir.MODEL)):

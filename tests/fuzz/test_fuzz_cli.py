@@ -142,8 +142,7 @@ def test_every_command_line_exits_0_or_2_with_one_line(budget, template, stop_at
             *before, last = visible_lines(err) or [""]
             assert last.startswith("keras-gated") and ": error: " in last, (argv, err)
             assert all(NOTICE.match(line) or PROGRESS.search(line) for line in before), (argv, err)
-            if not ("train" in argv and "--force" in argv):  # see the xfail test below
-                assert {k: after.get(k) for k in files} == files, (argv, err)
+            assert {k: after.get(k) for k in files} == files, (argv, err)
         elif status == 0:
             assert out and not err.strip(), (argv, out, err)
 
@@ -152,7 +151,6 @@ def test_every_command_line_exits_0_or_2_with_one_line(budget, template, stop_at
     assert {0, 2, "reached"} <= set(seen), seen
 
 
-@pytest.mark.xfail(strict=True, reason="train --force clears --out before it reads the corpus")
 def test_a_refused_train_force_keeps_the_run(template, tmp_path, stop_at_work):
     folder = shutil.copytree(template, tmp_path / "w")
     files = contents(folder / "run")

@@ -2,7 +2,8 @@
 
 A run's model.keras holding a `Lambda` (Python bytecode), or a layer of an unknown class or
 of a module outside Keras and keras_gated, is refused under safe_mode: each command prints
-one line and exits 2, and the Lambda never runs (it would create a marker file).
+one line naming the file and exits 2, and the Lambda never runs (it would create a marker
+file). Any other file Keras cannot load is named too.
 """
 
 import contextlib
@@ -17,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keras_gated.cli.main import LONGEST_MESSAGE, main
+from keras_gated.training.run_dir import MODEL
 from tests.fuzz.conftest import tiers
 
 COMMANDS = [["generate", "{run}", "--prompt", "to be"], ["export", "{run}", "{run}/m.onnx"],
@@ -70,7 +72,7 @@ def lambda_file(tmp_path_factory):
 def make_run(folder, model_file):
     from keras_gated.data.tokenizers import WordTokenizer
     from keras_gated.training.config import TrainConfig
-    from keras_gated.training.run_dir import MODEL, VOCAB, save_config
+    from keras_gated.training.run_dir import VOCAB, save_config
 
     folder.mkdir(exist_ok=True)
     save_config(folder, TrainConfig(), None)
@@ -87,8 +89,18 @@ def test_the_marker_shows_when_the_lambda_runs(lambda_file):
     marker.unlink()
 
 
-@pytest.mark.parametrize("edit", [None, unknown_class, foreign_class, named_function])
-def test_commands_refuse_an_unsafe_model_in_one_line(edit, lambda_file, tmp_path):
+def deep_config(config):  # not unsafe: Python's JSON parser gives up
+    config["config"]["layers"][-1]["config"]["name"] = "<deep>"
+
+
+@pytest.mark.parametrize("edit,problem", [
+    (None, "refused under safe_mode: Requested the deserialization of a `Lambda` layer"),
+    (unknown_class, "refused under safe_mode: Could not locate class 'NoSuchLayer'"),
+    (foreign_class, "refused under safe_mode: Could not locate class 'Popen'"),
+    (named_function, "refused under safe_mode: Could not locate function 'system'"),
+    (deep_config, "maximum recursion depth exceeded"),
+])
+def test_commands_refuse_an_unsafe_model_in_one_line(edit, problem, lambda_file, tmp_path):
     path, marker = lambda_file
     if edit is not None:
         rewrite_config(path, tmp_path / "edited.keras", edit)
@@ -96,7 +108,7 @@ def test_commands_refuse_an_unsafe_model_in_one_line(edit, lambda_file, tmp_path
     run = make_run(tmp_path / "run", path)
     for argv in COMMANDS:
         line = refusal([a.format(run=run) for a in argv])
-        assert ("Lambda" if edit is None else "could not be deserialized") in line
+        assert f"error: {run / MODEL}: {problem}" in line, line
         assert not marker.exists(), argv
 
 
@@ -144,7 +156,8 @@ def test_a_model_config_edited_at_random_is_refused_in_one_line(budget, lambda_f
 
         rewrite_config(path, tmp_path / "edited.keras", edit)
         run = make_run(tmp_path / "run", tmp_path / "edited.keras")
-        refusal(["generate", str(run), "--prompt", "to be"])
+        line = refusal(["generate", str(run), "--prompt", "to be"])
+        assert f"error: {run / MODEL}" in line, line  # the file, whatever Keras raised
         assert not marker.exists(), where
 
     check()

@@ -237,7 +237,7 @@ def test_a_full_disk_when_a_run_starts_is_one_line_and_leaves_a_fresh_start(name
     assert len(filled) == 1
     _one_error_line(capsys.readouterr().err, f"cannot write {run / name}", ENOSPC)
     assert not (run / name).exists() and _leftovers(run) == []
-    assert run_dir.start(run, TrainConfig()) is False  # the same command again starts afresh
+    assert run_dir.check_start(run, TrainConfig()) is False  # the same command starts afresh
 
 
 @pytest.mark.parametrize("name", [run_dir.VOCAB, run_dir.CONFIG, run_dir.RESULTS])

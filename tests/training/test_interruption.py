@@ -1,6 +1,5 @@
 """SIGKILL in the middle of training, then the same command again, ends as an uninterrupted run."""
 
-import json
 import os
 import signal
 import subprocess
@@ -26,6 +25,7 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     import keras
 
     import keras_gated  # noqa: F401  (registers the model classes for load_model)
+    from keras_gated.training import generations, run_dir
 
     corpus = write_corpus(tmp_path / "corpus")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -34,16 +34,17 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
                    capture_output=True, timeout=600)
 
     killed = tmp_path / "killed"
-    progress = killed / "checkpoint" / "progress.json"
     proc = subprocess.Popen(_argv(corpus, killed), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not progress.exists() and time.time() < deadline and proc.poll() is None:
+    while not run_dir.has_checkpoint(killed) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     time.sleep(0.7)  # into epoch 2 (or its checkpoint write)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    epochs_before = json.loads(progress.read_text())["epochs_done"]
+    # what the resumed run will start from: a kill between the renames of a generation
+    # write leaves checkpoint.prev/ and no checkpoint/
+    epochs_before = generations.last_good(killed).progress["epochs_done"]
     assert 1 <= epochs_before < 4, "the kill must land mid-run"
 
     subprocess.run(_argv(corpus, killed), check=True, env=env, capture_output=True, timeout=600)

@@ -43,13 +43,60 @@ def test_config_round_trips_with_its_fingerprint_and_old_configs_load(tmp_path, 
 
 def test_start_refuses_an_existing_run_and_clears_only_its_own_files(tmp_path):
     config = TrainConfig()
-    assert run_dir.start(tmp_path / "r", config) is False
+    assert run_dir.check_start(tmp_path / "r", config) is False
+    assert not (tmp_path / "r").exists()  # checking creates nothing
+    run_dir.prepare(tmp_path / "r")
     run_dir.save_config(tmp_path / "r", config, None)
     (tmp_path / "r" / "mine.txt").write_text("keep")
     with pytest.raises(run_dir.RunExistsError, match="--force"):
-        run_dir.start(tmp_path / "r", config)
-    assert run_dir.start(tmp_path / "r", config, overwrite=True) is False
+        run_dir.check_start(tmp_path / "r", config)
+    assert run_dir.check_start(tmp_path / "r", config, overwrite=True) is False
+    assert (tmp_path / "r" / run_dir.CONFIG).exists()  # nor does it remove anything
+    run_dir.prepare(tmp_path / "r", overwrite=True)
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["mine.txt"]
+
+
+def _fake_run(folder, model=None):
+    """A run directory with a config, a vocabulary and `model` (a Keras model, or None for
+    placeholder bytes) as model.keras."""
+    from keras_gated.data.tokenizers import WordTokenizer
+
+    folder.mkdir()
+    run_dir.save_config(folder, TrainConfig(), None)
+    WordTokenizer().fit("to be or not to be").save(folder / run_dir.VOCAB)
+    if model is None:
+        (folder / run_dir.MODEL).write_bytes(b"not a model")
+    else:
+        model.save(folder / run_dir.MODEL)
+    return folder
+
+
+def _error_line(argv, capsys):
+    """main(argv)'s exit status 2 and its one line on stderr."""
+    from keras_gated.cli.main import main
+
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"keras-gated {argv[0]}: error: "), err
+    return err
+
+
+def test_a_config_nested_too_deeply_is_named(tmp_path, capsys):
+    run = _fake_run(tmp_path / "run")
+    (run / run_dir.CONFIG).write_text("[" * 100_000)  # past Python's recursion limit
+    err = _error_line(["evaluate", run], capsys)
+    assert f"{run / run_dir.CONFIG} is not a keras-gated file: its JSON nests deeper" in err
+
+
+def test_a_model_that_is_not_a_language_model_is_named(tmp_path, capsys):
+    import keras
+
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    run = _fake_run(tmp_path / "run", plain)
+    for command in (["evaluate", run], ["generate", run, "--prompt", "to be"]):
+        err = _error_line(command, capsys)
+        assert f"{run / run_dir.MODEL} holds a Sequential, not a keras_gated.LanguageModel" \
+            in err, err
 
 
 def test_trim_logs_keeps_complete_rows_before_the_checkpoint(tmp_path):
