@@ -59,9 +59,9 @@ $(OLDEST)/.installed: $(STAMP)
 	touch $@
 
 test-keras-oldest: $(OLDEST)/.installed
-	PYTHONPATH=$(OLDEST) $(BIN)/python -c "import keras; v = keras.__version__; \
+	PYTHONPATH=$(CURDIR)/$(OLDEST) $(BIN)/python -c "import keras; v = keras.__version__; \
 	  assert v == '$(KERAS_OLDEST)', f'Keras {v} on the path, not $(KERAS_OLDEST)'"
-	PYTHONPATH=$(OLDEST) TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2 \
+	PYTHONPATH=$(CURDIR)/$(OLDEST) TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2 \
 	  tests/layers tests/export tests/backends/test_registration.py
 
 # `make lint`: ruff (lint and format, configured in pyproject.toml) and the dependency
