@@ -58,22 +58,32 @@ def ring_bytes_per_worker(nbytes, n):
 
 def worker_inputs(variables, index, seed=0):
     """Worker `index`'s stand-in gradients: float32 normal draws shaped like `variables`."""
-    return [np.random.default_rng([seed, index, k]).standard_normal(v.shape, np.float32)
-            for k, v in enumerate(variables)]
+    return [
+        np.random.default_rng([seed, index, k]).standard_normal(v.shape, np.float32)
+        for k, v in enumerate(variables)
+    ]
 
 
 # -- the children -----------------------------------------------------------------------------
 def _config(options, strategy, xla=True):
     from keras_gated.training.config import TrainConfig
 
-    return TrainConfig(embed_dim=options.units, units=options.units, layers=2,
-                       batch_size=options.batch, seq_len=options.seq_len, carry_state=False,
-                       strategy=strategy, xla=xla)
+    return TrainConfig(
+        embed_dim=options.units,
+        units=options.units,
+        layers=2,
+        batch_size=options.batch,
+        seq_len=options.seq_len,
+        carry_state=False,
+        strategy=strategy,
+        xla=xla,
+    )
 
 
 def _batch(options, rows, index):
-    ids = np.random.default_rng(index).integers(0, options.vocab, (rows, options.seq_len + 1),
-                                                dtype=np.int32)
+    ids = np.random.default_rng(index).integers(
+        0, options.vocab, (rows, options.seq_len + 1), dtype=np.int32
+    )
     return ids[:, :-1], ids[:, 1:]
 
 
@@ -87,11 +97,18 @@ def gradient_kinds(strategy, model, x, y):
 
     def replica():
         with tf.GradientTape() as tape:
-            loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(
-                y, model(x, training=True), from_logits=True))
+            loss = keras.ops.mean(
+                keras.losses.sparse_categorical_crossentropy(
+                    y, model(x, training=True), from_logits=True
+                )
+            )
         grads = tape.gradient(loss, model.trainable_variables)
-        kinds.update({v.path: "IndexedSlices" if isinstance(g, tf.IndexedSlices) else "dense"
-                      for v, g in zip(model.trainable_variables, grads)})
+        kinds.update(
+            {
+                v.path: "IndexedSlices" if isinstance(g, tf.IndexedSlices) else "dense"
+                for v, g in zip(model.trainable_variables, grads)
+            }
+        )
         return loss
 
     tf.function(lambda: strategy.run(replica)).get_concrete_function()
@@ -132,14 +149,24 @@ def _worker(options):
     error = max(float(np.max(np.abs(r - e))) for r, e in zip(reduced, expected))
 
     with fit_scope(strategy, model, (x, y)):
-        times = interleave({"step": lambda: model.train_on_batch(x, y),
-                            "all-reduce": lambda: all_reduce(mine)},
-                           rounds=options.rounds, warmup=options.warmup, repeat=options.repeat)
-    return {"index": index, "workers": count, "replicas": strategy.num_replicas_in_sync,
-            "rows": b, "times": times, "kinds": kinds, "max_error": error,
-            "params": int(sum(np.prod(v.shape) for v in variables)),
-            "bytes": int(sum(r.nbytes for r in reduced)),
-            "xla": bool(model.jit_compile)}
+        times = interleave(
+            {"step": lambda: model.train_on_batch(x, y), "all-reduce": lambda: all_reduce(mine)},
+            rounds=options.rounds,
+            warmup=options.warmup,
+            repeat=options.repeat,
+        )
+    return {
+        "index": index,
+        "workers": count,
+        "replicas": strategy.num_replicas_in_sync,
+        "rows": b,
+        "times": times,
+        "kinds": kinds,
+        "max_error": error,
+        "params": int(sum(np.prod(v.shape) for v in variables)),
+        "bytes": int(sum(r.nbytes for r in reduced)),
+        "xla": bool(model.jit_compile),
+    }
 
 
 def _single(options):
@@ -152,8 +179,9 @@ def _single(options):
     systems = {}
     for xla, rows in ((False, b), (True, b), (True, options.batch)):
         keras.utils.set_random_seed(0)
-        model = build_model(_config(options, "none", xla), options.vocab, stateful=False,
-                            batch_size=rows)
+        model = build_model(
+            _config(options, "none", xla), options.vocab, stateful=False, batch_size=rows
+        )
         x, y = _batch(options, rows, 0)
         systems[f"{rows} {xla}"] = lambda model=model, x=x, y=y: model.train_on_batch(x, y)
     times = interleave(systems, rounds=options.rounds, warmup=options.warmup)
@@ -162,14 +190,19 @@ def _single(options):
 
 # -- the parent -------------------------------------------------------------------------------
 def _child_argv(options, role, extra=()):
-    keep = [f"--{k}={getattr(options, k)}" for k in ("vocab", "units", "batch", "seq_len",
-                                                     "rounds", "warmup", "repeat")]
+    keep = [
+        f"--{k}={getattr(options, k)}"
+        for k in ("vocab", "units", "batch", "seq_len", "rounds", "warmup", "repeat")
+    ]
     return [sys.executable, "-m", "benchmarks.allreduce", "--role", role, *keep, *extra]
 
 
 def _environment(tf_config=None):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(
-        filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
+    }
     env.pop("TF_CONFIG", None)
     if tf_config:
         env["TF_CONFIG"] = json.dumps(tf_config)
@@ -192,27 +225,41 @@ def _results(children):
     for child, out, err in outputs:
         lines = [l for l in out.splitlines() if l.startswith(RESULT_PREFIX)]
         if child.returncode != 0 or not lines:
-            raise RuntimeError(f"{shlex.join(child.args[1:])} failed (exit {child.returncode}):"
-                               f"\n{err[-3000:]}")
-        results.append(json.loads(lines[-1][len(RESULT_PREFIX):]))
+            raise RuntimeError(
+                f"{shlex.join(child.args[1:])} failed (exit {child.returncode}):\n{err[-3000:]}"
+            )
+        results.append(json.loads(lines[-1][len(RESULT_PREFIX) :]))
     return results
 
 
 def run_workers(options):
     """Both workers' results, worker 0's first."""
     cluster = [f"localhost:{p}" for p in machine.free_ports(WORKERS)]
-    children = [subprocess.Popen(
-        _child_argv(options, "worker"), cwd=REPO, text=True, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, env=_environment(
-            {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": k}}))
-        for k in range(WORKERS)]
+    children = [
+        subprocess.Popen(
+            _child_argv(options, "worker"),
+            cwd=REPO,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_environment(
+                {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": k}}
+            ),
+        )
+        for k in range(WORKERS)
+    ]
     return sorted(_results(children), key=lambda r: r["index"])
 
 
 def run_single(options, threads):
     child = subprocess.Popen(
-        _child_argv(options, "single", [f"--threads={threads}"] if threads else []), cwd=REPO,
-        text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_environment())
+        _child_argv(options, "single", [f"--threads={threads}"] if threads else []),
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_environment(),
+    )
     return _results([child])[0]
 
 
@@ -225,22 +272,40 @@ def markdown(options, command, workers, singles, load):
     step, reduce_ = summary(chief["times"]["step"]), summary(chief["times"]["all-reduce"])
     nbytes, b = chief["bytes"], chief["rows"]
     rows = [
-        ("step, 2 workers", f"`train_on_batch`, b = {b} rows each (global B = {options.batch}), "
-         "all-reduce included, no XLA", report._stat_ms(step), "100%"),
-        ("all-reduce alone, 2 workers", f"SUM of {len(chief['kinds'])} dense float32 tensors "
-         f"shaped like the trainable variables, mean of {options.repeat} call(s) per sample",
-         report._stat_ms(reduce_), f"{reduce_.median / step.median:.0%}"),
-        ("step less the all-reduce", "the two medians' difference", report._ms(
-            step.median - reduce_.median), f"{1 - reduce_.median / step.median:.0%}"),
+        (
+            "step, 2 workers",
+            f"`train_on_batch`, b = {b} rows each (global B = {options.batch}), "
+            "all-reduce included, no XLA",
+            report._stat_ms(step),
+            "100%",
+        ),
+        (
+            "all-reduce alone, 2 workers",
+            f"SUM of {len(chief['kinds'])} dense float32 tensors "
+            f"shaped like the trainable variables, mean of {options.repeat} call(s) per sample",
+            report._stat_ms(reduce_),
+            f"{reduce_.median / step.median:.0%}",
+        ),
+        (
+            "step less the all-reduce",
+            "the two medians' difference",
+            report._ms(step.median - reduce_.median),
+            f"{1 - reduce_.median / step.median:.0%}",
+        ),
     ]
     for single in singles:
         threads = single["threads"] or "default"
         for name, times in single["times"].items():
             stat, (n, xla) = summary(times), name.split()
             xla = "XLA" if xla == "True" else "no XLA"
-            rows.append((f"compute, 1 process, {xla}, threads {threads}",
-                         f"`train_on_batch`, {n} rows, no strategy",
-                         report._stat_ms(stat), f"{stat.median / step.median:.0%}"))
+            rows.append(
+                (
+                    f"compute, 1 process, {xla}, threads {threads}",
+                    f"`train_on_batch`, {n} rows, no strategy",
+                    report._stat_ms(stat),
+                    f"{stat.median / step.median:.0%}",
+                )
+            )
     seconds = reduce_.median
     per_worker = ring_bytes_per_worker(nbytes, WORKERS)
     kinds = sorted(set(chief["kinds"].values()))
@@ -248,8 +313,10 @@ def markdown(options, command, workers, singles, load):
     for gbit in LINKS_GBIT:
         wire = [ring_bytes_per_worker(nbytes, n) * 8 / (gbit * 1e9) for n in (2, 8)]
         limit = 2 * nbytes * 8 / (gbit * 1e9)
-        paper.append(f"{gbit} Gbit/s: {wire[0] * 1e3:.1f} ms for N = 2, {wire[1] * 1e3:.1f} ms "
-                     f"for N = 8, {limit * 1e3:.1f} ms as N grows")
+        paper.append(
+            f"{gbit} Gbit/s: {wire[0] * 1e3:.1f} ms for N = 2, {wire[1] * 1e3:.1f} ms "
+            f"for N = 8, {limit * 1e3:.1f} ms as N grows"
+        )
     info = machine.versions()
     lines = [
         "## Gradient all-reduce between two local workers (benchmarks/allreduce.py)",
@@ -286,8 +353,11 @@ def markdown(options, command, workers, singles, load):
         f"alone: {'; '.join(paper)}.",
     ]
     if load["busy_before"] or load["busy_after"]:
-        lines += ["", "**The machine was shared while measuring: re-run on a quiet machine "
-                      "before quoting these numbers.**"]
+        lines += [
+            "",
+            "**The machine was shared while measuring: re-run on a quiet machine "
+            "before quoting these numbers.**",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -300,15 +370,22 @@ def _busy(processes):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.allreduce", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help=f"a tiny model, few rounds ({QUICK}; full {FULL})")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.allreduce",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"a tiny model, few rounds ({QUICK}; full {FULL})"
+    )
     for key in FULL:
         parser.add_argument(f"--{key}", type=int, help=f"overrides the mode's {key}")
-    parser.add_argument("--single-threads", default="0,1",
-                        help="thread settings of the compute-only processes, comma-separated "
-                             "(0: TensorFlow's default; empty: none)")
+    parser.add_argument(
+        "--single-threads",
+        default="0,1",
+        help="thread settings of the compute-only processes, comma-separated "
+        "(0: TensorFlow's default; empty: none)",
+    )
     parser.add_argument("--out", help="also write the section to this file")
     parser.add_argument("--role", choices=("worker", "single"), help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
@@ -332,8 +409,9 @@ def main(argv=None):
     workers = run_workers(options)
     singles = [run_single(options, int(t)) for t in options.single_threads.split(",") if t]
     load.update(after=machine.load_average(), busy_after=machine.busy_processes())
-    command = shlex.join([os.path.relpath(sys.executable, REPO), "-m", "benchmarks.allreduce",
-                          *argv])
+    command = shlex.join(
+        [os.path.relpath(sys.executable, REPO), "-m", "benchmarks.allreduce", *argv]
+    )
     text = markdown(options, command, workers, singles, load)
     report.emit(text, options.out)
     return 0

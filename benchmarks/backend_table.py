@@ -70,8 +70,12 @@ def tagger_layers(cell, units):
 
     def layers(rnn):
         make = getattr(rnn, cell.upper())
-        return [keras.Input((STEPS, FEATURES)), make(units, return_sequences=True),
-                make(units, return_sequences=True), keras.layers.Dense(TAGS)]
+        return [
+            keras.Input((STEPS, FEATURES)),
+            make(units, return_sequences=True),
+            make(units, return_sequences=True),
+            keras.layers.Dense(TAGS),
+        ]
 
     return layers
 
@@ -79,8 +83,10 @@ def tagger_layers(cell, units):
 def batch():
     """One fixed random batch: x (B, T, D), y (B, T, TAGS), float32."""
     rng = np.random.default_rng(SEED)
-    return (rng.standard_normal((BATCH, STEPS, FEATURES), np.float32),
-            rng.standard_normal((BATCH, STEPS, TAGS), np.float32))
+    return (
+        rng.standard_normal((BATCH, STEPS, FEATURES), np.float32),
+        rng.standard_normal((BATCH, STEPS, TAGS), np.float32),
+    )
 
 
 def build_models(cell, units):
@@ -90,8 +96,15 @@ def build_models(cell, units):
 
     from benchmarks.user_models import Row, build_pair
 
-    row = Row(f"tagger-{cell}-{units}", "", tagger_layers(cell, units), batch, "adam", "mse",
-              bound="floor")
+    row = Row(
+        f"tagger-{cell}-{units}",
+        "",
+        tagger_layers(cell, units),
+        batch,
+        "adam",
+        "mse",
+        bound="floor",
+    )
     guard = contextlib.nullcontext()
     if keras.backend.backend() == "torch":  # build_pair's np.asarray needs outputs without grad
         import torch
@@ -146,9 +159,16 @@ def measure(cell, units, schedule, progress=None):
         systems.update(torch_systems(cell, units, x, y))
     systems.update(floors.SYSTEMS[keras.backend.backend()](cell, units, x, y))
     times = interleave(systems, rounds, warmup, repeat=repeat, progress=progress)
-    result = {"cell": cell, "units": units, "rounds": rounds, "warmup": warmup,
-              "repeat": repeat, "times": times, "diff": diff,
-              "xla": {name: bool(model.jit_compile) for name, model in models.items()}}
+    result = {
+        "cell": cell,
+        "units": units,
+        "rounds": rounds,
+        "warmup": warmup,
+        "repeat": repeat,
+        "times": times,
+        "diff": diff,
+        "xla": {name: bool(model.jit_compile) for name, model in models.items()},
+    }
     del models, systems
     keras.backend.clear_session()
     gc.collect()
@@ -161,23 +181,24 @@ def child(options):
 
     backend = keras.backend.backend()
     library = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
-    versions = {"keras": keras.__version__,
-                library: __import__(library).__version__}
+    versions = {"keras": keras.__version__, library: __import__(library).__version__}
     schedule = QUICK_SCHEDULE if options.quick else SCHEDULE
     configs = []
     for cell in options.cells:
         for units in options.units or schedule:
             log(f"{backend} {cell.upper()} U={units}")
-            configs.append(measure(cell, units, schedule.get(units, SCHEDULE[650]),
-                                   progress=log))
+            configs.append(measure(cell, units, schedule.get(units, SCHEDULE[650]), progress=log))
     threads = {}
     if backend == "torch":
         import torch
 
         threads["torch"] = torch.get_num_threads()
     with open(options.json, "w") as f:
-        json.dump({"backend": backend, "versions": versions, "threads": threads,
-                   "configs": configs}, f, indent=1)
+        json.dump(
+            {"backend": backend, "versions": versions, "threads": threads, "configs": configs},
+            f,
+            indent=1,
+        )
     return 0
 
 
@@ -187,9 +208,13 @@ def run_backend(backend, argv):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "times.json")
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        done = subprocess.run([sys.executable, "-m", "benchmarks.backend_table", "--child",
-                               "--json", path, *argv], env=env, stderr=subprocess.PIPE,
-                              text=True, cwd=ROOT)
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.backend_table", "--child", "--json", path, *argv],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         for line in done.stderr.splitlines():
             if line.startswith(f"{backend} ") or line.startswith("round "):
                 log(line)
@@ -212,19 +237,30 @@ def table_rows(entry):
     rows = []
     for config in entry["configs"]:
         t = config["times"]
-        label = (entry["backend"], config["cell"].upper(), config["units"],
-                 f"{config['rounds']} x {config['repeat']}")
+        label = (
+            entry["backend"],
+            config["cell"].upper(),
+            config["units"],
+            f"{config['rounds']} x {config['repeat']}",
+        )
         others = [("keras", f"keras.layers.{config['cell'].upper()}")]
         if "nn-train" in t:
             others.append(("nn", f"torch.nn.{config['cell'].upper()}"))
         if "floor-train" in t:
             others.append(("floor", floors.WHAT[entry["backend"]]))
         for other, what in others:
-            rows.append((*label, what,
-                         _ms(t["ours-train"]), _ms(t[f"{other}-train"]),
-                         _ratio_cell(t["ours-train"], t[f"{other}-train"]),
-                         _ms(t["ours-predict"]), _ms(t[f"{other}-predict"]),
-                         _ratio_cell(t["ours-predict"], t[f"{other}-predict"])))
+            rows.append(
+                (
+                    *label,
+                    what,
+                    _ms(t["ours-train"]),
+                    _ms(t[f"{other}-train"]),
+                    _ratio_cell(t["ours-train"], t[f"{other}-train"]),
+                    _ms(t["ours-predict"]),
+                    _ms(t[f"{other}-predict"]),
+                    _ratio_cell(t["ours-predict"], t[f"{other}-predict"]),
+                )
+            )
     return rows
 
 
@@ -235,8 +271,10 @@ def target_rows(entries):
         if "failed" in entry:
             out.append((entry["backend"], "all", "—", "the run failed"))
             continue
-        checks = [("train", "keras", TRAIN_TARGET, "training ours / built-in"),
-                  ("predict", "keras", PREDICT_TARGET, "predict ours / built-in")]
+        checks = [
+            ("train", "keras", TRAIN_TARGET, "training ours / built-in"),
+            ("predict", "keras", PREDICT_TARGET, "predict ours / built-in"),
+        ]
         if entry["backend"] == "torch":
             checks.append(("train", "nn", TORCH_TRAIN_TARGET, "training ours / torch.nn"))
         for task, other, limit, what in checks:
@@ -246,8 +284,14 @@ def target_rows(entries):
                 r = ratio_per_round(t[f"ours-{task}"], t[f"{other}-{task}"]).median
                 name = f"{config['cell'].upper()} {config['units']} ({r:.2f})"
                 (met if r <= limit else missed).append(name)
-            out.append((entry["backend"], f"{what} <= {limit}", ", ".join(met) or "none",
-                        ", ".join(missed) or "none"))
+            out.append(
+                (
+                    entry["backend"],
+                    f"{what} <= {limit}",
+                    ", ".join(met) or "none",
+                    ", ".join(missed) or "none",
+                )
+            )
     return out
 
 
@@ -259,11 +303,15 @@ def markdown(entries, command, load, wall):
         xla = sorted({v for c in entry["configs"] for v in c["xla"].values()})
         versions = ", ".join(f"{k} {v}" for k, v in entry["versions"].items())
         threads = "".join(f"; {k} threads {v}" for k, v in entry["threads"].items())
-        settings.append(f"- {entry['backend']}: {versions}; `model.jit_compile` {xla}{threads}; "
-                        f"ours: {OURS_PATH[entry['backend']]}. Forward check on the same "
-                        "weights, max |ours − built-in|: " + ", ".join(
-                            f"{c['cell'].upper()} {c['units']} {c['diff']:.1e}"
-                            for c in entry["configs"]) + ".")
+        settings.append(
+            f"- {entry['backend']}: {versions}; `model.jit_compile` {xla}{threads}; "
+            f"ours: {OURS_PATH[entry['backend']]}. Forward check on the same "
+            "weights, max |ours − built-in|: "
+            + ", ".join(
+                f"{c['cell'].upper()} {c['units']} {c['diff']:.1e}" for c in entry["configs"]
+            )
+            + "."
+        )
     lines = [
         "## Backends: a user's tagger, training and predict (benchmarks/backend_table.py)",
         "",
@@ -271,7 +319,7 @@ def markdown(entries, command, load, wall):
         f"{os.cpu_count()} logical cores "
         f"({', '.join(machine.cpu_flags()) or 'no vector extensions reported'}). "
         f"Model: Input(({STEPS}, {FEATURES})) floats → LSTM/GRU(U, return_sequences=True) × 2 "
-        f"→ Dense({TAGS}); B={BATCH}, T={STEPS}; `model.compile(optimizer=\"adam\", "
+        f'→ Dense({TAGS}); B={BATCH}, T={STEPS}; `model.compile(optimizer="adam", '
         "loss=\"mse\")` with Keras's default `jit_compile` (XLA off on TensorFlow's CPU, on "
         "for JAX, torch eager); `train_on_batch` and `predict_on_batch` on one fixed batch, "
         "the built-in model's weights copied into ours. One subprocess per backend; within "
@@ -283,15 +331,31 @@ def markdown(entries, command, load, wall):
         "ours / other (below 1: ours is faster).",
         "",
         *settings,
-        *(f"- {e['backend']}: **failed**:\n\n```\n{e['failed']}\n```" for e in entries
-          if "failed" in e),
+        *(
+            f"- {e['backend']}: **failed**:\n\n```\n{e['failed']}\n```"
+            for e in entries
+            if "failed" in e
+        ),
         f"- Load average (1, 5, 15 min) before {report._load(load['before'])}, after "
         f"{report._load(load['after'])}; other busy processes before: "
         f"{report._busy(load['busy_before'])}; after: {report._busy(load['busy_after'])}.",
         "",
-        report._table(("backend", "cell", "U", "rounds x calls", "other",
-                       "train ms ours", "train ms other", "train ours / other",
-                       "predict ms ours", "predict ms other", "predict ours / other"), rows),
+        report._table(
+            (
+                "backend",
+                "cell",
+                "U",
+                "rounds x calls",
+                "other",
+                "train ms ours",
+                "train ms other",
+                "train ours / other",
+                "predict ms ours",
+                "predict ms other",
+                "predict ours / other",
+            ),
+            rows,
+        ),
         "",
         f"Targets: training ≤ {TRAIN_TARGET}× the built-in on every backend, predict ≤ "
         f"{PREDICT_TARGET}×, and on torch training within {TORCH_TRAIN_TARGET}× of "
@@ -300,8 +364,11 @@ def markdown(entries, command, load, wall):
         report._table(("backend", "target", "met", "missed"), target_rows(entries)),
     ]
     if load["busy_before"] or load["busy_after"]:
-        lines += ["", "**The machine was shared while measuring: re-run on a quiet machine "
-                      "before quoting these numbers.**"]
+        lines += [
+            "",
+            "**The machine was shared while measuring: re-run on a quiet machine "
+            "before quoting these numbers.**",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -316,14 +383,17 @@ def log(line):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.backend_table",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.backend_table",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help=f"U=32 only, {QUICK_SCHEDULE}")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated")
     parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated")
-    parser.add_argument("--units", default="", help=f"comma-separated U (the mode's: "
-                                                    f"{tuple(SCHEDULE)})")
+    parser.add_argument(
+        "--units", default="", help=f"comma-separated U (the mode's: {tuple(SCHEDULE)})"
+    )
     parser.add_argument("--out", help="also write the section to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
@@ -347,8 +417,7 @@ def main(argv=None):
     child_argv = [a for a in argv if a not in ("--out", options.out)]
     entries = [run_backend(backend, child_argv) for backend in options.backends]
     load.update(after=machine.load_average(), busy_after=busy())
-    command = shlex.join([os.path.relpath(sys.executable), "-m", "benchmarks.backend_table",
-                          *argv])
+    command = shlex.join([os.path.relpath(sys.executable), "-m", "benchmarks.backend_table", *argv])
     text = markdown(entries, command, load, time.perf_counter() - start)
     report.emit(text, options.out)
     return 0 if all("failed" not in e for e in entries) else 1

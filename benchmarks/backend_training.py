@@ -43,37 +43,51 @@ def build_system(name, setup, cell):
     elif name == "keras":
         model = training.builtin_language_model(setup, cell)
     elif name == "keras-drop":
-        model = training.builtin_language_model(setup, cell, setup.dropout,
-                                                setup.recurrent_dropout)
+        model = training.builtin_language_model(setup, cell, setup.dropout, setup.recurrent_dropout)
     elif name == "floor":
         model = training.floor_model(setup)
     else:
         raise ValueError(f"unknown system {name!r}; choose from {SYSTEMS}")
-    model.compile(optimizer=keras.optimizers.SGD(setup.lr),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(setup.lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     x, y = training.batch_data(setup)
     return lambda: model.train_on_batch(x, y)
 
 
 def descriptions(setup, cells):
     """{system: {cell: what it is}} for the report."""
-    return {name: {cell: DESCRIPTIONS[name].format(
-        cell=cell.upper(), d=setup.dropout, r=setup.recurrent_dropout) for cell in cells}
-        for name in SYSTEMS}
+    return {
+        name: {
+            cell: DESCRIPTIONS[name].format(
+                cell=cell.upper(), d=setup.dropout, r=setup.recurrent_dropout
+            )
+            for cell in cells
+        }
+        for name in SYSTEMS
+    }
 
 
 def measure(setup, cells, rounds, warmup, progress=None):
     """{cell: {system: [seconds per round]}} for every cell and system, interleaved."""
     from benchmarks.timing import interleave
 
-    return {cell: interleave({name: build_system(name, setup, cell) for name in SYSTEMS},
-                             rounds, warmup, progress=progress)
-            for cell in cells}
+    return {
+        cell: interleave(
+            {name: build_system(name, setup, cell) for name in SYSTEMS},
+            rounds,
+            warmup,
+            progress=progress,
+        )
+        for cell in cells
+    }
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.backend_training",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.backend_training", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--json", required=True, help="where to write the times")
     parser.add_argument("--units", type=int, default=650, help="E = U (650)")
     parser.add_argument("--vocab", type=int, default=10_000, help="V (10000)")
@@ -89,23 +103,37 @@ def main(argv=None):
 
     from benchmarks.training import TrainSetup
 
-    setup = TrainSetup(vocab=options.vocab, units=options.units, layers=options.layers,
-                       batch=options.batch, steps=options.steps)
+    setup = TrainSetup(
+        vocab=options.vocab,
+        units=options.units,
+        layers=options.layers,
+        batch=options.batch,
+        steps=options.steps,
+    )
     cells = options.cells.split(",")
-    times = measure(setup, cells, options.rounds, options.warmup,
-                    progress=lambda line: print(line, file=sys.stderr, flush=True))
+    times = measure(
+        setup,
+        cells,
+        options.rounds,
+        options.warmup,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     backend = keras.backend.backend()
     versions = {"keras": keras.__version__}
-    result = {"backend": backend, "versions": versions, "setup": setup.label(),
-              "times": times, "descriptions": descriptions(setup, cells)}
+    result = {
+        "backend": backend,
+        "versions": versions,
+        "setup": setup.label(),
+        "times": times,
+        "descriptions": descriptions(setup, cells),
+    }
     if backend == "jax":
         import jax
 
         from benchmarks import recurrent_gemms
 
         versions["jax"] = jax.__version__
-        result["recurrent_gemms"] = {cell: recurrent_gemms.measure(setup, cell)
-                                     for cell in cells}
+        result["recurrent_gemms"] = {cell: recurrent_gemms.measure(setup, cell) for cell in cells}
     with open(options.json, "w") as f:
         json.dump(result, f, indent=1)
     return 0

@@ -22,8 +22,9 @@ from benchmarks.timing import interleave, ratio_per_round, summary
 
 ROUNDS, WARMUP, REPEAT = 5, 2, 3
 VOCAB = 10_000
-TABLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                     "examples", "results_table.py")
+TABLE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "results_table.py"
+)
 
 
 def table_rows():
@@ -31,14 +32,28 @@ def table_rows():
     spec = importlib.util.spec_from_file_location("results_table", TABLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    shared = dict(corpus="shakespeare", level="word", max_vocab=VOCAB, layers=2, embed_dim=128,
-                  units=128, batch_size=32, seq_len=35, epochs=3, steps_per_epoch=600, seed=0)
+    shared = dict(
+        corpus="shakespeare",
+        level="word",
+        max_vocab=VOCAB,
+        layers=2,
+        embed_dim=128,
+        units=128,
+        batch_size=32,
+        seq_len=35,
+        epochs=3,
+        steps_per_epoch=600,
+        seed=0,
+    )
     return module.ROWS, shared
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cell_steps", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.cell_steps",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", help="also write the section to this file")
     options = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -56,21 +71,31 @@ def main(argv=None):
     before = machine.load_average()
     times = interleave(systems, ROUNDS, WARMUP, repeat=REPEAT)
     reference = rows[2][0]  # "+ weight tying": the LSTM with dropout and tying
-    lines = [(label, report._ms(summary(times[label]).median),
-              report._ratio(ratio_per_round(times[label], times[reference])))
-             for label, _ in rows]
-    text = "\n".join([
-        "### Step times of the one-budget table's rows (benchmarks/cell_steps.py)",
-        "",
-        f"`python -m benchmarks.cell_steps` on {machine.cpu_model()}, {os.cpu_count()} logical "
-        f"cores; one training step (`train_on_batch`, B={shared['batch_size']}, "
-        f"T={shared['seq_len']}, V={VOCAB}, E=U=128) of each row's model as "
-        f"`keras-gated train` builds it; {ROUNDS} interleaved rounds x {REPEAT} steps after "
-        f"{WARMUP} warm-up; load average before {report._load(before)}, after "
-        f"{report._load(machine.load_average())}.",
-        "",
-        report._table(("row", "ms per step", f"row / {reference!r}"), lines),
-    ]) + "\n"
+    lines = [
+        (
+            label,
+            report._ms(summary(times[label]).median),
+            report._ratio(ratio_per_round(times[label], times[reference])),
+        )
+        for label, _ in rows
+    ]
+    text = (
+        "\n".join(
+            [
+                "### Step times of the one-budget table's rows (benchmarks/cell_steps.py)",
+                "",
+                f"`python -m benchmarks.cell_steps` on {machine.cpu_model()}, {os.cpu_count()} logical "
+                f"cores; one training step (`train_on_batch`, B={shared['batch_size']}, "
+                f"T={shared['seq_len']}, V={VOCAB}, E=U=128) of each row's model as "
+                f"`keras-gated train` builds it; {ROUNDS} interleaved rounds x {REPEAT} steps after "
+                f"{WARMUP} warm-up; load average before {report._load(before)}, after "
+                f"{report._load(machine.load_average())}.",
+                "",
+                report._table(("row", "ms per step", f"row / {reference!r}"), lines),
+            ]
+        )
+        + "\n"
+    )
     report.emit(text, options.out)
     return 0
 

@@ -155,31 +155,42 @@ def measure(setup, cell, workdir, progress=None):
     dict for `markdown`."""
     paths, builtin = export_both(setup, cell, workdir)
     tokens = reviews(setup)
-    runs = {(name, threads): scorer(ort_session(path, threads))
-            for threads in THREADS for name, path in paths.items()}
+    runs = {
+        (name, threads): scorer(ort_session(path, threads))
+        for threads in THREADS
+        for name, path in paths.items()
+    }
     want = np.asarray(builtin(tokens))
     diffs = {name: float(np.max(np.abs(runs[name, None](tokens) - want))) for name in SYSTEMS}
-    times = interleave({key: (lambda run=run: run(tokens)) for key, run in runs.items()},
-                       setup.rounds, setup.warmup,
-                       progress=progress and (lambda line: progress(_label(line))))
+    times = interleave(
+        {key: (lambda run=run: run(tokens)) for key, run in runs.items()},
+        setup.rounds,
+        setup.warmup,
+        progress=progress and (lambda line: progress(_label(line))),
+    )
     ops = {name: op_counts(path) for name, path in paths.items()}
     profiles = {}
     for threads in THREADS:  # after the timed rounds, in sessions of their own
         for name in PROFILED:
             profiled = ort_session(paths[name], threads, profile_dir=workdir)
             score = scorer(profiled)
-            profiles[name, threads] = node_split(profiled, lambda: score(tokens),
-                                                 setup.rounds, setup.warmup)
+            profiles[name, threads] = node_split(
+                profiled, lambda score=score: score(tokens), setup.rounds, setup.warmup
+            )
     return {
         "cell": cell,
         "times": {key: summary(t) for key, t in times.items()},
         "profiles": profiles,
-        "ratios": {(name, threads): ratio_per_round(times[name, threads],
-                                                    times["keras-export", threads])
-                   for name in SYSTEMS[1:] for threads in THREADS},
+        "ratios": {
+            (name, threads): ratio_per_round(times[name, threads], times["keras-export", threads])
+            for name in SYSTEMS[1:]
+            for threads in THREADS
+        },
         "diffs": diffs,
-        "nodes": {name: {op: ops[name][op] for op in ("LSTM", "GRU", "Loop", "Scan")
-                         if ops[name][op]} for name in SYSTEMS},
+        "nodes": {
+            name: {op: ops[name][op] for op in ("LSTM", "GRU", "Loop", "Scan") if ops[name][op]}
+            for name in SYSTEMS
+        },
     }
 
 
@@ -207,12 +218,17 @@ def markdown(setup, results, machine):
             for system in SYSTEMS:
                 t = result["times"][system, threads]
                 ratio = result["ratios"].get((system, threads))
-                ratio_text = "1" if ratio is None else (
-                    f"**{ratio.median:.3f}x** ({ratio.min:.3f}–{ratio.max:.3f})")
+                ratio_text = (
+                    "1"
+                    if ratio is None
+                    else (f"**{ratio.median:.3f}x** ({ratio.min:.3f}–{ratio.max:.3f})")
+                )
                 nodes = ", ".join(f"{n} {op}" for op, n in result["nodes"][system].items())
-                lines.append(f"| {name} | {threads or 'default'} | `{system}` | "
-                             f"{t.median * 1e3:.1f} | {t.min * 1e3:.1f}–{t.max * 1e3:.1f} | "
-                             f"{ratio_text} | {result['diffs'][system]:.1e} | {nodes} |")
+                lines.append(
+                    f"| {name} | {threads or 'default'} | `{system}` | "
+                    f"{t.median * 1e3:.1f} | {t.min * 1e3:.1f}–{t.max * 1e3:.1f} | "
+                    f"{ratio_text} | {result['diffs'][system]:.1e} | {nodes} |"
+                )
     return "\n".join(lines + [""] + kernel_bound(setup, results)) + "\n"
 
 
@@ -241,40 +257,55 @@ def kernel_bound(setup, results):
         for (system, threads), split in result["profiles"].items():
             ratio = result["ratios"][system, threads].median
             bound = split.call_share.median * ratio
-            verdict = ("met" if ratio <= TARGET_RATIO else
-                       "unmet; bounded by the kernel" if bound > TARGET_RATIO else
-                       "unmet; the graph around the nodes has room")
-            lines.append(f"| {name} | {threads or 'default'} | `{system}` | "
-                         f"{split.recurrent.median * 1e3:.1f} | {split.other.median * 1e3:.1f} | "
-                         f"{split.node_share.median:.1%} | {split.run.median * 1e3:.1f} | "
-                         f"**{bound:.3f}x** | "
-                         f"{ratio:.3f}x | {verdict} |")
+            verdict = (
+                "met"
+                if ratio <= TARGET_RATIO
+                else "unmet; bounded by the kernel"
+                if bound > TARGET_RATIO
+                else "unmet; the graph around the nodes has room"
+            )
+            lines.append(
+                f"| {name} | {threads or 'default'} | `{system}` | "
+                f"{split.recurrent.median * 1e3:.1f} | {split.other.median * 1e3:.1f} | "
+                f"{split.node_share.median:.1%} | {split.run.median * 1e3:.1f} | "
+                f"**{bound:.3f}x** | "
+                f"{ratio:.3f}x | {verdict} |"
+            )
     return lines
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.export_scoring",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.export_scoring",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     defaults = ScoringSetup()
     for field in dataclasses.fields(ScoringSetup):
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=int,
-                            default=getattr(defaults, field.name))
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}", type=int, default=getattr(defaults, field.name)
+        )
     parser.add_argument("--cells", default="lstm,gru")
     options = parser.parse_args(argv)
-    setup = ScoringSetup(**{f.name: getattr(options, f.name)
-                            for f in dataclasses.fields(ScoringSetup)})
+    setup = ScoringSetup(
+        **{f.name: getattr(options, f.name) for f in dataclasses.fields(ScoringSetup)}
+    )
     from benchmarks.machine import cpu_flags, cpu_model
 
     machine = f"{cpu_model()}, {os.cpu_count()} logical cores ({', '.join(cpu_flags())})"
     with tempfile.TemporaryDirectory() as workdir:
-        results = [measure(setup, cell, workdir, progress=print)
-                   for cell in options.cells.split(",") if cell]
+        results = [
+            measure(setup, cell, workdir, progress=print)
+            for cell in options.cells.split(",")
+            if cell
+        ]
     floor = compute_floor(setup)
     print(markdown(setup, results, machine))
-    print("Compute floor (FLOPs / onnxruntime's MatMul rate at (B*T, E) x (E, 4U), one "
-          "call, the best of 5): " + ", ".join(f"{cell} {seconds * 1e3:.1f} ms"
-                                                for cell, seconds in floor.items()))
+    print(
+        "Compute floor (FLOPs / onnxruntime's MatMul rate at (B*T, E) x (E, 4U), one "
+        "call, the best of 5): "
+        + ", ".join(f"{cell} {seconds * 1e3:.1f} ms" for cell, seconds in floor.items())
+    )
 
 
 if __name__ == "__main__":

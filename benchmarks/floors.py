@@ -30,8 +30,10 @@ def _weights(cell, units, features, tags, seed=0):
     def draw(*shape):
         return (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32)
 
-    layers = [(draw(d, G * units), draw(units, G * units), np.zeros(G * units, np.float32))
-              for d in (features, units)]
+    layers = [
+        (draw(d, G * units), draw(units, G * units), np.zeros(G * units, np.float32))
+        for d in (features, units)
+    ]
     return [*layers, (draw(units, tags), np.zeros(tags, np.float32))]
 
 
@@ -90,13 +92,16 @@ def jax_systems(cell, units, x, y):
         t = t + 1
         m = jax.tree.map(lambda m, g: BETA1 * m + (1 - BETA1) * g, m, grads)
         v = jax.tree.map(lambda v, g: BETA2 * v + (1 - BETA2) * g * g, v, grads)
-        rate = LR * jnp.sqrt(1 - BETA2 ** t) / (1 - BETA1 ** t)
-        params = jax.tree.map(lambda p, m, v: p - rate * m / (jnp.sqrt(v) + EPSILON),
-                              params, m, v)
+        rate = LR * jnp.sqrt(1 - BETA2**t) / (1 - BETA1**t)
+        params = jax.tree.map(lambda p, m, v: p - rate * m / (jnp.sqrt(v) + EPSILON), params, m, v)
         return params, m, v, t, value
 
-    state = [params, jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params),
-             jnp.float32(0)]
+    state = [
+        params,
+        jax.tree.map(jnp.zeros_like, params),
+        jax.tree.map(jnp.zeros_like, params),
+        jnp.float32(0),
+    ]
     predict = jax.jit(forward)
 
     def train_call():
@@ -127,11 +132,14 @@ def tensorflow_systems(cell, units, x, y):
     def forward():
         seq = tf.transpose(x, (1, 0, 2))
         for k in range(2):
-            W, U, b = params[3 * k: 3 * k + 3]
+            W, U, b = params[3 * k : 3 * k + 3]
             carry = tuple(tf.zeros((B, units)) for _ in range(2 if cell == "lstm" else 1))
             xw = tf.einsum("tbd,dg->tbg", seq, W) + b
-            seq = tf.scan(lambda acc, xw_t, U=U: step(acc[0], xw_t, U), xw,
-                          initializer=(carry, tf.zeros((B, units))))[1]
+            seq = tf.scan(
+                lambda acc, xw_t, U=U: step(acc[0], xw_t, U),
+                xw,
+                initializer=(carry, tf.zeros((B, units))),
+            )[1]
         V, c = params[-2:]
         return tf.einsum("tbu,uk->btk", seq, V) + c
 
@@ -141,7 +149,7 @@ def tensorflow_systems(cell, units, x, y):
             value = tf.reduce_mean((forward() - y) ** 2)
         grads = tape.gradient(value, params)
         t.assign_add(1.0)
-        rate = LR * tf.sqrt(1 - BETA2 ** t) / (1 - BETA1 ** t)
+        rate = LR * tf.sqrt(1 - BETA2**t) / (1 - BETA1**t)
         for p, g, (m, v) in zip(params, grads, slots):
             m.assign(BETA1 * m + (1 - BETA1) * g)
             v.assign(BETA2 * v + (1 - BETA2) * g * g)
@@ -149,8 +157,7 @@ def tensorflow_systems(cell, units, x, y):
         return value
 
     predict = tf.function(forward, jit_compile=True)
-    return {"floor-train": lambda: float(train()),
-            "floor-predict": lambda: predict().numpy()}
+    return {"floor-train": lambda: float(train()), "floor-predict": lambda: predict().numpy()}
 
 
 def torch_keras_systems(cell, units, x, y):
@@ -161,22 +168,29 @@ def torch_keras_systems(cell, units, x, y):
     class Sequence(nn.Module):  # nn.LSTM returns (output, states); Keras wants the output
         def __init__(self):
             super().__init__()
-            self.rnn = getattr(nn, cell.upper())(x.shape[-1], units, num_layers=2,
-                                                 batch_first=True)
+            self.rnn = getattr(nn, cell.upper())(x.shape[-1], units, num_layers=2, batch_first=True)
 
         def forward(self, inputs):
             return self.rnn(inputs)[0]
 
     torch.manual_seed(0)
-    model = keras.Sequential([keras.Input(x.shape[1:]),
-                              keras.layers.TorchModuleWrapper(Sequence()),
-                              keras.layers.Dense(y.shape[-1])])
+    model = keras.Sequential(
+        [
+            keras.Input(x.shape[1:]),
+            keras.layers.TorchModuleWrapper(Sequence()),
+            keras.layers.Dense(y.shape[-1]),
+        ]
+    )
     model.compile(optimizer="adam", loss="mse")
-    return {"floor-train": lambda: model.train_on_batch(x, y),
-            "floor-predict": lambda: model.predict_on_batch(x)}
+    return {
+        "floor-train": lambda: model.train_on_batch(x, y),
+        "floor-predict": lambda: model.predict_on_batch(x),
+    }
 
 
 SYSTEMS = {"jax": jax_systems, "tensorflow": tensorflow_systems, "torch": torch_keras_systems}
-WHAT = {"jax": "floor: hand-written `lax.scan`, one `jax.jit` step",
-        "tensorflow": "floor: hand-written `tf.scan`, XLA (`jit_compile=True`)",
-        "torch": "floor: torch.nn in Keras (TorchModuleWrapper)"}
+WHAT = {
+    "jax": "floor: hand-written `lax.scan`, one `jax.jit` step",
+    "tensorflow": "floor: hand-written `tf.scan`, XLA (`jit_compile=True`)",
+    "torch": "floor: torch.nn in Keras (TorchModuleWrapper)",
+}

@@ -80,9 +80,15 @@ def ours_model(setup, cell):
     import keras_gated
 
     keras.utils.set_random_seed(setup.seed)
-    return keras_gated.language_model(setup.vocab, cell=cell, embed_dim=setup.units,
-                                      units=setup.units, num_layers=setup.layers,
-                                      tie_weights=True, seed=setup.seed)
+    return keras_gated.language_model(
+        setup.vocab,
+        cell=cell,
+        embed_dim=setup.units,
+        units=setup.units,
+        num_layers=setup.layers,
+        tie_weights=True,
+        seed=setup.seed,
+    )
 
 
 def builtin_streaming_model(ours, cell):
@@ -93,14 +99,17 @@ def builtin_streaming_model(ours, cell):
     per_layer = 2 if cell == "lstm" else 1
     units = ours.units
     tokens = keras.Input((None,), dtype="int32", name="tokens")
-    states_in = [keras.Input((units,), name=f"state_in_{k}")
-                 for k in range(per_layer * len(ours.rnn_layers))]
-    embedding = keras.layers.ReversibleEmbedding(ours.vocab_size, ours.embed_dim,
-                                                 tie_weights=True, name="embedding")
+    states_in = [
+        keras.Input((units,), name=f"state_in_{k}") for k in range(per_layer * len(ours.rnn_layers))
+    ]
+    embedding = keras.layers.ReversibleEmbedding(
+        ours.vocab_size, ours.embed_dim, tie_weights=True, name="embedding"
+    )
     x, states_out, layers = embedding(tokens), [], []
     for k in range(len(ours.rnn_layers)):
-        layer = layer_class(units, return_sequences=True, return_state=True, use_cudnn=False,
-                            name=f"{cell}_{k}")
+        layer = layer_class(
+            units, return_sequences=True, return_state=True, use_cudnn=False, name=f"{cell}_{k}"
+        )
         x, *s = layer(x, initial_state=states_in[per_layer * k : per_layer * (k + 1)])
         states_out += s
         layers.append(layer)
@@ -108,8 +117,9 @@ def builtin_streaming_model(ours, cell):
     model([np.zeros((1, 1), np.int32)] + [np.zeros((1, units), np.float32)] * len(states_in))
     embedding.embeddings.assign(ours.embedding.embeddings)
     for theirs, mine in zip(layers, ours.rnn_layers):
-        for a, b in zip(theirs.cell.weights, (mine.cell.kernel, mine.cell.recurrent_kernel,
-                                             mine.cell.bias)):
+        for a, b in zip(
+            theirs.cell.weights, (mine.cell.kernel, mine.cell.recurrent_kernel, mine.cell.bias)
+        ):
             a.assign(b)
     return model
 
@@ -119,7 +129,8 @@ def keras_forward(model):
     import tensorflow as tf
 
     specs = [tf.TensorSpec((None, None), tf.int32)] + [
-        tf.TensorSpec((None, s), tf.float32) for s in model.state_sizes]
+        tf.TensorSpec((None, s), tf.float32) for s in model.state_sizes
+    ]
 
     @tf.function(input_signature=specs)
     def forward(tokens, *states):
@@ -151,8 +162,9 @@ def ort_forward(path, spinning):
     """onnxruntime on a plain file (Keras's export): inputs/outputs in the graph's order."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(path, session_options(spinning),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        path, session_options(spinning), providers=["CPUExecutionProvider"]
+    )
     inputs = [i.name for i in session.get_inputs()]
     int_type = {"tensor(int32)": np.int32, "tensor(int64)": np.int64}[session.get_inputs()[0].type]
 
@@ -168,8 +180,9 @@ def ours_ort_forward(path, spinning):
     """Our runtime, `OnnxLanguageModel.step`, on a `to_onnx` file."""
     from keras_gated.export import OnnxLanguageModel
 
-    lm = OnnxLanguageModel(path, providers=["CPUExecutionProvider"],
-                           sess_options=session_options(spinning))
+    lm = OnnxLanguageModel(
+        path, providers=["CPUExecutionProvider"], sess_options=session_options(spinning)
+    )
     return lambda tokens, states: lm.step(tokens, states)
 
 
@@ -191,7 +204,7 @@ def graph_facts(path):
             for name in node.input:
                 consumers[name].add(node.op_type)
             for attr in node.attribute:
-                for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else []):
+                for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else []:
                     visit(sub)
 
     visit(model.graph)
@@ -225,13 +238,16 @@ def matmul_rate(rows, inner, cols, rounds):
 
     w = np.random.default_rng(0).normal(size=(inner, cols)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "matmul",
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "matmul",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, inner])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, cols])],
-        [numpy_helper.from_array(w, "w")])
+        [numpy_helper.from_array(w, "w")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    session = ort.InferenceSession(model.SerializeToString(), session_options(False),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(), session_options(False), providers=["CPUExecutionProvider"]
+    )
     x = np.ones((rows, inner), np.float32)
     seconds = [time_call(lambda: session.run(None, {"x": x})) for _ in range(rounds + 2)][2:]
     return 2 * rows * inner * cols / min(seconds)
@@ -278,9 +294,14 @@ def prepare(setup, cell, workdir, data):
     ours_path = os.path.join(workdir, f"ours_{cell}.onnx")
     result = kge.to_onnx(model, ours_path, tokenizer=tokenizer, quantize="int8", overwrite=True)
     return {
-        "model": model, "builtin": builtin, "train_loss": loss,
-        "paths": {"keras-export": keras_path, "ours-fp32": ours_path,
-                  "ours-int8": result.quantized_path},
+        "model": model,
+        "builtin": builtin,
+        "train_loss": loss,
+        "paths": {
+            "keras-export": keras_path,
+            "ours-fp32": ours_path,
+            "ours-int8": result.quantized_path,
+        },
         "export": result,
     }
 
@@ -289,25 +310,34 @@ def run_inference(setup, cell, prepared, data, bandwidth, rounds, warmup, progre
     """Times every system on every task, interleaved; returns a results dict."""
     model = prepared["model"]
     _, valid_ids, _ = data
+
     def systems(spinning, keras_run):
         paths = prepared["paths"]
-        return {"keras": keras_run,
-                "keras-export": ort_forward(paths["keras-export"], spinning),
-                "ours-fp32": ours_ort_forward(paths["ours-fp32"], spinning),
-                "ours-int8": ours_ort_forward(paths["ours-int8"], spinning)}
+        return {
+            "keras": keras_run,
+            "keras-export": ort_forward(paths["keras-export"], spinning),
+            "ours-fp32": ours_ort_forward(paths["ours-fp32"], spinning),
+            "ours-int8": ours_ort_forward(paths["ours-int8"], spinning),
+        }
 
     keras_run = keras_forward(model)  # one tf.function for both tasks
     forwards, scoring = systems(True, keras_run), systems(False, keras_run)
     facts = {name: graph_facts(path) for name, path in prepared["paths"].items()}
-    weight_bytes = {"keras": keras_weight_bytes(model),
-                    **{name: f["weight_bytes"] for name, f in facts.items()}}
+    weight_bytes = {
+        "keras": keras_weight_bytes(model),
+        **{name: f["weight_bytes"] for name, f in facts.items()},
+    }
     sizes = model.state_sizes
     rng = np.random.default_rng(setup.seed)
-    results = {"cell": cell, "tasks": {}, "weight_bytes": weight_bytes,
-               "ops": {name: f["ops"] for name, f in facts.items()},
-               "train_loss": prepared["train_loss"],
-               "export_max_abs_diff": prepared["export"].max_abs_diff,
-               "int8_max_abs_diff": prepared["export"].quantized_max_abs_diff}
+    results = {
+        "cell": cell,
+        "tasks": {},
+        "weight_bytes": weight_bytes,
+        "ops": {name: f["ops"] for name, f in facts.items()},
+        "train_loss": prepared["train_loss"],
+        "export_max_abs_diff": prepared["export"].max_abs_diff,
+        "int8_max_abs_diff": prepared["export"].quantized_max_abs_diff,
+    }
 
     big = max(setup.score_shapes, key=lambda shape: shape[0] * shape[1])
     results["matmul_rate"] = matmul_rate(big[0] * big[1], setup.units, setup.vocab, rounds)
@@ -323,8 +353,10 @@ def run_inference(setup, cell, prepared, data, bandwidth, rounds, warmup, progre
 
     start = [np.zeros((1, s), np.float32) for s in sizes]
     first = int(valid_ids[0])
-    calls = {name: (lambda f=f: generate(f, start, first, setup.gen_tokens))
-             for name, f in forwards.items()}
+    calls = {
+        name: (lambda f=f: generate(f, start, first, setup.gen_tokens))
+        for name, f in forwards.items()
+    }
     times = interleave(calls, rounds, warmup, progress=progress)
     task = _task(times, setup.gen_tokens)
     for name, row in task["systems"].items():
@@ -334,7 +366,8 @@ def run_inference(setup, cell, prepared, data, bandwidth, rounds, warmup, progre
     results["tasks"][f"generate {setup.gen_tokens}"] = task
     results["generated_agree"] = {
         name: generate(f, start, first, 20) == generate(forwards["ours-fp32"], start, first, 20)
-        for name, f in forwards.items()}
+        for name, f in forwards.items()
+    }
     results["perplexity"] = {name: perplexity(f, valid_ids, sizes) for name, f in forwards.items()}
     results["eval_tokens"] = len(valid_ids) - 1
     return results
@@ -344,7 +377,10 @@ def _task(times, tokens_per_call):
     systems = {}
     for name, samples in times.items():
         stat = summary(samples)
-        systems[name] = {"seconds": stat, "tokens_per_s": tokens_per_call / stat.median,
-                         "ours_fp32_ratio": ratio_per_round(times["ours-fp32"], samples),
-                         "samples": samples}
+        systems[name] = {
+            "seconds": stat,
+            "tokens_per_s": tokens_per_call / stat.median,
+            "ours_fp32_ratio": ratio_per_round(times["ours-fp32"], samples),
+            "samples": samples,
+        }
     return {"systems": systems, "tokens_per_call": tokens_per_call}

@@ -97,8 +97,10 @@ def _cpu_ticks():
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        ticks[int(pid)] = (command or stat[stat.index("(") + 1 : stat.rindex(")")],
-                           int(fields[11]) + int(fields[12]))
+        ticks[int(pid)] = (
+            command or stat[stat.index("(") + 1 : stat.rindex(")")],
+            int(fields[11]) + int(fields[12]),
+        )
     return ticks
 
 

@@ -31,14 +31,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def peak_rss_mib(args, threads=None):
     """Runs `python -m benchmarks.memory *args`; returns (peak RSS in MiB, "") or, when the
     child fails, (None, the reason)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get(
-        "PYTHONPATH")])), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     command = [sys.executable, "-m", "benchmarks.memory", *map(str, args)]
     if threads is not None:
         command += ["--threads", str(threads)]
     with tempfile.TemporaryFile() as errors:
-        child = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                 stderr=errors)
+        child = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=errors)
         stdout = child.stdout.read()  # until the child closes it, i.e. exits
         child.stdout.close()
         _, status, usage = os.wait4(child.pid, 0)
@@ -50,7 +52,7 @@ def peak_rss_mib(args, threads=None):
         return None, f"exit {child.returncode}: {tail[0][:200]}"
     for line in reversed(stdout.decode(errors="replace").splitlines()):
         if line.startswith(PEAK_PREFIX):
-            return int(line[len(PEAK_PREFIX):]) / 1024, ""
+            return int(line[len(PEAK_PREFIX) :]) / 1024, ""
     return usage.ru_maxrss / 1024, ""  # KiB on Linux
 
 
@@ -89,8 +91,9 @@ def _infer(options):
         dtype = np.int32 if session.get_inputs()[0].type == "tensor(int32)" else np.int64
 
         def run(tokens, states):
-            logits, *new = session.run(None, {names[0]: tokens.astype(dtype),
-                                              **dict(zip(names[1:], states))})
+            logits, *new = session.run(
+                None, {names[0]: tokens.astype(dtype), **dict(zip(names[1:], states))}
+            )
             return logits, new
 
     batch, steps = options.batch, options.steps

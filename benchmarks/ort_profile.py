@@ -34,8 +34,11 @@ class NodeSplit:
 def per_call(events):
     """[(recurrent, other, run) seconds, ...] one per `model_run` of the profile `events`, in
     call order."""
-    runs = sorted((e["ts"], e["dur"]) for e in events
-                  if e.get("cat") == "Session" and e["name"] == "model_run")
+    runs = sorted(
+        (e["ts"], e["dur"])
+        for e in events
+        if e.get("cat") == "Session" and e["name"] == "model_run"
+    )
     starts = [ts for ts, _ in runs]
     recurrent, other = [0] * len(runs), [0] * len(runs)
     for event in events:
@@ -48,8 +51,7 @@ def per_call(events):
             recurrent[call] += event["dur"]
         else:
             other[call] += event["dur"]
-    return [(r * 1e-6, o * 1e-6, dur * 1e-6)
-            for r, o, (_, dur) in zip(recurrent, other, runs)]
+    return [(r * 1e-6, o * 1e-6, dur * 1e-6) for r, o, (_, dur) in zip(recurrent, other, runs)]
 
 
 def node_split(session, run, calls, warmup):
@@ -65,10 +67,13 @@ def node_split(session, run, calls, warmup):
     finally:
         os.remove(path)
     if len(profiled) != calls:
-        raise ValueError(f"profile has {len(profiled) + warmup} model_run events, "
-                         f"expected {warmup + calls}")
-    return NodeSplit(recurrent=summary([r for r, _, _ in profiled]),
-                     other=summary([o for _, o, _ in profiled]),
-                     run=summary([dur for _, _, dur in profiled]),
-                     node_share=summary([r / (r + o) for r, o, _ in profiled]),
-                     call_share=summary([r / dur for r, _, dur in profiled]))
+        raise ValueError(
+            f"profile has {len(profiled) + warmup} model_run events, expected {warmup + calls}"
+        )
+    return NodeSplit(
+        recurrent=summary([r for r, _, _ in profiled]),
+        other=summary([o for _, o, _ in profiled]),
+        run=summary([dur for _, _, dur in profiled]),
+        node_share=summary([r / (r + o) for r, o, _ in profiled]),
+        call_share=summary([r / dur for r, _, dur in profiled]),
+    )

@@ -52,23 +52,32 @@ def gemm_seconds(lhs, form, rhs, repeats, tries=TRIES):
     from benchmarks.timing import time_call
 
     rng = np.random.default_rng(0)
-    a, b = (jax.device_put(rng.standard_normal(s, dtype=np.float32))
-            for s in ((repeats, *lhs), rhs))
+    a, b = (
+        jax.device_put(rng.standard_normal(s, dtype=np.float32)) for s in ((repeats, *lhs), rhs)
+    )
     product = FORMS[form]
     loop = jax.jit(lambda a, b: jax.lax.scan(lambda _, a_t: (None, product(a_t, b)), None, a)[1])
     loop(a, b).block_until_ready()
-    return min(time_call(lambda: loop(a, b).block_until_ready())
-               for _ in range(tries)) / repeats
+    return min(time_call(lambda: loop(a, b).block_until_ready()) for _ in range(tries)) / repeats
 
 
 def measure(setup, cell):
     """{"gemms": [a row per GEMM of one layer], "seconds": all layers' GEMMs per step}; a
     row's "seconds" is one call's, its "calls" every layer's calls per training step."""
     rows = []
-    for what, lhs, form, rhs, calls in layer_gemms(cell, setup.batch, setup.steps,
-                                                   setup.units, setup.units):  # E = U
+    for what, lhs, form, rhs, calls in layer_gemms(
+        cell, setup.batch, setup.steps, setup.units, setup.units
+    ):  # E = U
         seconds = gemm_seconds(lhs, form, rhs, calls)
-        rows.append({"what": what, "lhs": lhs, "form": form, "rhs": rhs,
-                     "calls": calls * setup.layers, "seconds": seconds,
-                     "gflops": flops(lhs, form, rhs) / seconds / 1e9})
+        rows.append(
+            {
+                "what": what,
+                "lhs": lhs,
+                "form": form,
+                "rhs": rhs,
+                "calls": calls * setup.layers,
+                "seconds": seconds,
+                "gflops": flops(lhs, form, rhs) / seconds / 1e9,
+            }
+        )
     return {"gemms": rows, "seconds": sum(r["calls"] * r["seconds"] for r in rows)}

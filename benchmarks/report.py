@@ -49,14 +49,20 @@ def training_targets(entry):
     units = entry["setup"].units
     for other, limit in TRAIN_TARGETS:
         main = units == MAIN_UNITS
-        name = (f"U={units} {cell}: ours / {other} <= {limit:.2f}" if main else
-                f"U={units} {cell}: ours / {other} < 1 (ordering; U={MAIN_UNITS}: {limit:.2f})")
+        name = (
+            f"U={units} {cell}: ours / {other} <= {limit:.2f}"
+            if main
+            else f"U={units} {cell}: ours / {other} < 1 (ordering; U={MAIN_UNITS}: {limit:.2f})"
+        )
         if other not in times:
             rows.append((name, entry["missing"].get(other, "not run"), "n/a"))
             continue
         ratio = ratio_per_round(times["ours"], times[other])
-        measured = _ratio(ratio) if main else (
-            f"{_ratio(ratio)}; {limit:.2f} {'also' if ratio.median <= limit else 'not'} met")
+        measured = (
+            _ratio(ratio)
+            if main
+            else (f"{_ratio(ratio)}; {limit:.2f} {'also' if ratio.median <= limit else 'not'} met")
+        )
         met = ratio.median <= limit if main else ratio.median < 1
         rows.append((name, measured, "yes" if met else "**no**"))
     return rows
@@ -70,15 +76,23 @@ def inference_targets(entry):
     label = f"U={entry['setup'].units} {cell.upper()}"
     for name in ("ours-fp32", "ours-int8"):
         fraction = systems[generation][name]["bound_fraction"]
-        rows.append((f"{label}: {name} generation >= {BOUND_FRACTION_TARGET:.0%} of the "
-                     f"bandwidth bound", f"{fraction:.0%}",
-                     "yes" if fraction >= BOUND_FRACTION_TARGET else "**no**"))
+        rows.append(
+            (
+                f"{label}: {name} generation >= {BOUND_FRACTION_TARGET:.0%} of the bandwidth bound",
+                f"{fraction:.0%}",
+                "yes" if fraction >= BOUND_FRACTION_TARGET else "**no**",
+            )
+        )
     score1 = next((task for task in systems if task.startswith("score 1x")), None)
     if score1:
         speedup = 1 / systems[score1]["keras"]["ours_fp32_ratio"].median
-        rows.append((f"{label}: {score1} ours-fp32 >= {SCORE_SPEEDUP_TARGET:.0f}x Keras "
-                     f"tf.function", f"{speedup:.2f}x",
-                     "yes" if speedup >= SCORE_SPEEDUP_TARGET else "**no**"))
+        rows.append(
+            (
+                f"{label}: {score1} ours-fp32 >= {SCORE_SPEEDUP_TARGET:.0f}x Keras tf.function",
+                f"{speedup:.2f}x",
+                "yes" if speedup >= SCORE_SPEEDUP_TARGET else "**no**",
+            )
+        )
     if cell == "gru":
         for task in systems:
             speedup = 1 / systems[task]["keras-export"]["ours_fp32_ratio"].median
@@ -86,19 +100,34 @@ def inference_targets(entry):
             floor = res["tasks"][task].get("floor_seconds")
             needed = systems[task]["keras-export"]["seconds"].median / GRU_EXPORT_SPEEDUP_TARGET
             if speedup < GRU_EXPORT_SPEEDUP_TARGET and floor and needed < floor:
-                measured += (f"; {GRU_EXPORT_SPEEDUP_TARGET:.0f}x needs {_ms(needed)} ms, under "
-                             f"the compute floor {_ms(floor)} ms")
-            rows.append((f"{label}: {task} ours-fp32 >= {GRU_EXPORT_SPEEDUP_TARGET:.0f}x "
-                         f"Keras's export", measured,
-                         "yes" if speedup >= GRU_EXPORT_SPEEDUP_TARGET else "**no**"))
+                measured += (
+                    f"; {GRU_EXPORT_SPEEDUP_TARGET:.0f}x needs {_ms(needed)} ms, under "
+                    f"the compute floor {_ms(floor)} ms"
+                )
+            rows.append(
+                (
+                    f"{label}: {task} ours-fp32 >= {GRU_EXPORT_SPEEDUP_TARGET:.0f}x Keras's export",
+                    measured,
+                    "yes" if speedup >= GRU_EXPORT_SPEEDUP_TARGET else "**no**",
+                )
+            )
     int8 = systems[generation]["ours-int8"]["ours_fp32_ratio"].median  # fp32 / int8 time
-    rows.append((f"{label}: int8 generation faster than fp32",
-                 f"int8 takes {1 / int8:.2f}x fp32's time", "yes" if int8 > 1 else "**no**"))
+    rows.append(
+        (
+            f"{label}: int8 generation faster than fp32",
+            f"int8 takes {1 / int8:.2f}x fp32's time",
+            "yes" if int8 > 1 else "**no**",
+        )
+    )
     ppl = res["perplexity"]
     change = ppl["ours-int8"] / ppl["ours-fp32"] - 1
-    rows.append((f"{label}: int8 perplexity within {INT8_PERPLEXITY_TOLERANCE:.0%} of fp32",
-                 f"{ppl['ours-int8']:.2f} vs {ppl['ours-fp32']:.2f} ({change:+.2%})",
-                 "yes" if abs(change) <= INT8_PERPLEXITY_TOLERANCE else "**no**"))
+    rows.append(
+        (
+            f"{label}: int8 perplexity within {INT8_PERPLEXITY_TOLERANCE:.0%} of fp32",
+            f"{ppl['ours-int8']:.2f} vs {ppl['ours-fp32']:.2f} ({change:+.2%})",
+            "yes" if abs(change) <= INT8_PERPLEXITY_TOLERANCE else "**no**",
+        )
+    )
     return rows
 
 
@@ -119,11 +148,16 @@ def machine_section(results):
         f"- Load average (1, 5, 15 min): before {_load(load['before'])}, "
         f"after {_load(load['after'])}.",
         "- Other busy processes (share of one core, sampled 1 s) before: "
-        + _busy(load["busy_before"]) + "; after: " + _busy(load["busy_after"]) + ".",
+        + _busy(load["busy_before"])
+        + "; after: "
+        + _busy(load["busy_after"])
+        + ".",
     ]
     if load["busy_before"] or load["busy_after"]:
-        lines.append("- **The machine was shared while measuring: re-run on a quiet machine "
-                     "before quoting these numbers.**")
+        lines.append(
+            "- **The machine was shared while measuring: re-run on a quiet machine "
+            "before quoting these numbers.**"
+        )
     return "\n".join(lines)
 
 
@@ -142,13 +176,15 @@ def _busy(busy):
 
 
 def training_section(results):
-    out = ["## Training step",
-           "",
-           "One step = forward, backward, SGD update, mean cross-entropy over all B x T tokens, "
-           "tied embedding/projection. Seconds per step: median (min–max) over "
-           f"{results['rounds']} interleaved rounds after {results['warmup']} warm-up steps "
-           "per system; the ratio column is ours / this system per round (median, min–max): "
-           "below 1 means ours is faster."]
+    out = [
+        "## Training step",
+        "",
+        "One step = forward, backward, SGD update, mean cross-entropy over all B x T tokens, "
+        "tied embedding/projection. Seconds per step: median (min–max) over "
+        f"{results['rounds']} interleaved rounds after {results['warmup']} warm-up steps "
+        "per system; the ratio column is ours / this system per round (median, min–max): "
+        "below 1 means ours is faster.",
+    ]
     for entry in results["training"]:
         times = entry["times"]
         out += ["", f"### {entry['cell'].upper()} — {entry['setup'].label()}", ""]
@@ -156,10 +192,18 @@ def training_section(results):
         for name, samples in times.items():
             ours = name == "ours" or "ours" not in times
             ratio = None if ours else ratio_per_round(times["ours"], samples)
-            rounds = "" if ours else " ".join(f"{a / b:.2f}" for a, b in zip(times["ours"],
-                                                                             samples))
-            rows.append((f"`{name}`", entry["descriptions"][name], _stat_ms(summary(samples)),
-                         "—" if ratio is None else _ratio(ratio), rounds))
+            rounds = (
+                "" if ours else " ".join(f"{a / b:.2f}" for a, b in zip(times["ours"], samples))
+            )
+            rows.append(
+                (
+                    f"`{name}`",
+                    entry["descriptions"][name],
+                    _stat_ms(summary(samples)),
+                    "—" if ratio is None else _ratio(ratio),
+                    rounds,
+                )
+            )
         for name, why in entry["missing"].items():
             rows.append((f"`{name}`", entry["descriptions"].get(name, ""), why, "—", ""))
         out.append(_table(("system", "what", "ms per step", "ours / this", "per round"), rows))
@@ -176,18 +220,32 @@ def backend_training_section(results):
             out += [f"Failed:\n\n```\n{entry['failed']}\n```", ""]
             continue
         versions = ", ".join(f"{k} {v}" for k, v in entry["versions"].items())
-        out += [f"{setup.label()}; {versions}. Each system is a `keras.Model` with Keras's "
-                "default `compile()` (`jit_compile=\"auto\"`: XLA on JAX; our layers train on "
-                "the fused path, `jax.lax.scan` loops with a `jax.custom_vjp` gradient), timed by `train_on_batch` in one subprocess "
-                "(`benchmarks/backend_training.py`), interleaved rounds.", ""]
+        out += [
+            f"{setup.label()}; {versions}. Each system is a `keras.Model` with Keras's "
+            'default `compile()` (`jit_compile="auto"`: XLA on JAX; our layers train on '
+            "the fused path, `jax.lax.scan` loops with a `jax.custom_vjp` gradient), timed by "
+            "`train_on_batch` in one subprocess "
+            "(`benchmarks/backend_training.py`), interleaved rounds.",
+            "",
+        ]
         for cell, times in entry["times"].items():
             rows = []
             for name, samples in times.items():
                 ratio = _ratio(ratio_per_round(times["ours"], samples)) if name != "ours" else "1"
-                rows.append((f"`{name}`", entry["descriptions"][name][cell],
-                             _stat_ms(summary(samples)), ratio))
-            out += [f"### {cell.upper()} — {backend}", "",
-                    _table(("system", "what", "ms per step", "ours / this"), rows), ""]
+                rows.append(
+                    (
+                        f"`{name}`",
+                        entry["descriptions"][name][cell],
+                        _stat_ms(summary(samples)),
+                        ratio,
+                    )
+                )
+            out += [
+                f"### {cell.upper()} — {backend}",
+                "",
+                _table(("system", "what", "ms per step", "ours / this"), rows),
+                "",
+            ]
             out += _recurrent_bound_lines(entry, cell)
     return "\n".join(out).rstrip()
 
@@ -210,16 +268,22 @@ def _recurrent_bound_lines(entry, cell):
         return []
     budgets = "; ".join(
         f"{limit:.2f} x `{other}` − `floor` = {_ms(_budget(times, other, limit).median)} ms"
-        for other, limit in BACKEND_TRAIN_TARGETS)
+        for other, limit in BACKEND_TRAIN_TARGETS
+    )
     ours = summary([a - f for a, f in zip(times["ours"], times["floor"])]).median
     shapes = "; ".join(
         f"{g['what']} `{_gemm(g)}` {g['calls']} × {g['seconds'] * 1e3:.2f} ms "
-        f"({g['gflops']:.0f} GFLOP/s)" for g in gemms["gemms"])
-    return [f"Left for the {entry['setup'].layers} recurrent layers per step (per round, "
-            f"median): {budgets}; `ours` − `floor` = {_ms(ours)} ms. Their matmuls alone take "
-            f"{_ms(gemms['seconds'])} ms: XLA's time for each GEMM (best of a few jit-compiled "
-            "calls; a per-step GEMM in a `lax.scan` of T; `benchmarks/recurrent_gemms.py`) "
-            f"times its calls per step: {shapes}.", ""]
+        f"({g['gflops']:.0f} GFLOP/s)"
+        for g in gemms["gemms"]
+    )
+    return [
+        f"Left for the {entry['setup'].layers} recurrent layers per step (per round, "
+        f"median): {budgets}; `ours` − `floor` = {_ms(ours)} ms. Their matmuls alone take "
+        f"{_ms(gemms['seconds'])} ms: XLA's time for each GEMM (best of a few jit-compiled "
+        "calls; a per-step GEMM in a `lax.scan` of T; `benchmarks/recurrent_gemms.py`) "
+        f"times its calls per step: {shapes}.",
+        "",
+    ]
 
 
 def backend_training_targets(entry):
@@ -235,72 +299,126 @@ def backend_training_targets(entry):
             if gemms and "floor" in times:
                 budget = _budget(times, other, limit).median
                 if gemms["seconds"] > budget:
-                    measured += (f"; bounded: the recurrent layers' matmuls alone take "
-                                 f"{_ms(gemms['seconds'])} ms > budget {_ms(budget)} ms "
-                                 f"({limit:.2f} x {other} − floor)")
-            rows.append((f"{entry['backend']} U={entry['setup'].units} {cell.upper()}: "
-                         f"ours (dropout) / {other} <= {limit:.2f}", measured,
-                         "yes" if ratio.median <= limit else "**no**"))
+                    measured += (
+                        f"; bounded: the recurrent layers' matmuls alone take "
+                        f"{_ms(gemms['seconds'])} ms > budget {_ms(budget)} ms "
+                        f"({limit:.2f} x {other} − floor)"
+                    )
+            rows.append(
+                (
+                    f"{entry['backend']} U={entry['setup'].units} {cell.upper()}: "
+                    f"ours (dropout) / {other} <= {limit:.2f}",
+                    measured,
+                    "yes" if ratio.median <= limit else "**no**",
+                )
+            )
     return rows
 
 
 def inference_section(results):
-    out = ["## Inference",
-           "",
-           "onnxruntime CPU provider with default threads; thread spinning off for scoring "
-           "and on for generation (see `inference.session_options`); Keras is our "
-           "LanguageModel.call_with_states "
-           "under one tf.function. `keras-export` is `model.export(format=\"onnx\")` of the same "
-           "weights in Keras's built-in layers. Scoring: one call on (B, T) tokens from zero "
-           "states. Generation: batch 1, one call per token with the state carried, greedy "
-           "(argmax). Seconds: median (min–max) over interleaved rounds; `ours-fp32 / this` is "
-           "the per-round time ratio (above 1: this system is faster than ours-fp32). The "
-           "bandwidth bound is bandwidth / bytes of weights read per token (every initializer "
-           "once; an embedding read only by Gather counts one row)."]
+    out = [
+        "## Inference",
+        "",
+        "onnxruntime CPU provider with default threads; thread spinning off for scoring "
+        "and on for generation (see `inference.session_options`); Keras is our "
+        "LanguageModel.call_with_states "
+        'under one tf.function. `keras-export` is `model.export(format="onnx")` of the same '
+        "weights in Keras's built-in layers. Scoring: one call on (B, T) tokens from zero "
+        "states. Generation: batch 1, one call per token with the state carried, greedy "
+        "(argmax). Seconds: median (min–max) over interleaved rounds; `ours-fp32 / this` is "
+        "the per-round time ratio (above 1: this system is faster than ours-fp32). The "
+        "bandwidth bound is bandwidth / bytes of weights read per token (every initializer "
+        "once; an embedding read only by Gather counts one row).",
+    ]
     for entry in results["inference"]:
         res = entry["results"]
-        out += ["", f"### {entry['cell'].upper()} — V={entry['setup'].vocab}, "
-                f"E=U={entry['setup'].units}, {entry['setup'].layers} layers", ""]
+        out += [
+            "",
+            f"### {entry['cell'].upper()} — V={entry['setup'].vocab}, "
+            f"E=U={entry['setup'].units}, {entry['setup'].layers} layers",
+            "",
+        ]
         rows = []
         for task, data in res["tasks"].items():
             for name, row in data["systems"].items():
-                bound = (f"{row['bound_tokens_per_s']:,.0f} tok/s, {row['bound_fraction']:.0%}"
-                         if "bound_fraction" in row else "")
-                rows.append((task, f"`{name}`", _stat_ms(row["seconds"]),
-                             f"{row['tokens_per_s']:,.0f}",
-                             "—" if name == "ours-fp32" else _ratio(row["ours_fp32_ratio"]),
-                             bound))
-        out.append(_table(("task", "system", "ms per call", "tokens/s", "ours-fp32 / this",
-                           "bandwidth bound, fraction"), rows))
+                bound = (
+                    f"{row['bound_tokens_per_s']:,.0f} tok/s, {row['bound_fraction']:.0%}"
+                    if "bound_fraction" in row
+                    else ""
+                )
+                rows.append(
+                    (
+                        task,
+                        f"`{name}`",
+                        _stat_ms(row["seconds"]),
+                        f"{row['tokens_per_s']:,.0f}",
+                        "—" if name == "ours-fp32" else _ratio(row["ours_fp32_ratio"]),
+                        bound,
+                    )
+                )
+        out.append(
+            _table(
+                (
+                    "task",
+                    "system",
+                    "ms per call",
+                    "tokens/s",
+                    "ours-fp32 / this",
+                    "bandwidth bound, fraction",
+                ),
+                rows,
+            )
+        )
         ops = res["ops"]
-        out += ["", "Weights read per generated token: " + ", ".join(
-            f"`{k}` {_bytes(v)}" for k, v in res["weight_bytes"].items()) + ".",
-            "Graph ops: " + "; ".join(
+        out += [
+            "",
+            "Weights read per generated token: "
+            + ", ".join(f"`{k}` {_bytes(v)}" for k, v in res["weight_bytes"].items())
+            + ".",
+            "Graph ops: "
+            + "; ".join(
                 f"`{name}`: " + ", ".join(f"{op}×{n}" for op, n in sorted(counts.items()))
-                for name, counts in ops.items()) + ".",
+                for name, counts in ops.items()
+            )
+            + ".",
             f"Perplexity on {res['eval_tokens']:,} held-out Shakespeare tokens after "
             f"{entry['setup'].train_steps} Adam steps (last training loss "
-            f"{res['train_loss']:.2f}): " + ", ".join(
-                f"`{k}` {v:.3f}" for k, v in res["perplexity"].items()) + ".",
+            f"{res['train_loss']:.2f}): "
+            + ", ".join(f"`{k}` {v:.3f}" for k, v in res["perplexity"].items())
+            + ".",
             f"Compute floor of scoring (FLOPs of the matmuls / onnxruntime's MatMul rate "
-            f"measured here, {res['matmul_rate'] / 1e9:.0f} GFLOP/s): " + ", ".join(
+            f"measured here, {res['matmul_rate'] / 1e9:.0f} GFLOP/s): "
+            + ", ".join(
                 f"{task} {data['flops'] / 1e9:.2f} GFLOP, {_ms(data['floor_seconds'])} ms"
-                for task, data in res["tasks"].items() if "flops" in data) + ".",
+                for task, data in res["tasks"].items()
+                if "flops" in data
+            )
+            + ".",
             f"Export check: to_onnx max |onnxruntime - Keras| {res['export_max_abs_diff']:.1e}, "
             f"int8 {res['int8_max_abs_diff']:.1e}. Greedy 20-token continuations equal to "
-            "ours-fp32's: " + ", ".join(
-                f"`{k}` {'yes' if v else 'no'}" for k, v in res["generated_agree"].items()) + "."]
+            "ours-fp32's: "
+            + ", ".join(f"`{k}` {'yes' if v else 'no'}" for k, v in res["generated_agree"].items())
+            + ".",
+        ]
     return "\n".join(out)
 
 
 def memory_section(results):
-    rows = [(what, "failed: " + note if mib is None else f"{mib:,.0f}", detail)
-            for what, mib, note, detail in results["memory"]]
-    return "\n".join(["## Peak resident memory", "",
-                      "Each row is one subprocess (`python -m benchmarks.memory ...`); the peak "
-                      "RSS is that child's own high-water mark (`VmHWM`; see "
-                      "benchmarks/memory.py for why not `ru_maxrss`).", "",
-                      _table(("measurement", "peak RSS (MiB)", "what ran"), rows)])
+    rows = [
+        (what, "failed: " + note if mib is None else f"{mib:,.0f}", detail)
+        for what, mib, note, detail in results["memory"]
+    ]
+    return "\n".join(
+        [
+            "## Peak resident memory",
+            "",
+            "Each row is one subprocess (`python -m benchmarks.memory ...`); the peak "
+            "RSS is that child's own high-water mark (`VmHWM`; see "
+            "benchmarks/memory.py for why not `ru_maxrss`).",
+            "",
+            _table(("measurement", "peak RSS (MiB)", "what ran"), rows),
+        ]
+    )
 
 
 def targets_section(results):
@@ -311,8 +429,7 @@ def targets_section(results):
         rows += backend_training_targets(entry)
     for entry in results["inference"]:
         rows += inference_targets(entry)
-    return "\n".join(["## Targets", "",
-                      _table(("target", "measured", "met"), rows)])
+    return "\n".join(["## Targets", "", _table(("target", "measured", "met"), rows)])
 
 
 def markdown(results):

@@ -25,36 +25,59 @@ MEMORY_TRAIN_SYSTEMS = ("ours", "keras", "keras-drop", "torch")
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="the U=200 configuration only, fewer rounds (a few minutes)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the U=200 configuration only, fewer rounds (a few minutes)",
+    )
     parser.add_argument("--out", default="BENCHMARKS.md", help="report path (BENCHMARKS.md)")
-    parser.add_argument("--units", help="comma-separated E = U sizes of the training runs; "
-                        "the first is also used for inference and memory "
-                        f"(full {FULL['units']}, quick {QUICK['units']})")
+    parser.add_argument(
+        "--units",
+        help="comma-separated E = U sizes of the training runs; "
+        "the first is also used for inference and memory "
+        f"(full {FULL['units']}, quick {QUICK['units']})",
+    )
     parser.add_argument("--vocab", type=int, default=10_000, help="V (10000)")
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=20, help="B of a training step (20)")
     parser.add_argument("--steps", type=int, default=35, help="T of a training step (35)")
-    parser.add_argument("--rounds", type=int, help=f"timed rounds (full {FULL['rounds']}, "
-                        f"quick {QUICK['rounds']})")
+    parser.add_argument(
+        "--rounds", type=int, help=f"timed rounds (full {FULL['rounds']}, quick {QUICK['rounds']})"
+    )
     parser.add_argument("--warmup", type=int, help="untimed calls per system first")
     parser.add_argument("--cells", default="lstm,gru")
-    parser.add_argument("--systems", default=",".join(_training().SYSTEMS),
-                        help="training systems to compare (all)")
-    parser.add_argument("--backends", default=",".join(BACKENDS),
-                        help="Keras backends on which the training step is also timed, each in "
-                             f"a subprocess at the first --units size ({','.join(BACKENDS)}; "
-                             "'' for none)")
-    parser.add_argument("--train-steps", type=int, help="Adam steps on Shakespeare before the "
-                        "inference perplexity check (full 60, quick 10)")
+    parser.add_argument(
+        "--systems", default=",".join(_training().SYSTEMS), help="training systems to compare (all)"
+    )
+    parser.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="Keras backends on which the training step is also timed, each in "
+        f"a subprocess at the first --units size ({','.join(BACKENDS)}; "
+        "'' for none)",
+    )
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        help="Adam steps on Shakespeare before the inference perplexity check (full 60, quick 10)",
+    )
     parser.add_argument("--gen-tokens", type=int, default=100)
-    parser.add_argument("--memory-systems", default=",".join(MEMORY_TRAIN_SYSTEMS),
-                        help="training systems whose peak memory is measured "
-                        f"({','.join(MEMORY_TRAIN_SYSTEMS)})")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for TensorFlow and torch (default: each library's own)")
+    parser.add_argument(
+        "--memory-systems",
+        default=",".join(MEMORY_TRAIN_SYSTEMS),
+        help=f"training systems whose peak memory is measured ({','.join(MEMORY_TRAIN_SYSTEMS)})",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for TensorFlow and torch (default: each library's own)",
+    )
     parser.add_argument("--bandwidth-mib", type=int, help="array size of the bandwidth copy")
     options = parser.parse_args(argv)
     defaults = QUICK if options.quick else FULL
@@ -87,8 +110,13 @@ def run_training(options):
 
     entries = []
     for units in options.units:
-        setup = training.TrainSetup(vocab=options.vocab, units=units, layers=options.layers,
-                                    batch=options.batch, steps=options.steps)
+        setup = training.TrainSetup(
+            vocab=options.vocab,
+            units=units,
+            layers=options.layers,
+            batch=options.batch,
+            steps=options.steps,
+        )
         for cell in options.cells:
             log(f"training: {cell} {setup.label()}")
             systems, descriptions, missing = {}, {}, {}
@@ -100,8 +128,15 @@ def run_training(options):
                 else:
                     systems[name] = step
             times = interleave(systems, options.rounds, options.warmup, progress=log)
-            entries.append({"setup": setup, "cell": cell, "times": times,
-                            "descriptions": descriptions, "missing": missing})
+            entries.append(
+                {
+                    "setup": setup,
+                    "cell": cell,
+                    "times": times,
+                    "descriptions": descriptions,
+                    "missing": missing,
+                }
+            )
             del systems
             keras.backend.clear_session()
             gc.collect()
@@ -112,17 +147,39 @@ def run_backend_training(options, backend):
     """`benchmarks.backend_training` on `backend` in a subprocess, at the first --units size."""
     import subprocess
 
-    setup = _training().TrainSetup(vocab=options.vocab, units=options.units[0],
-                                   layers=options.layers, batch=options.batch,
-                                   steps=options.steps)
+    setup = _training().TrainSetup(
+        vocab=options.vocab,
+        units=options.units[0],
+        layers=options.layers,
+        batch=options.batch,
+        steps=options.steps,
+    )
     log(f"training on {backend}: {setup.label()}")
     with tempfile.TemporaryDirectory(prefix="keras_gated_bench_") as workdir:
         out = os.path.join(workdir, "times.json")
-        command = [sys.executable, "-m", "benchmarks.backend_training", "--json", out,
-                   "--units", str(setup.units), "--vocab", str(setup.vocab),
-                   "--layers", str(setup.layers), "--batch", str(setup.batch),
-                   "--steps", str(setup.steps), "--cells", ",".join(options.cells),
-                   "--rounds", str(options.rounds), "--warmup", str(options.warmup)]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.backend_training",
+            "--json",
+            out,
+            "--units",
+            str(setup.units),
+            "--vocab",
+            str(setup.vocab),
+            "--layers",
+            str(setup.layers),
+            "--batch",
+            str(setup.batch),
+            "--steps",
+            str(setup.steps),
+            "--cells",
+            ",".join(options.cells),
+            "--rounds",
+            str(options.rounds),
+            "--warmup",
+            str(options.warmup),
+        ]
         env = {**os.environ, "KERAS_BACKEND": backend}
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -134,18 +191,31 @@ def run_backend_training(options, backend):
 def run_inference(options, workdir):
     from benchmarks import inference
 
-    setup = inference.InferSetup(vocab=options.vocab, units=options.units[0],
-                                 layers=options.layers, gen_tokens=options.gen_tokens,
-                                 train_steps=options.train_steps)
+    setup = inference.InferSetup(
+        vocab=options.vocab,
+        units=options.units[0],
+        layers=options.layers,
+        gen_tokens=options.gen_tokens,
+        train_steps=options.train_steps,
+    )
     data = inference.corpus_ids(setup.vocab, setup.eval_tokens)
     entries = []
     for cell in options.cells:
         log(f"inference: {cell}, training {setup.train_steps} steps and exporting")
         prepared = inference.prepare(setup, cell, workdir, data)
-        results = inference.run_inference(setup, cell, prepared, data, options.bandwidth,
-                                          options.rounds, options.warmup, progress=log)
-        entries.append({"setup": setup, "cell": cell, "results": results,
-                        "paths": prepared["paths"]})
+        results = inference.run_inference(
+            setup,
+            cell,
+            prepared,
+            data,
+            options.bandwidth,
+            options.rounds,
+            options.warmup,
+            progress=log,
+        )
+        entries.append(
+            {"setup": setup, "cell": cell, "results": results, "paths": prepared["paths"]}
+        )
     return entries
 
 
@@ -153,29 +223,61 @@ def run_memory(options, inference_entries):
     from benchmarks import training
     from benchmarks.memory import peak_rss_mib
 
-    setup = training.TrainSetup(vocab=options.vocab, units=options.units[0],
-                                layers=options.layers, batch=options.batch, steps=options.steps)
-    jobs = [("import tensorflow, keras", ["baseline", "--imports", "tensorflow,keras"],
-             "imports only"),
-            ("import onnxruntime, numpy", ["baseline", "--imports", "onnxruntime,numpy"],
-             "imports only")]
+    setup = training.TrainSetup(
+        vocab=options.vocab,
+        units=options.units[0],
+        layers=options.layers,
+        batch=options.batch,
+        steps=options.steps,
+    )
+    jobs = [
+        ("import tensorflow, keras", ["baseline", "--imports", "tensorflow,keras"], "imports only"),
+        (
+            "import onnxruntime, numpy",
+            ["baseline", "--imports", "onnxruntime,numpy"],
+            "imports only",
+        ),
+    ]
     for cell in options.cells:
         for system in options.memory_systems:
             if system not in options.systems or (
-                    system == "torch" and not training.torch_available()):
+                system == "torch" and not training.torch_available()
+            ):
                 continue
-            jobs.append((f"train {cell.upper()} `{system}`",
-                         ["train", "--system", system, "--cell", cell,
-                          "--setup", json.dumps(dataclasses.asdict(setup))],
-                         f"build + 3 training steps, {setup.label()}"))
+            jobs.append(
+                (
+                    f"train {cell.upper()} `{system}`",
+                    [
+                        "train",
+                        "--system",
+                        system,
+                        "--cell",
+                        cell,
+                        "--setup",
+                        json.dumps(dataclasses.asdict(setup)),
+                    ],
+                    f"build + 3 training steps, {setup.label()}",
+                )
+            )
     for entry in inference_entries:
         cell = entry["cell"].upper()
         for name, path in entry["paths"].items():
             runtime = "raw" if name == "keras-export" else "ours"
-            jobs.append((f"onnxruntime {cell} `{name}`",
-                         ["infer", "--runtime", runtime, "--file", path,
-                          "--generate", options.gen_tokens],
-                         f"load, score 20x35, generate {options.gen_tokens} (batch 1)"))
+            jobs.append(
+                (
+                    f"onnxruntime {cell} `{name}`",
+                    [
+                        "infer",
+                        "--runtime",
+                        runtime,
+                        "--file",
+                        path,
+                        "--generate",
+                        options.gen_tokens,
+                    ],
+                    f"load, score 20x35, generate {options.gen_tokens} (batch 1)",
+                )
+            )
     rows = []
     for label, args, detail in jobs:
         mib, note = peak_rss_mib(args, threads=options.threads)
@@ -196,8 +298,10 @@ def main(argv=None):
     log("machine: measuring memory bandwidth")
     info = machine.describe(options.bandwidth_mib)
     options.bandwidth = info["bandwidth"]
-    log(f"{info['cpu']}, {info['cores']} cores, {info['bandwidth'] / 1e9:.1f} GB/s; "
-        f"load {load['before']}")
+    log(
+        f"{info['cpu']}, {info['cores']} cores, {info['bandwidth'] / 1e9:.1f} GB/s; "
+        f"load {load['before']}"
+    )
 
     training_entries = run_training(options)
     backend_entries = [run_backend_training(options, backend) for backend in options.backends]
@@ -209,10 +313,14 @@ def main(argv=None):
     results = {
         "command": shlex.join([os.path.relpath(sys.executable), "-m", "benchmarks.run", *argv]),
         "mode": "quick" if options.quick else "full",
-        "rounds": options.rounds, "warmup": options.warmup,
-        "machine": info, "load": load,
-        "training": training_entries, "backend_training": backend_entries,
-        "inference": inference_entries, "memory": memory_rows,
+        "rounds": options.rounds,
+        "warmup": options.warmup,
+        "machine": info,
+        "load": load,
+        "training": training_entries,
+        "backend_training": backend_entries,
+        "inference": inference_entries,
+        "memory": memory_rows,
         "wall_seconds": time.perf_counter() - started,
     }
     text = report.markdown(results)

@@ -43,8 +43,11 @@ from benchmarks.timing import interleave, ratio_per_round, summary
 MAX_BATCH = 16
 KINDS = ("score", "generate", "generate_batch", "stream", "run")
 SHARES = (0.3, 0.25, 0.15, 0.12, 0.18)  # of the requests, in KINDS order (a stream: 2.5 calls)
-SESSION_SETTINGS = {"intra_op_num_threads": 1, "inter_op_num_threads": 1,
-                    "session.intra_op.allow_spinning": "0"}
+SESSION_SETTINGS = {
+    "intra_op_num_threads": 1,
+    "inter_op_num_threads": 1,
+    "session.intra_op.allow_spinning": "0",
+}
 # (threads, sessions) measured; with 4 sessions each has one thread of its own.
 CONFIGS = ((1, 1), (2, 1), (4, 1), (8, 1), (4, 4))
 
@@ -72,8 +75,9 @@ def char_tokenizer():
     """A CharTokenizer over `<unk>`, lower-case letters, digits and a little punctuation."""
     from keras_gated.data.tokenizers import CharTokenizer
 
-    return CharTokenizer(vocabulary=["<unk>"] + list(string.ascii_lowercase + string.digits
-                                                     + " .,;:!?'-\n"))
+    return CharTokenizer(
+        vocabulary=["<unk>"] + list(string.ascii_lowercase + string.digits + " .,;:!?'-\n")
+    )
 
 
 def export_model(setup, path):
@@ -85,8 +89,9 @@ def export_model(setup, path):
 
     keras.utils.set_random_seed(setup.seed)
     tokenizer = char_tokenizer()
-    model = keras_gated.language_model(tokenizer.vocab_size, embed_dim=setup.units,
-                                       units=setup.units, num_layers=2)
+    model = keras_gated.language_model(
+        tokenizer.vocab_size, embed_dim=setup.units, units=setup.units, num_layers=2
+    )
     model(np.zeros((1, 2), np.int32))
     to_onnx(model, path, tokenizer=tokenizer)
 
@@ -98,8 +103,9 @@ def session_options():
     options = ort.SessionOptions()
     options.intra_op_num_threads = SESSION_SETTINGS["intra_op_num_threads"]
     options.inter_op_num_threads = SESSION_SETTINGS["inter_op_num_threads"]
-    options.add_session_config_entry("session.intra_op.allow_spinning",
-                                     SESSION_SETTINGS["session.intra_op.allow_spinning"])
+    options.add_session_config_entry(
+        "session.intra_op.allow_spinning", SESSION_SETTINGS["session.intra_op.allow_spinning"]
+    )
     return options
 
 
@@ -111,9 +117,13 @@ def open_models(path, count):
     from keras_gated.export import OnnxLanguageModel
 
     cpu = ["CPUExecutionProvider"]
-    return [(OnnxLanguageModel(path, providers=cpu, sess_options=session_options()),
-             ort.InferenceSession(os.fspath(path), session_options(), providers=cpu))
-            for _ in range(count)]
+    return [
+        (
+            OnnxLanguageModel(path, providers=cpu, sess_options=session_options()),
+            ort.InferenceSession(os.fspath(path), session_options(), providers=cpu),
+        )
+        for _ in range(count)
+    ]
 
 
 def call_mix(lm, count, seed=0):
@@ -141,14 +151,21 @@ def call_mix(lm, count, seed=0):
             args = {"text": text(2, 64)}
             call = Call(kind, args, 1, length(args["text"]) - 1)
         elif kind == "generate":
-            args = {"prompt": text(1, 16), "tokens": int(rng.integers(1, 25)),
-                    "temperature": float(rng.choice([0.7, 1.0, 1.3])),
-                    "top_k": [None, 5][rng.integers(2)], "seed": int(rng.integers(2**31))}
+            args = {
+                "prompt": text(1, 16),
+                "tokens": int(rng.integers(1, 25)),
+                "temperature": float(rng.choice([0.7, 1.0, 1.3])),
+                "top_k": [None, 5][rng.integers(2)],
+                "seed": int(rng.integers(2**31)),
+            }
             call = Call(kind, args, 1, length(args["prompt"]) + args["tokens"] - 1)
         elif kind == "generate_batch":
             prompts = [text(1, 12) for _ in range(rng.integers(1, MAX_BATCH + 1))]
-            args = {"prompts": prompts, "tokens": int(rng.integers(1, 9)),
-                    "seed": int(rng.integers(2**31))}
+            args = {
+                "prompts": prompts,
+                "tokens": int(rng.integers(1, 9)),
+                "seed": int(rng.integers(2**31)),
+            }
             fed = sum(map(length, prompts)) + len(prompts) * (args["tokens"] - 1)
             call = Call(kind, args, 1, fed)
         else:
@@ -185,8 +202,10 @@ def perform(call, lm, session):
     inputs = {i.name: i.type for i in session.get_inputs()}
     token_input = lm.metadata["input"]
     dtype = np.int32 if inputs[token_input] == "tensor(int32)" else np.int64
-    feeds = {token_input: args["tokens"][0].astype(dtype), **dict(zip(lm.state_names,
-                                                                      args["states"]))}
+    feeds = {
+        token_input: args["tokens"][0].astype(dtype),
+        **dict(zip(lm.state_names, args["states"])),
+    }
     return session.run(None, feeds)
 
 
@@ -197,6 +216,7 @@ def serve(calls, models, threads, check=None):
     Returns:
         (wall seconds, [(i, exception)] of the calls that raised).
     """
+
     def one(i):
         try:
             result = perform(calls[i], *models[i % len(models)])
@@ -251,9 +271,12 @@ def measure(setup, path, configs=CONFIGS, progress=None):
     before = resident_mib()
     times = interleave(systems, setup.rounds, warmup=0, progress=progress)
     gc.collect()
-    totals = {"calls": sum(c.calls for c in calls), "tokens": sum(c.tokens for c in calls),
-              "kinds": {k: sum(c.calls for c in calls if c.kind == k) for k in KINDS},
-              "rss": (before, resident_mib())}
+    totals = {
+        "calls": sum(c.calls for c in calls),
+        "tokens": sum(c.tokens for c in calls),
+        "kinds": {k: sum(c.calls for c in calls if c.kind == k) for k in KINDS},
+        "rss": (before, resident_mib()),
+    }
     return times, failed, totals
 
 
@@ -265,15 +288,27 @@ def markdown(setup, times, failed, totals, command, load, wall):
         calls_s = summary([totals["calls"] / s for s in seconds])
         tokens_s = summary([totals["tokens"] / s for s in seconds])
         speedup = _range(ratio_per_round(base, seconds), "{:.2f}x") if base else "n/a"
-        rows.append((threads, sessions, _range(calls_s, "{:,.0f}"), _range(tokens_s, "{:,.0f}"),
-                     speedup, failed[threads, sessions]))
+        rows.append(
+            (
+                threads,
+                sessions,
+                _range(calls_s, "{:,.0f}"),
+                _range(tokens_s, "{:,.0f}"),
+                speedup,
+                failed[threads, sessions],
+            )
+        )
     before, after = totals["rss"]
-    rss = ("n/a" if before is None else
-           f"{before:,.0f} MiB after the warm-up, {after:,.0f} MiB at the end "
-           f"({after / before - 1:+.1%})")
+    rss = (
+        "n/a"
+        if before is None
+        else f"{before:,.0f} MiB after the warm-up, {after:,.0f} MiB at the end "
+        f"({after / before - 1:+.1%})"
+    )
     mix = ", ".join(f"{kind} {n}" for kind, n in totals["kinds"].items())
     settings = ", ".join(f"`{k}` {v}" for k, v in SESSION_SETTINGS.items())
     import onnxruntime as ort
+
     lines = [
         "## Serving under load (benchmarks/serving.py)",
         "",
@@ -297,12 +332,24 @@ def markdown(setup, times, failed, totals, command, load, wall):
         f"- Resident memory of the process (TensorFlow and Keras, loaded for the export, "
         f"included): {rss}, over {setup.rounds * len(times) * totals['calls']:,} timed calls.",
         "",
-        report._table(("threads", "sessions", "calls/s", "graph tokens/s",
-                       "speed-up vs 1 thread", "failed calls"), rows),
+        report._table(
+            (
+                "threads",
+                "sessions",
+                "calls/s",
+                "graph tokens/s",
+                "speed-up vs 1 thread",
+                "failed calls",
+            ),
+            rows,
+        ),
     ]
     if load["busy_before"]:
-        lines += ["", "**The machine was shared while measuring: these figures are rough; "
-                      "re-run on a quiet machine before quoting them.**"]
+        lines += [
+            "",
+            "**The machine was shared while measuring: these figures are rough; "
+            "re-run on a quiet machine before quoting them.**",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -311,8 +358,11 @@ def _range(stat, form):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.serving", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.serving",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     defaults = ServingSetup()
     for field in dataclasses.fields(ServingSetup):
         parser.add_argument(f"--{field.name}", type=int, default=getattr(defaults, field.name))
@@ -324,22 +374,29 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     options = parse_args(argv)
-    setup = ServingSetup(**{f.name: getattr(options, f.name)
-                            for f in dataclasses.fields(ServingSetup)})
+    setup = ServingSetup(
+        **{f.name: getattr(options, f.name) for f in dataclasses.fields(ServingSetup)}
+    )
     start = time.perf_counter()
     # Busy commands on one line each (`python -c` code spans several).
-    load = {"before": machine.load_average(),
-            "busy_before": [(share, " ".join(command.split()))
-                            for share, command in machine.busy_processes()]}
+    load = {
+        "before": machine.load_average(),
+        "busy_before": [
+            (share, " ".join(command.split())) for share, command in machine.busy_processes()
+        ],
+    }
     with tempfile.TemporaryDirectory() as workdir:
         path = os.path.join(workdir, "lm.onnx")
         export_model(setup, path)
         times, failed, totals = measure(
-            setup, path, progress=lambda line: print(line, file=sys.stderr, flush=True))
+            setup, path, progress=lambda line: print(line, file=sys.stderr, flush=True)
+        )
     load["after"] = machine.load_average()
     command = shlex.join([os.path.relpath(sys.executable), "-m", "benchmarks.serving", *argv])
-    report.emit(markdown(setup, times, failed, totals, command, load,
-                         time.perf_counter() - start), options.out)
+    report.emit(
+        markdown(setup, times, failed, totals, command, load, time.perf_counter() - start),
+        options.out,
+    )
     return 0 if not any(failed.values()) else 1
 
 

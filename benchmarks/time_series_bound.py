@@ -70,8 +70,9 @@ def systems():
         def forward():
             xw = tf.einsum("tbd,dg->tbg", tf.transpose(xt, (1, 0, 2)), W) + b
             zeros = tf.zeros((B, U))
-            _, hs = tf.scan(lambda acc, xw_t: step(acc[0], xw_t, Ur), xw,
-                            initializer=((zeros, zeros), zeros))
+            _, hs = tf.scan(
+                lambda acc, xw_t: step(acc[0], xw_t, Ur), xw, initializer=((zeros, zeros), zeros)
+            )
             return hs[-1] @ V + c
 
         @tf.function(jit_compile=xla)
@@ -83,35 +84,50 @@ def systems():
 
         return lambda: float(train())
 
-    return {"keras": lambda: keras_model.train_on_batch(x, y),
-            "ours": lambda: ours.train_on_batch(x, y),
-            "ours-executor": lambda: executor.train_on_batch(x, y),
-            "floor-xla": floor(True), "floor-executor": floor(False)}
+    return {
+        "keras": lambda: keras_model.train_on_batch(x, y),
+        "ours": lambda: ours.train_on_batch(x, y),
+        "ours-executor": lambda: executor.train_on_batch(x, y),
+        "floor-xla": floor(True),
+        "floor-executor": floor(False),
+    }
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.time_series_bound",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.time_series_bound",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", help="also write the section to this file")
     options = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     before = machine.load_average()
     timed = systems()
     times = interleave(timed, ROUNDS, WARMUP, repeat=REPEAT)
-    rows = [(name, report._ms(summary(times[name]).median),
-             report._ratio(ratio_per_round(times[name], times["keras"])))
-            for name in timed]
-    text = "\n".join([
-        "### The time-series row's bound (benchmarks/time_series_bound.py)",
-        "",
-        f"`python -m benchmarks.time_series_bound` on {machine.cpu_model()}, "
-        f"{os.cpu_count()} logical cores; LSTM({U}) on (B={B}, T={T}, D={D}) -> Dense(1), "
-        f"one training step; {ROUNDS} rounds x {REPEAT} steps after {WARMUP} warm-up; load "
-        f"average before {report._load(before)}, after {report._load(machine.load_average())}.",
-        "",
-        report._table(("system", "ms per step", "system / keras"), rows),
-    ]) + "\n"
+    rows = [
+        (
+            name,
+            report._ms(summary(times[name]).median),
+            report._ratio(ratio_per_round(times[name], times["keras"])),
+        )
+        for name in timed
+    ]
+    text = (
+        "\n".join(
+            [
+                "### The time-series row's bound (benchmarks/time_series_bound.py)",
+                "",
+                f"`python -m benchmarks.time_series_bound` on {machine.cpu_model()}, "
+                f"{os.cpu_count()} logical cores; LSTM({U}) on (B={B}, T={T}, D={D}) -> Dense(1), "
+                f"one training step; {ROUNDS} rounds x {REPEAT} steps after {WARMUP} warm-up; load "
+                f"average before {report._load(before)}, after {report._load(machine.load_average())}.",
+                "",
+                report._table(("system", "ms per step", "system / keras"), rows),
+            ]
+        )
+        + "\n"
+    )
     report.emit(text, options.out)
     return 0
 

@@ -60,8 +60,10 @@ def interleave(systems, rounds, warmup, repeat=1, progress=None):
             gc.collect()
             times[name].append(time_call(lambda fn=fn: [fn() for _ in range(repeat)]) / repeat)
         if progress:
-            progress(f"round {r + 1}/{rounds}: " + ", ".join(
-                f"{n} {t[-1] * 1e3:.1f} ms" for n, t in times.items()))
+            progress(
+                f"round {r + 1}/{rounds}: "
+                + ", ".join(f"{n} {t[-1] * 1e3:.1f} ms" for n, t in times.items())
+            )
     return times
 
 

@@ -26,8 +26,16 @@ import dataclasses
 
 import numpy as np
 
-SYSTEMS = ("ours", "ours-nodrop", "ours-noxla", "keras", "keras-drop", "torch", "floor",
-           "floor-xla")
+SYSTEMS = (
+    "ours",
+    "ours-nodrop",
+    "ours-noxla",
+    "keras",
+    "keras-drop",
+    "torch",
+    "floor",
+    "floor-xla",
+)
 DESCRIPTIONS = {
     "ours": "keras-gated, dropout {d}/{r} (embedding, between layers, recurrent)",
     "ours-nodrop": "keras-gated, no dropout",
@@ -55,8 +63,10 @@ class TrainSetup:
     seed: int = 0
 
     def label(self):
-        return (f"V={self.vocab}, E=U={self.units}, {self.layers} layers, "
-                f"B={self.batch}, T={self.steps}")
+        return (
+            f"V={self.vocab}, E=U={self.units}, {self.layers} layers, "
+            f"B={self.batch}, T={self.steps}"
+        )
 
 
 def batch_data(setup):
@@ -81,10 +91,17 @@ def builtin_language_model(setup, cell, dropout=0.0, recurrent_dropout=0.0):
         def __init__(self):
             super().__init__()
             self.embedding = keras.layers.ReversibleEmbedding(
-                setup.vocab, setup.units, tie_weights=True, name="embedding")
+                setup.vocab, setup.units, tie_weights=True, name="embedding"
+            )
             self.rnn_layers = [
-                layer_class(setup.units, dropout=dropout, recurrent_dropout=recurrent_dropout,
-                            return_sequences=True, use_cudnn=False, name=f"{cell}_{k}")
+                layer_class(
+                    setup.units,
+                    dropout=dropout,
+                    recurrent_dropout=recurrent_dropout,
+                    return_sequences=True,
+                    use_cudnn=False,
+                    name=f"{cell}_{k}",
+                )
                 for k in range(setup.layers)
             ]
 
@@ -107,8 +124,9 @@ def floor_model(setup):
     class Floor(keras.Model):
         def __init__(self):
             super().__init__()
-            self.embedding = keras.layers.ReversibleEmbedding(setup.vocab, setup.units,
-                                                              tie_weights=True)
+            self.embedding = keras.layers.ReversibleEmbedding(
+                setup.vocab, setup.units, tie_weights=True
+            )
 
         def call(self, tokens, training=False):
             return self.embedding(self.embedding(tokens), reverse=True)
@@ -127,9 +145,17 @@ def ours_language_model(setup, cell, dropout=True):
     keras.utils.set_random_seed(setup.seed)
     d, r = (setup.dropout, setup.recurrent_dropout) if dropout else (0.0, 0.0)
     return keras_gated.language_model(
-        setup.vocab, cell=cell, embed_dim=setup.units, units=setup.units,
-        num_layers=setup.layers, dropout=d, recurrent_dropout=r, embed_dropout=d,
-        tie_weights=True, seed=setup.seed)
+        setup.vocab,
+        cell=cell,
+        embed_dim=setup.units,
+        units=setup.units,
+        num_layers=setup.layers,
+        dropout=d,
+        recurrent_dropout=r,
+        embed_dropout=d,
+        tie_weights=True,
+        seed=setup.seed,
+    )
 
 
 def keras_step(model, setup, jit_compile=False):
@@ -175,8 +201,9 @@ def torch_available():
 def torch_step(setup, cell):
     """The same LM and SGD step in PyTorch (nn.Embedding, nn.LSTM/GRU, tied nn.Linear)."""
     x, y = batch_data(setup)
-    return torch_lm_step(x, y, setup.vocab, setup.units, setup.layers, cell, lr=setup.lr,
-                         tied=True, seed=setup.seed)
+    return torch_lm_step(
+        x, y, setup.vocab, setup.units, setup.layers, cell, lr=setup.lr, tied=True, seed=setup.seed
+    )
 
 
 def torch_lm_step(x, y, vocab, units, layers, cell="lstm", lr=0.01, tied=False, seed=0):
@@ -224,8 +251,9 @@ def build_system(name, setup, cell):
     if name == "keras":
         return keras_step(builtin_language_model(setup, cell), setup)
     if name == "keras-drop":
-        return keras_step(builtin_language_model(
-            setup, cell, setup.dropout, setup.recurrent_dropout), setup)
+        return keras_step(
+            builtin_language_model(setup, cell, setup.dropout, setup.recurrent_dropout), setup
+        )
     if name == "torch":
         return torch_step(setup, cell) if torch_available() else None
     if name in ("floor", "floor-xla"):

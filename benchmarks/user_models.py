@@ -78,9 +78,13 @@ def _word_lm(cell, vocab, units, **rnn_args):
 
     def layers(rnn):
         make = getattr(rnn, cell)
-        return [keras.Input((None,), dtype="int32"), keras.layers.Embedding(vocab, units),
-                make(units, return_sequences=True, **rnn_args),
-                make(units, return_sequences=True, **rnn_args), keras.layers.Dense(vocab)]
+        return [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(vocab, units),
+            make(units, return_sequences=True, **rnn_args),
+            make(units, return_sequences=True, **rnn_args),
+            keras.layers.Dense(vocab),
+        ]
 
     return layers
 
@@ -90,11 +94,13 @@ def _classifier(mask_zero):
     import keras
 
     def layers(rnn):
-        return [keras.Input((None,), dtype="int32"),
-                keras.layers.Embedding(20_000, 128, mask_zero=mask_zero),
-                keras.layers.Bidirectional(rnn.LSTM(64, return_sequences=True)),
-                keras.layers.Bidirectional(rnn.LSTM(64)),
-                keras.layers.Dense(1, activation="sigmoid")]
+        return [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(20_000, 128, mask_zero=mask_zero),
+            keras.layers.Bidirectional(rnn.LSTM(64, return_sequences=True)),
+            keras.layers.Bidirectional(rnn.LSTM(64)),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
 
     return layers
 
@@ -118,8 +124,10 @@ def _review_data():
 
 def _series_data():
     rng = np.random.default_rng(SEED)
-    return (rng.standard_normal((256, 120, 7), np.float32),
-            rng.standard_normal((256, 1), np.float32))
+    return (
+        rng.standard_normal((256, 120, 7), np.float32),
+        rng.standard_normal((256, 1), np.float32),
+    )
 
 
 def rows():
@@ -128,21 +136,58 @@ def rows():
 
     sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     table = [
-        Row("lm-lstm", "word LM, 2 x LSTM(128), V=5000, B=64, T=35",
-            _word_lm("LSTM", 5000, 128), _lm_data(5000, 64, 35), "adam", sparse,
-            bound="floor"),
-        Row("lm-gru", "word LM, 2 x GRU(128), V=5000, B=64, T=35",
-            _word_lm("GRU", 5000, 128), _lm_data(5000, 64, 35), "adam", sparse,
-            bound="floor"),
-        Row("imdb-masked", "IMDB Bi-LSTM(64) x 2, mask_zero=True, left-padded, B=32, T=200",
-            _classifier(True), _review_data, "adam", "binary_crossentropy"),
-        Row("imdb", "IMDB Bi-LSTM(64) x 2, no mask, B=32, T=200",
-            _classifier(False), _review_data, "adam", "binary_crossentropy"),
-        Row("timeseries", "time series, LSTM(32), 7 features, B=256, T=120",
-            _time_series, _series_data, "adam", "mse"),
-        Row("lm-650", "word LM, 2 x LSTM(650), dropout 0.5/0.5, V=10000, B=20, T=35",
+        Row(
+            "lm-lstm",
+            "word LM, 2 x LSTM(128), V=5000, B=64, T=35",
+            _word_lm("LSTM", 5000, 128),
+            _lm_data(5000, 64, 35),
+            "adam",
+            sparse,
+            bound="floor",
+        ),
+        Row(
+            "lm-gru",
+            "word LM, 2 x GRU(128), V=5000, B=64, T=35",
+            _word_lm("GRU", 5000, 128),
+            _lm_data(5000, 64, 35),
+            "adam",
+            sparse,
+            bound="floor",
+        ),
+        Row(
+            "imdb-masked",
+            "IMDB Bi-LSTM(64) x 2, mask_zero=True, left-padded, B=32, T=200",
+            _classifier(True),
+            _review_data,
+            "adam",
+            "binary_crossentropy",
+        ),
+        Row(
+            "imdb",
+            "IMDB Bi-LSTM(64) x 2, no mask, B=32, T=200",
+            _classifier(False),
+            _review_data,
+            "adam",
+            "binary_crossentropy",
+        ),
+        Row(
+            "timeseries",
+            "time series, LSTM(32), 7 features, B=256, T=120",
+            _time_series,
+            _series_data,
+            "adam",
+            "mse",
+        ),
+        Row(
+            "lm-650",
+            "word LM, 2 x LSTM(650), dropout 0.5/0.5, V=10000, B=20, T=35",
             _word_lm("LSTM", 10_000, 650, dropout=0.5, recurrent_dropout=0.5),
-            _lm_data(10_000, 20, 35), "sgd", sparse, torch=(10_000, 650, 2), bound="floor"),
+            _lm_data(10_000, 20, 35),
+            "sgd",
+            sparse,
+            torch=(10_000, 650, 2),
+            bound="floor",
+        ),
     ]
     return {row.key: row for row in table}
 
@@ -180,14 +225,17 @@ def build_pair(row):
     ours, theirs = (recurrent_layers(models[n]) for n in ("ours", "keras"))
     if not ours or [type(a).__name__ for a in ours] != [type(b).__name__ for b in theirs]:
         raise AssertionError(f"{row.key}: recurrent layers differ: {ours} vs {theirs}")
-    if not (all(isinstance(a, (keras_gated.LSTM, keras_gated.GRU)) for a in ours)
-            and all(isinstance(b, (keras.layers.LSTM, keras.layers.GRU)) for b in theirs)):
+    if not (
+        all(isinstance(a, (keras_gated.LSTM, keras_gated.GRU)) for a in ours)
+        and all(isinstance(b, (keras.layers.LSTM, keras.layers.GRU)) for b in theirs)
+    ):
         raise AssertionError(f"{row.key}: ours {ours} or built-in {theirs} has the wrong layers")
     x, _ = row.data()
     outputs = {name: np.asarray(model(x[:2])) for name, model in models.items()}
     if outputs["ours"].shape != outputs["keras"].shape:
-        raise AssertionError(f"{row.key}: output shapes differ: "
-                             f"{ {n: o.shape for n, o in outputs.items()} }")
+        raise AssertionError(
+            f"{row.key}: output shapes differ: { {n: o.shape for n, o in outputs.items()} }"
+        )
     for model in models.values():
         model.compile(optimizer=row.optimizer, loss=row.loss)
     models[row.bound] = bounding_model(row, build, builtin)
@@ -229,12 +277,20 @@ def measure(row, rounds, warmup, steps, progress=None):
         systems["torch"] = torch_lm_step(x, y, vocab, units, layers, lr=0.01, seed=SEED)
     times = interleave(systems, rounds, warmup, repeat=steps, progress=progress)
     result = {
-        "row": row, "times": times, "diff": diff,
+        "row": row,
+        "times": times,
+        "diff": diff,
         "gemms": recurrent_gemm_floor(models["keras"], x) if row.bound == "floor" else None,
         "xla": {name: bool(model.jit_compile) for name, model in models.items()},
-        "layers": {name: sorted({type(layer).__module__.split(".")[0] + "." + type(layer).__name__
-                                 for layer in recurrent_layers(model)})
-                   for name, model in models.items()},
+        "layers": {
+            name: sorted(
+                {
+                    type(layer).__module__.split(".")[0] + "." + type(layer).__name__
+                    for layer in recurrent_layers(model)
+                }
+            )
+            for name, model in models.items()
+        },
     }
     del models, systems
     keras.backend.clear_session()
@@ -254,19 +310,31 @@ def recurrent_gemm_floor(model, x):
     from benchmarks.timing import time_call
 
     batch, steps = x.shape[:2]
-    gemms = [gemm for layer in recurrent_layers(model)
-             for gemm in layer_gemms(type(layer.cell).__name__.removesuffix("Cell").lower(),
-                                     batch, steps, layer.input.shape[-1], layer.units)]
+    gemms = [
+        gemm
+        for layer in recurrent_layers(model)
+        for gemm in layer_gemms(
+            type(layer.cell).__name__.removesuffix("Cell").lower(),
+            batch,
+            steps,
+            layer.input.shape[-1],
+            layer.units,
+        )
+    ]
     total = sum(flops(lhs, form, rhs) * calls for _, lhs, form, rhs, calls in gemms)
-    product = tf.function(lambda a, b, form: tf.matmul(
-        a, b, transpose_a=form == "a.T @ b", transpose_b=form == "a @ b.T"))
+    product = tf.function(
+        lambda a, b, form: tf.matmul(
+            a, b, transpose_a=form == "a.T @ b", transpose_b=form == "a @ b.T"
+        )
+    )
     rate = 0.0
     for _, lhs, form, rhs, calls in set(gemms):
         if calls != 1:  # a per-step GEMM
             continue
         a, b = (tf.random.normal(shape) for shape in (lhs, rhs))
         product(a, b, form)
-        seconds = min(time_call(lambda: product(a, b, form)) for _ in range(7))  # synchronous
+        call = lambda a=a, b=b, form=form: product(a, b, form)  # synchronous
+        seconds = min(time_call(call) for _ in range(7))
         rate = max(rate, flops(lhs, form, rhs) / seconds)
     return {"gflop": total / 1e9, "rate": rate, "seconds": total / rate}
 
@@ -287,14 +355,21 @@ def targets(result):
         if result["gemms"] and other == "keras":
             budget = summary([limit * o - f for o, f in zip(times[other], times["floor"])])
             gemms = result["gemms"]
-            verdict += (f"; {limit:.2f} x built-in − `floor` leaves the recurrent layers "
-                        f"{report._ms(budget.median)} ms, their matmuls alone "
-                        f"({gemms['gflop']:.2f} GFLOP) take ≥ {report._ms(gemms['seconds'])} ms "
-                        f"at {gemms['rate'] / 1e9:.0f} GFLOP/s"
-                        + (": unreachable" if gemms["seconds"] > budget.median else ""))
-        out.append((f"{row.key}: ours / {what} <= {limit:.2f}", report._ratio(ratio),
-                    "yes" if ratio.median <= limit else "**no**",
-                    f"`{row.bound}` / {what} {report._ratio(bound)}{verdict}"))
+            verdict += (
+                f"; {limit:.2f} x built-in − `floor` leaves the recurrent layers "
+                f"{report._ms(budget.median)} ms, their matmuls alone "
+                f"({gemms['gflop']:.2f} GFLOP) take ≥ {report._ms(gemms['seconds'])} ms "
+                f"at {gemms['rate'] / 1e9:.0f} GFLOP/s"
+                + (": unreachable" if gemms["seconds"] > budget.median else "")
+            )
+        out.append(
+            (
+                f"{row.key}: ours / {what} <= {limit:.2f}",
+                report._ratio(ratio),
+                "yes" if ratio.median <= limit else "**no**",
+                f"`{row.bound}` / {what} {report._ratio(bound)}{verdict}",
+            )
+        )
     return out
 
 
@@ -304,21 +379,33 @@ def markdown(results, options, command, load):
     versions = machine.versions()
     threads = machine.thread_settings()
     xla = {result["xla"][name] for result in results for name in ("ours", "keras")}
-    what = {"torch": lambda _: "torch.nn.LSTM, no dropout",
-            "floor": lambda _: "none (the model without them)",
-            "ours-xla": lambda layers: ", ".join(layers) + ", `jit_compile=True`"}
+    what = {
+        "torch": lambda _: "torch.nn.LSTM, no dropout",
+        "floor": lambda _: "none (the model without them)",
+        "ours-xla": lambda layers: ", ".join(layers) + ", `jit_compile=True`",
+    }
     rows = []
     for result in results:
         row, times = result["row"], result["times"]
         for i, (name, samples) in enumerate(times.items()):
-            ratio = "—" if name == "ours" else report._ratio(ratio_per_round(times["ours"],
-                                                                             samples))
-            to_builtin = ("—" if name == "keras" else
-                          report._ratio(ratio_per_round(samples, times["keras"])))
+            ratio = (
+                "—" if name == "ours" else report._ratio(ratio_per_round(times["ours"], samples))
+            )
+            to_builtin = (
+                "—" if name == "keras" else report._ratio(ratio_per_round(samples, times["keras"]))
+            )
             layers = what.get(name, ", ".join)(result["layers"].get(name, []))
-            rows.append((f"`{row.key}`" if i == 0 else "", row.title if i == 0 else "",
-                         f"`{name}`", layers, report._stat_ms(summary(samples)), ratio,
-                         to_builtin))
+            rows.append(
+                (
+                    f"`{row.key}`" if i == 0 else "",
+                    row.title if i == 0 else "",
+                    f"`{name}`",
+                    layers,
+                    report._stat_ms(summary(samples)),
+                    ratio,
+                    to_builtin,
+                )
+            )
     target_rows = [t for result in results for t in targets(result)]
     lines = [
         "## Training a user's own model (benchmarks/user_models.py)",
@@ -333,8 +420,7 @@ def markdown(results, options, command, load):
         "`jit_compile` argument — Keras's default, which here left XLA "
         f"{'off' if xla == {False} else 'ON for some models'} (`model.jit_compile` "
         f"{sorted(xla)}) — and trained by `train_on_batch` on one fixed random batch. "
-        "Threads: " + ", ".join(f"{k} {v}" for k, v in threads.items()
-                                if k != "onnxruntime") + ". "
+        "Threads: " + ", ".join(f"{k} {v}" for k, v in threads.items() if k != "onnxruntime") + ". "
         f"{options.rounds} interleaved rounds after {options.warmup} warm-up steps per "
         f"system; each round times {options.steps} step(s) of each system in turn. ms per "
         "step: median (min–max) of the round means; ratio: median (min–max) of the per-round "
@@ -343,11 +429,22 @@ def markdown(results, options, command, load):
         f"processes before: {report._busy(load['busy_before'])}; after: "
         f"{report._busy(load['busy_after'])}.",
         "",
-        report._table(("row", "model", "system", "recurrent layers", "ms per step",
-                       "ours / this", "this / built-in"), rows),
+        report._table(
+            (
+                "row",
+                "model",
+                "system",
+                "recurrent layers",
+                "ms per step",
+                "ours / this",
+                "this / built-in",
+            ),
+            rows,
+        ),
         "",
         "Forward check on the same weights (two examples, inference): max |ours - built-in| "
-        + ", ".join(f"`{r['row'].key}` {r['diff']:.1e}" for r in results) + ".",
+        + ", ".join(f"`{r['row'].key}` {r['diff']:.1e}" for r in results)
+        + ".",
         "",
         "Targets. The last column: for a word LM, `floor` (the same model without its "
         "recurrent layers) over the other system, the lowest ratio even a recurrence that cost "
@@ -358,20 +455,29 @@ def markdown(results, options, command, load):
         report._table(("target", "measured", "met", "bound or reference"), target_rows),
     ]
     if load["busy_before"] or load["busy_after"]:
-        lines += ["", "**The machine was shared while measuring: re-run on a quiet machine "
-                      "before quoting these numbers.**"]
+        lines += [
+            "",
+            "**The machine was shared while measuring: re-run on a quiet machine "
+            "before quoting these numbers.**",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv):
     keys = tuple(rows())
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.user_models",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help=f"fewer rounds and steps ({QUICK}; full {FULL}); same model sizes")
-    parser.add_argument("--rows", default=",".join(keys),
-                        help=f"comma-separated rows ({','.join(keys)})")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.user_models",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"fewer rounds and steps ({QUICK}; full {FULL}); same model sizes",
+    )
+    parser.add_argument(
+        "--rows", default=",".join(keys), help=f"comma-separated rows ({','.join(keys)})"
+    )
     parser.add_argument("--rounds", type=int, help="timed rounds (overrides the mode's)")
     parser.add_argument("--warmup", type=int, help="untimed steps per system first")
     parser.add_argument("--steps", type=int, help="training steps per system per round")
@@ -400,11 +506,11 @@ def main(argv=None):
     results = []
     for key in options.rows:
         log(f"{key}: {table[key].title}")
-        results.append(measure(table[key], options.rounds, options.warmup, options.steps,
-                               progress=log))
+        results.append(
+            measure(table[key], options.rounds, options.warmup, options.steps, progress=log)
+        )
     load.update(after=machine.load_average(), busy_after=machine.busy_processes())
-    command = shlex.join([os.path.relpath(sys.executable), "-m", "benchmarks.user_models",
-                          *argv])
+    command = shlex.join([os.path.relpath(sys.executable), "-m", "benchmarks.user_models", *argv])
     text = markdown(results, options, command, load)
     report.emit(text, options.out)
     return 0

@@ -48,8 +48,18 @@ from keras_gated.training.build import stateless_copy  # noqa: E402
 from keras_gated.training.data import load_split_ids  # noqa: E402
 from keras_gated.training.metrics import token_nll  # noqa: E402
 
-BASE = dict(cell="gru", corpus="shakespeare", level="word", max_vocab=10_000, layers=2,
-            embed_dim=128, units=128, batch_size=32, seq_len=35, epochs=1)
+BASE = dict(
+    cell="gru",
+    corpus="shakespeare",
+    level="word",
+    max_vocab=10_000,
+    layers=2,
+    embed_dim=128,
+    units=128,
+    batch_size=32,
+    seq_len=35,
+    epochs=1,
+)
 SATURATED = 0.99  # |h| above this counts as saturated (tanh's range is (-1, 1))
 LATCHED = 0.99  # mean z above this: the unit keeps ~99% of h_{t-1} each step
 
@@ -64,8 +74,19 @@ ROWS = {
     "bz-minus1": ("update-gate bias b_z = -1 (z starts at 0.27)", {}, -1.0),
     "bz-plus1": ("update-gate bias b_z = +1 (z starts at 0.73)", {}, 1.0),
 }
-FIELDS = ("row", "seed", "steps", "valid_ppl", "valid_ppl_carried", "test_ppl", "sat_train",
-          "sat_valid", "z_latched", "train_ppl", "minutes")
+FIELDS = (
+    "row",
+    "seed",
+    "steps",
+    "valid_ppl",
+    "valid_ppl_carried",
+    "test_ppl",
+    "sat_train",
+    "sat_valid",
+    "z_latched",
+    "train_ppl",
+    "minutes",
+)
 
 
 @contextlib.contextmanager
@@ -83,9 +104,11 @@ def captured_model(b_z):
 
         def snapshot_then_reset():
             if tf.executing_eagerly():  # not while `fit` traces the model's build
-                seen["states_before_reset"] = [keras.ops.convert_to_numpy(s)
-                                               for layer in model.rnn_layers
-                                               for s in (layer.states or [])]
+                seen["states_before_reset"] = [
+                    keras.ops.convert_to_numpy(s)
+                    for layer in model.rnn_layers
+                    for s in (layer.states or [])
+                ]
             reset()
 
         model.reset_states = snapshot_then_reset
@@ -154,8 +177,9 @@ def saturation(states):
 
 def run_row(name, seed, steps, out_root, xla):
     label, changes, b_z = ROWS[name]
-    config = kg.TrainConfig(**{**BASE, "steps_per_epoch": steps, "seed": seed, "xla": xla,
-                               **changes})
+    config = kg.TrainConfig(
+        **{**BASE, "steps_per_epoch": steps, "seed": seed, "xla": xla, **changes}
+    )
     run = os.path.join(out_root, f"{name}-s{seed}")
     start = time.time()
     with captured_model(b_z) as seen:
@@ -166,11 +190,18 @@ def run_row(name, seed, steps, out_root, xla):
     _, ids, _ = load_split_ids(config)
     B, T = config.batch_size, config.seq_len
     *_, end_valid = window_nll(twin, ids["valid"], B, T)
-    row = {"row": name, "seed": seed, "steps": steps,
-           "valid_ppl": results["valid_perplexity"], "test_ppl": results["test_perplexity"],
-           "valid_ppl_carried": float("nan"), "sat_train": float("nan"),
-           "sat_valid": saturation(end_valid), "minutes": minutes,
-           "z_latched": float(np.mean(mean_update_gate(twin, ids["valid"], B, T) > LATCHED))}
+    row = {
+        "row": name,
+        "seed": seed,
+        "steps": steps,
+        "valid_ppl": results["valid_perplexity"],
+        "test_ppl": results["test_perplexity"],
+        "valid_ppl_carried": float("nan"),
+        "sat_train": float("nan"),
+        "sat_valid": saturation(end_valid),
+        "minutes": minutes,
+        "z_latched": float(np.mean(mean_update_gate(twin, ids["valid"], B, T) > LATCHED)),
+    }
     with open(os.path.join(run, "log.csv"), encoding="utf-8") as f:
         row["train_ppl"] = float(list(csv.DictReader(f))[-1]["perplexity"])
     carried = seen.get("states_before_reset")
@@ -178,8 +209,11 @@ def run_row(name, seed, steps, out_root, xla):
         np.savez(os.path.join(run, "carried_states.npz"), *carried)  # for further analysis
         row["valid_ppl_carried"] = ppl(*window_nll(twin, ids["valid"], B, T, carried)[:2])
         row["sat_train"] = saturation(carried)
-    print(f"{name} seed {seed} ({label}): " + ", ".join(
-        f"{k} {v:.3g}" for k, v in row.items() if isinstance(v, float)), flush=True)
+    print(
+        f"{name} seed {seed} ({label}): "
+        + ", ".join(f"{k} {v:.3g}" for k, v in row.items() if isinstance(v, float)),
+        flush=True,
+    )
     return row
 
 
@@ -192,25 +226,31 @@ def probe(run, batch_size=32, windows=20):
     B, T = batch_size, config.seq_len
     for k, h in enumerate(carried):
         same_sign = np.all(h > SATURATED, 0) | np.all(h < -SATURATED, 0)
-        print(f"layer {k + 1} carried state: |h| > {SATURATED} {np.mean(np.abs(h) > SATURATED):.0%}"
-              f"; units saturated with one sign in all {B} streams {same_sign.mean():.0%}; "
-              f"std over streams {h.std(0).mean():.3f}")
+        print(
+            f"layer {k + 1} carried state: |h| > {SATURATED} {np.mean(np.abs(h) > SATURATED):.0%}"
+            f"; units saturated with one sign in all {B} streams {same_sign.mean():.0%}; "
+            f"std over streams {h.std(0).mean():.3f}"
+        )
     n0, c0, end0 = window_nll(model, ids["valid"], B, T)
     nc, cc, endc = window_nll(model, ids["valid"], B, T, carried)
     starts = {
-        "zero": None, "training's carried state": carried,
+        "zero": None,
+        "training's carried state": carried,
         "its mean over the streams": [np.repeat(h.mean(0, keepdims=True), B, 0) for h in carried],
         "its streams permuted (rolled by one)": [np.roll(h, 1, axis=0) for h in carried],
         "its sign pattern: sign(mean over streams)": [
-            np.repeat(np.sign(h.mean(0, keepdims=True)), B, 0) for h in carried],
+            np.repeat(np.sign(h.mean(0, keepdims=True)), B, 0) for h in carried
+        ],
     }
     for k in range(len(carried)):
         starts[f"layer {k + 1}'s part only, zeros elsewhere"] = [
-            h if j == k else np.zeros_like(h) for j, h in enumerate(carried)]
+            h if j == k else np.zeros_like(h) for j, h in enumerate(carried)
+        ]
     print("| validation from | valid ppl |\n|---|---|")
     for label, states in starts.items():
-        nlls, counts = (n0, c0) if states is None else window_nll(model, ids["valid"], B, T,
-                                                                  states)[:2]
+        nlls, counts = (
+            (n0, c0) if states is None else window_nll(model, ids["valid"], B, T, states)[:2]
+        )
         print(f"| {label} | {ppl(nlls, counts):,.1f} |")
     K = len(n0)
     print("| windows | NLL from zero | NLL from carried |\n|---|---|---|")
@@ -218,29 +258,37 @@ def probe(run, batch_size=32, windows=20):
         print(f"| {lo + 1}-{hi} | {n0[lo:hi].mean():.2f} | {nc[lo:hi].mean():.2f} |")
     for k in range(len(carried)):
         agree = np.mean(np.sign(end0[k]) == np.sign(endc[k]))
-        print(f"layer {k + 1} at the end of validation: sign agreement zero-start vs "
-              f"carried-start {agree:.0%}; |h| > {SATURATED}: zero-start "
-              f"{np.mean(np.abs(end0[k]) > SATURATED):.0%}, carried-start "
-              f"{np.mean(np.abs(endc[k]) > SATURATED):.0%}")
+        print(
+            f"layer {k + 1} at the end of validation: sign agreement zero-start vs "
+            f"carried-start {agree:.0%}; |h| > {SATURATED}: zero-start "
+            f"{np.mean(np.abs(end0[k]) > SATURATED):.0%}, carried-start "
+            f"{np.mean(np.abs(endc[k]) > SATURATED):.0%}"
+        )
     z0 = mean_update_gate(model, ids["valid"], B, T, windows)
     zc = mean_update_gate(model, ids["valid"], B, T, windows, carried)
     for k, U in enumerate(model.rnn_layers):
         part = slice(k * U.units, (k + 1) * U.units)
-        print(f"layer {k + 1} mean z over {windows} windows: zero-start {z0[part].mean():.2f}, "
-              f"carried-start {zc[part].mean():.2f}")
+        print(
+            f"layer {k + 1} mean z over {windows} windows: zero-start {z0[part].mean():.2f}, "
+            f"carried-start {zc[part].mean():.2f}"
+        )
 
 
 def markdown(rows):
-    lines = ["| row | seed | valid ppl | valid ppl, carried state | test ppl | train ppl "
-             "(epoch mean) | sat. train state | sat. valid end | z > 0.99 | minutes |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| row | seed | valid ppl | valid ppl, carried state | test ppl | train ppl "
+        "(epoch mean) | sat. train state | sat. valid end | z > 0.99 | minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     fmt = lambda v: "-" if v != v else f"{v:,.1f}"  # noqa: E731
     pct = lambda v: "-" if v != v else f"{100 * v:.0f}%"  # noqa: E731
     for r in rows:
-        lines.append(f"| {ROWS[r['row']][0]} | {int(r['seed'])} | {fmt(r['valid_ppl'])} | "
-                     f"{fmt(r['valid_ppl_carried'])} | {fmt(r['test_ppl'])} | "
-                     f"{fmt(r['train_ppl'])} | {pct(r['sat_train'])} | {pct(r['sat_valid'])} | "
-                     f"{pct(r['z_latched'])} | {r['minutes']:.1f} |")
+        lines.append(
+            f"| {ROWS[r['row']][0]} | {int(r['seed'])} | {fmt(r['valid_ppl'])} | "
+            f"{fmt(r['valid_ppl_carried'])} | {fmt(r['test_ppl'])} | "
+            f"{fmt(r['train_ppl'])} | {pct(r['sat_train'])} | {pct(r['sat_valid'])} | "
+            f"{pct(r['z_latched'])} | {r['minutes']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -252,16 +300,20 @@ def main():
     parser.add_argument("--xla", default="true", choices=("true", "false"))
     parser.add_argument("--csv", default="docs/results/gru_anomaly.csv", help="rows append here")
     parser.add_argument("--runs", default="runs/gru_anomaly")
-    parser.add_argument("--probe", metavar="RUN", help="probe a carried-state row's run "
-                        "directory instead of training")
+    parser.add_argument(
+        "--probe",
+        metavar="RUN",
+        help="probe a carried-state row's run directory instead of training",
+    )
     parser.add_argument("--table", action="store_true", help="print the CSV as markdown")
     args = parser.parse_args()
     if args.probe:
         return probe(args.probe)
     if args.table:
         with open(args.csv, encoding="utf-8") as f:
-            rows = [{k: v if k == "row" else float(v) for k, v in r.items()}
-                    for r in csv.DictReader(f)]
+            rows = [
+                {k: v if k == "row" else float(v) for k, v in r.items()} for r in csv.DictReader(f)
+            ]
         return print(markdown(rows))
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:

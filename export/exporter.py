@@ -113,15 +113,23 @@ def to_onnx(model, path, *, tokenizer=None, opset=17, quantize=None, atol=1e-4, 
     data = proto.SerializeToString()
     diff = max_abs_diff(data, lowered)
     if not diff <= atol:
-        raise ValueError(f"onnxruntime differs from Keras by {diff:.3g} > atol={atol:g}; "
-                         f"nothing written to {path}")
+        raise ValueError(
+            f"onnxruntime differs from Keras by {diff:.3g} > atol={atol:g}; "
+            f"nothing written to {path}"
+        )
     files = {path: data}
     if quantize:  # both files are written, or neither
         quantized = _quantize_int8(data, {**info, "quantization": quantize}, quantized_path)
         files[quantized_path] = quantized
     write_files(files)
-    result = ExportResult(path, lowered.lowered_layers, lowered.loop_layers,
-                          lowered.tf2onnx_layers, diff, os.path.getsize(path))
+    result = ExportResult(
+        path,
+        lowered.lowered_layers,
+        lowered.loop_layers,
+        lowered.tf2onnx_layers,
+        diff,
+        os.path.getsize(path),
+    )
     if quantize:
         result.quantized_path = quantized_path
         result.quantized_size = os.path.getsize(quantized_path)
@@ -140,15 +148,16 @@ def lower_model(model, opset):
 
 
 def int8_path(path):
-    """"model.onnx" -> "model.int8.onnx" (any other name gets ".int8.onnx" appended)."""
+    """ "model.onnx" -> "model.int8.onnx" (any other name gets ".int8.onnx" appended)."""
     return path[: -len(".onnx")] + ".int8.onnx" if path.endswith(".onnx") else path + ".int8.onnx"
 
 
 def _check_target(path, overwrite):
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "is a directory; give a file path like model.onnx",
-                                path)
+        raise IsADirectoryError(
+            errno.EISDIR, "is a directory; give a file path like model.onnx", path
+        )
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise FileNotFoundError(errno.ENOENT, "directory does not exist", parent)
@@ -163,8 +172,9 @@ def _tokenizer_config(tokenizer, vocab_size):
     from keras_gated.data.tokenizers import tokenizer_to_config
 
     if vocab_size is not None and tokenizer.vocab_size != vocab_size:
-        raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens, the model's vocabulary "
-                         f"has {vocab_size}")
+        raise ValueError(
+            f"tokenizer has {tokenizer.vocab_size} tokens, the model's vocabulary has {vocab_size}"
+        )
     return tokenizer_to_config(tokenizer)
 
 
@@ -209,8 +219,10 @@ def _quantize_int8(data, info, target):
 
     try:
         with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(target))) as scratch:
-            source, output = (os.path.join(scratch, "fp32.onnx"),
-                              os.path.join(scratch, "int8.onnx"))
+            source, output = (
+                os.path.join(scratch, "fp32.onnx"),
+                os.path.join(scratch, "int8.onnx"),
+            )
             onnx.save(_fold_initializer_transposes(onnx.load_from_string(data)), source)
             quantize_dynamic(source, output, weight_type=QuantType.QInt8)
             proto = onnx.load(output)

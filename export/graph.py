@@ -72,21 +72,27 @@ class GraphBuilder:
         """
         hint = name or op_type
         if isinstance(outputs, int):
-            outputs = [self.fresh(f"{hint}_out{k}" if outputs > 1 else f"{hint}_out")
-                       for k in range(outputs)]
+            outputs = [
+                self.fresh(f"{hint}_out{k}" if outputs > 1 else f"{hint}_out")
+                for k in range(outputs)
+            ]
         else:
             outputs = [o if o == "" else self.reserve(o) for o in outputs]
         node_name = self.fresh(f"node/{hint}")
-        self.nodes.append(helper.make_node(op_type, list(inputs), outputs, name=node_name,
-                                           domain=domain or None, **attrs))
+        self.nodes.append(
+            helper.make_node(
+                op_type, list(inputs), outputs, name=node_name, domain=domain or None, **attrs
+            )
+        )
         return outputs[0] if len(outputs) == 1 else outputs
 
     def dims(self, tensor, start, end, hint):
         """`tensor`'s dims start..end-1 as an int64 1-D tensor (Shape then Slice: Shape's own
         start/end attributes need opset 15)."""
         shape = self.node("Shape", [tensor], name=f"{hint}/shape")
-        return self.node("Slice", [shape, self.ints("start", [start]), self.ints("end", [end])],
-                         name=hint)
+        return self.node(
+            "Slice", [shape, self.ints("start", [start]), self.ints("end", [end])], name=hint
+        )
 
     def add_input(self, name, elem_type, shape):
         self.inputs.append(helper.make_tensor_value_info(self.reserve(name), elem_type, shape))
@@ -103,8 +109,10 @@ class GraphBuilder:
         the nodes and initializers nothing reads."""
         nodes, initializers = self._live()
         graph = helper.make_graph(nodes, self.name, self.inputs, self.outputs, initializers)
-        imports = [helper.make_opsetid(domain, opset if version is None else version)
-                   for domain, version in self.opsets.items()]
+        imports = [
+            helper.make_opsetid(domain, opset if version is None else version)
+            for domain, version in self.opsets.items()
+        ]
         model = helper.make_model(graph, opset_imports=imports, producer_name=producer)
         # The lowest IR version that knows these opsets, so older runtimes load the file.
         model.ir_version = helper.find_min_ir_version_for(imports, ignore_unknown=True)

@@ -114,9 +114,11 @@ def keras_to_onnx_gru(kernel, recurrent_kernel, bias, reset_after):
 def keras_to_onnx_rnn(kernel, recurrent_kernel, bias):
     """Our SimpleRNN weights -> ONNX (W (1, U, D), R (1, U, U), B (1, 2U) = [b | 0])."""
     b = np.asarray(bias)
-    return np.asarray(kernel).T[None], np.asarray(recurrent_kernel).T[None], np.concatenate(
-        [b, np.zeros_like(b)]
-    )[None]
+    return (
+        np.asarray(kernel).T[None],
+        np.asarray(recurrent_kernel).T[None],
+        np.concatenate([b, np.zeros_like(b)])[None],
+    )
 
 
 def keras_to_onnx_indrnn(kernel, recurrent_kernel, bias):
@@ -136,8 +138,10 @@ def onnx_activations(names):
     """
     unknown = [name for name in names if name not in ONNX_ACTIVATIONS]
     if unknown:
-        raise NotImplementedError(f"activation {unknown[0]!r} has no ONNX recurrent-node "
-                                  f"equivalent; supported: {sorted(ONNX_ACTIVATIONS)}")
+        raise NotImplementedError(
+            f"activation {unknown[0]!r} has no ONNX recurrent-node "
+            f"equivalent; supported: {sorted(ONNX_ACTIVATIONS)}"
+        )
     specs = [ONNX_ACTIVATIONS[name] for name in names]
     attrs = {"activations": [op for op, _, _ in specs]}
     alphas = [alpha for _, alpha, _ in specs if alpha is not None]

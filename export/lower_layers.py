@@ -14,9 +14,10 @@ import keras
 import numpy as np
 from onnx import TensorProto, helper
 
-from .native import activation_name, numpy_weight
 from keras_gated.keras_private import core_ops, numpy_ops
 from keras_gated.layers import VariationalDropout
+
+from .native import activation_name, numpy_weight
 
 # Layers that are the identity at inference.
 IDENTITY_LAYERS = (
@@ -41,10 +42,15 @@ ACTIVATION_OPS = {
 # Keras dtype name -> ONNX element type.
 ONNX_DTYPES = {  # the graph computes in float32 (weights are read as float32), whatever the
     # Keras compute dtype (mixed_float16, mixed_bfloat16)
-    "float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT, "bfloat16": TensorProto.FLOAT,
+    "float32": TensorProto.FLOAT,
+    "float16": TensorProto.FLOAT,
+    "bfloat16": TensorProto.FLOAT,
     "float64": TensorProto.FLOAT,
-    "int32": TensorProto.INT32, "int64": TensorProto.INT64, "bool": TensorProto.BOOL,
-    "uint8": TensorProto.UINT8, "int8": TensorProto.INT8,
+    "int32": TensorProto.INT32,
+    "int64": TensorProto.INT64,
+    "bool": TensorProto.BOOL,
+    "uint8": TensorProto.UINT8,
+    "int8": TensorProto.INT8,
 }
 
 
@@ -89,14 +95,16 @@ def lower_reverse_embedding(g, layer, x, E):
     if layer.tie_weights:
         kernel = g.node("Transpose", [E], name=f"{layer.name}/E_transposed", perm=[1, 0])
     else:
-        kernel = g.initializer(f"{layer.name}/reverse_embeddings",
-                               numpy_weight(layer.reverse_embeddings))
+        kernel = g.initializer(
+            f"{layer.name}/reverse_embeddings", numpy_weight(layer.reverse_embeddings)
+        )
     logits = g.node("MatMul", [x, kernel], name=f"{layer.name}/reverse")
     cap = layer.logit_soft_cap
     if cap is not None:  # tanh(logits / cap) * cap
         c = g.initializer("soft_cap", np.float32(cap))
-        logits = g.node("Mul", [g.node("Tanh", [g.node("Div", [logits, c])]), c],
-                        name=f"{layer.name}/soft_cap")
+        logits = g.node(
+            "Mul", [g.node("Tanh", [g.node("Div", [logits, c])]), c], name=f"{layer.name}/soft_cap"
+        )
     return logits
 
 
@@ -111,14 +119,19 @@ def lower_gelu(g, x, hint, approximate=False):
     """
     if approximate:
         cube = g.node("Mul", [g.node("Mul", [x, x], name=f"{hint}/x2"), x], name=f"{hint}/x3")
-        inner = g.node("Add", [x, g.node("Mul", [cube, g.initializer("gelu_c", 0.044715)],
-                                         name=f"{hint}/c_x3")], name=f"{hint}/poly")
-        scaled = g.node("Mul", [inner, g.initializer("sqrt_2_over_pi", np.sqrt(2 / np.pi))],
-                        name=f"{hint}/scaled")
+        inner = g.node(
+            "Add",
+            [x, g.node("Mul", [cube, g.initializer("gelu_c", 0.044715)], name=f"{hint}/c_x3")],
+            name=f"{hint}/poly",
+        )
+        scaled = g.node(
+            "Mul",
+            [inner, g.initializer("sqrt_2_over_pi", np.sqrt(2 / np.pi))],
+            name=f"{hint}/scaled",
+        )
         phi = g.node("Tanh", [scaled], name=f"{hint}/tanh")
     else:
-        scaled = g.node("Mul", [x, g.initializer("sqrt_half", np.sqrt(0.5))],
-                        name=f"{hint}/scaled")
+        scaled = g.node("Mul", [x, g.initializer("sqrt_half", np.sqrt(0.5))], name=f"{hint}/scaled")
         phi = g.node("Erf", [scaled], name=f"{hint}/erf")
     one_plus = g.node("Add", [phi, g.initializer("one", 1.0)], name=f"{hint}/one_plus")
     half_x = g.node("Mul", [x, g.initializer("half", 0.5)], name=f"{hint}/half_x")
@@ -149,24 +162,43 @@ def lower_dense(g, layer, x):
     act = activation_name(layer.activation)
     if act not in LOWERED_ACTIVATIONS:
         raise NotLowerable(f"Dense {layer.name!r} activation {act!r}")
-    y = g.node("MatMul", [x, g.initializer(f"{layer.name}/kernel", numpy_weight(layer.kernel))],
-               name=layer.name)
+    y = g.node(
+        "MatMul",
+        [x, g.initializer(f"{layer.name}/kernel", numpy_weight(layer.kernel))],
+        name=layer.name,
+    )
     if layer.use_bias:
-        y = g.node("Add", [y, g.initializer(f"{layer.name}/bias", numpy_weight(layer.bias))],
-                   name=f"{layer.name}/bias")
+        y = g.node(
+            "Add",
+            [y, g.initializer(f"{layer.name}/bias", numpy_weight(layer.bias))],
+            name=f"{layer.name}/bias",
+        )
     return lower_activation(g, act, y, layer.name)
 
 
 def lower_masking(g, layer, x):
     """Masking: x (B, T, D) with the steps where every feature equals `mask_value` zeroed."""
     value = g.initializer(f"{layer.name}/mask_value", np.float32(layer.mask_value))
-    differs = g.node("Not", [g.node("Equal", [x, value], name=f"{layer.name}/equal")],
-                     name=f"{layer.name}/differs")
-    count = g.node("ReduceSum", [g.node("Cast", [differs], name=f"{layer.name}/float",
-                                        to=TensorProto.FLOAT), g.ints("axes", [-1])],
-                   name=f"{layer.name}/count", keepdims=1)
-    keep = g.node("Cast", [g.node("Greater", [count, g.initializer("zero", 0.0)])],
-                  name=f"{layer.name}/keep", to=TensorProto.FLOAT)
+    differs = g.node(
+        "Not",
+        [g.node("Equal", [x, value], name=f"{layer.name}/equal")],
+        name=f"{layer.name}/differs",
+    )
+    count = g.node(
+        "ReduceSum",
+        [
+            g.node("Cast", [differs], name=f"{layer.name}/float", to=TensorProto.FLOAT),
+            g.ints("axes", [-1]),
+        ],
+        name=f"{layer.name}/count",
+        keepdims=1,
+    )
+    keep = g.node(
+        "Cast",
+        [g.node("Greater", [count, g.initializer("zero", 0.0)])],
+        name=f"{layer.name}/keep",
+        to=TensorProto.FLOAT,
+    )
     return g.node("Mul", [x, keep], name=layer.name)
 
 
@@ -188,8 +220,9 @@ def lower_batch_normalization(g, layer, x, rank):
         scale = scale * numpy_weight(layer.gamma)
     shift = -mean * scale + (numpy_weight(layer.beta) if layer.center else 0.0)
     y = g.node("Mul", [x, g.initializer(f"{layer.name}/scale", scale)], name=layer.name)
-    return g.node("Add", [y, g.initializer(f"{layer.name}/shift", shift)],
-                  name=f"{layer.name}/shift")
+    return g.node(
+        "Add", [y, g.initializer(f"{layer.name}/shift", shift)], name=f"{layer.name}/shift"
+    )
 
 
 def lower_relu(g, layer, x):
@@ -216,20 +249,32 @@ def lower_global_pooling_1d(g, layer, x, mask, opset):
         if opset < 18:  # axes became an input of ReduceMax/ReduceMean in opset 18
             return g.node(op, [x], name=layer.name, axes=[1], keepdims=keepdims)
         return g.node(op, [x, axes], name=layer.name, keepdims=keepdims)
-    keep = g.node("Unsqueeze", [g.node("Cast", [mask], name=f"{layer.name}/mask_bool",
-                                       to=TensorProto.BOOL), g.ints("axes_2", [2])],
-                  name=f"{layer.name}/keep")
+    keep = g.node(
+        "Unsqueeze",
+        [
+            g.node("Cast", [mask], name=f"{layer.name}/mask_bool", to=TensorProto.BOOL),
+            g.ints("axes_2", [2]),
+        ],
+        name=f"{layer.name}/keep",
+    )
     kept = g.node("Where", [keep, x, g.initializer("zero_float", 0.0)], name=f"{layer.name}/kept")
     total = g.node("ReduceSum", [kept, axes], name=f"{layer.name}/sum", keepdims=keepdims)
-    count = g.node("ReduceSum", [g.node("Cast", [keep], name=f"{layer.name}/mask_float",
-                                        to=TensorProto.FLOAT), axes],
-                   name=f"{layer.name}/count", keepdims=keepdims)
+    count = g.node(
+        "ReduceSum",
+        [g.node("Cast", [keep], name=f"{layer.name}/mask_float", to=TensorProto.FLOAT), axes],
+        name=f"{layer.name}/count",
+        keepdims=keepdims,
+    )
     return g.node("Div", [total, count], name=layer.name)
 
 
 MERGE_LAYERS = {
-    keras.layers.Add: "Add", keras.layers.Subtract: "Sub", keras.layers.Multiply: "Mul",
-    keras.layers.Maximum: "Max", keras.layers.Minimum: "Min", keras.layers.Average: "Mean",
+    keras.layers.Add: "Add",
+    keras.layers.Subtract: "Sub",
+    keras.layers.Multiply: "Mul",
+    keras.layers.Maximum: "Max",
+    keras.layers.Minimum: "Min",
+    keras.layers.Average: "Mean",
 }
 
 
@@ -271,12 +316,14 @@ def lower_keras_op(g, op, args, kwargs, out_dtype, arg_dtypes):
     if kind is numpy_ops.LogicalNot:
         return g.node("Not", tensors, name=name)
     if kind in (numpy_ops.Any, numpy_ops.All):  # any: some True; all: no False
-        counted = tensors[0] if kind is numpy_ops.Any else g.node("Not", tensors,
-                                                                  name=f"{name}/not")
+        counted = (
+            tensors[0] if kind is numpy_ops.Any else g.node("Not", tensors, name=f"{name}/not")
+        )
         as_int = g.node("Cast", [counted], name=f"{name}/int", to=TensorProto.INT64)
         axes = [g.ints("axes", _axes(op.axis))] if op.axis is not None else []
-        count = g.node("ReduceSum", [as_int, *axes], name=f"{name}/count",
-                       keepdims=int(bool(op.keepdims)))
+        count = g.node(
+            "ReduceSum", [as_int, *axes], name=f"{name}/count", keepdims=int(bool(op.keepdims))
+        )
         test = "Greater" if kind is numpy_ops.Any else "Equal"
         return g.node(test, [count, g.ints("zero", 0)], name=name)
     if kind is numpy_ops.ExpandDims:
@@ -288,8 +335,12 @@ def lower_keras_op(g, op, args, kwargs, out_dtype, arg_dtypes):
         dtype = keras.backend.standardize_dtype(out_dtype)
         dtype = "float32" if onnx_dtype(dtype) == TensorProto.FLOAT else dtype
         fill = helper.make_tensor("value", onnx_dtype(dtype), [1], value(1, dtype).tolist())
-        return g.node("ConstantOfShape", [g.node("Shape", tensors, name=f"{name}/shape")],
-                      name=name, value=fill)
+        return g.node(
+            "ConstantOfShape",
+            [g.node("Shape", tensors, name=f"{name}/shape")],
+            name=name,
+            value=fill,
+        )
     if kind is numpy_ops.Concatenate:
         return g.node("Concat", list(tensors[0]), name=name, axis=op.axis)
     if kind is core_ops.ConvertToTensor and not op.sparse and not getattr(op, "ragged", False):

@@ -27,10 +27,9 @@ States come out per cell, in cell order, each cell's as Keras flattens them (h t
 import dataclasses
 
 import numpy as np
-
-from . import masking
 from keras import tree
 
+from . import masking
 from .native import (
     NotNative,
     layer_cells,
@@ -86,24 +85,29 @@ def run_directions(g, directions, x, mask, name, sequences):
     if any(runs_as_scan(d.cell) for d in directions):
         from .scan import run_scan
 
-        return [run_scan(g, d, x, sm, f"{name}/{'reverse' if d.reverse else 'forward'}",
-                         sequences) for d in directions]
+        return [
+            run_scan(g, d, x, sm, f"{name}/{'reverse' if d.reverse else 'forward'}", sequences)
+            for d in directions
+        ]
     cells = [native_cell(d.cell) for d in directions]
     try:
         attrs = node_attributes(cells)
     except NotNative:
         if len(directions) == 1:
             raise
-        return [run_node(g, [d], [c], node_attributes([c]), x, sm, f"{name}/{k}", sequences)[0]
-                for k, (d, c) in enumerate(zip(directions, cells))]
+        return [
+            run_node(g, [d], [c], node_attributes([c]), x, sm, f"{name}/{k}", sequences)[0]
+            for k, (d, c) in enumerate(zip(directions, cells))
+        ]
     return run_node(g, directions, cells, attrs, x, sm, name, sequences)
 
 
 def run_node(g, directions, cells, attrs, x, sm, name, sequences):
     """One native node over `directions`; see `run_directions`."""
     op, kinds = cells[0].op, cells[0].kinds
-    w = {key: g.initializer(f"{name}/{key}", value)
-         for key, value in stacked_weights(cells).items()}
+    w = {
+        key: g.initializer(f"{name}/{key}", value) for key, value in stacked_weights(cells).items()
+    }
     if sm:
         X = masking.compacted(g, x, sm) or masking.compact(g, x, sm, f"{name}/compact")
     else:
@@ -115,10 +119,15 @@ def run_node(g, directions, cells, attrs, x, sm, name, sequences):
     if all(given):
         axis0 = g.ints("axes_0", [0])
         for k, kind in enumerate(kinds):
-            parts = [g.node("Unsqueeze", [d.initial[k], axis0], name=f"{name}/initial_{kind}")
-                     for d in directions]
-            initial[kind] = parts[0] if len(parts) == 1 else g.node(
-                "Concat", parts, name=f"{name}/initial_{kind}", axis=0)
+            parts = [
+                g.node("Unsqueeze", [d.initial[k], axis0], name=f"{name}/initial_{kind}")
+                for d in directions
+            ]
+            initial[kind] = (
+                parts[0]
+                if len(parts) == 1
+                else g.node("Concat", parts, name=f"{name}/initial_{kind}", axis=0)
+            )
     inputs = [X, w["W"], w["R"], w["B"], sm.lengths32 if sm else "", initial["h"]]
     if op == "LSTM":
         inputs += [initial["c"], w.get("P", "")]
@@ -128,10 +137,13 @@ def run_node(g, directions, cells, attrs, x, sm, name, sequences):
         direction = "bidirectional"
     else:
         direction = "reverse" if directions[0].reverse else "forward"
-    Y, *node_finals = g.node(op, inputs, outputs=1 + len(kinds), name=name,
-                             direction=direction, **attrs)
-    per_final = [per_direction(g, final, 0, len(directions), f"{name}/final_{kind}")
-                 for kind, final in zip(kinds, node_finals)]  # [kind][direction] (B, U)
+    Y, *node_finals = g.node(
+        op, inputs, outputs=1 + len(kinds), name=name, direction=direction, **attrs
+    )
+    per_final = [
+        per_direction(g, final, 0, len(directions), f"{name}/final_{kind}")
+        for kind, final in zip(kinds, node_finals)
+    ]  # [kind][direction] (B, U)
     if sequences and not sm:
         per_y = per_direction(g, Y, 1, len(directions), f"{name}/Y")  # (T, B, U) each
     results = []
@@ -145,15 +157,19 @@ def run_node(g, directions, cells, attrs, x, sm, name, sequences):
                 sequence = masking.restore(g, Y, k, len(directions), sm, d.reverse, hint, h0)
                 if d.layer.zero_output_for_mask:
                     sequence = masking.zero_masked(g, sequence, sm, hint)
-            last = masking.last_output(g, finals[0], sm, d.reverse,
-                                       d.layer.zero_output_for_mask, hint, h0)
-            finals = [masking.hold_empty_rows(g, final, start, sm, f"{name}/final_{kind}_{k}")
-                      for final, start, kind in zip(finals, starts, kinds)]
+            last = masking.last_output(
+                g, finals[0], sm, d.reverse, d.layer.zero_output_for_mask, hint, h0
+            )
+            finals = [
+                masking.hold_empty_rows(g, final, start, sm, f"{name}/final_{kind}_{k}")
+                for final, start, kind in zip(finals, starts, kinds)
+            ]
         else:
             last = finals[0]
             if sequences:
-                sequence = g.node("Transpose", [per_y[k]], name=f"{name}/batch_major_{k}",
-                                  perm=[1, 0, 2])
+                sequence = g.node(
+                    "Transpose", [per_y[k]], name=f"{name}/batch_major_{k}", perm=[1, 0, 2]
+                )
         results.append(Result(sequence, last, finals))
     if sm and sequences:
         views = per_direction(g, Y, 1, len(directions), f"{name}/Y_compacted")
@@ -161,8 +177,9 @@ def run_node(g, directions, cells, attrs, x, sm, name, sequences):
             result.compacted = view
         if len(directions) == 2:  # Y (T, 2, B, U) -> (T, B, 2U): one copy, not Split + Concat
             pair = g.node("Transpose", [Y], name=f"{name}/Y_TB2U", perm=[0, 2, 1, 3])
-            results[0].compacted_pair = g.node("Reshape", [pair, g.ints("TB_2U", [0, 0, -1])],
-                                               name=f"{name}/Y_pair")
+            results[0].compacted_pair = g.node(
+                "Reshape", [pair, g.ints("TB_2U", [0, 0, -1])], name=f"{name}/Y_pair"
+            )
     return results
 
 
@@ -171,15 +188,23 @@ def per_direction(g, t, axis, count, name):
     axes = g.ints(f"axes_{axis}", [axis])
     if count == 1:
         return [g.node("Squeeze", [t, axes], name=name)]
-    parts = g.node("Split", [t, g.ints("split", [1] * count)], outputs=count, name=name,
-                   axis=axis)
+    parts = g.node("Split", [t, g.ints("split", [1] * count)], outputs=count, name=name, axis=axis)
     return [g.node("Squeeze", [part, axes], name=f"{name}_{k}") for k, part in enumerate(parts)]
 
 
 def flip_time(g, y, name):
     """y (B, T, ...) with time reversed."""
-    return g.node("Slice", [y, g.ints("starts", [-1]), g.ints("ends", [np.iinfo(np.int64).min]),
-                            g.ints("axes_1", [1]), g.ints("steps", [-1])], name=name)
+    return g.node(
+        "Slice",
+        [
+            y,
+            g.ints("starts", [-1]),
+            g.ints("ends", [np.iinfo(np.int64).min]),
+            g.ints("axes_1", [1]),
+            g.ints("steps", [-1]),
+        ],
+        name=name,
+    )
 
 
 def run_stack(g, stacks, x, mask, name, sequences):
@@ -198,32 +223,42 @@ def run_stack(g, stacks, x, mask, name, sequences):
     if len({len(cells) for cells in chains}) != 1:
         raise NotNative("the directions of a Bidirectional layer stack different numbers of cells")
     depth = len(chains[0])
-    if depth > 1 and mask is not None and any(repeats_state_when_masked(layer)
-                                              for layer, _, _ in stacks):
-        raise NotNative("Keras's JAX loop emits the first cell's state at masked steps of a "
-                        "StackedRNNCells, which no chain of nodes reproduces")
+    if (
+        depth > 1
+        and mask is not None
+        and any(repeats_state_when_masked(layer) for layer, _, _ in stacks)
+    ):
+        raise NotNative(
+            "Keras's JAX loop emits the first cell's state at masked steps of a "
+            "StackedRNNCells, which no chain of nodes reproduces"
+        )
     initials = [per_cell_states(initial, cells) for (_, _, initial), cells in zip(stacks, chains)]
     inputs = [x] * len(stacks)
     finals = [[] for _ in stacks]
     results = None
     for level in range(depth):
         last = level == depth - 1
-        directions = [Direction(layer, reverse, initial[level], cells[level])
-                      for (layer, reverse, _), initial, cells in zip(stacks, initials, chains)]
+        directions = [
+            Direction(layer, reverse, initial[level], cells[level])
+            for (layer, reverse, _), initial, cells in zip(stacks, initials, chains)
+        ]
         level_name = name if depth == 1 else f"{name}/cell_{level}"
         wanted = sequences or not last
         if all(xk == inputs[0] for xk in inputs):  # one node for both directions, if they fit
             results = run_directions(g, directions, inputs[0], mask, level_name, wanted)
         else:
-            results = [run_directions(g, [d], xk, mask, f"{level_name}/{k}", wanted)[0]
-                       for k, (d, xk) in enumerate(zip(directions, inputs))]
+            results = [
+                run_directions(g, [d], xk, mask, f"{level_name}/{k}", wanted)[0]
+                for k, (d, xk) in enumerate(zip(directions, inputs))
+            ]
         for k, result in enumerate(results):
             finals[k] += result.finals
             if not last:
                 inputs[k] = result.sequence
                 if mask is not None and result.compacted:  # the next node reads Y' directly
-                    masking.note_compacted(g, result.sequence, masking.step_mask(g, mask),
-                                           result.compacted)
+                    masking.note_compacted(
+                        g, result.sequence, masking.step_mask(g, mask), result.compacted
+                    )
     return list(zip(results, finals))
 
 
@@ -246,8 +281,14 @@ def lower_rnn(g, layer, x, mask, initial_state):
     Returns:
         (outputs as Keras's call returns them, flattened; the final states of every cell).
     """
-    ((result, finals),) = run_stack(g, [(layer, bool(layer.go_backwards), initial_state)], x,
-                                    mask, layer.name, layer.return_sequences)
+    ((result, finals),) = run_stack(
+        g,
+        [(layer, bool(layer.go_backwards), initial_state)],
+        x,
+        mask,
+        layer.name,
+        layer.return_sequences,
+    )
     output = result.last
     if layer.return_sequences:
         output = result.sequence
@@ -268,8 +309,10 @@ def lower_bidirectional(g, layer, x, mask, initial_state):
     if forward.go_backwards or not backward.go_backwards:
         raise NotNative("a forward layer with go_backwards=True")
     half = None if initial_state is None else len(initial_state) // 2  # as Keras splits them
-    stacks = [(forward, False, None if half is None else initial_state[:half]),
-              (backward, True, None if half is None else initial_state[half:])]
+    stacks = [
+        (forward, False, None if half is None else initial_state[:half]),
+        (backward, True, None if half is None else initial_state[half:]),
+    ]
     sequences = layer.return_sequences
     (fw, fw_finals), (bw, bw_finals) = run_stack(g, stacks, x, mask, layer.name, sequences)
     y, y_rev = (fw.sequence, bw.sequence) if sequences else (fw.last, bw.last)
@@ -279,8 +322,9 @@ def lower_bidirectional(g, layer, x, mask, initial_state):
     elif mode == "concat":
         outputs = [g.node("Concat", [y, y_rev], name=f"{layer.name}/concat", axis=-1)]
         if sequences and fw.compacted and bw.compacted:
-            view = fw.compacted_pair or g.node("Concat", [fw.compacted, bw.compacted],
-                                               name=f"{layer.name}/compacted", axis=-1)
+            view = fw.compacted_pair or g.node(
+                "Concat", [fw.compacted, bw.compacted], name=f"{layer.name}/compacted", axis=-1
+            )
             masking.note_compacted(g, outputs[0], masking.step_mask(g, mask), view)
     else:
         merged = g.node(MERGE_OPS[mode], [y, y_rev], name=f"{layer.name}/{mode}")

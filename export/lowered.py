@@ -1,7 +1,7 @@
 """A built ONNX graph and what `verify.py` and the metadata need to know about it."""
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import onnx
 

@@ -90,21 +90,28 @@ def _step_mask(g, mask):
     axis1 = g.ints("axis_1", [1])
     lengths = g.node("ReduceSum", [m, axis1], name="mask/lengths", keepdims=0)
     batch = g.dims(m, 0, 1, "mask/batch")
-    rows = g.node("Range", [g.ints("zero", 0), g.node("Squeeze", [batch], name="mask/B"),
-                            g.ints("one", 1)], name="mask/b")
+    rows = g.node(
+        "Range",
+        [g.ints("zero", 0), g.node("Squeeze", [batch], name="mask/B"), g.ints("one", 1)],
+        name="mask/b",
+    )
     return StepMask(
         mask=mask,
         m=m,
         lengths=lengths,
         lengths32=g.node("Cast", [lengths], name="mask/sequence_lens", to=TensorProto.INT32),
         forward_count=g.node("CumSum", [m, g.ints("axis", 1)], name="mask/forward_count"),
-        backward_count=g.node("CumSum", [m, g.ints("axis", 1)], name="mask/backward_count",
-                              reverse=1),
+        backward_count=g.node(
+            "CumSum", [m, g.ints("axis", 1)], name="mask/backward_count", reverse=1
+        ),
         steps=g.dims(m, 1, 2, "mask/steps"),
         batch=batch,
         rows=g.node("Unsqueeze", [rows, axis1], name="mask/rows"),
-        empty=g.node("Unsqueeze", [g.node("Equal", [lengths, g.ints("zero", [0])],
-                                          name="mask/empty_rows"), axis1], name="mask/empty"),
+        empty=g.node(
+            "Unsqueeze",
+            [g.node("Equal", [lengths, g.ints("zero", [0])], name="mask/empty_rows"), axis1],
+            name="mask/empty",
+        ),
     )
 
 
@@ -113,24 +120,43 @@ def compact(g, x, sm, hint):
     T' = max(1, max_b L_b)."""
     one = g.ints("one", [1])
     valid_target = g.node("Sub", [sm.forward_count, one], name=f"{hint}/valid_target")
-    t = g.node("Range", [g.ints("zero", 0), g.node("Squeeze", [sm.steps], name=f"{hint}/T"),
-                         g.ints("one", 1)], name=f"{hint}/t")
+    t = g.node(
+        "Range",
+        [g.ints("zero", 0), g.node("Squeeze", [sm.steps], name=f"{hint}/T"), g.ints("one", 1)],
+        name=f"{hint}/t",
+    )
     L = g.node("Unsqueeze", [sm.lengths, g.ints("axes_1", [1])], name=f"{hint}/L")
-    masked_target = g.node("Sub", [g.node("Add", [L, t], name=f"{hint}/L_plus_t"),
-                                   sm.forward_count], name=f"{hint}/masked_target")
+    masked_target = g.node(
+        "Sub",
+        [g.node("Add", [L, t], name=f"{hint}/L_plus_t"), sm.forward_count],
+        name=f"{hint}/masked_target",
+    )
     target = g.node("Where", [sm.mask, valid_target, masked_target], name=f"{hint}/target")
-    t_all = g.node("Expand", [t, g.node("Shape", [target], name=f"{hint}/BT")],
-                   name=f"{hint}/t_all")
+    t_all = g.node(
+        "Expand", [t, g.node("Shape", [target], name=f"{hint}/BT")], name=f"{hint}/t_all"
+    )
     src = g.node("ScatterElements", [target, target, t_all], name=f"{hint}/src", axis=1)
     # X[j, b] = x[b, src[b, j]] = row b*T + src[b, j] of x seen as (B*T, D)
-    flat = g.node("Add", [g.node("Mul", [sm.rows, sm.steps], name=f"{hint}/row_start"), src],
-                  name=f"{hint}/flat_src")
+    flat = g.node(
+        "Add",
+        [g.node("Mul", [sm.rows, sm.steps], name=f"{hint}/row_start"), src],
+        name=f"{hint}/flat_src",
+    )
     # only the first max_b L_b positions hold valid steps: the node runs over those (>= 1)
-    longest = g.node("Max", [g.node("ReduceMax", [sm.lengths], name=f"{hint}/max_L",
-                                    keepdims=1), g.ints("one", [1])], name=f"{hint}/T_node")
-    positions = g.node("Slice", [g.node("Transpose", [flat], name=f"{hint}/time_major",
-                                        perm=[1, 0]), g.ints("zero", [0]), longest],
-                       name=f"{hint}/positions")
+    longest = g.node(
+        "Max",
+        [g.node("ReduceMax", [sm.lengths], name=f"{hint}/max_L", keepdims=1), g.ints("one", [1])],
+        name=f"{hint}/T_node",
+    )
+    positions = g.node(
+        "Slice",
+        [
+            g.node("Transpose", [flat], name=f"{hint}/time_major", perm=[1, 0]),
+            g.ints("zero", [0]),
+            longest,
+        ],
+        name=f"{hint}/positions",
+    )
     rows = g.node("Flatten", [x], name=f"{hint}/rows", axis=2)
     return g.node("Gather", [rows, positions], name=f"{hint}/compact", axis=0)
 
@@ -147,16 +173,31 @@ def restore(g, Y, k, directions, sm, reverse, hint, before_first=None):
         source = g.node("Sub", [count, g.ints("one", [1])], name=f"{hint}/source")
     # row of Y' (T*dirs*B, U): (source * dirs + k) * B + b; "none yet": T*dirs*B + b
     dirs = g.ints("dirs", [directions])
-    at_step = g.node("Mul", [g.node("Add", [g.node("Mul", [source, dirs], name=f"{hint}/s_dirs"),
-                                            g.ints("direction", [k])], name=f"{hint}/s_k"),
-                             sm.batch], name=f"{hint}/s_rows")
+    at_step = g.node(
+        "Mul",
+        [
+            g.node(
+                "Add",
+                [g.node("Mul", [source, dirs], name=f"{hint}/s_dirs"), g.ints("direction", [k])],
+                name=f"{hint}/s_k",
+            ),
+            sm.batch,
+        ],
+        name=f"{hint}/s_rows",
+    )
     at_step = g.node("Add", [at_step, sm.rows], name=f"{hint}/row")
     node_steps = g.dims(Y, 0, 1, f"{hint}/T_node")
-    past = g.node("Mul", [g.node("Mul", [node_steps, dirs], name=f"{hint}/T_dirs"), sm.batch],
-                  name=f"{hint}/past")
+    past = g.node(
+        "Mul",
+        [g.node("Mul", [node_steps, dirs], name=f"{hint}/T_dirs"), sm.batch],
+        name=f"{hint}/past",
+    )
     none_yet = g.node("Equal", [count, g.ints("zero", [0])], name=f"{hint}/none_yet")
-    index = g.node("Where", [none_yet, g.node("Add", [past, sm.rows], name=f"{hint}/pad_row"),
-                             at_step], name=f"{hint}/index")
+    index = g.node(
+        "Where",
+        [none_yet, g.node("Add", [past, sm.rows], name=f"{hint}/pad_row"), at_step],
+        name=f"{hint}/index",
+    )
     rows = g.node("Flatten", [Y], name=f"{hint}/rows", axis=3)
     start = before_first if before_first is not None else zeros_like_rows(g, rows, sm, hint)
     padded = g.node("Concat", [rows, start], name=f"{hint}/padded", axis=0)
@@ -167,27 +208,48 @@ def zeros_like_rows(g, rows, sm, hint):
     """Zeros (B, U) for rows (N, U)."""
     width = g.dims(rows, 1, 2, f"{hint}/U")
     shape = g.node("Concat", [sm.batch, width], name=f"{hint}/BU", axis=0)
-    return g.node("ConstantOfShape", [shape], name=f"{hint}/zeros",
-                  value=helper.make_tensor("value", FLOAT, [1], [0.0]))
+    return g.node(
+        "ConstantOfShape",
+        [shape],
+        name=f"{hint}/zeros",
+        value=helper.make_tensor("value", FLOAT, [1], [0.0]),
+    )
 
 
 def last_output(g, final_h, sm, reverse, zero_output_for_mask, hint, before_first=None):
     """Keras's last output (B, U) of a masked direction from the node's final h (B, U)."""
-    start = before_first if before_first is not None else g.node(
-        "Mul", [final_h, g.initializer("zero_float", 0.0)], name=f"{hint}/zeros")
+    start = (
+        before_first
+        if before_first is not None
+        else g.node("Mul", [final_h, g.initializer("zero_float", 0.0)], name=f"{hint}/zeros")
+    )
     last = g.node("Where", [sm.empty, start, final_h], name=f"{hint}/last")
     if zero_output_for_mask:  # zeroed where the last processed step is masked
-        step = g.node("Gather", [sm.mask, g.ints("step", [0] if reverse else [-1])],
-                      name=f"{hint}/last_step_valid", axis=1)
-        last = g.node("Where", [step, last, g.node("Mul", [last, g.initializer(
-            "zero_float", 0.0)], name=f"{hint}/zeroed")], name=f"{hint}/last_zeroed")
+        step = g.node(
+            "Gather",
+            [sm.mask, g.ints("step", [0] if reverse else [-1])],
+            name=f"{hint}/last_step_valid",
+            axis=1,
+        )
+        last = g.node(
+            "Where",
+            [
+                step,
+                last,
+                g.node("Mul", [last, g.initializer("zero_float", 0.0)], name=f"{hint}/zeroed"),
+            ],
+            name=f"{hint}/last_zeroed",
+        )
     return last
 
 
 def zero_masked(g, y, sm, hint):
     """y (B, T, U) with zeros at masked steps (`zero_output_for_mask`)."""
-    keep = g.node("Unsqueeze", [g.node("Cast", [sm.mask], name=f"{hint}/float", to=FLOAT),
-                                g.ints("axes_2", [2])], name=f"{hint}/keep")
+    keep = g.node(
+        "Unsqueeze",
+        [g.node("Cast", [sm.mask], name=f"{hint}/float", to=FLOAT), g.ints("axes_2", [2])],
+        name=f"{hint}/keep",
+    )
     return g.node("Mul", [y, keep], name=f"{hint}/zero_masked")
 
 

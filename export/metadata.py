@@ -52,9 +52,14 @@ def state_specs(layers):
     specs = []
     for index, (layer, sizes) in enumerate(layers):
         for kind, size in zip(("h", "c"), sizes):
-            specs.append({"input": state_input_name(kind, index),
-                          "output": state_output_name(kind, index),
-                          "size": int(size), "layer": layer})
+            specs.append(
+                {
+                    "input": state_input_name(kind, index),
+                    "output": state_output_name(kind, index),
+                    "size": int(size),
+                    "layer": layer,
+                }
+            )
     return specs
 
 
@@ -81,13 +86,17 @@ def loads(text, source):
     try:
         metadata = json.loads(text)
     except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
-        raise ValueError(f"{source}: keras_gated metadata is not valid JSON "
-                         f"({type(error).__name__}: {str(error)[:200]})") from None
+        raise ValueError(
+            f"{source}: keras_gated metadata is not valid JSON "
+            f"({type(error).__name__}: {str(error)[:200]})"
+        ) from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ValueError(f"{source}: keras_gated metadata lacks format {FORMAT!r}")
     if metadata.get("version") != VERSION:
-        raise ValueError(f"{source}: unsupported keras_gated metadata version "
-                         f"{metadata.get('version')!r:.100} (this runtime reads {VERSION})")
+        raise ValueError(
+            f"{source}: unsupported keras_gated metadata version "
+            f"{metadata.get('version')!r:.100} (this runtime reads {VERSION})"
+        )
     wrong = problem(metadata)
     if wrong:
         raise ValueError(f"{source}: keras_gated metadata {wrong}")
@@ -107,10 +116,16 @@ def problem(metadata):
     if not isinstance(states, list):
         return f"has states {states!r:.100}, not a list"
     for i, state in enumerate(states):
-        if not (isinstance(state, dict) and isinstance(state.get("input"), str)
-                and isinstance(state.get("output"), str) and _positive_int(state.get("size"))):
-            return (f"has states[{i}] {state!r:.100}, not "
-                    "{'input': name, 'output': name, 'size': positive integer}")
+        if not (
+            isinstance(state, dict)
+            and isinstance(state.get("input"), str)
+            and isinstance(state.get("output"), str)
+            and _positive_int(state.get("size"))
+        ):
+            return (
+                f"has states[{i}] {state!r:.100}, not "
+                "{'input': name, 'output': name, 'size': positive integer}"
+            )
     inputs = [metadata["input"], *(s["input"] for s in states)]
     outputs = [metadata["output"], *(s["output"] for s in states)]
     for names in (inputs, outputs):

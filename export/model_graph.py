@@ -51,11 +51,12 @@ from .lower_layers import (
     lower_keras_op,
     lower_masking,
     lower_merge,
-    lower_repeat_vector,
     lower_relu,
+    lower_repeat_vector,
     lower_reshape,
     onnx_dtype,
 )
+from .lower_recurrent import lower_bidirectional, lower_rnn
 from .lowered import GraphInput, Lowered
 from .native import (
     RECURRENT_LAYERS,
@@ -65,7 +66,6 @@ from .native import (
     layer_cells,
     state_kinds,
 )
-from .lower_recurrent import lower_bidirectional, lower_rnn
 from .tf2onnx_bridge import convert_function, splice
 from .time_distributed import lower_time_distributed
 
@@ -80,11 +80,15 @@ def functional_of(model):
     if functional is not None:
         return functional
     if isinstance(model, keras.Sequential):
-        raise ExportError(f"Sequential model {model.name!r} is not built: start it with "
-                          f"keras.Input or call it once before exporting")
-    raise ExportError(f"model {model.name!r} ({type(model).__name__}) is subclassed: only "
-                      f"functional and Sequential models (and keras_gated.LanguageModel) have "
-                      f"a graph to export")
+        raise ExportError(
+            f"Sequential model {model.name!r} is not built: start it with "
+            f"keras.Input or call it once before exporting"
+        )
+    raise ExportError(
+        f"model {model.name!r} ({type(model).__name__}) is subclassed: only "
+        f"functional and Sequential models (and keras_gated.LanguageModel) have "
+        f"a graph to export"
+    )
 
 
 def graph_nodes(functional):
@@ -126,8 +130,9 @@ class ModelWalk:
         outputs = self.lower_node(node, op, args, kwargs)
         flat = tree.flatten(node.outputs)
         if len(outputs) != len(flat):
-            raise ExportError(f"layer {op.name!r} gave {len(outputs)} ONNX "
-                              f"outputs for {len(flat)} Keras outputs")
+            raise ExportError(
+                f"layer {op.name!r} gave {len(outputs)} ONNX outputs for {len(flat)} Keras outputs"
+            )
         for kt, name in zip(flat, outputs):
             self.names[id(kt)] = name
         self.note_masks(op, flat, outputs, previous)
@@ -140,7 +145,11 @@ class ModelWalk:
         if id(kt) in self.names:
             return True
         node = keras_private.producing_node(kt)
-        if node is None or node.is_input or not all(self.materialize(x) for x in node.input_tensors):
+        if (
+            node is None
+            or node.is_input
+            or not all(self.materialize(x) for x in node.input_tensors)
+        ):
             return False
         try:
             self.visit(node)
@@ -162,8 +171,9 @@ class ModelWalk:
         if isinstance(op, (*RECURRENT_LAYERS, keras.layers.Bidirectional)):
             keeps = op.return_sequences
         else:
-            passes = (type(op).compute_mask is keras.layers.Layer.compute_mask
-                      or isinstance(op, keras.layers.TimeDistributed))
+            passes = type(op).compute_mask is keras.layers.Layer.compute_mask or isinstance(
+                op, keras.layers.TimeDistributed
+            )
             keeps = op.supports_masking and passes
         if keeps:
             self.masks[outputs[0]] = previous
@@ -217,11 +227,14 @@ class ModelWalk:
             if isinstance(op, RECURRENT_LAYERS):
                 return self.lower_recurrent(op, x, call.get("mask"), initial)
             if op.stateful:
-                raise ExportError(f"layer {op.name!r}: a stateful Bidirectional layer has no "
-                                  f"exportable meaning (its backward states depend on the future)")
+                raise ExportError(
+                    f"layer {op.name!r}: a stateful Bidirectional layer has no "
+                    f"exportable meaning (its backward states depend on the future)"
+                )
             return lower_bidirectional(g, op, x, call.get("mask"), initial)
-        if kind is keras.layers.Embedding or (isinstance(op, keras.layers.Embedding)
-                                              and not kwargs.get("reverse")):
+        if kind is keras.layers.Embedding or (
+            isinstance(op, keras.layers.Embedding) and not kwargs.get("reverse")
+        ):
             self.note_vocabulary(node, op.input_dim)
             return [lower_embedding(g, op, x, node.input_tensors[0].dtype)[0]]
         if kind is keras.layers.Dense:
@@ -242,9 +255,14 @@ class ModelWalk:
         if kind in (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalMaxPooling1D):
             return [lower_global_pooling_1d(g, op, x, kwargs.get("mask"), self.opset)]
         if kind in (keras.layers.Attention, keras.layers.AdditiveAttention):
-            return lower_attention(g, op, list(x), kwargs.get("mask"),
-                                   kwargs.get("return_attention_scores", False),
-                                   kwargs.get("use_causal_mask", False))
+            return lower_attention(
+                g,
+                op,
+                list(x),
+                kwargs.get("mask"),
+                kwargs.get("return_attention_scores", False),
+                kwargs.get("use_causal_mask", False),
+            )
         if kind in MERGE_LAYERS or kind is keras.layers.Concatenate:
             return [lower_merge(g, op, list(x))]
         if isinstance(op, keras.layers.Layer):
@@ -261,8 +279,12 @@ class ModelWalk:
             for cell in layer_cells(layer):
                 index = len(self.state_sizes)
                 kinds = state_kinds(cell)
-                initial_state += [self.g.add_input(md.state_input_name(kind, index), FLOAT,
-                                                   [md.BATCH, int(cell.units)]) for kind in kinds]
+                initial_state += [
+                    self.g.add_input(
+                        md.state_input_name(kind, index), FLOAT, [md.BATCH, int(cell.units)]
+                    )
+                    for kind in kinds
+                ]
                 names += [md.state_output_name(kind, index) for kind in kinds]
                 self.state_sizes.append((layer.name, [int(cell.units)] * len(kinds)))
         outputs, finals = lower_rnn(self.g, layer, x, mask, initial_state)
@@ -279,12 +301,16 @@ class ModelWalk:
         piece, attached to the traced tensors as Keras attaches them when running eagerly, so
         the layer takes them as in Keras: as mask arguments (`Attention`, pooling) or read
         from the tensors (`MultiHeadAttention`'s query mask)."""
-        what = f"{'layer' if isinstance(op, keras.layers.Layer) else 'op'} {op.name!r} " \
-               f"({type(op).__name__})"
+        what = (
+            f"{'layer' if isinstance(op, keras.layers.Layer) else 'op'} {op.name!r} "
+            f"({type(op).__name__})"
+        )
         if keras.backend.backend() != "tensorflow":
-            raise ExportError(f"{what} has no native ONNX lowering ({reason}); tf2onnx converts "
-                              f"such layers, but only with KERAS_BACKEND=tensorflow "
-                              f"(now {keras.backend.backend()!r})")
+            raise ExportError(
+                f"{what} has no native ONNX lowering ({reason}); tf2onnx converts "
+                f"such layers, but only with KERAS_BACKEND=tensorflow "
+                f"(now {keras.backend.backend()!r})"
+            )
         if getattr(op, "stateful", False):
             raise ExportError(f"{what}: a stateful layer without a native lowering ({reason})")
         import tensorflow as tf
@@ -296,7 +322,7 @@ class ModelWalk:
         specs += [tf.TensorSpec(unique[k].shape[:2], tf.bool) for k in masked]  # (B, T)
 
         def call(*xs):
-            for k, mask in zip(masked, xs[len(unique):]):
+            for k, mask in zip(masked, xs[len(unique) :]):
                 keras_private.set_mask(xs[k], mask)
             args, kwargs = node.arguments.fill_in({id(kt): x for kt, x in zip(unique, xs)})
             if "training" in kwargs:
@@ -307,11 +333,14 @@ class ModelWalk:
             proto = convert_function(call, specs, self.opset)
         except Exception as error:  # tf2onnx and TensorFlow raise many kinds
             message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
-            raise ExportError(f"{what} has no native ONNX lowering ({reason}) and tf2onnx "
-                              f"cannot convert it: {type(error).__name__}: {message}") from None
+            raise ExportError(
+                f"{what} has no native ONNX lowering ({reason}) and tf2onnx "
+                f"cannot convert it: {type(error).__name__}: {message}"
+            ) from None
         inputs = [self.names[id(kt)] for kt in unique]
-        inputs += [self.g.node("Cast", [masks[k]], name=f"{op.name}/mask_bool", to=BOOL)
-                   for k in masked]
+        inputs += [
+            self.g.node("Cast", [masks[k]], name=f"{op.name}/mask_bool", to=BOOL) for k in masked
+        ]
         return splice(self.g, proto, inputs, prefix=f"tf2onnx/{op.name}")
 
     # -- what verification should feed ------------------------------------------------------
@@ -328,8 +357,9 @@ class ModelWalk:
     # -- the whole model ------------------------------------------------------------------
     def build(self):
         functional = functional_of(self.model)
-        dynamic_time = sum(1 for kt in functional.inputs if len(kt.shape) > 1
-                           and kt.shape[1] is None)
+        dynamic_time = sum(
+            1 for kt in functional.inputs if len(kt.shape) > 1 and kt.shape[1] is None
+        )
         for kt in functional.inputs:
             time = "time" if dynamic_time <= 1 else f"{kt.name}_time"
             dims = _dims((None, *kt.shape[1:]), time, kt.name)
@@ -355,9 +385,17 @@ class ModelWalk:
         vocab_size = None
         if len(self.inputs) == 1 and len(outputs) == 1 and self.inputs[0].high:
             vocab_size = self.inputs[0].high
-        return Lowered(self.g.model(self.opset), self.inputs, outputs, vocab_size,
-                       md.state_specs(self.state_sizes), self.lowered, self.loops, self.converted,
-                       model_reference(self.model, self.inputs, outputs, self.state_layers))
+        return Lowered(
+            self.g.model(self.opset),
+            self.inputs,
+            outputs,
+            vocab_size,
+            md.state_specs(self.state_sizes),
+            self.lowered,
+            self.loops,
+            self.converted,
+            model_reference(self.model, self.inputs, outputs, self.state_layers),
+        )
 
 
 def model_graph(model, opset):
@@ -420,4 +458,3 @@ def model_reference(model, inputs, outputs, state_layers):
         return got
 
     return reference
-

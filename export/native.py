@@ -16,6 +16,9 @@ import dataclasses
 import keras
 import numpy as np
 
+from keras_gated.cells import GRUCell, IndRNNCell, LSTMCell, SimpleRNNCell
+from keras_gated.layers import Recurrent
+
 from .layout import (
     keras_to_onnx_gru,
     keras_to_onnx_indrnn,
@@ -24,8 +27,6 @@ from .layout import (
     keras_to_onnx_rnn,
     onnx_activations,
 )
-from keras_gated.cells import GRUCell, IndRNNCell, LSTMCell, SimpleRNNCell
-from keras_gated.layers import Recurrent
 
 # Keras's RNN and its subclasses (ours, Keras's LSTM/GRU/SimpleRNN); the cells decide whether
 # a layer is native (`native_cell`), else tf2onnx converts it.
@@ -97,8 +98,9 @@ def repeats_state_when_masked(layer):
     """True where Keras's own loop runs the layer on the JAX backend (every `keras.layers.RNN`
     but ours, not unrolled): a masked step emits the first state h_{t-1}, so the steps before a
     row's first valid one emit h0 where other backends emit zeros."""
-    return (keras.backend.backend() == "jax" and not isinstance(layer, Recurrent)
-            and not layer.unroll)
+    return (
+        keras.backend.backend() == "jax" and not isinstance(layer, Recurrent) and not layer.unroll
+    )
 
 
 def state_kinds(cell):
@@ -125,8 +127,7 @@ def native_cell(cell):
         NotNative: a `runs_as_scan` cell, an unknown cell, or an activation ONNX lacks.
     """
     if runs_as_scan(cell):
-        raise NotNative(f"{type(cell).__name__} with layer_norm or zoneout has no native "
-                        f"ONNX node")
+        raise NotNative(f"{type(cell).__name__} with layer_norm or zoneout has no native ONNX node")
     if not isinstance(cell, (*LSTM_CELLS, *GRU_CELLS, *RNN_CELLS, *INDRNN_CELLS)):
         raise NotNative(f"cell {type(cell).__name__} has no native ONNX node")
     units = int(cell.units)
@@ -146,8 +147,14 @@ def native_cell(cell):
         return NativeCell("LSTM", weights, [gate_act, act, act], {}, units, ("h", "c"))
     if isinstance(cell, GRU_CELLS):
         W, R, B, linear_before_reset = keras_to_onnx_gru(kernel, recurrent, bias, cell.reset_after)
-        return NativeCell("GRU", {"W": W, "R": R, "B": B}, [gate_act, act],
-                          {"linear_before_reset": linear_before_reset}, units, ("h",))
+        return NativeCell(
+            "GRU",
+            {"W": W, "R": R, "B": B},
+            [gate_act, act],
+            {"linear_before_reset": linear_before_reset},
+            units,
+            ("h",),
+        )
     to_onnx = keras_to_onnx_indrnn if isinstance(cell, INDRNN_CELLS) else keras_to_onnx_rnn
     W, R, B = to_onnx(kernel, recurrent, bias)
     return NativeCell("RNN", {"W": W, "R": R, "B": B}, [act], {}, units, ("h",))
@@ -162,9 +169,11 @@ def node_attributes(cells):
     first = cells[0]
     for other in cells[1:]:
         if (other.op, other.units, other.attrs) != (first.op, first.units, first.attrs):
-            raise NotNative(f"directions differ ({first.op} {first.units} {first.attrs} vs "
-                            f"{other.op} {other.units} {other.attrs}); one ONNX node needs "
-                            f"the same op, units and reset placement")
+            raise NotNative(
+                f"directions differ ({first.op} {first.units} {first.attrs} vs "
+                f"{other.op} {other.units} {other.attrs}); one ONNX node needs "
+                f"the same op, units and reset placement"
+            )
     try:
         activations = onnx_activations([name for cell in cells for name in cell.activations])
     except NotImplementedError as error:
@@ -180,7 +189,6 @@ def stacked_weights(cells):
     keys = ["W", "R", "B"] + (["P"] if any("P" in cell.weights for cell in cells) else [])
     stacked = {}
     for key in keys:
-        parts = [cell.weights.get(key, np.zeros((1, 3 * cell.units), np.float32))
-                 for cell in cells]
+        parts = [cell.weights.get(key, np.zeros((1, 3 * cell.units), np.float32)) for cell in cells]
         stacked[key] = np.concatenate(parts, axis=0)
     return stacked

@@ -62,27 +62,33 @@ class OnnxLanguageModel:
         try:
             self._session = ort.InferenceSession(path, sess_options, providers=chosen)
         except Exception as error:  # onnxruntime raises its own exception classes
-            raise ValueError(f"{path}: not a valid ONNX file ({type(error).__name__}: "
-                             f"{str(error).strip()[:200]})") from None
+            raise ValueError(
+                f"{path}: not a valid ONNX file ({type(error).__name__}: "
+                f"{str(error).strip()[:200]})"
+            ) from None
         self.providers = self._session.get_providers()
         logger.info("%s runs on %s", path, self.providers[0])
         props = self._session.get_modelmeta().custom_metadata_map
         if md.METADATA_KEY not in props:
-            raise ValueError(f"{path}: no keras_gated metadata (not exported by "
-                             f"keras_gated.export.to_onnx)")
+            raise ValueError(
+                f"{path}: no keras_gated metadata (not exported by keras_gated.export.to_onnx)"
+            )
         self.metadata = md.loads(props[md.METADATA_KEY], path)
         inputs = {i.name: i for i in self._session.get_inputs()}
         self._input = self.metadata.get("input")
         token_type = inputs[self._input].type if self._input in inputs else ""
         if not self.metadata.get("vocab_size") or "int" not in token_type:
-            raise ValueError(f"{path}: not a language model (its input is "
-                             f"{self._input!r}, not token ids)")
+            raise ValueError(
+                f"{path}: not a language model (its input is {self._input!r}, not token ids)"
+            )
         self._token_dtype = np.int32 if token_type == "tensor(int32)" else np.int64
         self.vocab_size = int(self.metadata["vocab_size"])
         specs = self.metadata["states"]
         if not specs:
-            raise ValueError(f"{path}: not a language model (no state inputs to carry between "
-                             f"calls; export its recurrent layers with stateful=True)")
+            raise ValueError(
+                f"{path}: not a language model (no state inputs to carry between "
+                f"calls; export its recurrent layers with stateful=True)"
+            )
         self.state_names = [s["input"] for s in specs]
         self.state_sizes = [int(s["size"]) for s in specs]
         self._outputs = [self.metadata["output"]] + [s["output"] for s in specs]
@@ -95,19 +101,24 @@ class OnnxLanguageModel:
         outputs = {o.name: o for o in self._session.get_outputs()}
         missing = set(self._outputs) - set(outputs)
         if missing:
-            raise ValueError(f"{path}: graph lacks the outputs {sorted(missing)} its metadata "
-                             "names")
+            raise ValueError(
+                f"{path}: graph lacks the outputs {sorted(missing)} its metadata names"
+            )
         widths = [(outputs[self._outputs[0]], self.vocab_size)]
         widths += [(inputs[name], size) for name, size in zip(self.state_names, self.state_sizes)]
         for tensor, size in widths:  # a static last axis must be the metadata's width
             if tensor.shape and isinstance(tensor.shape[-1], int) and tensor.shape[-1] != size:
-                raise ValueError(f"{path}: metadata gives {tensor.name!r} width {size}, the "
-                                 f"graph {tensor.shape[-1]}")
+                raise ValueError(
+                    f"{path}: metadata gives {tensor.name!r} width {size}, the "
+                    f"graph {tensor.shape[-1]}"
+                )
         self.tokenizer = _tokenizer(self.metadata.get("tokenizer"), self.vocab_size, path)
 
     def __repr__(self):
-        return (f"OnnxLanguageModel({self.path!r}, vocab_size={self.vocab_size}, "
-                f"states={self.state_names}, providers={self.providers})")
+        return (
+            f"OnnxLanguageModel({self.path!r}, vocab_size={self.vocab_size}, "
+            f"states={self.state_names}, providers={self.providers})"
+        )
 
     # -- the graph ----------------------------------------------------------------------
     def initial_states(self, batch):
@@ -133,8 +144,10 @@ class OnnxLanguageModel:
         tokens = self._check_tokens(tokens)
         batch = tokens.shape[0]
         states = self.initial_states(batch) if states is None else self._check_states(states, batch)
-        feeds = {self._input: tokens.astype(self._token_dtype),
-                 **dict(zip(self.state_names, states))}
+        feeds = {
+            self._input: tokens.astype(self._token_dtype),
+            **dict(zip(self.state_names, states)),
+        }
         logits, *final = self._session.run(self._outputs, feeds)
         return logits, final
 
@@ -231,34 +244,42 @@ class OnnxLanguageModel:
     def _check_tokens(self, tokens):
         array = np.asarray(tokens)
         if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:
-            raise ValueError(f"tokens must have shape (batch, time) with batch, time >= 1, "
-                             f"got {array.shape}")
+            raise ValueError(
+                f"tokens must have shape (batch, time) with batch, time >= 1, got {array.shape}"
+            )
         if array.dtype.kind not in "iu":
             raise ValueError(f"tokens must be integer ids, got dtype {array.dtype}")
         bad = (array < 0) | (array >= self.vocab_size)
         if bad.any():
-            raise ValueError(f"token id {array[bad].flat[0]} out of range [0, {self.vocab_size}) "
-                             f"(vocab_size={self.vocab_size})")
+            raise ValueError(
+                f"token id {array[bad].flat[0]} out of range [0, {self.vocab_size}) "
+                f"(vocab_size={self.vocab_size})"
+            )
         return array.astype(np.int64)
 
     def _check_states(self, states, batch):
         states = list(states)
         if len(states) != len(self.state_names):
-            raise ValueError(f"expected {len(self.state_names)} states {self.state_names}, "
-                             f"got {len(states)}")
+            raise ValueError(
+                f"expected {len(self.state_names)} states {self.state_names}, got {len(states)}"
+            )
         checked = []
         for name, size, state in zip(self.state_names, self.state_sizes, states):
             state = np.asarray(state)
             if state.shape != (batch, size) or state.dtype.kind not in "fiu":
-                raise ValueError(f"state {name!r} must be a float array of shape "
-                                 f"({batch}, {size}), got {state.dtype} {state.shape}")
+                raise ValueError(
+                    f"state {name!r} must be a float array of shape "
+                    f"({batch}, {size}), got {state.dtype} {state.shape}"
+                )
             checked.append(state.astype(np.float32))
         return checked
 
     def _require_tokenizer(self):
         if self.tokenizer is None:
-            raise ValueError(f"{self.path} was exported without a tokenizer; use score_ids / "
-                             f"generate_ids with token ids, or export with tokenizer=...")
+            raise ValueError(
+                f"{self.path} was exported without a tokenizer; use score_ids / "
+                f"generate_ids with token ids, or export with tokenizer=..."
+            )
         return self.tokenizer
 
 
@@ -271,8 +292,9 @@ def _choose_providers(providers):
         providers = [providers]
     unknown = [p for p in providers if p not in available]
     if unknown or not providers:
-        raise ValueError(f"unknown onnxruntime providers {unknown or providers}; "
-                         f"available: {available}")
+        raise ValueError(
+            f"unknown onnxruntime providers {unknown or providers}; available: {available}"
+        )
     return list(providers)
 
 
@@ -287,12 +309,12 @@ def _tokenizer(config, vocab_size, path):
     except (ValueError, RuntimeError) as error:
         raise ValueError(f"{path}: stored tokenizer is unusable ({error})") from None
     if tokenizer.vocab_size != vocab_size:
-        raise ValueError(f"{path}: stored tokenizer has {tokenizer.vocab_size} tokens, "
-                         f"the model {vocab_size}")
+        raise ValueError(
+            f"{path}: stored tokenizer has {tokenizer.vocab_size} tokens, the model {vocab_size}"
+        )
     return tokenizer
 
 
 def _log_softmax(logits):
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-

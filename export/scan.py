@@ -31,8 +31,8 @@ from keras_gated.cells.lstm import PEEPHOLE_GATES
 
 from .graph import FLOAT, GraphBuilder, rename_graph
 from .layout import ONNX_ACTIVATIONS
-from .native import NotNative, activation_name, numpy_weight, state_kinds
 from .lower_recurrent import Result
+from .native import NotNative, activation_name, numpy_weight, state_kinds
 
 BOOL = TensorProto.BOOL
 
@@ -60,8 +60,7 @@ def normed(b, cell, t, gain, bias, hint):
     if cell.layer_norm:
         t = layer_norm_per_gate(b, t, cell.units, f"{hint}/norm")
         t = b.node("Mul", [t, b.initializer(f"{hint}_gamma", gain)], name=f"{hint}_scaled")
-    return t if bias is None else b.node("Add", [t, b.initializer(f"{hint}_bias", bias)],
-                                         name=hint)
+    return t if bias is None else b.node("Add", [t, b.initializer(f"{hint}_bias", bias)], name=hint)
 
 
 def gains(cell):
@@ -77,10 +76,14 @@ def expected_zoneout(b, cell, states, new):
     for kind, state, value in zip(state_kinds(cell), states, new):
         p = rates.get(kind, 0.0)
         if p > 0.0:
-            value = b.node("Add", [b.node("Mul", [b.initializer(f"p_{kind}", np.float32(p)),
-                                                  state]),
-                                   b.node("Mul", [b.initializer(f"q_{kind}", np.float32(1 - p)),
-                                                  value])], name=f"{kind}_zoned")
+            value = b.node(
+                "Add",
+                [
+                    b.node("Mul", [b.initializer(f"p_{kind}", np.float32(p)), state]),
+                    b.node("Mul", [b.initializer(f"q_{kind}", np.float32(1 - p)), value]),
+                ],
+                name=f"{kind}_zoned",
+            )
         out.append(value)
     return out
 
@@ -89,8 +92,10 @@ def activation(b, fn, x, hint):
     """A Keras activation of the cell as one ONNX node."""
     name = activation_name(fn)
     if name not in ONNX_ACTIVATIONS:
-        raise NotNative(f"activation {name!r} has no ONNX equivalent here; supported: "
-                        f"{sorted(ONNX_ACTIVATIONS)}")
+        raise NotNative(
+            f"activation {name!r} has no ONNX equivalent here; supported: "
+            f"{sorted(ONNX_ACTIVATIONS)}"
+        )
     op, alpha, beta = ONNX_ACTIVATIONS[name]
     if op == "Affine":  # linear: alpha 1, beta 0
         return b.node("Identity", [x], name=hint)
@@ -105,8 +110,9 @@ def bias_of(cell):
 
 def project_lstm(g, cell, x, name):
     """x W (B, T, 4U): the bias comes after the norm, in the step."""
-    return g.node("MatMul", [x, g.initializer(f"{name}/kernel", numpy_weight(cell.kernel))],
-                  name=f"{name}/xw")
+    return g.node(
+        "MatMul", [x, g.initializer(f"{name}/kernel", numpy_weight(cell.kernel))], name=f"{name}/xw"
+    )
 
 
 def project_gru(g, cell, x, name):
@@ -123,15 +129,22 @@ def lstm_step(b, cell, xw_t, states):
     U = b.initializer("recurrent_kernel", numpy_weight(cell.recurrent_kernel))
     a = b.node("Add", [xw_t, b.node("MatMul", [h, U])], name="a")  # (1)
     a = normed(b, cell, a, gains(cell), bias_of(cell), "a_b")
-    parts = dict(zip(LSTM_GATES, b.node("Split", [a, b.ints("split", [units] * 4)],
-                                        outputs=len(LSTM_GATES), axis=1)))
+    parts = dict(
+        zip(
+            LSTM_GATES,
+            b.node("Split", [a, b.ints("split", [units] * 4)], outputs=len(LSTM_GATES), axis=1),
+        )
+    )
     if cell.peephole:
         P = numpy_weight(cell.peephole_kernel)
         p = {gate: b.initializer(f"p_{gate}", P[k]) for k, gate in enumerate(PEEPHOLE_GATES)}
 
     def peep(gate, state):
-        return parts[gate] if not cell.peephole else b.node("Add", [parts[gate], b.node(
-            "Mul", [p[gate], state])])
+        return (
+            parts[gate]
+            if not cell.peephole
+            else b.node("Add", [parts[gate], b.node("Mul", [p[gate], state])])
+        )
 
     sigmoid = lambda t, name: activation(b, cell.recurrent_activation, t, name)  # noqa: E731
     tanh = lambda t, name: activation(b, cell.activation, t, name)  # noqa: E731
@@ -150,34 +163,48 @@ def gru_step(b, cell, xw_t, states):
     units, (h,) = cell.units, states
     R, gamma, bias = numpy_weight(cell.recurrent_kernel), gains(cell), bias_of(cell)
     gamma_h = None if gamma is None else gamma[1]
-    xw = dict(zip(GRU_GATES, b.node("Split", [xw_t, b.ints("split3", [units] * 3)],
-                                    outputs=3, axis=1, name="xw")))
+    xw = dict(
+        zip(
+            GRU_GATES,
+            b.node("Split", [xw_t, b.ints("split3", [units] * 3)], outputs=3, axis=1, name="xw"),
+        )
+    )
     sigmoid = lambda t, name: activation(b, cell.recurrent_activation, t, name)  # noqa: E731
     if cell.reset_after:  # (L2) over all three gates, then b^h
         hU = b.node("MatMul", [h, b.initializer("U", R)], name="hU")
         hU = normed(b, cell, hU, gamma_h, None if bias is None else bias[1], "hU_b")
-        u = dict(zip(GRU_GATES, b.node("Split", [hU, b.ints("split3", [units] * 3)],
-                                       outputs=3, axis=1, name="u")))
+        u = dict(
+            zip(
+                GRU_GATES,
+                b.node("Split", [hU, b.ints("split3", [units] * 3)], outputs=3, axis=1, name="u"),
+            )
+        )
     else:  # (L2) over z and r; h~'s own matmul is (L3)
-        hU = b.node("MatMul", [h, b.initializer("U_zr", R[:, :2 * units])], name="hU_zr")
-        hU = normed(b, cell, hU, None if gamma_h is None else gamma_h[:2 * units], None,
-                    "hU_zr_n")
-        u = dict(zip(GRU_GATES[:2], b.node("Split", [hU, b.ints("split2", [units] * 2)],
-                                           outputs=2, axis=1, name="u")))
+        hU = b.node("MatMul", [h, b.initializer("U_zr", R[:, : 2 * units])], name="hU_zr")
+        hU = normed(b, cell, hU, None if gamma_h is None else gamma_h[: 2 * units], None, "hU_zr_n")
+        u = dict(
+            zip(
+                GRU_GATES[:2],
+                b.node("Split", [hU, b.ints("split2", [units] * 2)], outputs=2, axis=1, name="u"),
+            )
+        )
     z = sigmoid(b.node("Add", [xw["z"], u["z"]]), "z")  # (1)
     r = sigmoid(b.node("Add", [xw["r"], u["r"]]), "r")  # (2)
     if cell.reset_after:
         candidate = b.node("Add", [xw["h"], b.node("Mul", [r, u["h"]])])  # (3a)
     else:
-        rhU = b.node("MatMul", [b.node("Mul", [r, h]), b.initializer("U_h", R[:, 2 * units:])],
-                     name="rhU_h")
-        rhU = normed(b, cell, rhU, None if gamma_h is None else gamma_h[2 * units:], None,
-                     "rhU_h_n")  # (L3)
+        rhU = b.node(
+            "MatMul", [b.node("Mul", [r, h]), b.initializer("U_h", R[:, 2 * units :])], name="rhU_h"
+        )
+        rhU = normed(
+            b, cell, rhU, None if gamma_h is None else gamma_h[2 * units :], None, "rhU_h_n"
+        )  # (L3)
         candidate = b.node("Add", [xw["h"], rhU])  # (3b)
     h_tilde = activation(b, cell.activation, candidate, "h_tilde")
     one_minus_z = b.node("Sub", [b.initializer("one", np.float32(1.0)), z])
-    h_t = b.node("Add", [b.node("Mul", [z, h]), b.node("Mul", [one_minus_z, h_tilde])],
-                 name="h_t")  # (4)
+    h_t = b.node(
+        "Add", [b.node("Mul", [z, h]), b.node("Mul", [one_minus_z, h_tilde])], name="h_t"
+    )  # (4)
     return [h_t]
 
 
@@ -207,8 +234,11 @@ def scan_body(cell, zero_output_for_mask):
         b.node("Where", [m_t, new_state, state], outputs=[f"{kind}_next"])
     out_next = b.node("Where", [m_t, new[0], out], outputs=["out_next"])
     if zero_output_for_mask:
-        b.node("Where", [m_t, out_next, b.node("Mul", [out_next, b.initializer("zero", 0.0)])],
-               outputs=["emitted"])
+        b.node(
+            "Where",
+            [m_t, out_next, b.node("Mul", [out_next, b.initializer("zero", 0.0)])],
+            outputs=["emitted"],
+        )
     else:
         b.node("Identity", [out_next], outputs=["emitted"])
     for name in [f"{kind}_next" for kind in kinds] + ["out_next", "emitted"]:
@@ -227,28 +257,38 @@ def run_scan(g, direction, x, sm, name, sequences):
     cell = direction.cell
     project, _ = _cell_functions(cell)
     kinds = state_kinds(cell)
-    xs = g.node("Transpose", [project(g, cell, x, name)], name=f"{name}/time_major",
-                perm=[1, 0, 2])
+    xs = g.node("Transpose", [project(g, cell, x, name)], name=f"{name}/time_major", perm=[1, 0, 2])
     if sm is not None:
-        mask = g.node("Cast", [g.node("Transpose", [sm.m], perm=[1, 0])], name=f"{name}/m",
-                      to=BOOL)
+        mask = g.node("Cast", [g.node("Transpose", [sm.m], perm=[1, 0])], name=f"{name}/m", to=BOOL)
     else:
         shape = g.dims(xs, 0, 2, f"{name}/TB")
-        mask = g.node("Expand", [g.initializer("true", np.array([True]), dtype=bool), shape],
-                      name=f"{name}/no_mask")
+        mask = g.node(
+            "Expand",
+            [g.initializer("true", np.array([True]), dtype=bool), shape],
+            name=f"{name}/no_mask",
+        )
     mask = g.node("Unsqueeze", [mask, g.ints("axes_2", [2])], name=f"{name}/m_3d")  # (T, B, 1)
     batch = g.dims(x, 0, 1, f"{name}/B")
-    zeros = g.node("ConstantOfShape", [g.node("Concat", [batch, g.ints("U", [cell.units])],
-                                              axis=0)], name=f"{name}/zeros",
-                   value=helper.make_tensor("value", FLOAT, [1], [0.0]))
+    zeros = g.node(
+        "ConstantOfShape",
+        [g.node("Concat", [batch, g.ints("U", [cell.units])], axis=0)],
+        name=f"{name}/zeros",
+        value=helper.make_tensor("value", FLOAT, [1], [0.0]),
+    )
     initial = direction.initial or [zeros] * len(kinds)
     reverse = int(direction.reverse)
     *finals, _, ys = g.node(
-        "Scan", [*initial, zeros, xs, mask], outputs=len(kinds) + 2, name=name,
+        "Scan",
+        [*initial, zeros, xs, mask],
+        outputs=len(kinds) + 2,
+        name=name,
         body=_own_names(scan_body(cell, direction.layer.zero_output_for_mask), f"{name}/step"),
-        num_scan_inputs=2, scan_input_directions=[reverse, reverse],
-        scan_output_directions=[reverse])
+        num_scan_inputs=2,
+        scan_input_directions=[reverse, reverse],
+        scan_output_directions=[reverse],
+    )
     sequence = g.node("Transpose", [ys], name=f"{name}/batch_major", perm=[1, 0, 2])
-    last = g.node("Gather", [sequence, g.ints("step", 0 if reverse else -1)],
-                  name=f"{name}/last", axis=1)
+    last = g.node(
+        "Gather", [sequence, g.ints("step", 0 if reverse else -1)], name=f"{name}/last", axis=1
+    )
     return Result(sequence, last, finals)

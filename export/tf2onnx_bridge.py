@@ -31,9 +31,12 @@ def convert_function(call, input_specs, opset):
 
     function = tf.function(call, input_signature=list(input_specs))
     with cudnn.disabled():  # tf2onnx cannot convert cuDNN's kernels: trace our own loops
-        proto, _ = tf2onnx.convert.from_function(function, input_signature=list(input_specs),
-                                                 opset=opset)
+        proto, _ = tf2onnx.convert.from_function(
+            function, input_signature=list(input_specs), opset=opset
+        )
     return proto
+
+
 def splice(g: GraphBuilder, proto, inputs, prefix):
     """Adds the converted graph `proto` to `g`, its inputs fed by the tensors `inputs`.
 

@@ -27,15 +27,23 @@ def takes_mask(layer):
 
 def fold(g, x, hint):
     """x (B, N, *rest) -> (B*N, *rest)."""
-    shape = g.node("Concat", [g.ints("minus_one", [-1]), g.dims(x, 2, END, f"{hint}/rest")],
-                   name=f"{hint}/shape", axis=0)
+    shape = g.node(
+        "Concat",
+        [g.ints("minus_one", [-1]), g.dims(x, 2, END, f"{hint}/rest")],
+        name=f"{hint}/shape",
+        axis=0,
+    )
     return g.node("Reshape", [x, shape], name=hint)
 
 
 def unfold(g, y, x, hint):
     """y (B*N, *out) -> (B, N, *out), with B and N read from x (B, N, ...)."""
-    shape = g.node("Concat", [g.dims(x, 0, 2, f"{hint}/B_N"), g.dims(y, 1, END, f"{hint}/out")],
-                   name=f"{hint}/shape", axis=0)
+    shape = g.node(
+        "Concat",
+        [g.dims(x, 0, 2, f"{hint}/B_N"), g.dims(y, 1, END, f"{hint}/out")],
+        name=f"{hint}/shape",
+        axis=0,
+    )
     return g.node("Reshape", [y, shape], name=hint)
 
 

@@ -29,8 +29,10 @@ def verification_feeds(lowered, seed=0):
     batch = lowered.inputs[0].batch or VERIFY_BATCH
     feeds = {}
     for spec in lowered.inputs:
-        shape = [batch if d == "batch" else VERIFY_TIME if isinstance(d, str) or d is None
-                 else d for d in spec.dims]
+        shape = [
+            batch if d == "batch" else VERIFY_TIME if isinstance(d, str) or d is None else d
+            for d in spec.dims
+        ]
         pattern = masked_steps(shape[0], shape[1]) if len(shape) >= 2 else None
         if spec.dtype == "bool":
             x = ~pattern if pattern is not None else np.ones(shape, bool)
@@ -46,8 +48,9 @@ def verification_feeds(lowered, seed=0):
                 x[pattern] = spec.mask_value
         feeds[spec.name] = x.astype(spec.dtype)
     for spec in lowered.states:
-        feeds[spec["input"]] = (STATE_SCALE * rng.standard_normal((batch, spec["size"]))
-                                ).astype(np.float32)
+        feeds[spec["input"]] = (STATE_SCALE * rng.standard_normal((batch, spec["size"]))).astype(
+            np.float32
+        )
     return feeds
 
 
@@ -67,8 +70,9 @@ def max_abs_diff(model_bytes, lowered, seed=0):
     diff = 0.0
     for name in names:
         if got[name].shape != want[name].shape:
-            raise ValueError(f"ONNX output {name!r} has shape {got[name].shape}, "
-                             f"Keras gives {want[name].shape}")
+            raise ValueError(
+                f"ONNX output {name!r} has shape {got[name].shape}, Keras gives {want[name].shape}"
+            )
         if got[name].size:
             error = np.abs(got[name].astype(np.float64) - want[name].astype(np.float64))
             diff = max(diff, float(np.max(error)))

@@ -98,10 +98,12 @@ def write_bytes(path, data):
 
 def write_files(contents):
     """Writes {path: bytes}, all files or none (`write_all`)."""
+
     def writer(data):
         def write(tmp):
             with open(tmp, "wb") as f:
                 f.write(data)
+
         return write
 
     write_all([(path, writer(data)) for path, data in contents.items()])
@@ -109,6 +111,7 @@ def write_files(contents):
 
 def write_text(path, text):
     """Writes `text` (UTF-8) to `path`, atomically."""
+
     def write(tmp):
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(text)

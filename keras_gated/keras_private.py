@@ -19,9 +19,11 @@ def _module(name):
     try:
         return importlib.import_module(name)
     except ImportError as error:
-        raise ImportError(f"keras_gated needs Keras's private module {name}, which Keras "
-                          f"{keras.__version__} lacks ({error}); keras_gated supports Keras "
-                          f"{SUPPORTED_KERAS}") from error
+        raise ImportError(
+            f"keras_gated needs Keras's private module {name}, which Keras "
+            f"{keras.__version__} lacks ({error}); keras_gated supports Keras "
+            f"{SUPPORTED_KERAS}"
+        ) from error
 
 
 def _attribute(obj, name):
@@ -29,9 +31,12 @@ def _attribute(obj, name):
     try:
         return getattr(obj, name)
     except AttributeError as error:
-        raise AttributeError(f"keras_gated needs Keras's private attribute "
-                             f"{type(obj).__name__}.{name}, which Keras {keras.__version__} "
-                             f"lacks; keras_gated supports Keras {SUPPORTED_KERAS}") from error
+        raise AttributeError(
+            f"keras_gated needs Keras's private attribute "
+            f"{type(obj).__name__}.{name}, which Keras {keras.__version__} "
+            f"lacks; keras_gated supports Keras {SUPPORTED_KERAS}"
+        ) from error
+
 
 # `keras.layers.RNN` pre-creates the dropout masks of a cell that is a `DropoutRNNCell`
 # (once per sequence, before the time loop, so the loop stays stateless on JAX) and clears
@@ -46,7 +51,6 @@ def tensorflow_rnn():
     The package re-exports a function named `rnn`, so `from ... import rnn` may not give
     the module."""
     return _module("keras.src.backend.tensorflow.rnn")
-
 
 
 @contextlib.contextmanager
@@ -103,8 +107,14 @@ def create_state_variables(layer, batch_size):
     """
     with keras.name_scope(layer.name, caller=layer):
         layer.states = [
-            keras.Variable(value, trainable=False, dtype=layer.variable_dtype, name="rnn_state",
-                           synchronization="on_read", aggregation="only_first_replica")
+            keras.Variable(
+                value,
+                trainable=False,
+                dtype=layer.variable_dtype,
+                name="rnn_state",
+                synchronization="on_read",
+                aggregation="only_first_replica",
+            )
             for value in layer.get_initial_state(batch_size)
         ]
 
@@ -113,6 +123,7 @@ def create_state_variables(layer, batch_size):
 # Keras exposes a functional model's layers and its inputs/outputs, not the graph between
 # them: which layer call produced a tensor, in which order the calls run, and the masks the
 # graph carries. The export walks that graph node by node, so it reads these.
+
 
 def functional_graph(model):
     """The functional graph behind `model` (itself for a functional model, the one a built

@@ -1,6 +1,6 @@
 """Public names that load their module on first use (PEP 562), for the package `__init__`s.
 
-    __getattr__, __dir__, __all__ = lazy.attach(__name__, {"name": "package.module", ...})
+__getattr__, __dir__, __all__ = lazy.attach(__name__, {"name": "package.module", ...})
 """
 
 import importlib

@@ -116,18 +116,30 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
         input_dim = input_shape[-1]
         width = len(self.gates) * self.units
         self.kernel = self.add_weight(
-            shape=(input_dim, width), initializer=self.kernel_initializer, name="kernel",
-            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+            shape=(input_dim, width),
+            initializer=self.kernel_initializer,
+            name="kernel",
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         self.recurrent_kernel = self.add_weight(
-            shape=self.recurrent_shape(), initializer=self.recurrent_initializer,
-            name="recurrent_kernel", regularizer=self.recurrent_regularizer,
+            shape=self.recurrent_shape(),
+            initializer=self.recurrent_initializer,
+            name="recurrent_kernel",
+            regularizer=self.recurrent_regularizer,
             constraint=self.recurrent_kernel_constraint(),
         )
-        self.bias = self.add_weight(
-            shape=self.bias_shape(), initializer=self.bias_init(), name="bias",
-            regularizer=self.bias_regularizer, constraint=self.bias_constraint,
-        ) if self.use_bias else None
+        self.bias = (
+            self.add_weight(
+                shape=self.bias_shape(),
+                initializer=self.bias_init(),
+                name="bias",
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+            if self.use_bias
+            else None
+        )
 
     def recurrent_shape(self):
         """The shape of `recurrent_kernel`: (U, G*U); `IndRNNCell`'s is a vector (U,)."""
@@ -155,8 +167,11 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
         `recurrent_kernel` (U (U, G*U); default the variable, the layer passes a cast or dropped
         copy): here {"recurrent_kernel": U}. `gates_at(..., weights=)` takes this dict with
         tensors in place of the variables (the fused training path passes them explicitly)."""
-        return {"recurrent_kernel": self.recurrent_kernel if recurrent_kernel is None
-                else recurrent_kernel}
+        return {
+            "recurrent_kernel": self.recurrent_kernel
+            if recurrent_kernel is None
+            else recurrent_kernel
+        }
 
     def call(self, inputs, states, training=False):
         """One time step: x_t (B, D), states (list of (B, U)) -> (h_t (B, U), new states),
@@ -194,10 +209,20 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
             "units": self.units,
             "activation": keras.activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            **{name: ser(getattr(self, name)) for name in (
-                "kernel_initializer", "recurrent_initializer", "bias_initializer",
-                "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
-                "kernel_constraint", "recurrent_constraint", "bias_constraint")},
+            **{
+                name: ser(getattr(self, name))
+                for name in (
+                    "kernel_initializer",
+                    "recurrent_initializer",
+                    "bias_initializer",
+                    "kernel_regularizer",
+                    "recurrent_regularizer",
+                    "bias_regularizer",
+                    "kernel_constraint",
+                    "recurrent_constraint",
+                    "bias_constraint",
+                )
+            },
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
@@ -218,8 +243,15 @@ class GatedCell(RecurrentCell):
         **kwargs: see `RecurrentCell`.
     """
 
-    def __init__(self, units, recurrent_activation="sigmoid", implementation=2, zoneout=0.0,
-                 zoneout_variational=False, **kwargs):
+    def __init__(
+        self,
+        units,
+        recurrent_activation="sigmoid",
+        implementation=2,
+        zoneout=0.0,
+        zoneout_variational=False,
+        **kwargs,
+    ):
         super().__init__(units, **kwargs)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.implementation = implementation
@@ -228,16 +260,18 @@ class GatedCell(RecurrentCell):
         self._sequence_zoneout = None
 
     def is_plain(self):
-        return (super().is_plain() and self.recurrent_activation is SIGMOID
-                and not self.has_zoneout())
+        return (
+            super().is_plain() and self.recurrent_activation is SIGMOID and not self.has_zoneout()
+        )
 
     def zoneout_rates(self):
         return {"h": self.zoneout}
 
     def draw_zoneout_masks(self, shape):
         """Fresh zoneout masks {state: d (*shape, U)} for the states with a rate (`zoneout.py`)."""
-        return draw_masks(self.zoneout_rates(), (*shape, self.units), self.seed_generator,
-                          self.compute_dtype)
+        return draw_masks(
+            self.zoneout_rates(), (*shape, self.units), self.seed_generator, self.compute_dtype
+        )
 
     def zoneout_masks_for_call(self, h):
         """One step's masks {state: d (B, U)} inside `keras.layers.RNN`: the sequence's own with
@@ -254,7 +288,8 @@ class GatedCell(RecurrentCell):
                 f"{type(self).__name__} with zoneout inside keras.layers.RNN cannot draw a "
                 f"fresh mask at every step on JAX (Keras's loop is a stateless lax.scan): use "
                 f"keras_gated.{type(self).__name__[:-4]}, which draws them before its loop, "
-                f"or zoneout_variational=True")
+                f"or zoneout_variational=True"
+            )
         return self.draw_zoneout_masks((ops.shape(h)[0],))
 
     def sequence_zoneout_masks(self, h):
@@ -267,8 +302,11 @@ class GatedCell(RecurrentCell):
     def get_recurrent_dropout_mask(self, step_input):
         """As `RecurrentCell`'s; `keras.layers.RNN` calls it before its loop, where the
         variational zoneout masks are drawn too, so the loop itself draws nothing."""
-        if (self.zoneout_variational and self.has_zoneout()
-                and not getattr(self, "_masks_off", False)):
+        if (
+            self.zoneout_variational
+            and self.has_zoneout()
+            and not getattr(self, "_masks_off", False)
+        ):
             self.sequence_zoneout_masks(step_input)
         return super().get_recurrent_dropout_mask(step_input)
 

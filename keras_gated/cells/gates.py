@@ -19,4 +19,3 @@ def gate_slice(gate, gates, units):
     """The `slice` of a packed (..., len(gates) * U) axis that holds `gate`."""
     k = gates.index(gate)
     return slice(k * units, (k + 1) * units)
-

@@ -98,8 +98,9 @@ class GRUCell(GatedCell):
             return {**w, **gamma_h, **({"recurrent_bias": self.bias[1]} if self.use_bias else {})}
         U_zr, U_h = ops.split(w["recurrent_kernel"], [2 * self.units], axis=1)
         if self.layer_norm:
-            gamma_h = dict(zip(("gamma_h_zr", "gamma_h_h"),
-                               ops.split(gamma_h["gamma_h"], [2 * self.units])))
+            gamma_h = dict(
+                zip(("gamma_h_zr", "gamma_h_h"), ops.split(gamma_h["gamma_h"], [2 * self.units]))
+            )
         return {"U_zr": U_zr, "U_h": U_h, **gamma_h}
 
     def _norm(self, a, gamma):
@@ -118,8 +119,9 @@ class GRUCell(GatedCell):
             hU = self._norm(ops.matmul(h_in, w["recurrent_kernel"]), w.get("gamma_h"))
             u = split_gates(plus_bias(hU, w.get("recurrent_bias")), self.gates)
         else:
-            u = split_gates(self._norm(ops.matmul(h_in, w["U_zr"]), w.get("gamma_h_zr")),
-                            self.gates[:2])
+            u = split_gates(
+                self._norm(ops.matmul(h_in, w["U_zr"]), w.get("gamma_h_zr")), self.gates[:2]
+            )
         sigmoid, tanh = self.recurrent_activation, self.activation
         z = sigmoid(xw["z"] + u["z"])  # (1)
         r = sigmoid(xw["r"] + u["r"])  # (2)
@@ -137,5 +139,8 @@ class GRUCell(GatedCell):
         return h, [h]
 
     def get_config(self):
-        return {**super().get_config(), "reset_after": self.reset_after,
-                "layer_norm": self.layer_norm}
+        return {
+            **super().get_config(),
+            "reset_after": self.reset_after,
+            "layer_norm": self.layer_norm,
+        }

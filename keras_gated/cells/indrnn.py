@@ -74,14 +74,22 @@ class IndRNNCell(RecurrentCell):
 
     gates = ("h",)
 
-    def __init__(self, units, activation="tanh", recurrent_initializer=None,
-                 recurrent_max_abs=RECURRENT_MAX_ABS, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_initializer=None,
+        recurrent_max_abs=RECURRENT_MAX_ABS,
+        **kwargs,
+    ):
         self.recurrent_max_abs = _check_max_abs(recurrent_max_abs)
         if recurrent_initializer is None:
             recurrent_initializer = keras.initializers.RandomUniform(
-                0.0, self.recurrent_max_abs or 1.0)
-        super().__init__(units, activation=activation, recurrent_initializer=recurrent_initializer,
-                         **kwargs)
+                0.0, self.recurrent_max_abs or 1.0
+            )
+        super().__init__(
+            units, activation=activation, recurrent_initializer=recurrent_initializer, **kwargs
+        )
 
     def recurrent_shape(self):
         return (self.units,)
@@ -119,6 +127,7 @@ def _check_max_abs(value):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"`recurrent_max_abs` must be a number > 0 or None, got "
-                         f"recurrent_max_abs={value!r}")
+        raise ValueError(
+            f"`recurrent_max_abs` must be a number > 0 or None, got recurrent_max_abs={value!r}"
+        )
     return float(value)

@@ -63,8 +63,15 @@ class LSTMCell(GatedCell):
 
     gates = LSTM_GATES
 
-    def __init__(self, units, unit_forget_bias=True, peephole=False, layer_norm=False,
-                 cell_zoneout=0.0, **kwargs):
+    def __init__(
+        self,
+        units,
+        unit_forget_bias=True,
+        peephole=False,
+        layer_norm=False,
+        cell_zoneout=0.0,
+        **kwargs,
+    ):
         super().__init__(units, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
         self.peephole = bool(peephole)

@@ -25,5 +25,8 @@ def zoned(prev, new, rate, keep=None):
 def draw_masks(rates, shape, seed_generator, dtype):
     """{state: d (*shape) of 0/1, each entry 1 with probability p} for each state whose rate
     p in `rates` ({state: p}) is not 0."""
-    return {state: ops.cast(keras.random.uniform(shape, seed=seed_generator) < rate, dtype)
-            for state, rate in rates.items() if rate > 0.0}
+    return {
+        state: ops.cast(keras.random.uniform(shape, seed=seed_generator) < rate, dtype)
+        for state, rate in rates.items()
+        if rate > 0.0
+    }

@@ -8,8 +8,11 @@ import json
 import os
 import sys
 
-ONNX_PROVIDERS = {"auto": "auto", "cpu": ["CPUExecutionProvider"],
-                  "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+ONNX_PROVIDERS = {
+    "auto": "auto",
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+}
 
 
 def train(args):
@@ -63,8 +66,9 @@ def export(args):
     if os.path.isdir(args.output):
         raise ValueError(f"output {args.output!r} is a directory: give a file name")
     model, tokenizer, _ = load_run(args.run)
-    result = to_onnx(model, args.output, tokenizer=tokenizer, quantize=args.quantize,
-                     overwrite=args.force)
+    result = to_onnx(
+        model, args.output, tokenizer=tokenizer, quantize=args.quantize, overwrite=args.force
+    )
     print(result)
     return 0
 
@@ -75,5 +79,10 @@ def diagnose(args):
     return run(args)
 
 
-COMMANDS = {"train": train, "evaluate": evaluate, "generate": generate, "export": export,
-            "diagnose": diagnose}
+COMMANDS = {
+    "train": train,
+    "evaluate": evaluate,
+    "generate": generate,
+    "export": export,
+    "diagnose": diagnose,
+}

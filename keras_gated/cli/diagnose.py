@@ -13,7 +13,14 @@ import os
 
 from keras_gated.cli.arg_types import positive
 from keras_gated.diagnostics.demo_config import (
-    GATE_BIASES, QUICK, QUICK_SEQ_LENS, SWEEP, SWEEP_SEQ_LENS, SWEEP_TASK, TASK_NAMES, DemoConfig,
+    GATE_BIASES,
+    QUICK,
+    QUICK_SEQ_LENS,
+    SWEEP,
+    SWEEP_SEQ_LENS,
+    SWEEP_TASK,
+    TASK_NAMES,
+    DemoConfig,
 )
 
 LOSS_AT = ("all", "last")  # = gradient_flow.LOSS_AT, kept here so --help needs no TensorFlow
@@ -23,11 +30,13 @@ DEFAULTS = DemoConfig()
 
 
 def seq_lens(text):
-    """"10,30,100" -> (10, 30, 100): distinct values >= 2, sorted."""
+    """ "10,30,100" -> (10, 30, 100): distinct values >= 2, sorted."""
     try:
         values = sorted({int(v) for v in text.split(",") if v.strip()})
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas, got {text!r}"
+        ) from None
     if not values or values[0] < 2:
         raise argparse.ArgumentTypeError(f"every T must be at least 2, got {text!r}")
     return tuple(values)
@@ -39,59 +48,112 @@ def add_parser(subparsers, **kwargs):
     `kwargs` go to `add_parser` (e.g. `parents`, `formatter_class`).
     """
     p = subparsers.add_parser(
-        "diagnose", help="gradient flow, gate activity and training curves as PNG + CSV/JSON",
-        description=__doc__.split("\n\n")[0], **kwargs,
+        "diagnose",
+        help="gradient flow, gate activity and training curves as PNG + CSV/JSON",
+        description=__doc__.split("\n\n")[0],
+        **kwargs,
     )
     p.add_argument("run", nargs="?", help="run directory (or use --demo or --sweep)")
-    p.add_argument("--demo", action="store_true",
-                   help="vanilla RNN vs LSTM vs GRU, vanishing/exploding and clipping, "
-                        "on a synthetic recall task")
-    p.add_argument("--sweep", action="store_true",
-                   help="vanilla RNN vs LSTM vs GRU against the distance T on the adding "
-                        "problem, the same budget at every T, and the gradient flow at the "
-                        "longest T (6.5 to 9 minutes on 2 CPU cores)")
-    p.add_argument("--out", help=f"output directory (default RUN/diagnostics, {DEMO_OUT} or "
-                                 f"{SWEEP_OUT})")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="vanilla RNN vs LSTM vs GRU, vanishing/exploding and clipping, "
+        "on a synthetic recall task",
+    )
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="vanilla RNN vs LSTM vs GRU against the distance T on the adding "
+        "problem, the same budget at every T, and the gradient flow at the "
+        "longest T (6.5 to 9 minutes on 2 CPU cores)",
+    )
+    p.add_argument(
+        "--out", help=f"output directory (default RUN/diagnostics, {DEMO_OUT} or {SWEEP_OUT})"
+    )
     p.add_argument("--text", help="sentence for the gate heat maps (default: validation text)")
-    p.add_argument("--loss-at", choices=LOSS_AT, default="all",
-                   help="gradient of the loss at every step or at the last step only")
-    p.add_argument("--batch-size", type=positive, default=8,
-                   help="sequences in the gradient batch")
+    p.add_argument(
+        "--loss-at",
+        choices=LOSS_AT,
+        default="all",
+        help="gradient of the loss at every step or at the last step only",
+    )
+    p.add_argument("--batch-size", type=positive, default=8, help="sequences in the gradient batch")
     p.add_argument("--max-tokens", type=positive, default=40, help="tokens in the gate heat maps")
     demo = p.add_argument_group("demo and sweep options")
-    demo.add_argument("--quick", action="store_true",
-                      help=f"a tiny budget ({QUICK.units} units, {QUICK.train_steps} steps; "
-                           f"--sweep at T = {', '.join(map(str, QUICK_SEQ_LENS))}): checks that "
-                           "everything runs, learns nothing")
-    demo.add_argument("--steps", type=positive, default=None,
-                      help=f"training steps per cell, {SWEEP.train_steps} with --sweep "
-                           f"(default: {DEFAULTS.train_steps})")
-    demo.add_argument("--seq-len", type=positive, default=None,
-                      help=f"steps T of the demo's recall task (default: {DEFAULTS.seq_len})")
-    demo.add_argument("--seq-lens", type=seq_lens, default=None, metavar="T,T,...",
-                      help="the sweep's T values (default: "
-                           f"{','.join(map(str, SWEEP_SEQ_LENS))})")
-    demo.add_argument("--task", choices=TASK_NAMES, default=None,
-                      help="the sweep's task: the adding problem (scored by MSE) or the demo's "
-                           f"recall task (accuracy) (default: {SWEEP_TASK})")
-    demo.add_argument("--units", type=positive, default=None,
-                      help=f"units of every cell (default: {DEFAULTS.units})")
-    demo.add_argument("--learning-rate", type=float, default=None, metavar="X",
-                      help=f"Adam step size (default: {DEFAULTS.learning_rate:g})")
-    demo.add_argument("--gate-bias", choices=GATE_BIASES, default=None,
-                      help="LSTM and GRU gate biases at initialisation: chrono (time constants "
-                           f"up to T_max = {DEFAULTS.max_delay}) or Keras's (b_f = 1, b_z = 0) "
-                           f"(default: {DEFAULTS.gate_bias})")
-    demo.add_argument("--seed", type=int, default=None,
-                      help=f"seed of the weights and data (default: {DEFAULTS.seed})")
+    demo.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a tiny budget ({QUICK.units} units, {QUICK.train_steps} steps; "
+        f"--sweep at T = {', '.join(map(str, QUICK_SEQ_LENS))}): checks that "
+        "everything runs, learns nothing",
+    )
+    demo.add_argument(
+        "--steps",
+        type=positive,
+        default=None,
+        help=f"training steps per cell, {SWEEP.train_steps} with --sweep "
+        f"(default: {DEFAULTS.train_steps})",
+    )
+    demo.add_argument(
+        "--seq-len",
+        type=positive,
+        default=None,
+        help=f"steps T of the demo's recall task (default: {DEFAULTS.seq_len})",
+    )
+    demo.add_argument(
+        "--seq-lens",
+        type=seq_lens,
+        default=None,
+        metavar="T,T,...",
+        help=f"the sweep's T values (default: {','.join(map(str, SWEEP_SEQ_LENS))})",
+    )
+    demo.add_argument(
+        "--task",
+        choices=TASK_NAMES,
+        default=None,
+        help="the sweep's task: the adding problem (scored by MSE) or the demo's "
+        f"recall task (accuracy) (default: {SWEEP_TASK})",
+    )
+    demo.add_argument(
+        "--units",
+        type=positive,
+        default=None,
+        help=f"units of every cell (default: {DEFAULTS.units})",
+    )
+    demo.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        metavar="X",
+        help=f"Adam step size (default: {DEFAULTS.learning_rate:g})",
+    )
+    demo.add_argument(
+        "--gate-bias",
+        choices=GATE_BIASES,
+        default=None,
+        help="LSTM and GRU gate biases at initialisation: chrono (time constants "
+        f"up to T_max = {DEFAULTS.max_delay}) or Keras's (b_f = 1, b_z = 0) "
+        f"(default: {DEFAULTS.gate_bias})",
+    )
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=f"seed of the weights and data (default: {DEFAULTS.seed})",
+    )
     return p
 
 
 def _demo_config(args):
     """`DemoConfig` (`SWEEP` with --sweep, `QUICK` with --quick) with the options given."""
-    overrides = {"train_steps": args.steps, "seq_len": args.seq_len, "units": args.units,
-                 "learning_rate": args.learning_rate, "gate_bias": args.gate_bias,
-                 "seed": args.seed}
+    overrides = {
+        "train_steps": args.steps,
+        "seq_len": args.seq_len,
+        "units": args.units,
+        "learning_rate": args.learning_rate,
+        "gate_bias": args.gate_bias,
+        "seed": args.seed,
+    }
     if args.learning_rate is not None and not args.learning_rate > 0:
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
     base = QUICK if args.quick else SWEEP if args.sweep else DemoConfig()
@@ -139,9 +201,14 @@ def run(args):
         if not os.path.isdir(args.run):
             raise ValueError(f"{args.run!r} is not a directory")
         with tqdm(total=RUN_STAGES, unit="stage") as bar:
-            written = diagnose_run(args.run, args.out, text=args.text, loss_at=args.loss_at,
-                                   batch_size=args.batch_size, max_tokens=args.max_tokens,
-                                   progress=bar)
+            written = diagnose_run(
+                args.run,
+                args.out,
+                text=args.text,
+                loss_at=args.loss_at,
+                batch_size=args.batch_size,
+                max_tokens=args.max_tokens,
+                progress=bar,
+            )
     print("\n".join(written))
     return 0
-

@@ -119,4 +119,4 @@ def _pump(read_end, out, level):
 
 def _write(fd, data):
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]

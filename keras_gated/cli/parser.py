@@ -56,8 +56,12 @@ examples:
     keras-gated train --strategy multiworker --out shared/run ... (on each worker, its index)"""
 
 METAVARS = {int: "N", float: "X", "corpus": "SOURCE", "units": "N,..."}
-GROUPS = {"data": "corpus and tokens", "model": "model", "training": "training",
-          "devices": "devices"}
+GROUPS = {
+    "data": "corpus and tokens",
+    "model": "model",
+    "training": "training",
+    "devices": "devices",
+}
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -65,8 +69,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
     error of the command (argparse's own prints the usage first); `--help` shows the usage."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} "
-                     f"(see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -74,64 +77,107 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         help = action.help or ""
-        unstated = action.default is None or action.default is False \
-            or action.default is argparse.SUPPRESS
+        unstated = (
+            action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        )
         if "default" in help or unstated or not action.option_strings:
             return help
         return f"{help} (default: %(default)s)"
 
 
 def build_parser():
-    parser = OneLineErrorParser(prog="keras-gated", description=DESCRIPTION,
-                                formatter_class=HelpFormatter)
-    parser.add_argument("--version", action="version",
-                        version=f"%(prog)s {keras_gated.__version__}")
+    parser = OneLineErrorParser(
+        prog="keras-gated", description=DESCRIPTION, formatter_class=HelpFormatter
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {keras_gated.__version__}"
+    )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's and XLA's own log lines (hidden by default; "
-                             "TF_CPP_MIN_LOG_LEVEL also sets their level)")
+    common.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's and XLA's own log lines (hidden by default; "
+        "TF_CPP_MIN_LOG_LEVEL also sets their level)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, help, description=None, epilog=None):
         description = description or help[0].upper() + help[1:] + "."
-        return sub.add_parser(name, help=help, description=description,
-                              epilog=epilog, parents=[common], formatter_class=HelpFormatter)
+        return sub.add_parser(
+            name,
+            help=help,
+            description=description,
+            epilog=epilog,
+            parents=[common],
+            formatter_class=HelpFormatter,
+        )
 
-    p = add("train", "train a language model into a run directory", TRAIN_DESCRIPTION,
-            TRAIN_EPILOG)
+    p = add("train", "train a language model into a run directory", TRAIN_DESCRIPTION, TRAIN_EPILOG)
     _train_options(p)
 
-    p = add("evaluate", "exact validation and test perplexity of a run",
-            "Exact validation and test perplexity of a run's best model, on the corpus it was "
-            "trained on,\nread with the run's own vocabulary (a changed corpus is refused).")
+    p = add(
+        "evaluate",
+        "exact validation and test perplexity of a run",
+        "Exact validation and test perplexity of a run's best model, on the corpus it was "
+        "trained on,\nread with the run's own vocabulary (a changed corpus is refused).",
+    )
     p.add_argument("run", help="run directory written by `keras-gated train`")
 
-    p = add("generate", "generate text from a run or an exported .onnx file",
-            "Continues a prompt with sampled tokens. With --onnx, runs on onnxruntime and numpy "
-            "alone\n(neither TensorFlow nor Keras is imported).")
+    p = add(
+        "generate",
+        "generate text from a run or an exported .onnx file",
+        "Continues a prompt with sampled tokens. With --onnx, runs on onnxruntime and numpy "
+        "alone\n(neither TensorFlow nor Keras is imported).",
+    )
     p.add_argument("run", nargs="?", help="run directory (or give --onnx instead)")
-    p.add_argument("--onnx", metavar="FILE", help="exported model to run with onnxruntime "
-                   "instead of a run directory (default: none)")
+    p.add_argument(
+        "--onnx",
+        metavar="FILE",
+        help="exported model to run with onnxruntime instead of a run directory (default: none)",
+    )
     p.add_argument("--prompt", required=True, help="text to continue (required)")
     p.add_argument("--tokens", type=non_negative, default=50, help="tokens to sample")
-    p.add_argument("--temperature", type=float, default=0.8,
-                   help="softmax temperature, > 0; lower is more conservative")
-    p.add_argument("--top-k", type=positive, default=None, metavar="K",
-                   help="sample among the K most likely tokens (default: all)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed for reproducible sampling (default: a fresh one each time)")
-    p.add_argument("--providers", choices=PROVIDERS, default="auto",
-                   help="onnxruntime providers with --onnx: auto (CUDA if available), cpu or "
-                        "cuda")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=0.8,
+        help="softmax temperature, > 0; lower is more conservative",
+    )
+    p.add_argument(
+        "--top-k",
+        type=positive,
+        default=None,
+        metavar="K",
+        help="sample among the K most likely tokens (default: all)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed for reproducible sampling (default: a fresh one each time)",
+    )
+    p.add_argument(
+        "--providers",
+        choices=PROVIDERS,
+        default="auto",
+        help="onnxruntime providers with --onnx: auto (CUDA if available), cpu or cuda",
+    )
 
-    p = add("export", "export a run to ONNX (native LSTM/GRU/RNN nodes)",
-            "Exports a run's best model, with its vocabulary, to one .onnx file that "
-            "onnxruntime runs\nalone; the export is verified against the Keras model and "
-            "written atomically.")
+    p = add(
+        "export",
+        "export a run to ONNX (native LSTM/GRU/RNN nodes)",
+        "Exports a run's best model, with its vocabulary, to one .onnx file that "
+        "onnxruntime runs\nalone; the export is verified against the Keras model and "
+        "written atomically.",
+    )
     p.add_argument("run", help="run directory written by `keras-gated train`")
     p.add_argument("output", help="the .onnx file to write")
-    p.add_argument("--quantize", choices=["int8"], default=None,
-                   help="dynamic int8 quantization of the weights (default: float32)")
+    p.add_argument(
+        "--quantize",
+        choices=["int8"],
+        default=None,
+        help="dynamic int8 quantization of the weights (default: float32)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     add_diagnose(sub, parents=[common], formatter_class=HelpFormatter)
@@ -145,16 +191,32 @@ def _train_options(parser):
         group = groups[field.metadata["group"]]
         help, choices = field.metadata["help"], field.metadata["choices"]
         if isinstance(field.default, bool):  # `--flag` alone means true
-            group.add_argument(flag, type=true_or_false, default=field.default, nargs="?",
-                               const=True, metavar="{true,false}",
-                               help=f"{help} (default: {str(field.default).lower()})")
+            group.add_argument(
+                flag,
+                type=true_or_false,
+                default=field.default,
+                nargs="?",
+                const=True,
+                metavar="{true,false}",
+                help=f"{help} (default: {str(field.default).lower()})",
+            )
         else:
             metavar = None if choices else METAVARS.get(field.name) or METAVARS[type(field.default)]
-            group.add_argument(flag, type=field.metadata["parse"] or type(field.default),
-                               default=field.default, choices=choices, metavar=metavar, help=help)
+            group.add_argument(
+                flag,
+                type=field.metadata["parse"] or type(field.default),
+                default=field.default,
+                choices=choices,
+                metavar=metavar,
+                help=help,
+            )
     run = parser.add_argument_group("run directory")
-    run.add_argument("--out", required=True, metavar="DIR",
-                     help="run directory to create, or to resume (required)")
-    run.add_argument("--force", action="store_true",
-                     help="delete the run in --out and train from scratch")
-
+    run.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="run directory to create, or to resume (required)",
+    )
+    run.add_argument(
+        "--force", action="store_true", help="delete the run in --out and train from scratch"
+    )

@@ -64,8 +64,10 @@ def bptt_batches(ids: Sequence[int] | np.ndarray, batch_size: int, seq_len: int)
             for one batch.
     """
     _check_positive(batch_size=batch_size, seq_len=seq_len)
-    needs = f"seq_len={seq_len} needs at least {batch_size * (seq_len + 1)} tokens " \
+    needs = (
+        f"seq_len={seq_len} needs at least {batch_size * (seq_len + 1)} tokens "
         "(batch_size * (seq_len + 1))"
+    )
     streams = _streams(ids, batch_size, seq_len + 1, needs)  # (B, L)
     k = num_batches(streams.size, batch_size, seq_len)
     used = k * seq_len
@@ -106,8 +108,7 @@ def window_lengths(steps: int, seq_len: int, rng: np.random.Generator) -> list[i
     return lengths
 
 
-def variable_bptt_batches(ids: Sequence[int] | np.ndarray, batch_size: int,
-                          lengths: Sequence[int]):
+def variable_bptt_batches(ids: Sequence[int] | np.ndarray, batch_size: int, lengths: Sequence[int]):
     """Returns the batches of windows of the given lengths, in order, as a ``tf.data.Dataset``.
 
     Window k covers steps s_k .. s_k + T_k - 1 of every row, s_k = T_1 + ... + T_{k-1}:
@@ -133,8 +134,10 @@ def variable_bptt_batches(ids: Sequence[int] | np.ndarray, batch_size: int,
     if lengths.ndim != 1 or not lengths.size or lengths.min() <= 0:
         raise ValueError(f"lengths must be positive integers, got {lengths.tolist()}")
     total = int(lengths.sum())
-    needs = f"windows of {total} steps need at least {batch_size * (total + 1)} tokens " \
+    needs = (
+        f"windows of {total} steps need at least {batch_size * (total + 1)} tokens "
         f"(batch_size * ({total} + 1))"
+    )
     streams = _streams(ids, batch_size, total + 1, needs)  # (B, L)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     import tensorflow as tf
@@ -155,8 +158,10 @@ def _streams(ids, batch_size, row_tokens, needs):
     if ids.size and (ids.min() < 0 or ids.max() > np.iinfo(np.int32).max):
         raise ValueError(f"ids must lie in [0, 2**31), got range [{ids.min()}, {ids.max()}]")
     if len(ids) < batch_size * row_tokens:
-        raise ValueError(f"a stream of {len(ids)} tokens is too short for one batch: "
-                         f"batch_size={batch_size}, {needs}")
+        raise ValueError(
+            f"a stream of {len(ids)} tokens is too short for one batch: "
+            f"batch_size={batch_size}, {needs}"
+        )
     steps = len(ids) // batch_size  # L
     return ids[: batch_size * steps].astype(np.int32).reshape(batch_size, steps)
 

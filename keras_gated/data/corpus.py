@@ -210,9 +210,7 @@ def _split_documents(
     shuffled = [by_name[i] for i in order]
     n_train, n_valid, _ = _split_counts(len(shuffled), fractions)
     cuts = [0, n_train, n_train + n_valid, len(shuffled)]
-    return [
-        sorted(shuffled[cuts[k] : cuts[k + 1]], key=lambda doc: doc.name) for k in range(3)
-    ]
+    return [sorted(shuffled[cuts[k] : cuts[k + 1]], key=lambda doc: doc.name) for k in range(3)]
 
 
 def _split_lines(doc: Document, fractions: Sequence[float]) -> list[Document | None]:

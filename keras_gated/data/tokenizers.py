@@ -140,7 +140,7 @@ class Tokenizer:
             return ""
         if not before:
             return self.detokenize(both)
-        return self.detokenize(before + both)[len(self.detokenize(before)):]
+        return self.detokenize(before + both)[len(self.detokenize(before)) :]
 
     def _tokens(self, ids: Sequence[int] | np.ndarray) -> list[str]:
         ids = np.asarray(ids)
@@ -203,10 +203,12 @@ class WordTokenizer(Tokenizer):
         min_freq: int = 1,
         vocabulary: Sequence[str] | None = None,
     ):
-        if eol_token is not None and (not isinstance(eol_token, str) or not eol_token
-                                      or eol_token == UNK):
-            raise ValueError(f"eol_token must be a non-empty string other than {UNK!r}, "
-                             f"got {eol_token!r}")
+        if eol_token is not None and (
+            not isinstance(eol_token, str) or not eol_token or eol_token == UNK
+        ):
+            raise ValueError(
+                f"eol_token must be a non-empty string other than {UNK!r}, got {eol_token!r}"
+            )
         reserved = 1 if eol_token is None else 2
         if max_vocab is not None and not (_is_int(max_vocab) and max_vocab >= reserved):
             raise ValueError(
@@ -229,8 +231,10 @@ class WordTokenizer(Tokenizer):
         unk = re.escape(UNK)
         self._pattern = re.compile(rf"{eol}(?P<unk>{unk})|(?P<word>{word})|(?P<punct>\S)")
         if eol_token not in (None, "\n", "\r\n") and self.tokenize(eol_token) == [eol_token]:
-            raise ValueError(f"eol_token {eol_token!r} is a token of text, which would decode as "
-                             "a newline; choose one that text cannot hold, such as '<eol>'")
+            raise ValueError(
+                f"eol_token {eol_token!r} is a token of text, which would decode as "
+                "a newline; choose one that text cannot hold, such as '<eol>'"
+            )
 
     def get_config(self) -> dict:
         return {
@@ -313,7 +317,7 @@ class CharTokenizer(Tokenizer):
 
     def encode(self, text: str) -> np.ndarray:
         """Returns the ids of ``text``'s characters, shape (len(text),) int32."""
-        self.vocabulary  # raises if unfitted
+        _ = self.vocabulary  # raises if unfitted
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
         if len(self._codes) == 0:
             return np.full(len(codes), UNK_ID, dtype=np.int32)
@@ -342,9 +346,13 @@ def _is_int(value) -> bool:
 
 
 def _kind(token: str) -> str:
-    """"open", "close", "join" or "quote" for such punctuation, else "word"."""
-    for kind, marks in (("open", OPENING), ("close", CLOSING), ("join", JOINING),
-                        ("quote", QUOTES)):
+    """ "open", "close", "join" or "quote" for such punctuation, else "word"."""
+    for kind, marks in (
+        ("open", OPENING),
+        ("close", CLOSING),
+        ("join", JOINING),
+        ("quote", QUOTES),
+    ):
         if token in marks:
             return kind
     return "word"

@@ -54,13 +54,17 @@ def adding_model(cell, seq_len, units, learning_rate=1e-2, clipnorm=1.0, **cell_
     """
     if cell not in CELLS:
         raise ValueError(f"`cell` must be one of {sorted(CELLS)}, got {cell!r}")
-    model = keras.Sequential([
-        keras.Input((seq_len, 2)),
-        CELLS[cell](units, name="rnn", **cell_options),
-        keras.layers.Dense(1, name="readout"),
-    ], name=f"adding_{cell}")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
-                  loss="mse")
+    model = keras.Sequential(
+        [
+            keras.Input((seq_len, 2)),
+            CELLS[cell](units, name="rnn", **cell_options),
+            keras.layers.Dense(1, name="readout"),
+        ],
+        name=f"adding_{cell}",
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm), loss="mse"
+    )
     return model
 
 

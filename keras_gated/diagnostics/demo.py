@@ -96,8 +96,13 @@ def run_demo(config=None, progress=None):
 
 def cell_model(cell, config, task, rng):
     """`task.model` for `cell` under `config`'s recipe, gate biases included."""
-    model = task.model(cell, config.seq_len, config.units, learning_rate=config.learning_rate,
-                       clipnorm=config.clipnorm)
+    model = task.model(
+        cell,
+        config.seq_len,
+        config.units,
+        learning_rate=config.learning_rate,
+        clipnorm=config.clipnorm,
+    )
     if cell != "rnn" and config.gate_bias == "chrono":
         chrono_gate_bias(model.get_layer("rnn"), config.max_delay, rng)
     return model
@@ -116,9 +121,11 @@ def compare_cells(config, task, rng, x_eval, y_eval, progress=None):
     for cell in CELL_ORDER:
         _stage(progress, f"T={config.seq_len} {cell}: random init")
         model = cell_model(cell, config, task, rng)
-        entry = {"init": task.gradient_norms(model, x_eval, y_eval),
-                 "score_init": task.score(model, x_eval, y_eval),
-                 "init_description": describe_init(cell, config)}
+        entry = {
+            "init": task.gradient_norms(model, x_eval, y_eval),
+            "score_init": task.score(model, x_eval, y_eval),
+            "init_description": describe_init(cell, config),
+        }
         _advance(progress)
         _stage(progress, f"T={config.seq_len} {cell}: training")
         start = time.perf_counter()
@@ -142,16 +149,18 @@ def _vanishing_exploding(config, x_eval, y_eval, progress):
             norms = recall_gradient_norms(model, x_eval, y_eval)["h"]
             distance = np.arange(config.seq_len)[::-1]  # k = T - 1 - t
             rates = growth_rates(norms)
-            cases.append({
-                "case": "vanishing" if sigma < 1 else "exploding",
-                "activation": activation,
-                "sigma1": float(sigma),
-                "norms": norms,
-                "predicted": norms[-1] * float(sigma) ** distance,
-                "rates": rates,
-                "mean_rate": float((norms[0] / norms[-1]) ** (1.0 / (config.seq_len - 1))),
-                "max_rate": float(np.max(rates)),
-            })
+            cases.append(
+                {
+                    "case": "vanishing" if sigma < 1 else "exploding",
+                    "activation": activation,
+                    "sigma1": float(sigma),
+                    "norms": norms,
+                    "predicted": norms[-1] * float(sigma) ** distance,
+                    "rates": rates,
+                    "mean_rate": float((norms[0] / norms[-1]) ** (1.0 / (config.seq_len - 1))),
+                    "max_rate": float(np.max(rates)),
+                }
+            )
             _advance(progress)
     return cases
 
@@ -166,8 +175,9 @@ def _clipping(config, rng, progress):
     sigma = max(config.sigmas)
     base = recall_model("rnn", config.seq_len, config.units, activation="linear")
     scale_recurrent_kernel(base.get_layer("rnn"), sigma)
-    batches = [recall_batch(rng, config.batch_size, config.seq_len)
-               for _ in range(config.clip_steps)]
+    batches = [
+        recall_batch(rng, config.batch_size, config.seq_len) for _ in range(config.clip_steps)
+    ]
     runs = {}
     for name, clip in (("clipped", config.clipnorm), ("unclipped", None)):
         model = recall_model("rnn", config.seq_len, config.units, activation="linear")
@@ -175,8 +185,12 @@ def _clipping(config, rng, progress):
         optimizer = keras.optimizers.SGD(config.clip_learning_rate, global_clipnorm=clip)
         runs[name] = _sgd_steps(model, optimizer, batches, config.clip_learning_rate)
     _advance(progress)
-    return {"sigma1": float(sigma), "clipnorm": config.clipnorm,
-            "learning_rate": config.clip_learning_rate, **runs}
+    return {
+        "sigma1": float(sigma),
+        "clipnorm": config.clipnorm,
+        "learning_rate": config.clip_learning_rate,
+        **runs,
+    }
 
 
 def _sgd_steps(model, optimizer, batches, learning_rate):
@@ -205,16 +219,28 @@ def write_demo(results, out):
     steps = results["config"]["seq_len"]
     tables.write_csv(path("gradient_comparison.csv"), gradient_rows(results["comparison"]))
     rows = [
-        {"case": c["case"], "activation": c["activation"], "sigma1": c["sigma1"], "t": t,
-         "distance": steps - 1 - t, "norm": float(n), "predicted": float(p)}
+        {
+            "case": c["case"],
+            "activation": c["activation"],
+            "sigma1": c["sigma1"],
+            "t": t,
+            "distance": steps - 1 - t,
+            "norm": float(n),
+            "predicted": float(p),
+        }
         for c in results["vanishing_exploding"]
         for t, (n, p) in enumerate(zip(c["norms"], c["predicted"]))
     ]
     tables.write_csv(path("vanishing_exploding.csv"), rows)
     clip = results["clipping"]
     rows = [
-        {"run": run, "step": i + 1, "loss": clip[run]["loss"][i],
-         "grad_norm": clip[run]["grad_norm"][i], "update_norm": clip[run]["update_norm"][i]}
+        {
+            "run": run,
+            "step": i + 1,
+            "loss": clip[run]["loss"][i],
+            "grad_norm": clip[run]["grad_norm"][i],
+            "update_norm": clip[run]["update_norm"][i],
+        }
         for run in ("clipped", "unclipped")
         for i in range(len(clip[run]["loss"]))
     ]
@@ -223,15 +249,24 @@ def write_demo(results, out):
     plots.plot_gradient_comparison(results, path("gradient_comparison.png"))
     plots.plot_vanishing_exploding(results, path("vanishing_exploding.png"))
     names = ("gradient_comparison", "vanishing_exploding", "clipping")
-    return ([path(n + ".png") for n in names[:2]] + [path(n + ".csv") for n in names]
-            + [path("demo.json")])
+    return (
+        [path(n + ".png") for n in names[:2]]
+        + [path(n + ".csv") for n in names]
+        + [path("demo.json")]
+    )
 
 
 def gradient_rows(comparison):
     """`compare_cells`'s gradient norms as CSV rows, one per (cell, stage, state, step t)."""
     return [
-        {"cell": cell, "stage": stage, "state": state, "t": t, "distance": len(norms) - 1 - t,
-         "norm": float(norm)}
+        {
+            "cell": cell,
+            "stage": stage,
+            "state": state,
+            "t": t,
+            "distance": len(norms) - 1 - t,
+            "norm": float(norm),
+        }
         for cell, entry in comparison.items()
         for stage in ("init", "trained")
         for state, norms in entry[stage].items()
@@ -245,22 +280,32 @@ def summarize_demo(results):
     comparison = {}
     for cell, entry in results["comparison"].items():
         metric = results["task"]["metric"]
-        summary = {"init_description": entry["init_description"],
-                   f"{metric}_init": entry["score_init"],
-                   f"{metric}_trained": entry["score_trained"],
-                   "loss_trained": entry["loss_trained"]}
+        summary = {
+            "init_description": entry["init_description"],
+            f"{metric}_init": entry["score_init"],
+            f"{metric}_trained": entry["score_trained"],
+            "loss_trained": entry["loss_trained"],
+        }
         for stage in ("init", "trained"):
             for state, norms in entry[stage].items():
                 summary[f"{stage}_{state}"] = {
-                    "last_step": float(norms[-1]), "first_step": float(norms[0]),
+                    "last_step": float(norms[-1]),
+                    "first_step": float(norms[0]),
                     f"ratio_{steps - 1}_steps_back": gradient_reach(norms),
                 }
         comparison[cell] = summary
-    cases = [{k: c[k] for k in ("case", "activation", "sigma1", "mean_rate", "max_rate")}
-             for c in results["vanishing_exploding"]]
+    cases = [
+        {k: c[k] for k in ("case", "activation", "sigma1", "mean_rate", "max_rate")}
+        for c in results["vanishing_exploding"]
+    ]
     clip = results["clipping"]
     clipping = {k: clip[k] for k in ("sigma1", "clipnorm", "learning_rate")}
     for run in ("clipped", "unclipped"):
         clipping[run] = {k: [float(v) for v in clip[run][k]] for k in clip[run]}
-    return {"config": results["config"], "task": results["task"], "comparison": comparison,
-            "vanishing_exploding": cases, "clipping": clipping}
+    return {
+        "config": results["config"],
+        "task": results["task"],
+        "comparison": comparison,
+        "vanishing_exploding": cases,
+        "clipping": clipping,
+    }

@@ -47,8 +47,9 @@ class DemoConfig:
 # problem up to T = 300 (MSE <= 3.2e-4; 6.5 to 9 minutes on 2 busy cores).
 SWEEP = DemoConfig(train_steps=1500)
 # `--quick`: enough to exercise every stage and file in seconds, not to learn.
-QUICK = DemoConfig(seq_len=8, units=8, batch_size=16, eval_size=32, train_steps=5, max_delay=10,
-                   clip_steps=4)
+QUICK = DemoConfig(
+    seq_len=8, units=8, batch_size=16, eval_size=32, train_steps=5, max_delay=10, clip_steps=4
+)
 
 
 def describe_init(cell, config):

@@ -50,8 +50,13 @@ def gate_saturation(activity, low=SATURATION_LOW, high=SATURATION_HIGH):
     """
     return {
         layer: {
-            gate: {"below": float(np.mean(v < low)), "above": float(np.mean(v > high)),
-                   "mean": float(np.mean(v)), "low": low, "high": high}
+            gate: {
+                "below": float(np.mean(v < low)),
+                "above": float(np.mean(v > high)),
+                "mean": float(np.mean(v)),
+                "low": low,
+                "high": high,
+            }
             for gate, v in gates.items()
         }
         for layer, gates in activity.items()

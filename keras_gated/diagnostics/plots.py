@@ -11,8 +11,13 @@ from matplotlib.ticker import MaxNLocator
 DPI = 90  # keeps each picture well under 150 KB
 CELL_STYLE = {"rnn": ("vanilla RNN", "C0"), "lstm": ("LSTM", "C1"), "gru": ("GRU", "C2")}
 CASE_COLOR = {"vanishing": "C0", "exploding": "C3"}
-GATE_LABELS = {"f": "forget gate f", "i": "input gate i", "o": "output gate o",
-               "z": "update gate z", "r": "reset gate r"}
+GATE_LABELS = {
+    "f": "forget gate f",
+    "i": "input gate i",
+    "o": "output gate o",
+    "z": "update gate z",
+    "r": "reset gate r",
+}
 
 
 def _figure(width, height):
@@ -51,34 +56,47 @@ def plot_gradient_comparison(results, path):
     metric = results["task"]["metric"]
     fig = _figure(11, 4.4)
     axes = fig.subplots(1, 2, sharey=True)
-    titles = {"init": "random initialisation",
-              "trained": f"after {config['train_steps']} training steps"}
+    titles = {
+        "init": "random initialisation",
+        "trained": f"after {config['train_steps']} training steps",
+    }
     for ax, stage in zip(axes, ("init", "trained")):
         for cell, entry in comparison.items():
             name, color = CELL_STYLE.get(cell, (cell, None))
             score = entry[f"score_{stage}"]
             for state, norms in entry[stage].items():
                 label = f"{name} $h$" if state == "h" else f"{name} $c$ (cell state)"
-                ax.plot(_back(norms), color=color, ls="-" if state == "h" else "--",
-                        label=f"{label}, {metric} {score:.3g}")
+                ax.plot(
+                    _back(norms),
+                    color=color,
+                    ls="-" if state == "h" else "--",
+                    label=f"{label}, {metric} {score:.3g}",
+                )
         ax.set_yscale("log")
         ax.set_title(titles[stage])
         ax.set_xlabel("k, steps back from the loss")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel(r"$\|\partial L/\partial s_{T-k}\| \;/\; \|\partial L/\partial s_T\|$")
-    fig.suptitle(f"Gradient flowing back through time: {results['task']['title']}, "
-                 f"{config['units']} units, loss at the last step\n{_recipe(config)}")
+    fig.suptitle(
+        f"Gradient flowing back through time: {results['task']['title']}, "
+        f"{config['units']} units, loss at the last step\n{_recipe(config)}"
+    )
     return _save(fig, path)
 
 
 def _recipe(config):
     """A `DemoConfig` (as a dict) in one line: optimiser, budget and initialisation."""
-    gates = ("chrono gate biases, $T_{max}$ = " + str(config["max_delay"])
-             if config["gate_bias"] == "chrono" else "Keras's gate biases ($b_f$ = 1, $b_z$ = 0)")
-    return (f"Adam lr {config['learning_rate']:g}, global clip {config['clipnorm']:g}, "
-            f"{config['train_steps']} steps of batch {config['batch_size']}; init: W glorot, "
-            f"U orthogonal, b = 0; LSTM/GRU {gates}")
+    gates = (
+        "chrono gate biases, $T_{max}$ = " + str(config["max_delay"])
+        if config["gate_bias"] == "chrono"
+        else "Keras's gate biases ($b_f$ = 1, $b_z$ = 0)"
+    )
+    return (
+        f"Adam lr {config['learning_rate']:g}, global clip {config['clipnorm']:g}, "
+        f"{config['train_steps']} steps of batch {config['batch_size']}; init: W glorot, "
+        f"U orthogonal, b = 0; LSTM/GRU {gates}"
+    )
 
 
 def plot_sweep(rows, task, config, path):
@@ -100,9 +118,15 @@ def plot_sweep(rows, task, config, path):
         t = [r["seq_len"] for r in mine]
         ax_score.plot(t, [r[metric] for r in mine], color=color, marker="o", label=name)
         for stage, style in (("trained", "-"), ("init", "--")):
-            ax_reach.plot(t, _positive([r[f"grad_reach_{stage}"] for r in mine]), color=color,
-                          ls=style, marker="o", ms=4,
-                          label=f"{name}, {'trained' if stage == 'trained' else 'random init'}")
+            ax_reach.plot(
+                t,
+                _positive([r[f"grad_reach_{stage}"] for r in mine]),
+                color=color,
+                ls=style,
+                marker="o",
+                ms=4,
+                label=f"{name}, {'trained' if stage == 'trained' else 'random init'}",
+            )
     what = "chance" if metric == "accuracy" else "predicting the mean"
     ax_score.axhline(task["baseline"], color="k", ls=":", label=f"{what}: {task['baseline']:.3g}")
     if metric == "accuracy":
@@ -110,8 +134,9 @@ def plot_sweep(rows, task, config, path):
     else:
         ax_score.set_yscale("log")
     ax_score.set_ylabel(f"{metric} on held-out sequences")
-    ax_score.set_title(f"{metric} after training ({'higher' if metric == 'accuracy' else 'lower'}"
-                       " is better)")
+    ax_score.set_title(
+        f"{metric} after training ({'higher' if metric == 'accuracy' else 'lower'} is better)"
+    )
     ax_reach.set_yscale("log")
     ax_reach.set_ylabel(r"$\|\partial L/\partial s_1\| \;/\; \|\partial L/\partial s_T\|$")
     ax_reach.set_title("gradient reaching step 1 (s = c for the LSTM, else h)")
@@ -123,8 +148,10 @@ def plot_sweep(rows, task, config, path):
         ax.set_xlabel("T, steps in the sequence")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{task['title'][0].upper()}{task['title'][1:]}: {config['units']} units, the "
-                 f"same budget at every T\n{_recipe(config)}")
+    fig.suptitle(
+        f"{task['title'][0].upper()}{task['title'][1:]}: {config['units']} units, the "
+        f"same budget at every T\n{_recipe(config)}"
+    )
     return _save(fig, path)
 
 
@@ -138,46 +165,75 @@ def plot_vanishing_exploding(results, path):
         color = CASE_COLOR[c["case"]]
         if (c["case"], "predicted") not in drawn:
             drawn.add((c["case"], "predicted"))
-            ax_norm.plot(_back(c["predicted"]), color=color, lw=7, alpha=0.25,
-                         label=f"predicted $\\sigma_1^k$, $\\sigma_1$={c['sigma1']:g}")
-            ax_rate.axhline(c["sigma1"], color=color, lw=7, alpha=0.25,
-                            label=f"$\\sigma_1$ = {c['sigma1']:g}")
+            ax_norm.plot(
+                _back(c["predicted"]),
+                color=color,
+                lw=7,
+                alpha=0.25,
+                label=f"predicted $\\sigma_1^k$, $\\sigma_1$={c['sigma1']:g}",
+            )
+            ax_rate.axhline(
+                c["sigma1"], color=color, lw=7, alpha=0.25, label=f"$\\sigma_1$ = {c['sigma1']:g}"
+            )
         style = "-" if c["activation"] == "linear" else "--"
         label = f"{c['case']}, {c['activation']}"
         ax_norm.plot(_back(c["norms"]), color=color, ls=style, label=f"measured, {label}")
-        ax_rate.plot(np.arange(1, len(c["rates"]) + 1), c["rates"], color=color, ls=style,
-                     label=label)
+        ax_rate.plot(
+            np.arange(1, len(c["rates"]) + 1), c["rates"], color=color, ls=style, label=label
+        )
     ax_norm.set_yscale("log")
     ax_norm.set_title(r"$\|\partial L/\partial h_{T-k}\| \;/\; \|\partial L/\partial h_T\|$")
-    ax_rate.set_title(r"per-step growth $\|\partial L/\partial h_{T-k}\| \;/\; "
-                      r"\|\partial L/\partial h_{T-k+1}\|$")
+    ax_rate.set_title(
+        r"per-step growth $\|\partial L/\partial h_{T-k}\| \;/\; "
+        r"\|\partial L/\partial h_{T-k+1}\|$"
+    )
     for ax in (ax_norm, ax_rate):
         ax.set_xlabel("k, steps back from the loss")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     _plot_clipping(ax_clip, clip)
-    fig.suptitle(r"Vanilla RNN, recurrent matrix scaled to largest singular value $\sigma_1$"
-                 "; solid: linear (identity) activation, dashed: tanh")
+    fig.suptitle(
+        r"Vanilla RNN, recurrent matrix scaled to largest singular value $\sigma_1$"
+        "; solid: linear (identity) activation, dashed: tanh"
+    )
     return _save(fig, path)
 
 
 def _plot_clipping(ax, clip):
     for run, color in (("unclipped", "C3"), ("clipped", "C1")):
         steps = np.arange(1, len(clip[run]["grad_norm"]) + 1)
-        ax.plot(steps, _positive(clip[run]["grad_norm"]), color=color, marker="o", ms=3,
-                label=f"{run}: gradient norm before clipping")
+        ax.plot(
+            steps,
+            _positive(clip[run]["grad_norm"]),
+            color=color,
+            marker="o",
+            ms=3,
+            label=f"{run}: gradient norm before clipping",
+        )
     steps = np.arange(1, len(clip["clipped"]["update_norm"]) + 1)
-    ax.plot(steps, _positive(clip["clipped"]["update_norm"]), color="C2", marker="s", ms=3,
-            label="clipped: applied update ||dw|| / lr")
+    ax.plot(
+        steps,
+        _positive(clip["clipped"]["update_norm"]),
+        color="C2",
+        marker="s",
+        ms=3,
+        label="clipped: applied update ||dw|| / lr",
+    )
     ax.axhline(clip["clipnorm"], color="k", ls=":", label=f"clip value {clip['clipnorm']:g}")
     unclipped = clip["unclipped"]["loss"]
     if len(unclipped) and not np.isfinite(unclipped[-1]):
-        ax.annotate(f"unclipped loss non-finite at step {len(unclipped)}",
-                    xy=(0.02, 0.02), xycoords="axes fraction", fontsize=8, color="C3")
+        ax.annotate(
+            f"unclipped loss non-finite at step {len(unclipped)}",
+            xy=(0.02, 0.02),
+            xycoords="axes fraction",
+            fontsize=8,
+            color="C3",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("SGD step")
-    ax.set_title(f"exploding linear case ($\\sigma_1$={clip['sigma1']:g}), SGD, "
-                 f"lr {clip['learning_rate']:g}")
+    ax.set_title(
+        f"exploding linear case ($\\sigma_1$={clip['sigma1']:g}), SGD, lr {clip['learning_rate']:g}"
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
 
@@ -196,8 +252,13 @@ def plot_gradient_flow(trained, init, path, loss_at="all"):
             t = np.arange(1, len(norms) + 1)
             ax.plot(t, _positive(norms), color=f"C{j}", label=f"${state}_t$, trained")
             if init is not None:
-                ax.plot(t, _positive(init[layer][state]), color=f"C{j}", ls="--",
-                        label=f"${state}_t$, random init")
+                ax.plot(
+                    t,
+                    _positive(init[layer][state]),
+                    color=f"C{j}",
+                    ls="--",
+                    label=f"${state}_t$, random init",
+                )
         ax.set_yscale("log")
         ax.set_title(layer)
         ax.set_xlabel("time step t")
@@ -221,8 +282,9 @@ def plot_gate_heatmaps(gates, tokens, path, title):
     image = None
     for ax, (gate, values) in zip(axes, gates.items()):
         values = np.asarray(values)
-        image = ax.imshow(values.T, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0,
-                          interpolation="nearest")
+        image = ax.imshow(
+            values.T, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest"
+        )
         ax.set_ylabel(f"{GATE_LABELS.get(gate, gate)}\nunit", fontsize=9)
     axes[-1].set_xticks(np.arange(len(tokens)))
     axes[-1].set_xticklabels(tokens, rotation=90, fontsize=8)
@@ -278,8 +340,14 @@ def plot_training_curves(log, grad_norms, path, clipnorm=None):
     ax_grad.set_xlabel("epoch")
     ax_grad.xaxis.set_major_locator(MaxNLocator(integer=True))
     if grad_norms is None:
-        ax_grad.text(0.5, 0.5, "no grad_norm.csv in the run:\ntrain with GradientNormLogger",
-                     ha="center", va="center", transform=ax_grad.transAxes)
+        ax_grad.text(
+            0.5,
+            0.5,
+            "no grad_norm.csv in the run:\ntrain with GradientNormLogger",
+            ha="center",
+            va="center",
+            transform=ax_grad.transAxes,
+        )
     else:
         e = np.asarray(grad_norms["epoch"]) + 1
         ax_grad.plot(e, grad_norms["grad_norm"], "-o", ms=4, color="C2", label="mean")

@@ -33,16 +33,27 @@ def recall_batch(rng, size, seq_len, num_classes=NUM_CLASSES, vocab_size=VOCAB_S
         vocab_size: V > C; distractors lie in [C, V).
     """
     if seq_len < 2 or not 0 < num_classes < vocab_size:
-        raise ValueError(f"need seq_len >= 2 and 0 < num_classes < vocab_size, got "
-                         f"{seq_len}, {num_classes}, {vocab_size}")
+        raise ValueError(
+            f"need seq_len >= 2 and 0 < num_classes < vocab_size, got "
+            f"{seq_len}, {num_classes}, {vocab_size}"
+        )
     x = rng.integers(num_classes, vocab_size, size=(size, seq_len)).astype("int32")
     y = rng.integers(0, num_classes, size=size).astype("int32")
     x[:, 0] = y
     return x, y
 
 
-def recall_model(cell, seq_len, units, num_classes=NUM_CLASSES, vocab_size=VOCAB_SIZE,
-                 embed_dim=16, learning_rate=1e-2, clipnorm=1.0, **cell_options):
+def recall_model(
+    cell,
+    seq_len,
+    units,
+    num_classes=NUM_CLASSES,
+    vocab_size=VOCAB_SIZE,
+    embed_dim=16,
+    learning_rate=1e-2,
+    clipnorm=1.0,
+    **cell_options,
+):
     """Embedding -> one `cell` layer ("rnn", "lstm" or "gru") -> readout, compiled with Adam.
 
     The layers are named "embedding", "rnn" and "readout"; `cell_options` go to the layer
@@ -50,12 +61,15 @@ def recall_model(cell, seq_len, units, num_classes=NUM_CLASSES, vocab_size=VOCAB
     """
     if cell not in CELLS:
         raise ValueError(f"`cell` must be one of {sorted(CELLS)}, got {cell!r}")
-    model = keras.Sequential([
-        keras.Input((seq_len,), dtype="int32"),
-        keras.layers.Embedding(vocab_size, embed_dim, name="embedding"),
-        CELLS[cell](units, name="rnn", **cell_options),
-        keras.layers.Dense(num_classes, name="readout"),
-    ], name=f"recall_{cell}")
+    model = keras.Sequential(
+        [
+            keras.Input((seq_len,), dtype="int32"),
+            keras.layers.Embedding(vocab_size, embed_dim, name="embedding"),
+            CELLS[cell](units, name="rnn", **cell_options),
+            keras.layers.Dense(num_classes, name="readout"),
+        ],
+        name=f"recall_{cell}",
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -98,4 +112,3 @@ def scale_recurrent_kernel(layer, sigma):
     before = float(np.linalg.svd(matrix, compute_uv=False)[0])
     layer.cell.recurrent_kernel.assign((matrix * (sigma / before)).astype("float32"))
     return before
-

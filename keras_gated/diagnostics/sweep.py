@@ -71,8 +71,13 @@ def run_sweep(config=None, seq_lens=SWEEP_SEQ_LENS, task=SWEEP_TASK, progress=No
         rng = np.random.default_rng([config.seed, seq_len])
         x_eval, y_eval = TASKS[task].batch(rng, config.eval_size, seq_len)
         points[seq_len] = compare_cells(point, TASKS[task], rng, x_eval, y_eval, progress)
-    return {"config": dataclasses.asdict(config), "task": TASKS[task].describe(),
-            "seq_lens": list(seq_lens), "points": points, "seconds": time.perf_counter() - start}
+    return {
+        "config": dataclasses.asdict(config),
+        "task": TASKS[task].describe(),
+        "seq_lens": list(seq_lens),
+        "points": points,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def memory_state(norms):
@@ -85,15 +90,26 @@ def sweep_rows(results):
     config, task = results["config"], results["task"]
     metric = task["metric"]
     return [
-        {"cell": cell, "seq_len": seq_len, "task": task["name"], metric: entry["score_trained"],
-         f"{metric}_init": entry["score_init"], "baseline": task["baseline"],
-         "loss": entry["loss_trained"], "grad_state": memory_state(entry["init"]),
-         "grad_reach_init": gradient_reach(entry["init"][memory_state(entry["init"])]),
-         "grad_reach_trained": gradient_reach(entry["trained"][memory_state(entry["init"])]),
-         "train_seconds": round(entry["seconds"], 2), "optimizer": OPTIMIZER,
-         "learning_rate": config["learning_rate"], "clipnorm": config["clipnorm"],
-         "train_steps": config["train_steps"], "batch_size": config["batch_size"],
-         "units": config["units"], "init": entry["init_description"]}
+        {
+            "cell": cell,
+            "seq_len": seq_len,
+            "task": task["name"],
+            metric: entry["score_trained"],
+            f"{metric}_init": entry["score_init"],
+            "baseline": task["baseline"],
+            "loss": entry["loss_trained"],
+            "grad_state": memory_state(entry["init"]),
+            "grad_reach_init": gradient_reach(entry["init"][memory_state(entry["init"])]),
+            "grad_reach_trained": gradient_reach(entry["trained"][memory_state(entry["init"])]),
+            "train_seconds": round(entry["seconds"], 2),
+            "optimizer": OPTIMIZER,
+            "learning_rate": config["learning_rate"],
+            "clipnorm": config["clipnorm"],
+            "train_steps": config["train_steps"],
+            "batch_size": config["batch_size"],
+            "units": config["units"],
+            "init": entry["init_description"],
+        }
         for seq_len, point in results["points"].items()
         for cell, entry in point.items()
     ]
@@ -102,12 +118,19 @@ def sweep_rows(results):
 def summarize_sweep(results):
     """The recipe, metric[cell][T] and the wall time, JSON-ready."""
     points, lengths = results["points"], results["seq_lens"]
-    table = {cell: {str(t): points[t][cell]["score_trained"] for t in lengths}
-             for cell in CELL_ORDER}
+    table = {
+        cell: {str(t): points[t][cell]["score_trained"] for t in lengths} for cell in CELL_ORDER
+    }
     inits = {cell: points[lengths[-1]][cell]["init_description"] for cell in CELL_ORDER}
-    return {"config": results["config"], "task": results["task"], "optimizer": OPTIMIZER,
-            "init": inits, "seq_lens": lengths, results["task"]["metric"]: table,
-            "seconds": results["seconds"]}
+    return {
+        "config": results["config"],
+        "task": results["task"],
+        "optimizer": OPTIMIZER,
+        "init": inits,
+        "seq_lens": lengths,
+        results["task"]["metric"]: table,
+        "seconds": results["seconds"],
+    }
 
 
 def write_sweep(results, out):
@@ -120,9 +143,19 @@ def write_sweep(results, out):
     tables.write_csv(path("sweep_gradient_flow.csv"), gradient_rows(results["points"][longest]))
     write_json(path("sweep.json"), summarize_sweep(results))
     plots.plot_sweep(rows, results["task"], results["config"], path("sweep.png"))
-    at_longest = {"config": {**results["config"], "seq_len": longest},
-                  "task": TASKS[results["task"]["name"]].describe(longest),
-                  "comparison": results["points"][longest]}
+    at_longest = {
+        "config": {**results["config"], "seq_len": longest},
+        "task": TASKS[results["task"]["name"]].describe(longest),
+        "comparison": results["points"][longest],
+    }
     plots.plot_gradient_comparison(at_longest, path("sweep_gradient_flow.png"))
-    return [path(name) for name in ("sweep.png", "sweep_gradient_flow.png", "sweep.csv",
-                                    "sweep_gradient_flow.csv", "sweep.json")]
+    return [
+        path(name)
+        for name in (
+            "sweep.png",
+            "sweep_gradient_flow.png",
+            "sweep.csv",
+            "sweep_gradient_flow.csv",
+            "sweep.json",
+        )
+    ]

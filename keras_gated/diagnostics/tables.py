@@ -17,4 +17,3 @@ def write_csv(path, rows):
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, text.getvalue())
-

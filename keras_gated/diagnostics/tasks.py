@@ -1,11 +1,11 @@
 """The synthetic tasks of the demo and the sweep, behind one interface (`TASKS`).
 
-    recall   recall the first of T tokens (`recall_task`), scored by accuracy
-    adding   add the two marked of T numbers (`adding_task`), scored by mean squared error
+recall   recall the first of T tokens (`recall_task`), scored by accuracy
+adding   add the two marked of T numbers (`adding_task`), scored by mean squared error
 """
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from keras_gated.diagnostics.adding_task import (
     BASELINE_MSE,
@@ -40,14 +40,35 @@ class Task:
         """The task in JSON-ready words and numbers, for results, tables and plot titles;
         the title names `seq_len` ("T=30") or, if None, just "T"."""
         length = "T" if seq_len is None else f"T={seq_len}"
-        return {"name": self.name, "title": self.title.format(T=length),
-                "metric": self.metric, "baseline": self.baseline}
+        return {
+            "name": self.name,
+            "title": self.title.format(T=length),
+            "metric": self.metric,
+            "baseline": self.baseline,
+        }
 
 
 TASKS = {
-    "recall": Task("recall", "recall the first of {T} tokens", "accuracy", 1.0 / NUM_CLASSES,
-                   recall_batch, recall_model, recall_gradient_norms,
-                   lambda model, x, y: float(recall_loss(model, x, y)), recall_accuracy),
-    "adding": Task("adding", "add the two marked of {T} numbers", "mse", BASELINE_MSE,
-                   adding_batch, adding_model, adding_gradient_norms, adding_mse, adding_mse),
+    "recall": Task(
+        "recall",
+        "recall the first of {T} tokens",
+        "accuracy",
+        1.0 / NUM_CLASSES,
+        recall_batch,
+        recall_model,
+        recall_gradient_norms,
+        lambda model, x, y: float(recall_loss(model, x, y)),
+        recall_accuracy,
+    ),
+    "adding": Task(
+        "adding",
+        "add the two marked of {T} numbers",
+        "mse",
+        BASELINE_MSE,
+        adding_batch,
+        adding_model,
+        adding_gradient_norms,
+        adding_mse,
+        adding_mse,
+    ),
 }

@@ -5,4 +5,12 @@ from keras_gated.layers.recurrent import Recurrent
 from keras_gated.layers.sequence import GRU, LSTM, IndRNN, SimpleRNN
 from keras_gated.layers.variational_dropout import VariationalDropout
 
-__all__ = ["EmbeddingDropout", "GRU", "IndRNN", "LSTM", "Recurrent", "SimpleRNN", "VariationalDropout"]
+__all__ = [
+    "EmbeddingDropout",
+    "GRU",
+    "IndRNN",
+    "LSTM",
+    "Recurrent",
+    "SimpleRNN",
+    "VariationalDropout",
+]

@@ -43,7 +43,7 @@ ATEN_RECURRENCES = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
 
 
 def _kind(cell):
-    """"lstm", "gru", "rnn" or None: which ATen recurrence computes `cell`'s equations."""
+    """ "lstm", "gru", "rnn" or None: which ATen recurrence computes `cell`'s equations."""
     if type(cell) is LSTMCell and cell.is_plain():
         return "lstm"
     if type(cell) is GRUCell and cell.reset_after and cell.is_plain():
@@ -90,6 +90,14 @@ def recurrence(cell, x, initial_state, go_backwards):
     hx = [ops.cast(s, dtype)[None] for s in initial_state]  # (1, B, U): one layer
     xs = ops.cast(ops.flip(x, 1) if go_backwards else x, dtype)
     outputs, *final = ATEN_RECURRENCES[_kind(cell)](
-        xs, hx if len(hx) > 1 else hx[0], aten_weights(cell, *weights), True, 1, 0.0, False,
-        False, True)
+        xs,
+        hx if len(hx) > 1 else hx[0],
+        aten_weights(cell, *weights),
+        True,
+        1,
+        0.0,
+        False,
+        False,
+        True,
+    )
     return outputs[:, -1], outputs, [s[0] for s in final]

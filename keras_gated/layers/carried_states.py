@@ -9,16 +9,20 @@ from keras import tree
 
 def stateful_layers(model):
     """The layers of `model` (`model.layers`) that carry states: `stateful`, states created."""
-    return [layer for layer in model.layers
-            if getattr(layer, "stateful", False) and getattr(layer, "states", None) is not None]
+    return [
+        layer
+        for layer in model.layers
+        if getattr(layer, "stateful", False) and getattr(layer, "states", None) is not None
+    ]
 
 
 @contextlib.contextmanager
 def kept_states(layers):
     """Within the block the `layers`' states may be assigned or advanced; on leaving it (an
     error included) each holds the values it held on entering."""
-    saved = [[keras.ops.convert_to_numpy(v) for v in tree.flatten(layer.states)]
-             for layer in layers]
+    saved = [
+        [keras.ops.convert_to_numpy(v) for v in tree.flatten(layer.states)] for layer in layers
+    ]
     try:
         yield
     finally:

@@ -67,9 +67,13 @@ def recurrence(cell, x, initial_state, return_sequences, go_backwards):
     if not _enabled[-1] or tf.as_dtype(x.dtype) not in CUDNN_DTYPES:
         return None
     common = {
-        "kernel": cell.kernel, "recurrent_kernel": cell.recurrent_kernel, "bias": cell.bias,
-        "activation": tf.tanh, "recurrent_activation": tf.sigmoid,
-        "return_sequences": return_sequences, "go_backwards": go_backwards,
+        "kernel": cell.kernel,
+        "recurrent_kernel": cell.recurrent_kernel,
+        "bias": cell.bias,
+        "activation": tf.tanh,
+        "recurrent_activation": tf.sigmoid,
+        "return_sequences": return_sequences,
+        "go_backwards": go_backwards,
     }
     try:
         if type(cell) is LSTMCell:

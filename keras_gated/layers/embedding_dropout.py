@@ -44,13 +44,20 @@ class EmbeddingDropout(keras.layers.Layer):
     def call(self, embedded, tokens, training=False):
         if not training or self.rate == 0.0:
             return embedded
-        m = keras.random.dropout(ops.ones((self.vocab_size,), dtype=embedded.dtype),  # (1)
-                                 self.rate, seed=self.seed_generator)
+        m = keras.random.dropout(
+            ops.ones((self.vocab_size,), dtype=embedded.dtype),  # (1)
+            self.rate,
+            seed=self.seed_generator,
+        )
         return embedded * ops.expand_dims(ops.take(m, tokens), -1)  # (2)
 
     def compute_output_shape(self, embedded_shape, tokens_shape):
         return embedded_shape
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, "rate": self.rate,
-                "seed": self.seed}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "rate": self.rate,
+            "seed": self.seed,
+        }

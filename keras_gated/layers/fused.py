@@ -36,7 +36,8 @@ the loop, with m_t folded in (they vanish at a masked step):
     (B1) dh_t = dy_t + dh'_t                                                   every cell
 LSTM (A_t = o_t (1 - tanh(c_t)^2)):
     (L1) e_t = dc'_t + dh_t A_t                       the gradient at c^new_t
-    (L2) da_t = [e_t, e_t, e_t, dh_t] * K_t,  K_t = m_t [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2), tanh(c_t) o (1 - o)]
+    (L2) da_t = [e_t, e_t, e_t, dh_t] * K_t,
+         K_t = m_t [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2), tanh(c_t) o (1 - o)]
     (L3) dh'_{t-1} = (da_t U^T) * m_h + p_t dh_t;  dc'_{t-1} = e_t m_t f_t + p_t dc'_t
     (L4) dx~_t = da_t;  dU = sum_t (h^m)^T da_t
 GRU (both variants; n_t = h~_t; K_z = m (h_{t-1} - n) z (1 - z), K_n = m (1 - z) (1 - n^2)):
@@ -87,8 +88,10 @@ from keras_gated.cells import LSTM_GATES, GRUCell, IndRNNCell, LSTMCell, SimpleR
 #   weight_gradients(prev, saved, dxs, weights) -> the gradient of each weight, in order;
 #   transposed: {name of a transpose: the step weight it transposes}, made once per call.
 Chain = collections.namedtuple(
-    "Chain", "states saved n_dx factors back weight_gradients transposed",
-    defaults=({"U^T": "recurrent_kernel"},))
+    "Chain",
+    "states saved n_dx factors back weight_gradients transposed",
+    defaults=({"U^T": "recurrent_kernel"},),
+)
 
 # What a backend's time loops run (`recurrence` of each module in `BACKEND_LOOPS`):
 #   step(xw_t, valid_t or None, states, weights) -> (new states, rows_t: the states, then
@@ -100,8 +103,7 @@ Chain = collections.namedtuple(
 #   back(dy_t, factors_t, d_states, weights) -> (dx~_t parts, d_states_{t-1});
 #   gradients(prev, rows, dx_parts (T, B, .) list, weights) -> (dxs (T, B, G*U),
 #       the weight gradients in `weights`' order).
-Loops = collections.namedtuple(
-    "Loops", "step n_states n_rows n_dx backward_inputs back gradients")
+Loops = collections.namedtuple("Loops", "step n_states n_rows n_dx backward_inputs back gradients")
 
 ACTIVATION_DERIVATIVES = {  # SimpleRNN's and IndRNN's act'(a) as a function of h = act(a)
     keras.activations.tanh: lambda h: 1.0 - h * h,
@@ -134,8 +136,9 @@ def applies(cell):
     return type(cell) in (LSTMCell, GRUCell) and cell.is_plain()
 
 
-def fused_recurrence(cell, weights, xs, initial_state, recurrent_mask=None, mask=None,
-                     zero_output_for_mask=False):
+def fused_recurrence(
+    cell, weights, xs, initial_state, recurrent_mask=None, mask=None, zero_output_for_mask=False
+):
     """`scan_steps(cell.step, ...)` (forward time order) with the hand-written gradient.
 
     Args:
@@ -224,8 +227,15 @@ def _lstm_chain(m_h):
     def factors(seqs, prev, saved, m):
         (_, c), (_, c_prev), (i, f, g, o) = seqs, prev, saved
         tanh_c = ops.tanh(c)
-        K = ops.concatenate([g * i * (1.0 - i), c_prev * f * (1.0 - f),  # (L2)
-                             i * (1.0 - g * g), tanh_c * o * (1.0 - o)], -1)
+        K = ops.concatenate(
+            [
+                g * i * (1.0 - i),
+                c_prev * f * (1.0 - f),  # (L2)
+                i * (1.0 - g * g),
+                tanh_c * o * (1.0 - o),
+            ],
+            -1,
+        )
         return [o * (1.0 - tanh_c * tanh_c), _masked(K, m), _masked(f, m), *_passed(m)]
 
     def back(dh, d_rest, factors_t, weights):
@@ -259,8 +269,11 @@ def _gru_chain(m_h):
         z, r, n, u_h = saved
         K_z, K_n, carry = _gru_factors(prev, z, n, m)
         K_r = K_n * u_h * r * (1.0 - r)  # (G2)
-        return [ops.concatenate([K_z, K_r, K_n], -1), ops.concatenate([K_z, K_r, K_n * r], -1),
-                carry]
+        return [
+            ops.concatenate([K_z, K_r, K_n], -1),
+            ops.concatenate([K_z, K_r, K_n * r], -1),
+            carry,
+        ]
 
     def back(dh, d_rest, factors_t, weights):
         K, K_u, carry = factors_t
@@ -300,8 +313,15 @@ def _gru_reset_before_chain(units, m_h):
         h_in = _masked(prev[0], m_h)
         return [_gram(h_in, dzr), _gram(saved[1] * h_in, dn)]  # (G7): dU_zr, dU_h
 
-    return Chain(("h",), ("z", "r", "h~"), 2, factors, back, weight_gradients,
-                 {"U_zr^T": "U_zr", "U_h^T": "U_h"})
+    return Chain(
+        ("h",),
+        ("z", "r", "h~"),
+        2,
+        factors,
+        back,
+        weight_gradients,
+        {"U_zr^T": "U_zr", "U_h^T": "U_h"},
+    )
 
 
 def _simple_rnn_chain(activation, m_h):

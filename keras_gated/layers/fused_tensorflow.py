@@ -42,7 +42,8 @@ def recurrence(loops, xs, m, weights, states):
             return t + 1, states, [ta.write(t, r) for ta, r in zip(outs, rows)]
 
         _, final, outs = tf.while_loop(
-            lambda t, *_: t < length, body,
+            lambda t, *_: t < length,
+            body,
             (0, states, _arrays(xs.dtype, length, loops.n_rows)),
             maximum_iterations=length,  # XLA (jit_compile=True) needs the bound
             parallel_iterations=PARALLEL_ITERATIONS,
@@ -58,7 +59,8 @@ def recurrence(loops, xs, m, weights, states):
             return t - 1, d_states, [ta.write(t, d) for ta, d in zip(outs, dx)]
 
         _, d_states0, outs = tf.while_loop(
-            lambda t, *_: t >= 0, back,
+            lambda t, *_: t >= 0,
+            back,
             (length - 1, list(d_final), _arrays(dys.dtype, length, loops.n_dx)),
             maximum_iterations=length,
             parallel_iterations=PARALLEL_ITERATIONS,
@@ -68,8 +70,9 @@ def recurrence(loops, xs, m, weights, states):
         return dxs, d_weights, d_states0
 
     if compiles(xs):
-        forward, backward = (tf.function(f, jit_compile=True, autograph=False)
-                             for f in (forward, backward))
+        forward, backward = (
+            tf.function(f, jit_compile=True, autograph=False) for f in (forward, backward)
+        )
 
     @tf.custom_gradient
     def run(xs, *args):
@@ -92,8 +95,13 @@ def recurrence(loops, xs, m, weights, states):
 def compiles(xs):
     """Whether the loops over time-major `xs` (T, B, .) run XLA-compiled (module docstring):
     `COMPILE_LOOPS`, float32, in a graph, T static, no GPU."""
-    return (COMPILE_LOOPS and xs.dtype == tf.float32 and not tf.executing_eagerly()
-            and xs.shape[0] is not None and not tf.config.list_logical_devices("GPU"))
+    return (
+        COMPILE_LOOPS
+        and xs.dtype == tf.float32
+        and not tf.executing_eagerly()
+        and xs.shape[0] is not None
+        and not tf.config.list_logical_devices("GPU")
+    )
 
 
 # The widest layer whose inference loop XLA compiles. Measured with a 2-layer tagger's

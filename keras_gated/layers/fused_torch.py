@@ -17,12 +17,11 @@ class _Recurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, loops, names, m, xs, *tensors):
         weights = dict(zip(names, tensors))
-        states = list(tensors[len(names):])
+        states = list(tensors[len(names) :])
         valid = None if m is None else m > 0.0
         steps = []
         for t in range(xs.shape[0]):
-            states, rows_t = loops.step(xs[t], None if valid is None else valid[t], states,
-                                        weights)
+            states, rows_t = loops.step(xs[t], None if valid is None else valid[t], states, weights)
             steps.append(rows_t)
         rows = [torch.stack(r) for r in zip(*steps)]  # n_rows of (T, B, .)
         ctx.loops, ctx.names, ctx.m, ctx.n_states = loops, names, m, len(states)
@@ -35,12 +34,11 @@ class _Recurrence(torch.autograd.Function):
         saved = ctx.saved_tensors
         n_w, n_s = len(names), ctx.n_states
         weights = dict(zip(names, saved[:n_w]))
-        states0, rows = list(saved[n_w:n_w + n_s]), list(saved[n_w + n_s:])
+        states0, rows = list(saved[n_w : n_w + n_s]), list(saved[n_w + n_s :])
         prev, factors, with_transposed = loops.backward_inputs(states0, rows, m, weights)
         d_states, parts = list(d_final), []
         for t in reversed(range(dys.shape[0])):
-            dx_t, d_states = loops.back(dys[t], [f[t] for f in factors], d_states,
-                                        with_transposed)
+            dx_t, d_states = loops.back(dys[t], [f[t] for f in factors], d_states, with_transposed)
             parts.append(dx_t)
         dx_parts = [torch.stack(p[::-1]) for p in zip(*parts)]  # n_dx of (T, B, .)
         dxs, d_weights = loops.gradients(prev, rows, dx_parts, weights)

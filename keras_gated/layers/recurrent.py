@@ -103,8 +103,9 @@ def scan(f, init, xs):
     flat = tf.nest.flatten(xs)
     static_steps = flat[0].shape[0]
     steps = tf.shape(flat[0])[0] if static_steps is None else static_steps
-    arrays = [tf.TensorArray(x.dtype, size=steps, element_shape=x.shape[1:]).unstack(x)
-              for x in flat]
+    arrays = [
+        tf.TensorArray(x.dtype, size=steps, element_shape=x.shape[1:]).unstack(x) for x in flat
+    ]
     ys = tf.TensorArray(tf.nest.flatten(init)[0].dtype, size=steps)
 
     def body(t, carry, ys):
@@ -112,7 +113,9 @@ def scan(f, init, xs):
         return t + 1, carry, ys.write(t, y)
 
     _, carry, ys = tf.while_loop(
-        lambda t, *_: t < steps, body, (0, init, ys),
+        lambda t, *_: t < steps,
+        body,
+        (0, init, ys),
         maximum_iterations=steps,  # XLA (jit_compile=True) needs the bound
     )
     ys = ys.stack()
@@ -198,13 +201,18 @@ class Recurrent(keras.layers.RNN):
     ):
         use_cudnn = kwargs.pop("use_cudnn", "auto") if self.takes_use_cudnn else "auto"
         if use_cudnn not in ("auto", True, False):
-            raise ValueError(f"`use_cudnn` must be one of 'auto', True, False, got "
-                             f"use_cudnn={use_cudnn!r}")
+            raise ValueError(
+                f"`use_cudnn` must be one of 'auto', True, False, got use_cudnn={use_cudnn!r}"
+            )
         cell_names = _cell_arg_names(self.cell_class)
         cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in cell_names}
-        cell = self.cell_class(units, dtype=kwargs.get("dtype"),
-                               trainable=kwargs.get("trainable", True), name="cell",
-                               **cell_kwargs)
+        cell = self.cell_class(
+            units,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name="cell",
+            **cell_kwargs,
+        )
         super().__init__(
             cell,
             return_sequences=return_sequences,
@@ -218,8 +226,7 @@ class Recurrent(keras.layers.RNN):
         if self.takes_use_cudnn:  # Keras's `Bidirectional` copies it when it is there
             self.use_cudnn = use_cudnn
         cudnn = cudnn_path()
-        if (cudnn and use_cudnn and cudnn.applies(self.cell)
-                and cudnn.gpu_available()):
+        if cudnn and use_cudnn and cudnn.applies(self.cell) and cudnn.gpu_available():
             self.supports_jit = False  # cuDNN kernels are not XLA-compatible (as Keras's layers)
 
     units = cell_property("units")
@@ -260,8 +267,9 @@ class Recurrent(keras.layers.RNN):
             self._check_mask(mask, sequences)
         # At inference no draws from the dropout stream (`cell.without_dropout_masks`).
         with contextlib.nullcontext() if training else self.cell.without_dropout_masks():
-            return super().call(sequences, initial_state=initial_state, mask=mask,
-                                training=training)
+            return super().call(
+                sequences, initial_state=initial_state, mask=mask, training=training
+            )
 
     def _check_initial_state(self, initial_state, sequences):
         states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
@@ -274,8 +282,10 @@ class Recurrent(keras.layers.RNN):
         batch = sequences.shape[0]
         for s in states:
             shape = tuple(s.shape)
-            if len(shape) != 2 or shape[-1] != self.units or (
-                batch is not None and shape[0] is not None and shape[0] != batch
+            if (
+                len(shape) != 2
+                or shape[-1] != self.units
+                or (batch is not None and shape[0] is not None and shape[0] != batch)
             ):
                 raise ValueError(
                     f"`initial_state` of {self.name} must have shape ({batch}, {self.units}), "
@@ -289,10 +299,12 @@ class Recurrent(keras.layers.RNN):
             if m is None:
                 continue
             shape = tuple(m.shape)
-            if len(shape) != 2 or any(a is not None and b is not None and a != b
-                                      for a, b in zip(shape, want)):
-                raise ValueError(f"`mask` of {self.name} must have shape (batch, time) = "
-                                 f"{want}, got {shape}")
+            if len(shape) != 2 or any(
+                a is not None and b is not None and a != b for a, b in zip(shape, want)
+            ):
+                raise ValueError(
+                    f"`mask` of {self.name} must have shape (batch, time) = {want}, got {shape}"
+                )
 
     def dropout_masks(self, sequences, initial_state, training):
         """The variational masks for one call: (m_x (B, D) or None, m_h (B, U) or None), the
@@ -300,8 +312,11 @@ class Recurrent(keras.layers.RNN):
         if not training:
             return None, None
         m_x = self.cell.get_dropout_mask(sequences[:, 0, :]) if self.dropout > 0.0 else None
-        m_h = (self.cell.get_recurrent_dropout_mask(initial_state[0])
-               if self.recurrent_dropout > 0.0 else None)
+        m_h = (
+            self.cell.get_recurrent_dropout_mask(initial_state[0])
+            if self.recurrent_dropout > 0.0
+            else None
+        )
         return m_x, m_h
 
     def zoneout_masks(self, xs, initial_state, training):
@@ -321,8 +336,9 @@ class Recurrent(keras.layers.RNN):
         U = ops.cast(self.cell.recurrent_kernel, self.compute_dtype)
         if training and self.weight_dropout > 0.0:
             U = keras.random.dropout(U, self.weight_dropout, seed=self.cell.seed_generator)
-        return {name: ops.cast(w, self.compute_dtype)
-                for name, w in self.cell.step_weights(U).items()}
+        return {
+            name: ops.cast(w, self.compute_dtype) for name, w in self.cell.step_weights(U).items()
+        }
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if self.stateful and keras.backend.backend() == "torch":
@@ -335,17 +351,18 @@ class Recurrent(keras.layers.RNN):
         dropped = training and self.weight_dropout > 0.0
         use_cudnn = self.use_cudnn if self.takes_use_cudnn else "auto"
         cudnn = cudnn_path() if use_cudnn else None
-        if (cudnn and m_h is None and mask is None and not dropped
-                and cudnn.applies(self.cell)):
-            out = cudnn.recurrence(self.cell, x, initial_state, self.return_sequences,
-                                   self.go_backwards)
+        if cudnn and m_h is None and mask is None and not dropped and cudnn.applies(self.cell):
+            out = cudnn.recurrence(
+                self.cell, x, initial_state, self.return_sequences, self.go_backwards
+            )
             if out is not None:  # None: no GPU here
                 return out
         if use_cudnn is True:
             raise ValueError(
                 f"use_cudnn=True was given to {self.name}, but cuDNN cannot compute this call "
                 f"here (it needs a GPU, a plain LSTM or GRU(reset_after=True), no recurrent "
-                f"dropout, weight dropout or mask); pass use_cudnn='auto' to fall back")
+                f"dropout, weight dropout or mask); pass use_cudnn='auto' to fall back"
+            )
         if keras.backend.backend() == "torch" and m_h is None and mask is None and not dropped:
             from keras_gated.layers import aten  # imports torch
 
@@ -357,8 +374,9 @@ class Recurrent(keras.layers.RNN):
             if self.go_backwards:  # outputs stay in processing order, as `scan_steps`
                 xs = ops.flip(xs, 0)
                 mask = None if mask is None else ops.flip(mask, 1)
-            return fused.fused_recurrence(self.cell, weights, xs, initial_state, m_h, mask,
-                                          self.zero_output_for_mask)
+            return fused.fused_recurrence(
+                self.cell, weights, xs, initial_state, m_h, mask, self.zero_output_for_mask
+            )
         per_step = not training and projects_per_step(self.units)
         if not per_step:
             xs = self.cell.project_inputs(xs)  # (T, B, G*U), one matmul for all steps
@@ -372,8 +390,14 @@ class Recurrent(keras.layers.RNN):
             return self.cell.step(xw_t, states, m_h, weights, **extra)
 
         def loop():
-            return scan_steps(step, (xs, zoneout) if zoneout_per_step else xs, initial_state,
-                              mask, self.go_backwards, self.zero_output_for_mask)
+            return scan_steps(
+                step,
+                (xs, zoneout) if zoneout_per_step else xs,
+                initial_state,
+                mask,
+                self.go_backwards,
+                self.zero_output_for_mask,
+            )
 
         if not training and keras.backend.backend() == "tensorflow":
             from keras_gated.layers import fused_tensorflow  # XLA, as the training loops
@@ -397,9 +421,11 @@ class Recurrent(keras.layers.RNN):
         x = ops.convert_to_tensor(inputs, dtype=dtype)
         if not self.built:
             self.build(tuple(x.shape))
-        states = ([ops.convert_to_tensor(s, dtype=dtype) for s in initial_state]
-                  if initial_state is not None
-                  else [ops.cast(s, dtype) for s in self.cell.get_initial_state(ops.shape(x)[0])])
+        states = (
+            [ops.convert_to_tensor(s, dtype=dtype) for s in initial_state]
+            if initial_state is not None
+            else [ops.cast(s, dtype) for s in self.cell.get_initial_state(ops.shape(x)[0])]
+        )
         xs = self.cell.project_inputs(ops.transpose(x, (1, 0, 2)))
         weights = self.cell.step_weights()
         names = list(self.cell.gates_at(xs[0], states, weights=weights))
@@ -429,8 +455,7 @@ class Recurrent(keras.layers.RNN):
             "zero_output_for_mask": self.zero_output_for_mask,
         }
         if self.activity_regularizer is not None:
-            config["activity_regularizer"] = keras.regularizers.serialize(
-                self.activity_regularizer)
+            config["activity_regularizer"] = keras.regularizers.serialize(self.activity_regularizer)
         if self.takes_use_cudnn:
             config["use_cudnn"] = self.use_cudnn
         return config

@@ -32,4 +32,3 @@ def generate(model, tokenizer, prompt, tokens=50, temperature=1.0, top_k=None, s
         out.append(int(nxt[0]))
         logits, states = step(nxt.astype("int32")[:, None], states)
     return tokenizer.decode(out, after=ids)
-

@@ -42,8 +42,13 @@ from keras_gated.layers.activation_regularization import (
 )
 
 # "keras-lstm" is Keras's built-in layer, kept for side-by-side comparisons.
-CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN, "indrnn": IndRNN,
-         "keras-lstm": keras.layers.LSTM}
+CELLS = {
+    "lstm": LSTM,
+    "gru": GRU,
+    "rnn": SimpleRNN,
+    "indrnn": IndRNN,
+    "keras-lstm": keras.layers.LSTM,
+}
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
@@ -96,15 +101,20 @@ class LanguageModel(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (("vocab_size", vocab_size), ("embed_dim", embed_dim),
-                            ("num_layers", num_layers)):
+        for name, value in (
+            ("vocab_size", vocab_size),
+            ("embed_dim", embed_dim),
+            ("num_layers", num_layers),
+        ):
             _check_positive(name, value)
         widths = list(units) if isinstance(units, (list, tuple)) else [units] * num_layers
         for U_l in widths:
             _check_positive("units", U_l)
         if len(widths) != num_layers:
-            raise ValueError(f"`units` lists {len(widths)} widths for num_layers={num_layers}: "
-                             f"give one per layer")
+            raise ValueError(
+                f"`units` lists {len(widths)} widths for num_layers={num_layers}: "
+                f"give one per layer"
+            )
         if cell not in CELLS:
             raise ValueError(f"`cell` must be one of {sorted(CELLS)}, got cell={cell!r}")
         if widths[-1] != embed_dim:
@@ -115,31 +125,54 @@ class LanguageModel(keras.Model):
                 f"(units={units})"
             )
         if cell == "keras-lstm" and weight_dropout:
-            raise ValueError("`weight_dropout` needs one of our cells (lstm, gru, rnn, indrnn): "
-                             "Keras's built-in LSTM (cell='keras-lstm') has no DropConnect")
+            raise ValueError(
+                "`weight_dropout` needs one of our cells (lstm, gru, rnn, indrnn): "
+                "Keras's built-in LSTM (cell='keras-lstm') has no DropConnect"
+            )
         for name, value in (("ar_alpha", ar_alpha), ("tar_beta", tar_beta)):
             if not value >= 0:
                 raise ValueError(f"`{name}` must be >= 0, got {name}={value!r}")
         self.vocab_size, self.cell_name, self.embed_dim = vocab_size, cell, embed_dim
         self.units = widths if isinstance(units, (list, tuple)) else units
-        self.num_layers, self.tie_weights, self.stateful, self.seed = num_layers, tie_weights, stateful, seed
-        self.dropout, self.recurrent_dropout, self.embed_dropout = dropout, recurrent_dropout, embed_dropout
+        self.num_layers, self.tie_weights, self.stateful, self.seed = (
+            num_layers,
+            tie_weights,
+            stateful,
+            seed,
+        )
+        self.dropout, self.recurrent_dropout, self.embed_dropout = (
+            dropout,
+            recurrent_dropout,
+            embed_dropout,
+        )
         self.weight_dropout, self.embed_weight_dropout = weight_dropout, embed_weight_dropout
         self.ar_alpha, self.tar_beta = float(ar_alpha), float(tar_beta)
         self.cell_options = dict(cell_options or {})
         seeds = [None if seed is None else seed + k for k in range(2 * num_layers + 2)]
         self.embedding = keras.layers.ReversibleEmbedding(
-            vocab_size, embed_dim, tie_weights=tie_weights,
-            embeddings_initializer=keras.initializers.RandomUniform(-0.1, 0.1), name="embedding",
+            vocab_size,
+            embed_dim,
+            tie_weights=tie_weights,
+            embeddings_initializer=keras.initializers.RandomUniform(-0.1, 0.1),
+            name="embedding",
         )
-        self.embed_dropout_layer = VariationalDropout(embed_dropout, seed=seeds[0], name="embed_dropout")
+        self.embed_dropout_layer = VariationalDropout(
+            embed_dropout, seed=seeds[0], name="embed_dropout"
+        )
         layer_options = dict(self.cell_options)
         if cell != "keras-lstm":
             layer_options["weight_dropout"] = weight_dropout
         self.rnn_layers = [
-            CELLS[cell](U_l, recurrent_dropout=recurrent_dropout, seed=seeds[1 + 2 * k],
-                        return_sequences=True, return_state=True, stateful=stateful,
-                        name=f"{cell}_{k}", **layer_options)
+            CELLS[cell](
+                U_l,
+                recurrent_dropout=recurrent_dropout,
+                seed=seeds[1 + 2 * k],
+                return_sequences=True,
+                return_state=True,
+                stateful=stateful,
+                name=f"{cell}_{k}",
+                **layer_options,
+            )
             for k, U_l in enumerate(widths)
         ]
         self.dropouts = [
@@ -149,7 +182,8 @@ class LanguageModel(keras.Model):
         # Made last: the other layers keep their seeds and their order among the seed states
         # (`training.callbacks.seed_states`) whether or not the model has this layer.
         self.embed_weight_dropout_layer = EmbeddingDropout(
-            vocab_size, embed_weight_dropout, seed=seeds[-1], name="embed_weight_dropout")
+            vocab_size, embed_weight_dropout, seed=seeds[-1], name="embed_weight_dropout"
+        )
 
     def build(self, input_shape):
         """Creates the weights from a token shape (B, T); stateful models need B fixed."""
@@ -194,10 +228,14 @@ class LanguageModel(keras.Model):
             return tokens
         import tensorflow as tf
 
-        with tf.control_dependencies([
-            tf.debugging.assert_non_negative(tokens, message=message),
-            tf.debugging.assert_less(tokens, tf.cast(self.vocab_size, tokens.dtype), message=message),
-        ]):
+        with tf.control_dependencies(
+            [
+                tf.debugging.assert_non_negative(tokens, message=message),
+                tf.debugging.assert_less(
+                    tokens, tf.cast(self.vocab_size, tokens.dtype), message=message
+                ),
+            ]
+        ):
             return tf.identity(tokens)
 
     def call_with_states(self, tokens, states=None, training=False):
@@ -230,10 +268,18 @@ class LanguageModel(keras.Model):
     # assertions of `check_tokens`, and would silently read a row that is not there.
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         if isinstance(validation_data, tuple):
-            validation_data = (self.checked_ids(validation_data[0]),
-                               *map(self.checked_ids, validation_data[1:2]), *validation_data[2:])
-        return super().fit(self.checked_ids(x), self.checked_ids(y), *args,
-                           validation_data=self.checked_ids(validation_data), **kwargs)
+            validation_data = (
+                self.checked_ids(validation_data[0]),
+                *map(self.checked_ids, validation_data[1:2]),
+                *validation_data[2:],
+            )
+        return super().fit(
+            self.checked_ids(x),
+            self.checked_ids(y),
+            *args,
+            validation_data=self.checked_ids(validation_data),
+            **kwargs,
+        )
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         return super().evaluate(self.checked_ids(x), self.checked_ids(y), *args, **kwargs)
@@ -270,8 +316,9 @@ class LanguageModel(keras.Model):
 
         message = f"token ids must be in [0, vocab_size={self.vocab_size})"
         size = tf.constant(self.vocab_size, "int64")
-        checks = [tf.debugging.assert_less(tf.cast(t, "int64"), size, message=message)
-                  for t in batch[:2]]
+        checks = [
+            tf.debugging.assert_less(tf.cast(t, "int64"), size, message=message) for t in batch[:2]
+        ]
         checks += [tf.debugging.assert_non_negative(t, message=message) for t in batch[:2]]
         with tf.control_dependencies(checks):
             return tuple(tf.identity(t) for t in batch)
@@ -293,12 +340,21 @@ class LanguageModel(keras.Model):
     def get_config(self):
         return {
             **super().get_config(),
-            "vocab_size": self.vocab_size, "cell": self.cell_name, "embed_dim": self.embed_dim,
-            "units": self.units, "num_layers": self.num_layers, "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout, "weight_dropout": self.weight_dropout,
-            "embed_dropout": self.embed_dropout, "embed_weight_dropout": self.embed_weight_dropout,
-            "ar_alpha": self.ar_alpha, "tar_beta": self.tar_beta,
-            "tie_weights": self.tie_weights, "stateful": self.stateful, "seed": self.seed,
+            "vocab_size": self.vocab_size,
+            "cell": self.cell_name,
+            "embed_dim": self.embed_dim,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "weight_dropout": self.weight_dropout,
+            "embed_dropout": self.embed_dropout,
+            "embed_weight_dropout": self.embed_weight_dropout,
+            "ar_alpha": self.ar_alpha,
+            "tar_beta": self.tar_beta,
+            "tie_weights": self.tie_weights,
+            "stateful": self.stateful,
+            "seed": self.seed,
             "cell_options": self.cell_options,
         }
 

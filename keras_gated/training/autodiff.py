@@ -18,8 +18,9 @@ def gradients(loss_fn, variables):
 
         with tf.GradientTape() as tape:
             loss = loss_fn()
-        grads = [None if g is None else tf.convert_to_tensor(g)
-                 for g in tape.gradient(loss, variables)]  # (a mirrored variable has no
+        grads = [
+            None if g is None else tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)
+        ]  # (a mirrored variable has no
         # single `value` outside a replica context)
     elif backend == "jax":
         import jax
@@ -36,5 +37,9 @@ def gradients(loss_fn, variables):
         grads = torch.autograd.grad(loss_fn(), tensors, allow_unused=True)
     else:
         raise NotImplementedError(f"no gradients on the {backend} backend")
-    return [np.zeros(tuple(v.shape), np.float32) if g is None
-            else np.asarray(keras.ops.convert_to_numpy(g)) for v, g in zip(variables, grads)]
+    return [
+        np.zeros(tuple(v.shape), np.float32)
+        if g is None
+        else np.asarray(keras.ops.convert_to_numpy(g))
+        for v, g in zip(variables, grads)
+    ]

@@ -13,12 +13,21 @@ def build_model(config, vocab_size, stateful=True, batch_size=None):
     before `fit` traces a step (JAX and torch trace the step statelessly, where no weight can
     be created)."""
     model = LanguageModel(
-        vocab_size, cell=config.cell, embed_dim=config.embed_dim, units=config.units,
-        num_layers=config.layers, dropout=config.dropout,
-        recurrent_dropout=config.recurrent_dropout, weight_dropout=config.weight_dropout,
-        embed_dropout=config.embed_dropout, embed_weight_dropout=config.embed_weight_dropout,
-        ar_alpha=config.ar_alpha, tar_beta=config.tar_beta,
-        tie_weights=config.tie_weights, stateful=stateful, seed=config.seed,
+        vocab_size,
+        cell=config.cell,
+        embed_dim=config.embed_dim,
+        units=config.units,
+        num_layers=config.layers,
+        dropout=config.dropout,
+        recurrent_dropout=config.recurrent_dropout,
+        weight_dropout=config.weight_dropout,
+        embed_dropout=config.embed_dropout,
+        embed_weight_dropout=config.embed_weight_dropout,
+        ar_alpha=config.ar_alpha,
+        tar_beta=config.tar_beta,
+        tie_weights=config.tie_weights,
+        stateful=stateful,
+        seed=config.seed,
         cell_options=cell_options(config),
     )
     model.build((batch_size or config.batch_size, config.seq_len))

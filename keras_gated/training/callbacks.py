@@ -57,8 +57,15 @@ class RunCheckpoint(keras.callbacks.Callback):
     run resumed from (`run_dir.GENERATIONS`).
     """
 
-    def __init__(self, run, make_stateless, watched=(), monitor="val_perplexity",
-                 averaging=None, resumed_from=run_dir.CHECKPOINT):
+    def __init__(
+        self,
+        run,
+        make_stateless,
+        watched=(),
+        monitor="val_perplexity",
+        averaging=None,
+        resumed_from=run_dir.CHECKPOINT,
+    ):
         super().__init__()
         self.run, self.make_stateless, self.watched = run, make_stateless, watched
         self.monitor, self.best, self.averaging = monitor, math.inf, averaging
@@ -86,8 +93,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             if self.averaging.count:
                 files.append((run_dir.AVERAGE_FILE, self.averaging.save_averages))
             progress["averaging"] = self.averaging.state()
-        files.append((run_dir.PROGRESS_FILE,
-                      lambda path: run_dir.write_json_file(path, progress)))
+        files.append((run_dir.PROGRESS_FILE, lambda path: run_dir.write_json_file(path, progress)))
         write_generation(self.run, files, self.resumed_from)
         self.resumed_from = run_dir.CHECKPOINT
 

@@ -20,7 +20,8 @@ def corpus_fingerprint(corpus):
     """{"source", "documents": [[split, name, characters, sha256], ...]} of a `Corpus`."""
     documents = [
         [split, doc.name, len(doc.text), hashlib.sha256(doc.text.encode("utf-8")).hexdigest()]
-        for split in SPLIT_NAMES for doc in getattr(corpus, split)
+        for split in SPLIT_NAMES
+        for doc in getattr(corpus, split)
     ]
     return {"source": corpus.source, "documents": documents}
 
@@ -71,9 +72,11 @@ def load_split_ids(config, tokenizer=None, fingerprint=None, verbose=False):
     now = corpus_fingerprint(corpus)
     changes = fingerprint_changes(fingerprint, now)
     if changes:
-        raise ValueError(f"the corpus {config.corpus!r} changed since this run was trained "
-                         f"({changes}): its token ids no longer match the model; restore it, "
-                         "or train a new run")
+        raise ValueError(
+            f"the corpus {config.corpus!r} changed since this run was trained "
+            f"({changes}): its token ids no longer match the model; restore it, "
+            "or train a new run"
+        )
     if tokenizer is None:
         tokenizer = new_tokenizer(config).fit(corpus.text("train"))
     ids = {split: tokenizer.encode(corpus.text(split)) for split in SPLIT_NAMES}
@@ -101,8 +104,9 @@ def fitting_batch_size(ids, batch_size, seq_len, splits=SPLIT_NAMES, verbose=Tru
     fits = min(batch_size, *(len(ids[split]) // need for split in splits))
     if fits < batch_size and verbose:
         smallest = min(splits, key=lambda split: len(ids[split]))
-        print(f"notice: the {smallest} split has {len(ids[smallest])} tokens, fewer than "
-              f"batch_size x (seq_len + 1) = {batch_size * need}; using batch_size {fits}",
-              file=sys.stderr)
+        print(
+            f"notice: the {smallest} split has {len(ids[smallest])} tokens, fewer than "
+            f"batch_size x (seq_len + 1) = {batch_size * need}; using batch_size {fits}",
+            file=sys.stderr,
+        )
     return fits
-

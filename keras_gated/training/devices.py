@@ -22,8 +22,12 @@ def uses_xla(config):
     if keras.backend.backend() != "tensorflow":
         return "auto"
     cudnn = cudnn_path()
-    return (config.xla and config.cell != "keras-lstm" and config.strategy == "none"
-            and not cudnn.gpu_available())
+    return (
+        config.xla
+        and config.cell != "keras-lstm"
+        and config.strategy == "none"
+        and not cudnn.gpu_available()
+    )
 
 
 def distribution_strategy(name):

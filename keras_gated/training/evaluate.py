@@ -24,8 +24,9 @@ def split_perplexities(model, ids, config, splits=EVAL_SPLITS, strategy=None):
         length = len(ids[split]) // batch  # L, each row's tokens
         total = count = 0.0
         if last > first:
-            value, count = perplexity(model, ids[split][first * length : last * length],
-                                      last - first, config.seq_len)
+            value, count = perplexity(
+                model, ids[split][first * length : last * length], last - first, config.seq_len
+            )
             total = math.log(value) * count
         total, count = sum_over_workers(strategy, [total, count])
         results[split] = (math.exp(total / count), int(count))

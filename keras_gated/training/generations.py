@@ -46,9 +46,15 @@ def write_generation(run, files, resumed_from=run_dir.CHECKPOINT):
         OSError: a file could not be written (a full disk), naming it; checkpoint/ and
             checkpoint.prev/ are as they were and checkpoint.new/ is removed.
     """
-    folder = {name: os.path.join(run, name) for name in
-              (run_dir.CHECKPOINT, run_dir.CHECKPOINT_PREV, run_dir.CHECKPOINT_NEW,
-               run_dir.CHECKPOINT_OLD)}
+    folder = {
+        name: os.path.join(run, name)
+        for name in (
+            run_dir.CHECKPOINT,
+            run_dir.CHECKPOINT_PREV,
+            run_dir.CHECKPOINT_NEW,
+            run_dir.CHECKPOINT_OLD,
+        )
+    }
     new, old = folder[run_dir.CHECKPOINT_NEW], folder[run_dir.CHECKPOINT_OLD]
     shutil.rmtree(new, ignore_errors=True)  # a crashed write's leftovers
     try:
@@ -105,39 +111,55 @@ def last_good(run, warn=None):
             problems.append(" ".join(str(error).split()))
             continue
         for problem in problems:
-            warn(f"warning: {problem}: resuming from the previous checkpoint, "
-                 f"{os.path.join(run, folder)} ({found.progress['epochs_done']} epochs done)")
+            warn(
+                f"warning: {problem}: resuming from the previous checkpoint, "
+                f"{os.path.join(run, folder)} ({found.progress['epochs_done']} epochs done)"
+            )
         return found
-    raise ValueError(f"no checkpoint in {os.fspath(run)!r} can be resumed: {'; '.join(problems)}"
-                     " (start again with --force)")
+    raise ValueError(
+        f"no checkpoint in {os.fspath(run)!r} can be resumed: {'; '.join(problems)}"
+        " (start again with --force)"
+    )
 
 
 def load_generation(run, folder):
     """`run`/`folder` as a `Generation`; ValueError naming the file that is missing, damaged
     or does not belong with the others."""
-    path = {name: os.path.join(run, folder, name) for name in
-            (run_dir.PROGRESS_FILE, run_dir.STATE_FILE, run_dir.AVERAGE_FILE)}
+    path = {
+        name: os.path.join(run, folder, name)
+        for name in (run_dir.PROGRESS_FILE, run_dir.STATE_FILE, run_dir.AVERAGE_FILE)
+    }
     progress_path, state_path = path[run_dir.PROGRESS_FILE], path[run_dir.STATE_FILE]
     if not os.path.isfile(progress_path):
         raise ValueError(f"{progress_path} is missing")
     progress = run_dir.read_json(progress_path)
-    wrong = ([k for k, kind in _FIELDS.items() if not isinstance(progress.get(k), kind)]
-             if isinstance(progress, dict) else list(_FIELDS))
+    wrong = (
+        [k for k, kind in _FIELDS.items() if not isinstance(progress.get(k), kind)]
+        if isinstance(progress, dict)
+        else list(_FIELDS)
+    )
     if wrong:
-        raise ValueError(f"{progress_path} is not a checkpoint's progress ({', '.join(wrong)} "
-                         "missing or of the wrong type)")
+        raise ValueError(
+            f"{progress_path} is not a checkpoint's progress ({', '.join(wrong)} "
+            "missing or of the wrong type)"
+        )
     try:
         model = run_dir.load_model_file(state_path)
     except Exception as error:  # whatever a damaged archive raises, it is not usable
-        raise ValueError(str(error) if state_path in str(error)
-                         else f"{state_path} cannot be loaded ({error})") from None
+        raise ValueError(
+            str(error) if state_path in str(error) else f"{state_path} cannot be loaded ({error})"
+        ) from None
     steps = optimizer_steps(model) if model.optimizer is not None else None
     if "steps" in progress and steps != progress["steps"]:
-        raise ValueError(f"{state_path} has taken {steps} optimizer steps but {progress_path} "
-                         f"records {progress['steps']}: they are not one checkpoint")
+        raise ValueError(
+            f"{state_path} has taken {steps} optimizer steps but {progress_path} "
+            f"records {progress['steps']}: they are not one checkpoint"
+        )
     if len(seed_states(model)) != len(progress["seed_states"]):
-        raise ValueError(f"{state_path} has {len(seed_states(model))} dropout RNG counters but "
-                         f"{progress_path} records {len(progress['seed_states'])}")
+        raise ValueError(
+            f"{state_path} has {len(seed_states(model))} dropout RNG counters but "
+            f"{progress_path} records {len(progress['seed_states'])}"
+        )
     count = (progress.get("averaging") or {}).get("count", 0)
     averages = _averages(path[run_dir.AVERAGE_FILE], model) if count else None
     return Generation(folder, progress, model, averages)
@@ -149,10 +171,12 @@ def _averages(path, model):
     try:
         averages = load_averages(path)
     except Exception as error:  # missing, truncated, not an .npz
-        raise ValueError(f"{path} cannot be loaded ({error})" if path not in str(error)
-                         else str(error)) from None
+        raise ValueError(
+            f"{path} cannot be loaded ({error})" if path not in str(error) else str(error)
+        ) from None
     want = [tuple(w.shape) for w in model.trainable_weights]
     if [a.shape for a in averages] != want:
-        raise ValueError(f"{path} does not hold one average per trainable weight of the "
-                         "checkpoint's model")
+        raise ValueError(
+            f"{path} does not hold one average per trainable weight of the checkpoint's model"
+        )
     return averages

@@ -33,6 +33,7 @@ def global_gradient_norm(model, inputs, targets, loss_fn=None):
     Returns:
         float, the global L2 norm.
     """
+
     def loss():
         predictions = model(inputs, training=False)
         if loss_fn is None:
@@ -64,8 +65,9 @@ class GradientNormLogger(keras.callbacks.Callback):
         if num_batches <= 0:
             raise ValueError(f"`num_batches` must be > 0, got {num_batches}")
         self.path = os.path.join(run_dir, GRAD_NORM)
-        self.batches = [(np.asarray(x), np.asarray(y))
-                        for x, y in itertools.islice(iter(data), num_batches)]
+        self.batches = [
+            (np.asarray(x), np.asarray(y)) for x, y in itertools.islice(iter(data), num_batches)
+        ]
         if not self.batches:
             raise ValueError("`data` holds no batches")
         self.loss_fn = loss_fn

@@ -21,7 +21,9 @@ class Perplexity(keras.metrics.Metric):
 
     def __init__(self, name="perplexity", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.total_nll = self.add_variable((), initializer="zeros", name="total_nll", dtype="float64")
+        self.total_nll = self.add_variable(
+            (), initializer="zeros", name="total_nll", dtype="float64"
+        )
         self.count = self.add_variable((), initializer="zeros", name="count", dtype="float64")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -58,9 +60,7 @@ def perplexity(model, ids, batch_size=1, seq_len=64):
     ids = np.asarray(ids, dtype=np.int32)
     rows = len(ids) // batch_size
     if rows < 2:
-        raise ValueError(
-            f"the stream has {len(ids)} tokens: too short for batch_size={batch_size}"
-        )
+        raise ValueError(f"the stream has {len(ids)} tokens: too short for batch_size={batch_size}")
     stream = ids[: rows * batch_size].reshape(batch_size, rows)
     states, total, count = None, 0.0, 0
     step = inference_fn(model)
@@ -73,4 +73,3 @@ def perplexity(model, ids, batch_size=1, seq_len=64):
         total += float(token_nll(logits, y).sum())
         count += y.size
     return math.exp(total / count), count
-

@@ -90,8 +90,9 @@ def read_json(path):
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON ({error})") from None
     except RecursionError:
-        raise ValueError(f"{path} is not a keras-gated file: its JSON nests deeper than "
-                         "Python's recursion limit") from None
+        raise ValueError(
+            f"{path} is not a keras-gated file: its JSON nests deeper than Python's recursion limit"
+        ) from None
 
 
 def save_config(run, config, fingerprint):
@@ -126,8 +127,9 @@ def check_start(run, config, overwrite=False):
         return False
     resuming = has_checkpoint(run)
     if os.path.exists(os.path.join(run, CONFIG)) and not resuming:
-        raise RunExistsError(f"run directory {os.fspath(run)!r} already holds a run: pass "
-                             "overwrite/--force")
+        raise RunExistsError(
+            f"run directory {os.fspath(run)!r} already holds a run: pass overwrite/--force"
+        )
     if resuming:
         check_resume(run, config)
     return resuming
@@ -173,12 +175,15 @@ def trim_logs(run, epochs_done):
         if not rows or "epoch" not in rows[0]:
             continue
         col, width = rows[0].index("epoch"), len(rows[0])
-        keep = [r for r in rows[1:]
-                if len(r) == width and r[col].isdigit() and int(r[col]) < epochs_done]
+        keep = [
+            r
+            for r in rows[1:]
+            if len(r) == width and r[col].isdigit() and int(r[col]) < epochs_done
+        ]
 
-        def write(tmp, rows=[rows[0], *keep]):
+        def write(tmp, lines=(rows[0], *keep)):
             with open(tmp, "w", newline="", encoding="utf-8") as f:
-                csv.writer(f).writerows(rows)
+                csv.writer(f).writerows(lines)
 
         atomic_write(path, write)
 
@@ -247,8 +252,10 @@ def load_run(run):
     tokenizer, config, _ = load_tokenizer_and_config(run)
     model = load_model_file(os.path.join(run, MODEL))
     if not isinstance(model, LanguageModel):
-        raise ValueError(f"{os.path.join(run, MODEL)} holds a {type(model).__name__}, not a "
-                         "keras_gated.LanguageModel: it is not a keras-gated run's model")
+        raise ValueError(
+            f"{os.path.join(run, MODEL)} holds a {type(model).__name__}, not a "
+            "keras_gated.LanguageModel: it is not a keras-gated run's model"
+        )
     if tokenizer.vocab_size != model.vocab_size:
         raise ValueError(
             f"{VOCAB} has {tokenizer.vocab_size} tokens but the model expects "

@@ -71,14 +71,22 @@ def train(config, out, overwrite=False, verbose=1):
     b = per_replica_batch(strategy, batch_size)
     progress = resumed.progress if resumed else dict(generations.FRESH)
     check_same_checkpoint(strategy, out, progress["epochs_done"])
-    windows = replica_windows(strategy, ids["train"], batch_size, config.seq_len,
-                              config.variable_bptt, config.seed, config.steps_per_epoch)
+    windows = replica_windows(
+        strategy,
+        ids["train"],
+        batch_size,
+        config.seq_len,
+        config.variable_bptt,
+        config.seed,
+        config.steps_per_epoch,
+    )
     valid = replica_windows(strategy, ids["valid"], batch_size, config.seq_len, False, 0, 0)
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = _model(config, out, resumed, tokenizer, b, strategy)
     # the gradient norm is logged on the rows the model's batch holds (replica 0's)
-    logged = bptt_batches(replica_stream(ids["train"], batch_size, 0, batch_size // b), b,
-                          config.seq_len)
+    logged = bptt_batches(
+        replica_stream(ids["train"], batch_size, 0, batch_size // b), b, config.seq_len
+    )
     if chief:  # the corpus, tokenizer, config and model are good: only now is a run replaced
         run_dir.prepare(out, overwrite)
     with written_dir(out, chief) as written:
@@ -87,8 +95,19 @@ def train(config, out, overwrite=False, verbose=1):
             run_dir.save_config(written, config, fingerprint)
         elif chief:
             run_dir.trim_logs(out, progress["epochs_done"])
-        epochs_run, stopped = _fit(model, config, strategy, windows, valid, logged, tokenizer,
-                                   resumed, written, progress, verbose)
+        epochs_run, stopped = _fit(
+            model,
+            config,
+            strategy,
+            windows,
+            valid,
+            logged,
+            tokenizer,
+            resumed,
+            written,
+            progress,
+            verbose,
+        )
         if not os.path.exists(os.path.join(written, run_dir.MODEL)):
             raise RuntimeError(stopped or "training ended before one complete epoch")
         best = run_dir.load_model_file(os.path.join(written, run_dir.MODEL))
@@ -107,14 +126,17 @@ def _model(config, out, resumed, tokenizer, batch_size, strategy):
     """The compiled model: the checkpoint generation `resumed`'s (None: a new one for batches
     of `batch_size`, each replica's)."""
     if resumed is None:
-        return build_model(config, tokenizer.vocab_size, stateful=config.carry_state,
-                           batch_size=batch_size)
+        return build_model(
+            config, tokenizer.vocab_size, stateful=config.carry_state, batch_size=batch_size
+        )
     model = resumed.model
     if strategy is not None:  # its variables must be made in the strategy's scope
         model = run_dir.load_model_file(os.path.join(out, resumed.folder, run_dir.STATE_FILE))
     if model.vocab_size != tokenizer.vocab_size:
-        raise ValueError(f"{run_dir.VOCAB} has {tokenizer.vocab_size} tokens but the "
-                         f"checkpoint's model expects {model.vocab_size}")
+        raise ValueError(
+            f"{run_dir.VOCAB} has {tokenizer.vocab_size} tokens but the "
+            f"checkpoint's model expects {model.vocab_size}"
+        )
     if keras.backend.backend() == "tensorflow":  # elsewhere the file keeps Keras's
         model.jit_compile = uses_xla(config)  # this machine's choice (a GPU: no XLA)
     for variable, value in zip(cbs.seed_states(model), resumed.progress["seed_states"]):
@@ -122,28 +144,40 @@ def _model(config, out, resumed, tokenizer, batch_size, strategy):
     return model
 
 
-def _fit(model, config, strategy, windows, valid, logged, tokenizer, resumed, written, progress,
-         verbose):
+def _fit(
+    model, config, strategy, windows, valid, logged, tokenizer, resumed, written, progress, verbose
+):
     """Fits the remaining epochs, one `fit` each, writing into `written`; returns (epochs
     run, the non-finite stop message or None). `resumed`: the checkpoint generation a resumed
     run starts from (None for a fresh run)."""
     reduce_lr = keras.callbacks.ReduceLROnPlateau(
         monitor="val_perplexity", mode="min", factor=config.lr_decay, patience=0, verbose=verbose
     )
-    early = keras.callbacks.EarlyStopping(monitor="val_perplexity", mode="min",
-                                          patience=config.patience)
+    early = keras.callbacks.EarlyStopping(
+        monitor="val_perplexity", mode="min", patience=config.patience
+    )
     nonfinite = cbs.StopOnNonFinite()
     averaging = _averaging(config, resumed, progress)
     checkpoint = cbs.RunCheckpoint(
-        written, stateless_copy, watched=(reduce_lr, early), averaging=averaging,
-        resumed_from=resumed.folder if resumed else run_dir.CHECKPOINT)
+        written,
+        stateless_copy,
+        watched=(reduce_lr, early),
+        averaging=averaging,
+        resumed_from=resumed.folder if resumed else run_dir.CHECKPOINT,
+    )
     checkpoint.best = progress["best"]
     log = keras.callbacks.CSVLogger(os.path.join(written, run_dir.LOG), append=bool(resumed))
     callbacks = [
-        cbs.ResetStates(), nonfinite, WarnWorseThanUniform(tokenizer.vocab_size),
+        cbs.ResetStates(),
+        nonfinite,
+        WarnWorseThanUniform(tokenizer.vocab_size),
         *([LengthScaledLearningRate(windows[0])] if config.variable_bptt else []),
-        *([averaging] if averaging else []), reduce_lr, early,
-        cbs.RestoreCounters((reduce_lr, early), progress["callbacks"]), checkpoint, log,
+        *([averaging] if averaging else []),
+        reduce_lr,
+        early,
+        cbs.RestoreCounters((reduce_lr, early), progress["callbacks"]),
+        checkpoint,
+        log,
         keras.callbacks.TensorBoard(os.path.join(written, run_dir.TENSORBOARD), write_graph=False),
         GradientNormLogger(written, logged, num_batches=2),
         cbs.RunProgbar(config.epochs),
@@ -154,11 +188,15 @@ def _fit(model, config, strategy, windows, valid, logged, tokenizer, resumed, wr
         for epoch in range(progress["epochs_done"], config.epochs):
             history = model.fit(
                 distribute(strategy, [w.dataset(epoch) for w in windows]),
-                validation_data=valid_ds, initial_epoch=epoch, epochs=epoch + 1,
+                validation_data=valid_ds,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
                 # a distributed dataset does not tell Keras its length
                 steps_per_epoch=len(windows[0].lengths(epoch)),
                 validation_steps=len(valid[0].lengths(0)),
-                callbacks=callbacks, verbose=verbose, shuffle=False,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,
             )
             epochs_run += len(history.epoch)
             log.append = True  # the next epochs add rows
@@ -172,5 +210,8 @@ def _averaging(config, resumed, progress):
     and the averages of the checkpoint generation `resumed`."""
     if not config.nonmono:
         return None
-    return WeightAveraging(config.nonmono, state=progress.get("averaging"),
-                           averages=resumed.averages if resumed else None)
+    return WeightAveraging(
+        config.nonmono,
+        state=progress.get("averaging"),
+        averages=resumed.averages if resumed else None,
+    )

@@ -49,5 +49,6 @@ class WarnWorseThanUniform(keras.callbacks.Callback):
             "training into a state pattern that evaluation's zero initial state does not "
             "reach; training with --carry-state false, or a lower --learning-rate (1e-3), "
             "removed it (docs/results/gru_anomaly.md)",
-            WorseThanUniformWarning, stacklevel=2,
+            WorseThanUniformWarning,
+            stacklevel=2,
         )

@@ -61,8 +61,11 @@ class TrainingWindows:
 
     def lengths(self, epoch):
         """The window lengths of epoch `epoch`, in training order."""
-        return [t for p, first, count in self._slices(epoch)
-                for t in self._pass_lengths(p)[first : first + count]]
+        return [
+            t
+            for p, first, count in self._slices(epoch)
+            for t in self._pass_lengths(p)[first : first + count]
+        ]
 
     def dataset(self, epoch):
         """The batches (inputs, targets), int32 (B, T_k), of epoch `epoch`, in order."""
@@ -95,7 +98,9 @@ class TrainingWindows:
             steps = len(self.ids) // self.batch_size - 1  # L - 1
             self._lengths[key] = (
                 window_lengths(steps, self.seq_len, np.random.default_rng([self.seed, p]))
-                if self.variable else [self.seq_len] * (steps // self.seq_len))
+                if self.variable
+                else [self.seq_len] * (steps // self.seq_len)
+            )
         return self._lengths[key]
 
     def _pass_batches(self, p):

@@ -74,15 +74,34 @@ def replica_windows(strategy, ids, batch_size, seq_len, variable, seed, steps_pe
     w, n = workers(strategy)
     if not tf_strategy(strategy):  # JAX: process w reads rows [w B/n, (w+1) B/n), which
         if batch_size % n:  # Keras lays out over its devices
-            raise ValueError(f"the batch size {batch_size} must be a multiple of the {n} "
-                             "processes, each reading as many streams: pass such a --batch-size")
-        return [TrainingWindows(replica_stream(ids, batch_size, w, n), batch_size // n,
-                                seq_len, variable, seed, steps_per_epoch)]
+            raise ValueError(
+                f"the batch size {batch_size} must be a multiple of the {n} "
+                "processes, each reading as many streams: pass such a --batch-size"
+            )
+        return [
+            TrainingWindows(
+                replica_stream(ids, batch_size, w, n),
+                batch_size // n,
+                seq_len,
+                variable,
+                seed,
+                steps_per_epoch,
+            )
+        ]
     b = per_replica_batch(strategy, batch_size)
     replicas = strategy.num_replicas_in_sync
     local = replicas // n
-    return [TrainingWindows(replica_stream(ids, batch_size, q, replicas), b, seq_len, variable,
-                            seed, steps_per_epoch) for q in range(w * local, (w + 1) * local)]
+    return [
+        TrainingWindows(
+            replica_stream(ids, batch_size, q, replicas),
+            b,
+            seq_len,
+            variable,
+            seed,
+            steps_per_epoch,
+        )
+        for q in range(w * local, (w + 1) * local)
+    ]
 
 
 def per_replica_batch(strategy, batch_size):
@@ -91,8 +110,10 @@ def per_replica_batch(strategy, batch_size):
         return batch_size
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
-        raise ValueError(f"the batch size {batch_size} must be a multiple of the {replicas} "
-                         "replicas, each carrying as many streams: pass such a --batch-size")
+        raise ValueError(
+            f"the batch size {batch_size} must be a multiple of the {replicas} "
+            "replicas, each carrying as many streams: pass such a --batch-size"
+        )
     return batch_size // replicas
 
 
@@ -136,9 +157,13 @@ def sum_over_workers(strategy, values):
 
     local = len(strategy.extended.worker_devices)
     # Each worker's total enters through its first replica; the others add zeros.
-    per_replica = strategy.run(lambda: tf.where(
-        tf.distribute.get_replica_context().replica_id_in_sync_group % local == 0,
-        tf.constant(values), tf.zeros_like(values)))
+    per_replica = strategy.run(
+        lambda: tf.where(
+            tf.distribute.get_replica_context().replica_id_in_sync_group % local == 0,
+            tf.constant(values),
+            tf.zeros_like(values),
+        )
+    )
     return strategy.reduce("SUM", per_replica, axis=None).numpy()
 
 
@@ -151,12 +176,13 @@ def check_same_checkpoint(strategy, out, epochs_done):
     n = workers(strategy)[1]
     if n == 1:
         return
-    total, squares = sum_over_workers(strategy, [epochs_done, epochs_done ** 2])
+    total, squares = sum_over_workers(strategy, [epochs_done, epochs_done**2])
     if total * total != n * squares:
         raise ValueError(
             f"the workers found different checkpoints (this one: {epochs_done} epochs done in "
             f"{out!r}, on average {total / n:g}): every worker must see the same run directory "
-            "(pass the same --out on a shared file system, or run the workers on one host)")
+            "(pass the same --out on a shared file system, or run the workers on one host)"
+        )
 
 
 @contextlib.contextmanager
@@ -170,9 +196,14 @@ def lost_workers(strategy):
 
     try:
         yield
-    except (tf.errors.UnavailableError, tf.errors.AbortedError,
-            tf.errors.DeadlineExceededError, tf.errors.CancelledError) as error:
+    except (
+        tf.errors.UnavailableError,
+        tf.errors.AbortedError,
+        tf.errors.DeadlineExceededError,
+        tf.errors.CancelledError,
+    ) as error:
         cause = " ".join(str(error.message).split())[:300]
         raise RuntimeError(
             f"another worker stopped ({cause}): training stopped on this worker too; run the "
-            "same command on every worker again to resume from the last checkpoint") from None
+            "same command on every worker again to resume from the last checkpoint"
+        ) from None

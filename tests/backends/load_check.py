@@ -20,6 +20,7 @@ import sys
 def main(order, manifest_path):
     if order == "keras_first":
         import keras
+
         import keras_gated
     elif order == "keras_gated_first":
         assert "keras" not in sys.modules, "keras imported before the test began"
@@ -61,7 +62,8 @@ def main(order, manifest_path):
             ev = entry["evaluate"]
             result = model.evaluate(x, np.load(ev["y"]), verbose=0, return_dict=True)
             assert abs(result["perplexity"] - ev["perplexity"]) <= ev["rtol"] * ev["perplexity"], (
-                result, ev["perplexity"]
+                result,
+                ev["perplexity"],
             )
         print("loaded", entry["model"], "max error", error)
     print("OK")

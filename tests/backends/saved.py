@@ -26,7 +26,9 @@ SUBPROCESS_TIMEOUT_S = 240
 
 
 def _randomise(model, rng):
-    model.set_weights([rng.uniform(-0.6, 0.6, w.shape).astype(w.dtype) for w in model.get_weights()])
+    model.set_weights(
+        [rng.uniform(-0.6, 0.6, w.shape).astype(w.dtype) for w in model.get_weights()]
+    )
 
 
 def layers_model(rng):
@@ -39,11 +41,13 @@ def layers_model(rng):
     x = keras_gated.LSTM(U, layer_norm=True, return_sequences=True)(x)
     x = keras_gated.GRU(U, return_sequences=True, go_backwards=True)(x)
     x = keras_gated.GRU(U, layer_norm=True, return_sequences=True)(x)
-    x = keras.layers.RNN(keras_gated.GRUCell(U, layer_norm=True, reset_after=False),
-                         return_sequences=True)(x)
+    x = keras.layers.RNN(
+        keras_gated.GRUCell(U, layer_norm=True, reset_after=False), return_sequences=True
+    )(x)
     x = keras_gated.LSTM(U, zoneout=0.2, cell_zoneout=0.3, return_sequences=True)(x)
-    x = keras.layers.RNN(keras_gated.GRUCell(U, zoneout=0.25, zoneout_variational=True),
-                         return_sequences=True)(x)
+    x = keras.layers.RNN(
+        keras_gated.GRUCell(U, zoneout=0.25, zoneout_variational=True), return_sequences=True
+    )(x)
     x = keras.layers.RNN(keras_gated.IndRNNCell(U, activation="relu"), return_sequences=True)(x)
     x = keras_gated.IndRNN(U, recurrent_max_abs=0.9, return_sequences=True)(x)
     x = keras_gated.VariationalDropout(0.3, seed=2)(x)
@@ -54,9 +58,13 @@ def layers_model(rng):
 
 def perplexity_model(rng):
     """Embedding -> Dense logits, compiled with our Perplexity metric."""
-    model = keras.Sequential([
-        keras.Input((T,), dtype="int32"), keras.layers.Embedding(V, E), keras.layers.Dense(V),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((T,), dtype="int32"),
+            keras.layers.Embedding(V, E),
+            keras.layers.Dense(V),
+        ]
+    )
     model.compile(
         "sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=[Perplexity()]
     )
@@ -72,8 +80,14 @@ def config_objects():
         keras_gated.GRUCell(U, reset_after=False, layer_norm=True),
         keras_gated.IndRNNCell(U, recurrent_max_abs=None, recurrent_constraint="non_neg"),
         keras_gated.SimpleRNN(U, return_sequences=True),
-        keras_gated.LSTM(U, unit_forget_bias=False, dropout=0.1, seed=4, cell_zoneout=0.1,
-                         zoneout_variational=True),
+        keras_gated.LSTM(
+            U,
+            unit_forget_bias=False,
+            dropout=0.1,
+            seed=4,
+            cell_zoneout=0.1,
+            zoneout_variational=True,
+        ),
         keras_gated.GRU(U, recurrent_dropout=0.2, go_backwards=True),
         keras_gated.IndRNN(U, activation="relu", recurrent_max_abs=2 ** (1 / T)),
         keras_gated.VariationalDropout(0.25, seed=3),
@@ -93,8 +107,13 @@ def write(folder, seed=0):
         model.save(path)
         np.save(folder / f"{name}_x.npy", x)
         np.save(folder / f"{name}_y.npy", keras.ops.convert_to_numpy(model(x)))
-        return {"model": path, "class": type(model).__name__, "inputs": str(folder / f"{name}_x.npy"),
-                "outputs": str(folder / f"{name}_y.npy"), "atol": atol}
+        return {
+            "model": path,
+            "class": type(model).__name__,
+            "inputs": str(folder / f"{name}_x.npy"),
+            "outputs": str(folder / f"{name}_y.npy"),
+            "atol": atol,
+        }
 
     x = rng.normal(size=(B, T, D)).astype("float32")
     tokens = rng.integers(0, V, size=(B, T)).astype("int32")
@@ -107,14 +126,21 @@ def write(folder, seed=0):
     files = {
         "layers": entry("layers", layers_model(rng), x, 0.0),
         "lm": entry("lm", lm, tokens, 0.0),
-        "ppl": {**entry("ppl", ppl_model, tokens, 0.0), "evaluate": {
-            "y": str(folder / "ppl_targets.npy"), "perplexity": float(result["perplexity"]),
-            "rtol": 1e-6,
-        }},
+        "ppl": {
+            **entry("ppl", ppl_model, tokens, 0.0),
+            "evaluate": {
+                "y": str(folder / "ppl_targets.npy"),
+                "perplexity": float(result["perplexity"]),
+                "rtol": 1e-6,
+            },
+        },
     }
     files["configs"] = [
-        {"config": keras.saving.serialize_keras_object(obj), "class": type(obj).__name__,
-         "get_config": json.loads(json.dumps(obj.get_config()))}
+        {
+            "config": keras.saving.serialize_keras_object(obj),
+            "class": type(obj).__name__,
+            "get_config": json.loads(json.dumps(obj.get_config())),
+        }
         for obj in config_objects()
     ]
     return files
@@ -124,12 +150,21 @@ def start(manifest, folder, order="keras_first", backend=None):
     """Starts load_check.py on `manifest` in a fresh process; `finish` collects it."""
     path = folder / f"manifest-{order}-{backend}.json"
     path.write_text(json.dumps(manifest), encoding="utf-8")
-    env = {**os.environ, "KERAS_BACKEND": backend or keras.backend.backend(),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend or keras.backend.backend(),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     if env["KERAS_BACKEND"] != "jax" and env.get("XLA_FLAGS") == JAX_TEST_XLA_FLAGS:
         del env["XLA_FLAGS"]  # the JAX-only speed flags of tests/conftest.py
-    return subprocess.Popen([sys.executable, SCRIPT, order, str(path)], cwd=str(folder),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, SCRIPT, order, str(path)],
+        cwd=str(folder),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(process):

@@ -9,16 +9,23 @@ from benchmarks import backend_training, recurrent_gemms, report
 from benchmarks.training import TrainSetup
 
 
-@pytest.mark.skipif(keras.backend.backend() == "tensorflow",
-                    reason="benchmarks.run times the TensorFlow backend in-process")
+@pytest.mark.skipif(
+    keras.backend.backend() == "tensorflow",
+    reason="benchmarks.run times the TensorFlow backend in-process",
+)
 def test_backend_training_step_runs_and_is_reported():
     setup = TrainSetup(vocab=50, units=8, layers=2, batch=4, steps=5)
     times = backend_training.measure(setup, ["lstm"], rounds=1, warmup=1)
     assert set(times["lstm"]) == set(backend_training.SYSTEMS)
     assert all(len(samples) == 1 and samples[0] > 0 for samples in times["lstm"].values())
     backend = keras.backend.backend()
-    entry = {"backend": backend, "versions": {"keras": keras.__version__}, "setup": setup,
-             "times": times, "descriptions": backend_training.descriptions(setup, ["lstm"])}
+    entry = {
+        "backend": backend,
+        "versions": {"keras": keras.__version__},
+        "setup": setup,
+        "times": times,
+        "descriptions": backend_training.descriptions(setup, ["lstm"]),
+    }
     text = report.backend_training_section({"backend_training": [entry]})
     assert f"## Training step on the {backend.upper()} backend" in text
     assert f"### LSTM — {backend}" in text and "`keras-drop`" in text
@@ -36,6 +43,8 @@ def test_recurrent_gemm_flops_are_the_fused_path_s():
     da W^T, da U^T, x^T da and h^T da."""
     B, T, U = 3, 5, 7
     for cell, G in (("lstm", 4), ("gru", 3)):
-        total = sum(recurrent_gemms.flops(lhs, form, rhs) * calls
-                    for _, lhs, form, rhs, calls in recurrent_gemms.layer_gemms(cell, B, T, U, U))
+        total = sum(
+            recurrent_gemms.flops(lhs, form, rhs) * calls
+            for _, lhs, form, rhs, calls in recurrent_gemms.layer_gemms(cell, B, T, U, U)
+        )
         assert total == 6 * 2 * B * T * U * G * U

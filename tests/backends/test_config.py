@@ -31,45 +31,106 @@ CELL = {
     "kernel_constraint": keras.constraints.MaxNorm(2.0),
     "recurrent_constraint": keras.constraints.UnitNorm(),
     "bias_constraint": keras.constraints.NonNeg(),
-    "dropout": 0.25, "recurrent_dropout": 0.15, "seed": 11,
+    "dropout": 0.25,
+    "recurrent_dropout": 0.15,
+    "seed": 11,
 }
-GATED = {"activation": "relu", "recurrent_activation": "hard_sigmoid", "implementation": 1,
-         "zoneout": 0.1, "zoneout_variational": True}
+GATED = {
+    "activation": "relu",
+    "recurrent_activation": "hard_sigmoid",
+    "implementation": 1,
+    "zoneout": 0.1,
+    "zoneout_variational": True,
+}
 RECURRENT = {
-    "weight_dropout": 0.35, "return_sequences": True, "return_state": True,
-    "go_backwards": True, "stateful": True, "zero_output_for_mask": True, "unroll": True,
+    "weight_dropout": 0.35,
+    "return_sequences": True,
+    "return_state": True,
+    "go_backwards": True,
+    "stateful": True,
+    "zero_output_for_mask": True,
+    "unroll": True,
     "activity_regularizer": keras.regularizers.L2(0.05),
 }
 CELL_OPTIONS = {
     "SimpleRNN": {"activation": "relu"},
     "IndRNN": {"activation": "relu", "recurrent_max_abs": 0.5},
-    "LSTM": {**GATED, "unit_forget_bias": False, "peephole": True, "layer_norm": True,
-             "cell_zoneout": 0.2},
+    "LSTM": {
+        **GATED,
+        "unit_forget_bias": False,
+        "peephole": True,
+        "layer_norm": True,
+        "cell_zoneout": 0.2,
+    },
     "GRU": {**GATED, "reset_after": False, "layer_norm": True},
 }
-LAYER_OPTIONS = {"SimpleRNN": {}, "IndRNN": {}, "LSTM": {"use_cudnn": False}, "GRU": {"use_cudnn": True}}
+LAYER_OPTIONS = {
+    "SimpleRNN": {},
+    "IndRNN": {},
+    "LSTM": {"use_cudnn": False},
+    "GRU": {"use_cudnn": True},
+}
 CASES = {
-    **{f"{k}Cell": (getattr(keras_gated, f"{k}Cell"),
-                    {"units": 7, **v, **CELL, **INITIALIZERS, **BASE_LAYER})
-       for k, v in CELL_OPTIONS.items()},
-    **{k: (getattr(keras_gated, k), {"units": 7, **v, **CELL, **LAYER_OPTIONS[k], **INITIALIZERS,
-                                     **RECURRENT, **BASE_LAYER})
-       for k, v in CELL_OPTIONS.items()},
+    **{
+        f"{k}Cell": (
+            getattr(keras_gated, f"{k}Cell"),
+            {"units": 7, **v, **CELL, **INITIALIZERS, **BASE_LAYER},
+        )
+        for k, v in CELL_OPTIONS.items()
+    },
+    **{
+        k: (
+            getattr(keras_gated, k),
+            {
+                "units": 7,
+                **v,
+                **CELL,
+                **LAYER_OPTIONS[k],
+                **INITIALIZERS,
+                **RECURRENT,
+                **BASE_LAYER,
+            },
+        )
+        for k, v in CELL_OPTIONS.items()
+    },
     "VariationalDropout": (keras_gated.VariationalDropout, {"rate": 0.3, "seed": 5, **BASE_LAYER}),
-    "EmbeddingDropout": (keras_gated.EmbeddingDropout,
-                         {"vocab_size": 13, "rate": 0.3, "seed": 5, **BASE_LAYER}),
-    "LanguageModel": (keras_gated.LanguageModel, {
-        "vocab_size": 13, "cell": "gru", "embed_dim": 6, "units": [4, 9, 6], "num_layers": 3,
-        "dropout": 0.2, "recurrent_dropout": 0.1, "weight_dropout": 0.3, "embed_dropout": 0.05,
-        "embed_weight_dropout": 0.15, "ar_alpha": 2.0, "tar_beta": 1.0, "tie_weights": False,
-        "stateful": True, "seed": 9, "cell_options": {"reset_after": False},
-        **BASE_LAYER,
-    }),
+    "EmbeddingDropout": (
+        keras_gated.EmbeddingDropout,
+        {"vocab_size": 13, "rate": 0.3, "seed": 5, **BASE_LAYER},
+    ),
+    "LanguageModel": (
+        keras_gated.LanguageModel,
+        {
+            "vocab_size": 13,
+            "cell": "gru",
+            "embed_dim": 6,
+            "units": [4, 9, 6],
+            "num_layers": 3,
+            "dropout": 0.2,
+            "recurrent_dropout": 0.1,
+            "weight_dropout": 0.3,
+            "embed_dropout": 0.05,
+            "embed_weight_dropout": 0.15,
+            "ar_alpha": 2.0,
+            "tar_beta": 1.0,
+            "tie_weights": False,
+            "stateful": True,
+            "seed": 9,
+            "cell_options": {"reset_after": False},
+            **BASE_LAYER,
+        },
+    ),
     "Perplexity": (Perplexity, {"name": "ppl", "dtype": "float64"}),
 }
 # Arguments that are defaults of the constructor only through **kwargs (Layer or RNN's).
-KWARGS_ARGUMENTS = {"name", "trainable", "dtype", "zero_output_for_mask", "activity_regularizer",
-                    "use_cudnn"}
+KWARGS_ARGUMENTS = {
+    "name",
+    "trainable",
+    "dtype",
+    "zero_output_for_mask",
+    "activity_regularizer",
+    "use_cudnn",
+}
 LAYERS = [keras_gated.SimpleRNN, keras_gated.LSTM, keras_gated.GRU]
 
 
@@ -96,7 +157,9 @@ def serial(value):
 def test_every_argument_round_trips(name):
     cls, kwargs = CASES[name]
     signature = constructor_arguments(cls)
-    assert set(signature) <= set(kwargs), f"arguments without a test value: {set(signature) - set(kwargs)}"
+    assert set(signature) <= set(kwargs), (
+        f"arguments without a test value: {set(signature) - set(kwargs)}"
+    )
     for arg, default in signature.items():
         if default is not inspect.Parameter.empty:
             assert kwargs[arg] != default, f"{arg}: test value equals the default"

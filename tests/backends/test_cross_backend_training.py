@@ -57,18 +57,34 @@ def test_train_gives_the_same_curve_on_every_backend(tmp_path):
     results, curves = {}, {}
     for backend in ("tensorflow", "jax", "torch"):  # TensorFlow saves the initial weights
         done = subprocess.run(
-            [sys.executable, "-c", SCRIPT, str(corpus), str(tmp_path / backend),
-             str(tmp_path / "initial.npz")],
-            env={**os.environ, "KERAS_BACKEND": backend}, capture_output=True, text=True,
-            timeout=900)
+            [
+                sys.executable,
+                "-c",
+                SCRIPT,
+                str(corpus),
+                str(tmp_path / backend),
+                str(tmp_path / "initial.npz"),
+            ],
+            env={**os.environ, "KERAS_BACKEND": backend},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         results[backend] = json.loads(done.stdout.strip().splitlines()[-1])
         with open(tmp_path / backend / "log.csv", encoding="utf-8") as f:
-            curves[backend] = [[float(r[k]) for k in ("loss", "val_loss", "learning_rate")]
-                               for r in csv.DictReader(f)]
+            curves[backend] = [
+                [float(r[k]) for k in ("loss", "val_loss", "learning_rate")]
+                for r in csv.DictReader(f)
+            ]
     for backend in ("jax", "torch"):
-        np.testing.assert_allclose(curves[backend], curves["tensorflow"], rtol=RTOL,
-                                   err_msg=backend)
+        np.testing.assert_allclose(
+            curves[backend], curves["tensorflow"], rtol=RTOL, err_msg=backend
+        )
         for key in ("valid_perplexity", "test_perplexity"):
-            np.testing.assert_allclose(results[backend][key], results["tensorflow"][key],
-                                       rtol=RTOL, err_msg=f"{backend} {key}")
+            np.testing.assert_allclose(
+                results[backend][key],
+                results["tensorflow"][key],
+                rtol=RTOL,
+                err_msg=f"{backend} {key}",
+            )

@@ -12,7 +12,16 @@ import pytest
 
 import keras_gated
 from tests.oracles.harness import (
-    B, D, GRU_CASES, KIND_CASES, T, U, as_list, builtin_layer, random_states, to_numpy,
+    GRU_CASES,
+    KIND_CASES,
+    B,
+    D,
+    T,
+    U,
+    as_list,
+    builtin_layer,
+    random_states,
+    to_numpy,
 )
 
 POLICIES = ["mixed_float16", "mixed_bfloat16"]
@@ -73,7 +82,9 @@ def test_dtypes_and_values_match_keras_builtin(case, policy):
     assert dtype_of(got[0]) == policy.compute_dtype  # outputs and states in the compute dtype
     for k, (g, w) in enumerate(zip(got, want)):
         g, w = to_numpy(g).astype("float32"), to_numpy(w).astype("float32")
-        np.testing.assert_allclose(g, w, atol=ATOL_KERAS_HALF_PRECISION, rtol=0, err_msg=f"result {k}")
+        np.testing.assert_allclose(
+            g, w, atol=ATOL_KERAS_HALF_PRECISION, rtol=0, err_msg=f"result {k}"
+        )
     # Non-vacuous at this tolerance: the outputs are not all within it of zero.
     assert np.abs(to_numpy(want[0]).astype("float32")).max() > 2 * ATOL_KERAS_HALF_PRECISION
 
@@ -84,15 +95,18 @@ def test_layers_train_and_predict(policy):
     rng = np.random.default_rng(41)
     x = rng.normal(size=(4, T, D)).astype("float32")
     y = rng.normal(size=(4, 2)).astype("float32")
-    model = keras.Sequential([
-        keras.Input((T, D)),
-        keras_gated.SimpleRNN(U, return_sequences=True, dropout=0.1),
-        keras_gated.LSTM(U, peephole=True, layer_norm=True, return_sequences=True,
-                         recurrent_dropout=0.1),
-        keras_gated.VariationalDropout(0.1),
-        keras_gated.GRU(U, reset_after=False),
-        keras.layers.Dense(2, dtype="float32"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((T, D)),
+            keras_gated.SimpleRNN(U, return_sequences=True, dropout=0.1),
+            keras_gated.LSTM(
+                U, peephole=True, layer_norm=True, return_sequences=True, recurrent_dropout=0.1
+            ),
+            keras_gated.VariationalDropout(0.1),
+            keras_gated.GRU(U, reset_after=False),
+            keras.layers.Dense(2, dtype="float32"),
+        ]
+    )
     model.compile(keras.optimizers.SGD(0.1), "mse")
     before = [to_numpy(v).copy() for v in model.trainable_weights]
     history = model.fit(x, y, epochs=2, batch_size=4, verbose=0)

@@ -24,8 +24,7 @@ def checks(saved_files):
     """One fresh process per import order, started together (they wait mostly on imports)."""
     folder, files = saved_files
     models = [{**files[k], "atol": ATOL_FRESH_PROCESS} for k in ("ppl", "layers", "lm")]
-    return {order: saved.start(files["configs"] + models, folder, order=order)
-            for order in ORDERS}
+    return {order: saved.start(files["configs"] + models, folder, order=order) for order in ORDERS}
 
 
 @pytest.mark.parametrize("order", ORDERS)

@@ -24,16 +24,31 @@ def test_ours_and_builtin_tagger_predict_the_same(cell):
 
 def test_targets_split_cells_by_the_median_ratio():
     def config(cell, units, ours, other):
-        times = {"ours-train": [ours] * 3, "keras-train": [other] * 3,
-                 "ours-predict": [ours] * 3, "keras-predict": [other] * 3,
-                 "nn-train": [other] * 3, "nn-predict": [other] * 3}
-        return {"cell": cell, "units": units, "rounds": 3, "repeat": 1, "times": times,
-                "diff": 0.0, "xla": {"ours": False, "keras": False}}
+        times = {
+            "ours-train": [ours] * 3,
+            "keras-train": [other] * 3,
+            "ours-predict": [ours] * 3,
+            "keras-predict": [other] * 3,
+            "nn-train": [other] * 3,
+            "nn-predict": [other] * 3,
+        }
+        return {
+            "cell": cell,
+            "units": units,
+            "rounds": 3,
+            "repeat": 1,
+            "times": times,
+            "diff": 0.0,
+            "xla": {"ours": False, "keras": False},
+        }
 
-    entry = {"backend": "torch", "versions": {}, "threads": {},
-             "configs": [config("lstm", 32, 0.7, 1.0), config("gru", 128, 1.1, 1.0)]}
-    rows = {target: (met, missed) for _, target, met, missed
-            in backend_table.target_rows([entry])}
+    entry = {
+        "backend": "torch",
+        "versions": {},
+        "threads": {},
+        "configs": [config("lstm", 32, 0.7, 1.0), config("gru", 128, 1.1, 1.0)],
+    }
+    rows = {target: (met, missed) for _, target, met, missed in backend_table.target_rows([entry])}
     assert rows["training ours / built-in <= 0.8"] == ("LSTM 32 (0.70)", "GRU 128 (1.10)")
     assert rows["predict ours / built-in <= 0.9"] == ("LSTM 32 (0.70)", "GRU 128 (1.10)")
     assert rows["training ours / torch.nn <= 1.2"] == ("LSTM 32 (0.70), GRU 128 (1.10)", "none")
@@ -57,6 +72,7 @@ def test_floor_model_computes_the_builtin_tagger(cell):
         if cell == "gru" and len(w) == 3:  # Keras's reset-after GRU: biases (input; recurrent)
             w = (*w[:2], np.stack([w[2], np.zeros_like(w[2])]))
         layer.set_weights(list(w))
-    np.testing.assert_allclose(floor["floor-predict"](), model.predict_on_batch(x),
-                               atol=PREDICT_TOLERANCE)
+    np.testing.assert_allclose(
+        floor["floor-predict"](), model.predict_on_batch(x), atol=PREDICT_TOLERANCE
+    )
     assert np.isfinite(floor["floor-train"]())

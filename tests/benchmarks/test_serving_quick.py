@@ -32,7 +32,7 @@ class CountingSession:
 
 
 def test_graph_tokens_are_the_ids_fed(path):
-    (lm, session), = serving.open_models(path, 1)
+    ((lm, session),) = serving.open_models(path, 1)
     fed = [0]
     step = lm.step
 
@@ -60,5 +60,6 @@ def test_command_writes_every_configuration(path, tmp_path, monkeypatch):
     assert "--calls 30 --units 8 --rounds 1" in text and "Load average" in text
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ")][1:]
     assert [(r[0].strip("| "), r[1]) for r in rows] == [
-        (str(t), str(s)) for t, s in serving.CONFIGS]
+        (str(t), str(s)) for t, s in serving.CONFIGS
+    ]
     assert all(r[-1].strip(" |") == "0" for r in rows)  # no failed call

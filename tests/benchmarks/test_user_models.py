@@ -20,10 +20,15 @@ def test_quick_row_is_reported(tmp_path):
     text = out.read_text()
     assert "## Training a user's own model" in text
     assert "python -m benchmarks.user_models --quick --rows timeseries" in text
-    for cell in ("| `timeseries` |", "| `ours` | keras_gated.LSTM |", "| `keras` | keras.LSTM |",
-                 "timeseries: ours / built-in <= 0.70", "left XLA off",
-                 "| `ours-xla` | keras_gated.LSTM, `jit_compile=True` |",
-                 "`ours-xla` / built-in"):
+    for cell in (
+        "| `timeseries` |",
+        "| `ours` | keras_gated.LSTM |",
+        "| `keras` | keras.LSTM |",
+        "timeseries: ours / built-in <= 0.70",
+        "left XLA off",
+        "| `ours-xla` | keras_gated.LSTM, `jit_compile=True` |",
+        "`ours-xla` / built-in",
+    ):
         assert cell in text, f"missing {cell!r}"
     assert "`lm-650`" not in text  # only the selected row
 
@@ -35,8 +40,13 @@ def test_recurrent_gemm_floor_counts_every_recurrent_layer():
     import keras
 
     B, T, D, U1, U2 = 2, 3, 5, 4, 6
-    model = keras.Sequential([keras.Input((T, D)), keras.layers.LSTM(U1, return_sequences=True),
-                              keras.layers.GRU(U2, return_sequences=True)])
+    model = keras.Sequential(
+        [
+            keras.Input((T, D)),
+            keras.layers.LSTM(U1, return_sequences=True),
+            keras.layers.GRU(U2, return_sequences=True),
+        ]
+    )
     floor = user_models.recurrent_gemm_floor(model, np.zeros((B, T, D), "float32"))
     want = 2 * B * T * (4 * U1 * (3 * D + 3 * U1) + 3 * U2 * (3 * U1 + 3 * U2))
     assert floor["gflop"] == pytest.approx(want / 1e9, rel=1e-12)

@@ -40,10 +40,18 @@ MASK = np.array(  # (B, T): leading, trailing and inner masked steps
 FD_MASK = np.array([[True, False, True], [False, True, True]])  # a hole; a masked first step
 
 # Our classes by `harness.Case.kind`, and "indrnn" (test_indrnn.py; harness.oracle has no IndRNN).
-LAYERS = {"simple_rnn": keras_gated.SimpleRNN, "lstm": keras_gated.LSTM, "gru": keras_gated.GRU,
-          "indrnn": keras_gated.IndRNN}
-CELLS = {"simple_rnn": keras_gated.SimpleRNNCell, "lstm": keras_gated.LSTMCell,
-         "gru": keras_gated.GRUCell, "indrnn": keras_gated.IndRNNCell}
+LAYERS = {
+    "simple_rnn": keras_gated.SimpleRNN,
+    "lstm": keras_gated.LSTM,
+    "gru": keras_gated.GRU,
+    "indrnn": keras_gated.IndRNN,
+}
+CELLS = {
+    "simple_rnn": keras_gated.SimpleRNNCell,
+    "lstm": keras_gated.LSTMCell,
+    "gru": keras_gated.GRUCell,
+    "indrnn": keras_gated.IndRNNCell,
+}
 CONTAINERS = ["cell_in_keras_rnn", "layer"]
 
 
@@ -93,8 +101,9 @@ def gradient_precision(atol_grad_f32=ATOL_GRAD_F32_VS_EXACT):
         yield "float32", ATOL_LOSS_F32, atol_grad_f32
 
 
-def assert_gradients_match_finite_differences(loss, grads, variables, weights, oracle_loss,
-                                              atol_loss, atol_grad):
+def assert_gradients_match_finite_differences(
+    loss, grads, variables, weights, oracle_loss, atol_loss, atol_grad
+):
     """The layer's `loss` equals `oracle_loss(weights)`, and each gradient in `grads` (one per
     variable) equals central differences (step FD_EPS) of the float64 oracle's loss in that
     variable's entry of `weights` {name: array}."""

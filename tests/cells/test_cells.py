@@ -26,9 +26,27 @@ from tests.cells.helpers import (
 )
 from tests.oracles import numpy_rnn
 from tests.oracles.harness import (
-    ALL_CASES, ATOL_F32, B, BUILTIN_CASES, D, FAST_CASES, GRU_CASES, KIND_CASES, LSTM_CASES, T, U,
-    as_list, assign_weights, cases_slow_beyond, builtin_layer, keras_masked_outputs, keras_weight_list, oracle, random_states,
-    random_weights, to_numpy,
+    ALL_CASES,
+    ATOL_F32,
+    BUILTIN_CASES,
+    FAST_CASES,
+    GRU_CASES,
+    KIND_CASES,
+    LSTM_CASES,
+    B,
+    D,
+    T,
+    U,
+    as_list,
+    assign_weights,
+    builtin_layer,
+    cases_slow_beyond,
+    keras_masked_outputs,
+    keras_weight_list,
+    oracle,
+    random_states,
+    random_weights,
+    to_numpy,
 )
 
 # Splitting a sequence in two only regroups identical float32 operations; any difference
@@ -43,10 +61,16 @@ MASK_CASES = KIND_CASES + GRU_CASES[1:]
 # Every case in our layer; in keras.layers.RNN the fast run keeps FAST_CASES (the cell's
 # `call` is `step . project_inputs`, which test_cell_step_api checks for every case).
 CONTAINER_CASES = [
-    pytest.param(container, case, id=f"{case.id}-{container}", marks=(
-        pytest.mark.slow if container == "cell_in_keras_rnn" and case not in FAST_CASES else ()
-    ))
-    for case in ALL_CASES for container in CONTAINERS
+    pytest.param(
+        container,
+        case,
+        id=f"{case.id}-{container}",
+        marks=(
+            pytest.mark.slow if container == "cell_in_keras_rnn" and case not in FAST_CASES else ()
+        ),
+    )
+    for case in ALL_CASES
+    for container in CONTAINERS
 ]
 
 
@@ -57,7 +81,12 @@ def f32(arrays):
 def data(case, seed, batch=B, steps=T, input_dim=D, units=U):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(batch, steps, input_dim))
-    return rng, x, random_states(case, batch, units, rng), random_weights(case, input_dim, units, rng)
+    return (
+        rng,
+        x,
+        random_states(case, batch, units, rng),
+        random_weights(case, input_dim, units, rng),
+    )
 
 
 def builtin_pair(case, x, states, weights, **layer_kwargs):
@@ -91,7 +120,9 @@ def test_mask_matches_numpy_oracle(container, case):
     rnn = make(container, case, U, return_sequences=True, return_state=True)
     rnn(f32([x])[0], initial_state=f32(states))
     assign_weights(rnn, weights)
-    got = as_list(rnn(f32([x])[0], initial_state=f32(states), mask=keras.ops.convert_to_tensor(MASK)))
+    got = as_list(
+        rnn(f32([x])[0], initial_state=f32(states), mask=keras.ops.convert_to_tensor(MASK))
+    )
     out, final, _ = oracle(case, x, states, weights, mask=MASK)
     if container == "cell_in_keras_rnn":  # Keras's own loop: its backend's masked-start convention
         out = keras_masked_outputs(out, MASK, states[0])
@@ -113,7 +144,9 @@ def test_matches_keras_builtin_by_weight_copy(container, case):
         layer(x, initial_state=states)
     ref.set_weights(keras_weight_list(weights))
     ours.set_weights(ref.get_weights())
-    assert_all_close(as_list(ours(x, initial_state=states)), as_list(ref(x, initial_state=states)), ATOL_F32)
+    assert_all_close(
+        as_list(ours(x, initial_state=states)), as_list(ref(x, initial_state=states)), ATOL_F32
+    )
 
 
 LAYER_OPTIONS = [
@@ -128,9 +161,14 @@ LAYER_OPTIONS = [
 # The fast run keeps the last-output path and all options at once, with h0; zero initial
 # states are also covered by test_sequential/functional_matches_keras_builtin.
 OPTION_PARAMS = [
-    pytest.param(options, h0, id=f"{'-'.join(options) or 'default'}-{'h0' if h0 else 'zeros'}",
-                 marks=() if h0 and len(options) in (0, 3) else pytest.mark.slow)
-    for options in LAYER_OPTIONS for h0 in (True, False)
+    pytest.param(
+        options,
+        h0,
+        id=f"{'-'.join(options) or 'default'}-{'h0' if h0 else 'zeros'}",
+        marks=() if h0 and len(options) in (0, 3) else pytest.mark.slow,
+    )
+    for options in LAYER_OPTIONS
+    for h0 in (True, False)
 ]
 
 
@@ -152,7 +190,13 @@ def test_explicit_mask_matches_keras_builtin(case, go_backwards):
     _, x, states, weights = data(case, seed=14)
     x, states = f32([x])[0], f32(states)
     ours, ref = builtin_pair(
-        case, x, states, weights, return_sequences=True, return_state=True, go_backwards=go_backwards
+        case,
+        x,
+        states,
+        weights,
+        return_sequences=True,
+        return_state=True,
+        go_backwards=go_backwards,
     )
     mask = keras.ops.convert_to_tensor(MASK)
     got = as_list(ours(x, initial_state=states, mask=mask))
@@ -202,7 +246,9 @@ def test_two_halves_with_carried_state_equal_the_whole(case):
     whole, *whole_states = as_list(layer(x, initial_state=states))
     first, *mid_states = as_list(layer(x[:, :2], initial_state=states))
     second, *end_states = as_list(layer(x[:, 2:], initial_state=mid_states))
-    np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=ATOL_SPLIT, rtol=0)
+    np.testing.assert_allclose(
+        np.concatenate([first, second], axis=1), whole, atol=ATOL_SPLIT, rtol=0
+    )
     assert_all_close(end_states, whole_states, ATOL_SPLIT)
 
 
@@ -282,8 +328,9 @@ def test_gradients_match_finite_differences_of_the_oracle(case, masked):
             return backend_ops.readout([out, *final], [r_out, *r_states])
 
         loss, grads = backend_ops.value_and_grads(loss_fn, layer.trainable_weights)
-    assert_gradients_match_finite_differences(loss, grads, layer.trainable_weights, weights,
-                                              oracle_loss, atol_loss, atol_grad)
+    assert_gradients_match_finite_differences(
+        loss, grads, layer.trainable_weights, weights, oracle_loss, atol_loss, atol_grad
+    )
 
 
 SEEN = np.logical_or.accumulate(MASK, axis=1).astype("float32")  # (B, T): a real step seen
@@ -300,12 +347,14 @@ def test_gradients_match_keras_builtin(case):
     r_states = [rng.normal(size=(B, U)).astype("float32") for _ in states]
     results = []
     for layer in (ours, ref):
+
         def loss_fn(layer=layer):
             out, *final = layer(x, initial_state=states, mask=mask)
             # Leading masked outputs differ by backend convention (keras_masked_outputs);
             # read the outputs out from each sequence's first real step on.
             seen = keras.ops.convert_to_tensor(SEEN[..., None])
             return backend_ops.readout([out * seen, *final], [r_out, *r_states])
+
         results.append(backend_ops.value_and_grads(loss_fn, layer.trainable_weights))
     (loss, grads), (want_loss, want_grads) = results
     assert abs(loss - want_loss) < ATOL_GRAD_F32, (loss, want_loss)
@@ -375,7 +424,9 @@ def test_cell_step_api(case):
 def test_cell_step_recurrent_mask_multiplies_h_prev(case):
     """Where h_{t-1} enters only through U (SimpleRNN, LSTM), a recurrent mask m is h_{t-1} * m."""
     cell, x, states, _, _ = _built_cell(case, 19)
-    m = keras.ops.convert_to_tensor(np.random.default_rng(0).choice([0.0, 2.0], size=(B, U)).astype("float32"))
+    m = keras.ops.convert_to_tensor(
+        np.random.default_rng(0).choice([0.0, 2.0], size=(B, U)).astype("float32")
+    )
     xw = cell.project_inputs(x[:, 0])
     h_masked, _ = cell.step(xw, states, recurrent_mask=m)
     h_times_m, _ = cell.step(xw, [states[0] * m, *states[1:]])
@@ -383,7 +434,9 @@ def test_cell_step_recurrent_mask_multiplies_h_prev(case):
 
 
 def cell_gate_names(case):
-    return {"simple_rnn": ("h",), "lstm": numpy_rnn.LSTM_GATES, "gru": numpy_rnn.GRU_GATES}[case.kind]
+    return {"simple_rnn": ("h",), "lstm": numpy_rnn.LSTM_GATES, "gru": numpy_rnn.GRU_GATES}[
+        case.kind
+    ]
 
 
 @pytest.mark.parametrize("case", LSTM_CASES + GRU_CASES, ids=lambda c: c.id)
@@ -395,4 +448,6 @@ def test_cell_gates_method(case):
     required = {"lstm": ("i", "f", "g", "o"), "gru": ("z", "r")}[case.kind]
     assert set(required) <= set(got), sorted(got)
     for name in sorted(set(got) & set(want)):
-        np.testing.assert_allclose(to_numpy(got[name]), want[name][:, 0], atol=ATOL_F32, rtol=0, err_msg=name)
+        np.testing.assert_allclose(
+            to_numpy(got[name]), want[name][:, 0], atol=ATOL_F32, rtol=0, err_msg=name
+        )

@@ -45,17 +45,26 @@ def data(seed, reset_after, batch=B, steps=T, input_dim=D, units=U):
     x = rng.normal(size=(batch, steps, input_dim))
     h0 = rng.uniform(-0.8, 0.8, (batch, units))
     width = 3 * units
-    weights = {"kernel": rng.uniform(-0.6, 0.6, (input_dim, width)),
-               "recurrent_kernel": rng.uniform(-0.6, 0.6, (units, width)),
-               "bias": rng.uniform(-0.6, 0.6, (2, width) if reset_after else (width,)),
-               "gamma": rng.uniform(0.5, 1.5, (2, width))}
+    weights = {
+        "kernel": rng.uniform(-0.6, 0.6, (input_dim, width)),
+        "recurrent_kernel": rng.uniform(-0.6, 0.6, (units, width)),
+        "bias": rng.uniform(-0.6, 0.6, (2, width) if reset_after else (width,)),
+        "gamma": rng.uniform(0.5, 1.5, (2, width)),
+    }
     return rng, x, [h0], weights
 
 
 def oracle(x, states, weights, reset_after, mask=None):
-    out, final, _ = numpy_rnn.gru(x, states[0], weights["kernel"], weights["recurrent_kernel"],
-                                  weights["bias"], reset_after=reset_after,
-                                  gamma=weights["gamma"], mask=mask)
+    out, final, _ = numpy_rnn.gru(
+        x,
+        states[0],
+        weights["kernel"],
+        weights["recurrent_kernel"],
+        weights["bias"],
+        reset_after=reset_after,
+        gamma=weights["gamma"],
+        mask=mask,
+    )
     return out, final
 
 
@@ -74,8 +83,9 @@ def test_matches_numpy_oracle(container, reset_after):
     for training in (False, True):
         got = layer(f32(x), initial_state=[f32(states[0])], training=training)
         assert_all_close(as_list(got), [out, *final])
-    plain, _, _ = numpy_rnn.gru(x, states[0], w["kernel"], w["recurrent_kernel"], w["bias"],
-                                reset_after=reset_after)
+    plain, _, _ = numpy_rnn.gru(
+        x, states[0], w["kernel"], w["recurrent_kernel"], w["bias"], reset_after=reset_after
+    )
     assert not np.allclose(plain, out, atol=0.05)  # the norm mattered
 
 
@@ -83,9 +93,19 @@ def test_matches_numpy_oracle(container, reset_after):
 def test_mask_matches_numpy_oracle(reset_after, go_backwards):
     """Masked steps hold h and repeat the output; outputs in processing order, as Keras's."""
     _, x, states, w = data(2, reset_after)
-    layer = built(keras_gated.GRU(U, layer_norm=True, reset_after=reset_after,
-                                  return_sequences=True, return_state=True,
-                                  go_backwards=go_backwards), x, states, w)
+    layer = built(
+        keras_gated.GRU(
+            U,
+            layer_norm=True,
+            reset_after=reset_after,
+            return_sequences=True,
+            return_state=True,
+            go_backwards=go_backwards,
+        ),
+        x,
+        states,
+        w,
+    )
     order = (lambda a: a[:, ::-1]) if go_backwards else (lambda a: a)
     out, final = oracle(order(x), states, w, reset_after, mask=order(MASK))
     got = layer(f32(x), initial_state=[f32(states[0])], mask=keras.ops.convert_to_tensor(MASK))
@@ -110,8 +130,13 @@ def test_gradients_match_finite_differences_of_the_oracle(reset_after, masked):
         return np.sum(out * r_out) + np.sum(h * r_h)
 
     with gradient_precision(ATOL_GRAD_F32_VS_EXACT) as (dtype, atol_loss, atol_grad):
-        layer = keras_gated.GRU(units, layer_norm=True, reset_after=reset_after,
-                                return_sequences=True, return_state=True)
+        layer = keras_gated.GRU(
+            units,
+            layer_norm=True,
+            reset_after=reset_after,
+            return_sequences=True,
+            return_state=True,
+        )
         xt = keras.ops.convert_to_tensor(x, dtype)
         st = [keras.ops.convert_to_tensor(states[0], dtype)]
         kw = {} if mask is None else {"mask": keras.ops.convert_to_tensor(mask)}
@@ -123,8 +148,9 @@ def test_gradients_match_finite_differences_of_the_oracle(reset_after, masked):
             return backend_ops.readout([out, h], [r_out, r_h])
 
         loss, grads = backend_ops.value_and_grads(loss_fn, layer.trainable_weights)
-    assert_gradients_match_finite_differences(loss, grads, layer.trainable_weights, w,
-                                              oracle_loss, atol_loss, atol_grad)
+    assert_gradients_match_finite_differences(
+        loss, grads, layer.trainable_weights, w, oracle_loss, atol_loss, atol_grad
+    )
 
 
 # --- properties of (L1)-(L3) ------------------------------------------------------------------
@@ -135,16 +161,24 @@ def test_normalised_projections_ignore_the_scale_of_their_matrices(reset_after):
     """LN(c x W) = LN(x W) for c > 0 (up to epsilon): W or U scaled by 10 or by 100 gives the
     same outputs, which no unnormalised GRU does."""
     _, x, states, w = data(3, reset_after)
-    layer = built(keras_gated.GRU(U, layer_norm=True, reset_after=reset_after,
-                                  return_sequences=True), x, states, w)
+    layer = built(
+        keras_gated.GRU(U, layer_norm=True, reset_after=reset_after, return_sequences=True),
+        x,
+        states,
+        w,
+    )
     for name in ("kernel", "recurrent_kernel"):
         outputs = []
         for scale in (10.0, 100.0):
             assign_weights(layer, {**w, name: scale * w[name]})
             outputs.append(to_numpy(layer(f32(x), initial_state=[f32(states[0])])))
         np.testing.assert_allclose(*outputs, atol=ATOL_SCALE_INVARIANT, rtol=0, err_msg=name)
-    plain = built(keras_gated.GRU(U, reset_after=reset_after, return_sequences=True), x, states,
-                  {k: v for k, v in w.items() if k != "gamma"})
+    plain = built(
+        keras_gated.GRU(U, reset_after=reset_after, return_sequences=True),
+        x,
+        states,
+        {k: v for k, v in w.items() if k != "gamma"},
+    )
     before = to_numpy(plain(f32(x), initial_state=[f32(states[0])]))
     plain.cell.kernel.assign(f32(10.0 * w["kernel"]))
     after = to_numpy(plain(f32(x), initial_state=[f32(states[0])]))
@@ -166,7 +200,8 @@ def test_gamma_is_two_rows_of_ones_and_the_cell_is_not_plain():
 
 def test_config_round_trip():
     cell = keras_gated.GRUCell(U, layer_norm=True, reset_after=False, dropout=0.1, seed=2)
-    layer = keras_gated.GRU(U, layer_norm=True, recurrent_dropout=0.2, weight_dropout=0.1,
-                            go_backwards=True)
+    layer = keras_gated.GRU(
+        U, layer_norm=True, recurrent_dropout=0.2, weight_dropout=0.1, go_backwards=True
+    )
     for obj in (cell, layer):
         assert assert_config_round_trips(obj)["layer_norm"] is True

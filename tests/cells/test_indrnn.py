@@ -36,15 +36,24 @@ def data(seed, batch=B, steps=T, input_dim=D, units=U):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(batch, steps, input_dim))
     h0 = rng.uniform(-0.8, 0.8, (batch, units))
-    weights = {"kernel": rng.uniform(-0.6, 0.6, (input_dim, units)),
-               "recurrent_kernel": rng.uniform(-0.95, 0.95, (units,)),
-               "bias": rng.uniform(-0.6, 0.6, (units,))}
+    weights = {
+        "kernel": rng.uniform(-0.6, 0.6, (input_dim, units)),
+        "recurrent_kernel": rng.uniform(-0.95, 0.95, (units,)),
+        "bias": rng.uniform(-0.6, 0.6, (units,)),
+    }
     return rng, x, [h0], weights
 
 
 def oracle(x, states, weights, activation, mask=None):
-    return numpy_rnn.indrnn(x, states[0], weights["kernel"], weights["recurrent_kernel"],
-                            weights["bias"], activation=activation, mask=mask)
+    return numpy_rnn.indrnn(
+        x,
+        states[0],
+        weights["kernel"],
+        weights["recurrent_kernel"],
+        weights["bias"],
+        activation=activation,
+        mask=mask,
+    )
 
 
 # --- the oracle ---------------------------------------------------------------------------
@@ -54,8 +63,15 @@ def test_oracle_is_simple_rnn_with_a_diagonal_recurrent_matrix():
     _, x, states, w = data(0)
     for activation in ACTIVATIONS:
         got = oracle(x, states, w, activation, mask=MASK)
-        want = numpy_rnn.simple_rnn(x, states[0], w["kernel"], np.diag(w["recurrent_kernel"]),
-                                    w["bias"], activation=activation, mask=MASK)
+        want = numpy_rnn.simple_rnn(
+            x,
+            states[0],
+            w["kernel"],
+            np.diag(w["recurrent_kernel"]),
+            w["bias"],
+            activation=activation,
+            mask=MASK,
+        )
         np.testing.assert_allclose(got[0], want[0], atol=1e-12, rtol=0)
         np.testing.assert_allclose(got[1][0], want[1][0], atol=1e-12, rtol=0)
 
@@ -78,8 +94,18 @@ def test_matches_numpy_oracle(container, activation):
 def test_mask_matches_numpy_oracle(go_backwards):
     """Masked steps hold h and repeat the output; outputs in processing order, as Keras's."""
     _, x, states, w = data(2)
-    layer = built(keras_gated.IndRNN(U, activation="relu", return_sequences=True,
-                                     return_state=True, go_backwards=go_backwards), x, states, w)
+    layer = built(
+        keras_gated.IndRNN(
+            U,
+            activation="relu",
+            return_sequences=True,
+            return_state=True,
+            go_backwards=go_backwards,
+        ),
+        x,
+        states,
+        w,
+    )
     order = (lambda a: a[:, ::-1]) if go_backwards else (lambda a: a)
     out, final = oracle(order(x), states, w, "relu", mask=order(MASK))
     got = layer(f32(x), initial_state=[f32(states[0])], mask=keras.ops.convert_to_tensor(MASK))
@@ -104,7 +130,8 @@ def test_cell_recurrent_mask_multiplies_h_prev():
     cell.build((B, D))
     assign_weights(cell, w)
     m = keras.ops.convert_to_tensor(
-        np.random.default_rng(0).choice([0.0, 2.0], size=(B, U)).astype("float32"))
+        np.random.default_rng(0).choice([0.0, 2.0], size=(B, U)).astype("float32")
+    )
     h_prev = keras.ops.convert_to_tensor(f32(states[0]))
     xw = cell.project_inputs(f32(x[:, 0]))
     h_masked, _ = cell.step(xw, [h_prev], recurrent_mask=m)
@@ -132,8 +159,9 @@ def test_gradients_match_finite_differences_of_the_oracle(path, masked):
 
     calls = []
     with gradient_precision() as (dtype, atol_loss, atol_grad):
-        layer = keras_gated.IndRNN(units, activation="tanh", return_sequences=True,
-                                   return_state=True)
+        layer = keras_gated.IndRNN(
+            units, activation="tanh", return_sequences=True, return_state=True
+        )
         xt = keras.ops.convert_to_tensor(x, dtype)
         st = [keras.ops.convert_to_tensor(states[0], dtype)]
         kw = {} if mask is None else {"mask": keras.ops.convert_to_tensor(mask)}
@@ -147,6 +175,7 @@ def test_gradients_match_finite_differences_of_the_oracle(path, masked):
 
         fused.fused_recurrence = counting
         try:
+
             def loss_fn():
                 out, h = layer(xt, initial_state=st, training=path == "fused", **kw)
                 return backend_ops.readout([out, h], [r_out, r_h])
@@ -155,8 +184,9 @@ def test_gradients_match_finite_differences_of_the_oracle(path, masked):
         finally:
             fused.fused_recurrence = original
     assert bool(calls) == (path == "fused")
-    assert_gradients_match_finite_differences(loss, grads, layer.trainable_weights, w,
-                                              oracle_loss, atol_loss, atol_grad)
+    assert_gradients_match_finite_differences(
+        loss, grads, layer.trainable_weights, w, oracle_loss, atol_loss, atol_grad
+    )
 
 
 def test_fused_path_equals_reference_path_with_dropout_and_mask(monkeypatch):
@@ -167,9 +197,21 @@ def test_fused_path_equals_reference_path_with_dropout_and_mask(monkeypatch):
     r_out, r_h = rng.normal(size=(B, T, U)), rng.normal(size=(B, U))
     results = []
     for forced in (False, True):
-        layer = built(keras_gated.IndRNN(U, activation="relu", dropout=0.3,
-                                         recurrent_dropout=0.4, weight_dropout=0.2, seed=3,
-                                         return_sequences=True, return_state=True), x, states, w)
+        layer = built(
+            keras_gated.IndRNN(
+                U,
+                activation="relu",
+                dropout=0.3,
+                recurrent_dropout=0.4,
+                weight_dropout=0.2,
+                seed=3,
+                return_sequences=True,
+                return_state=True,
+            ),
+            x,
+            states,
+            w,
+        )
         xv, hv = keras.Variable(x), keras.Variable(h0)
         with monkeypatch.context() as patch:
             if forced:
@@ -181,7 +223,8 @@ def test_fused_path_equals_reference_path_with_dropout_and_mask(monkeypatch):
             outs = as_list(call())
             _, grads = backend_ops.value_and_grads(
                 lambda: backend_ops.readout(call(), [r_out, r_h]),
-                [*layer.trainable_weights, xv, hv])
+                [*layer.trainable_weights, xv, hv],
+            )
         results.append([*outs, *grads])
     for k, (got, want) in enumerate(zip(*results)):
         scale = max(1.0, float(np.abs(want).max()))
@@ -207,8 +250,12 @@ def test_clip_holds_after_a_training_step():
     x = rng.normal(size=(8, T, D)).astype("float32")
     y = rng.normal(size=(8, U)).astype("float32") * 10.0
     for constraint, low in ((None, -0.5), ("non_neg", 0.0)):
-        layer = keras_gated.IndRNN(U, recurrent_max_abs=0.5, recurrent_constraint=constraint,
-                                   recurrent_initializer=keras.initializers.Constant(0.45))
+        layer = keras_gated.IndRNN(
+            U,
+            recurrent_max_abs=0.5,
+            recurrent_constraint=constraint,
+            recurrent_initializer=keras.initializers.Constant(0.45),
+        )
         model = keras.Sequential([keras.Input((T, D)), layer])
         model.compile(keras.optimizers.SGD(10.0), "mse")
         model.train_on_batch(x, y)
@@ -233,12 +280,25 @@ def test_recurrent_max_abs_is_checked():
 
 
 def test_config_round_trip():
-    cell = keras_gated.IndRNNCell(U, activation="relu", recurrent_max_abs=None,
-                                  recurrent_constraint="non_neg", dropout=0.1, seed=2)
-    layer = keras_gated.IndRNN(U, recurrent_max_abs=2 ** (1 / 100), recurrent_dropout=0.2,
-                               weight_dropout=0.1, go_backwards=True, stateful=False)
+    cell = keras_gated.IndRNNCell(
+        U,
+        activation="relu",
+        recurrent_max_abs=None,
+        recurrent_constraint="non_neg",
+        dropout=0.1,
+        seed=2,
+    )
+    layer = keras_gated.IndRNN(
+        U,
+        recurrent_max_abs=2 ** (1 / 100),
+        recurrent_dropout=0.2,
+        weight_dropout=0.1,
+        go_backwards=True,
+        stateful=False,
+    )
     assert layer.recurrent_max_abs == 2 ** (1 / 100)
     for obj in (cell, layer):
         assert_config_round_trips(obj)
     assert keras_gated.IndRNN.from_config(layer.get_config()).cell.recurrent_max_abs == (
-        2 ** (1 / 100))
+        2 ** (1 / 100)
+    )

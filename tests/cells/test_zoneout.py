@@ -40,9 +40,11 @@ def data(seed, kind, batch=B, steps=T, input_dim=D, units=U):
     gates = 3 if kind == "gru" else 4
     x = rng.normal(size=(batch, steps, input_dim))
     states = [rng.uniform(-0.8, 0.8, (batch, units)) for _ in range(1 if kind == "gru" else 2)]
-    weights = {"kernel": rng.uniform(-0.6, 0.6, (input_dim, gates * units)),
-               "recurrent_kernel": rng.uniform(-0.6, 0.6, (units, gates * units)),
-               "bias": rng.uniform(-0.6, 0.6, (2, 3 * units) if kind == "gru" else (4 * units,))}
+    weights = {
+        "kernel": rng.uniform(-0.6, 0.6, (input_dim, gates * units)),
+        "recurrent_kernel": rng.uniform(-0.6, 0.6, (units, gates * units)),
+        "bias": rng.uniform(-0.6, 0.6, (2, 3 * units) if kind == "gru" else (4 * units,)),
+    }
     return rng, x, states, weights
 
 
@@ -51,12 +53,28 @@ def oracle(kind, x, states, w, mask=None, keep=None):
     (B, T, U)}."""
     keep = keep or {}
     if kind == "gru":
-        out, final, _ = numpy_rnn.gru(x, states[0], w["kernel"], w["recurrent_kernel"],
-                                      w["bias"], mask=mask, keep=keep.get("h"), **RATES[kind])
+        out, final, _ = numpy_rnn.gru(
+            x,
+            states[0],
+            w["kernel"],
+            w["recurrent_kernel"],
+            w["bias"],
+            mask=mask,
+            keep=keep.get("h"),
+            **RATES[kind],
+        )
         return out, final
-    out, final, _ = numpy_rnn.lstm(x, *states, w["kernel"], w["recurrent_kernel"], w["bias"],
-                                   mask=mask, keep_h=keep.get("h"), keep_c=keep.get("c"),
-                                   **RATES[kind])
+    out, final, _ = numpy_rnn.lstm(
+        x,
+        *states,
+        w["kernel"],
+        w["recurrent_kernel"],
+        w["bias"],
+        mask=mask,
+        keep_h=keep.get("h"),
+        keep_c=keep.get("c"),
+        **RATES[kind],
+    )
     return out, final
 
 
@@ -72,22 +90,29 @@ def test_inference_is_the_expectation(container, kind):
     layer = built(make(container, Case.of(kind, **RATES[kind]), U, **kw), x, states, w)
     out, final = oracle(kind, x, states, w)
     for _ in range(2):
-        assert_all_close(as_list(layer(f32(x), initial_state=[f32(s) for s in states])),
-                         [out, *final])
+        assert_all_close(
+            as_list(layer(f32(x), initial_state=[f32(s) for s in states])), [out, *final]
+        )
     plain = LAYERS[kind](U, **kw)
     built(plain, x, states, w)
-    assert not np.allclose(to_numpy(plain(f32(x), initial_state=[f32(s) for s in states])[0]),
-                           out, atol=0.01)
+    assert not np.allclose(
+        to_numpy(plain(f32(x), initial_state=[f32(s) for s in states])[0]), out, atol=0.01
+    )
 
 
 @KINDS
 def test_inference_with_a_mask_backwards_matches_the_oracle(kind):
     _, x, states, w = data(2, kind)
-    layer = built(LAYERS[kind](U, **RATES[kind], return_sequences=True, return_state=True,
-                               go_backwards=True), x, states, w)
+    layer = built(
+        LAYERS[kind](U, **RATES[kind], return_sequences=True, return_state=True, go_backwards=True),
+        x,
+        states,
+        w,
+    )
     out, final = oracle(kind, x[:, ::-1], states, w, mask=MASK[:, ::-1])
-    got = layer(f32(x), initial_state=[f32(s) for s in states],
-                mask=keras.ops.convert_to_tensor(MASK))
+    got = layer(
+        f32(x), initial_state=[f32(s) for s in states], mask=keras.ops.convert_to_tensor(MASK)
+    )
     assert_all_close(as_list(got), [out, *final])
 
 
@@ -97,8 +122,11 @@ def test_inference_with_a_mask_backwards_matches_the_oracle(kind):
 def fixed_masks(kind, rng, steps=T, batch=B, units=U):
     """0/1 masks {state: (T, B, U)} at the rates of RATES[kind], as the layer draws them."""
     rates = {"h": RATES[kind]["zoneout"], "c": RATES[kind].get("cell_zoneout", 0.0)}
-    return {s: (rng.uniform(size=(steps, batch, units)) < p).astype("float32")
-            for s, p in rates.items() if p > 0}
+    return {
+        s: (rng.uniform(size=(steps, batch, units)) < p).astype("float32")
+        for s, p in rates.items()
+        if p > 0
+    }
 
 
 @KINDS
@@ -106,12 +134,18 @@ def test_training_with_fixed_masks_matches_the_oracle(kind, monkeypatch):
     """The layer's loop applies mask t at step t (here backwards: x and masks flip together):
     (Z1) as the oracle computes it, kept units exactly their previous values."""
     rng, x, states, w = data(3, kind)
-    layer = built(LAYERS[kind](U, **RATES[kind], return_sequences=True, return_state=True,
-                               go_backwards=True), x, states, w)
+    layer = built(
+        LAYERS[kind](U, **RATES[kind], return_sequences=True, return_state=True, go_backwards=True),
+        x,
+        states,
+        w,
+    )
     masks = fixed_masks(kind, rng)
-    monkeypatch.setattr(layer.cell, "draw_zoneout_masks",
-                        lambda shape: {k: keras.ops.convert_to_tensor(m)
-                                       for k, m in masks.items()})
+    monkeypatch.setattr(
+        layer.cell,
+        "draw_zoneout_masks",
+        lambda shape: {k: keras.ops.convert_to_tensor(m) for k, m in masks.items()},
+    )
     got = as_list(layer(f32(x), initial_state=[f32(s) for s in states], training=True))
     keep = {k: np.transpose(m, (1, 0, 2))[:, ::-1] for k, m in masks.items()}  # (B, T, U)
     out, final = oracle(kind, x[:, ::-1], states, w, keep=keep)
@@ -135,8 +169,9 @@ def test_masks_keep_units_at_the_rate_fresh_or_per_sequence(variational):
     batch, steps, units, p = 64, 16, 16, 0.3
     x = f32(rng.normal(size=(batch, steps, D)))
     h0 = f32(rng.uniform(-0.8, 0.8, (batch, units)))
-    layer = keras_gated.GRU(units, zoneout=p, zoneout_variational=variational, seed=1,
-                            return_sequences=True)
+    layer = keras_gated.GRU(
+        units, zoneout=p, zoneout_variational=variational, seed=1, return_sequences=True
+    )
     kept = kept_fraction(to_numpy(layer(x, initial_state=[h0], training=True)), h0)
     assert abs(kept.mean() - p) < ATOL_RATE, kept.mean()
     same_every_step = np.all(kept == kept[:, :1], axis=1)  # (B, U)
@@ -182,24 +217,31 @@ def test_gradients_match_finite_differences_of_the_oracle(kind, training, monkey
         st = [keras.ops.convert_to_tensor(s, dtype) for s in states]
         layer(xt, initial_state=st)
         assign_weights(layer, w)
-        monkeypatch.setattr(layer.cell, "draw_zoneout_masks", lambda shape: {
-            k: keras.ops.convert_to_tensor(m, dtype) for k, m in masks.items()})
+        monkeypatch.setattr(
+            layer.cell,
+            "draw_zoneout_masks",
+            lambda shape: {k: keras.ops.convert_to_tensor(m, dtype) for k, m in masks.items()},
+        )
 
         def loss_fn():
             out, h, *_ = layer(xt, initial_state=st, training=training)
             return backend_ops.readout([out, h], [r_out, r_h])
 
         loss, grads = backend_ops.value_and_grads(loss_fn, layer.trainable_weights)
-    assert_gradients_match_finite_differences(loss, grads, layer.trainable_weights, w,
-                                              oracle_loss, atol_loss, atol_grad)
+    assert_gradients_match_finite_differences(
+        loss, grads, layer.trainable_weights, w, oracle_loss, atol_loss, atol_grad
+    )
 
 
 # --- paths, containers, arguments -------------------------------------------------------------
 
 
 def test_no_fast_path_takes_a_zoneout_cell():
-    for cell in (keras_gated.GRUCell(U, zoneout=0.1), keras_gated.LSTMCell(U, cell_zoneout=0.1),
-                 keras_gated.LSTMCell(U, zoneout=0.1)):
+    for cell in (
+        keras_gated.GRUCell(U, zoneout=0.1),
+        keras_gated.LSTMCell(U, cell_zoneout=0.1),
+        keras_gated.LSTMCell(U, zoneout=0.1),
+    ):
         assert not cell.is_plain() and not fused.applies(cell)
         assert not whole_sequence_kernel_takes(cell)
     assert keras_gated.LSTMCell(U, zoneout_variational=True).is_plain()  # no rate: plain
@@ -211,8 +253,9 @@ def test_cell_in_keras_rnn_trains_with_variational_masks_everywhere():
     rng = np.random.default_rng(7)
     x = f32(rng.normal(size=(16, T, D)))
     h0 = f32(rng.uniform(-0.8, 0.8, (16, U)))
-    rnn = keras.layers.RNN(keras_gated.GRUCell(U, zoneout=0.5, zoneout_variational=True),
-                           return_sequences=True)
+    rnn = keras.layers.RNN(
+        keras_gated.GRUCell(U, zoneout=0.5, zoneout_variational=True), return_sequences=True
+    )
     kept = kept_fraction(to_numpy(rnn(x, initial_state=[h0], training=True)), h0)
     assert 0.2 < kept.mean() < 0.8 and np.all(kept == kept[:, :1])
     per_step = keras.layers.RNN(keras_gated.GRUCell(U, zoneout=0.5), return_sequences=True)
@@ -230,10 +273,12 @@ def test_rates_are_checked_and_configs_round_trip():
             keras_gated.GRUCell(U, zoneout=bad)
         with pytest.raises(ValueError, match="cell_zoneout"):
             keras_gated.LSTMCell(U, cell_zoneout=bad)
-    objects = [keras_gated.GRUCell(U, zoneout=0.1, zoneout_variational=True),
-               keras_gated.LSTMCell(U, zoneout=0.2, cell_zoneout=0.3),
-               keras_gated.GRU(U, zoneout=0.1, go_backwards=True),
-               keras_gated.LSTM(U, cell_zoneout=0.3, zoneout_variational=True)]
+    objects = [
+        keras_gated.GRUCell(U, zoneout=0.1, zoneout_variational=True),
+        keras_gated.LSTMCell(U, zoneout=0.2, cell_zoneout=0.3),
+        keras_gated.GRU(U, zoneout=0.1, go_backwards=True),
+        keras_gated.LSTM(U, cell_zoneout=0.3, zoneout_variational=True),
+    ]
     for obj in objects:
         assert_config_round_trips(obj)
     assert keras_gated.LSTM.from_config(objects[3].get_config()).cell.zoneout_variational

@@ -11,9 +11,32 @@ def exported_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("exported")
     corpus = write_corpus(root / "corpus", lines=(40, 10, 10), per_line=6)
     out = root / "run"
-    assert main(["train", "--corpus", str(corpus), "--units", "8", "--embed-dim", "8",
-                 "--batch-size", "2", "--seq-len", "6", "--epochs", "1", "--steps-per-epoch",
-                 "2", "--xla", "false", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--corpus",
+                str(corpus),
+                "--units",
+                "8",
+                "--embed-dim",
+                "8",
+                "--batch-size",
+                "2",
+                "--seq-len",
+                "6",
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "2",
+                "--xla",
+                "false",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 

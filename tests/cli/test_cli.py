@@ -8,7 +8,6 @@ import sys
 import pytest
 
 import keras_gated
-
 from keras_gated.cli.main import main
 from tests.conftest import write_corpus
 
@@ -19,9 +18,25 @@ def run(tmp_path_factory):
     words = "to be or not that is the question whether tis nobler".split()
     corpus = write_corpus(root / "corpus", words, lines=(200, 50, 50), per_line=8, seed=1)
     out = root / "run"
-    argv = ["train", "--corpus", str(corpus), "--units", "8", "--embed-dim", "8",
-            "--batch-size", "4", "--seq-len", "6", "--epochs", "1", "--xla", "false",
-            "--out", str(out)]
+    argv = [
+        "train",
+        "--corpus",
+        str(corpus),
+        "--units",
+        "8",
+        "--embed-dim",
+        "8",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "6",
+        "--epochs",
+        "1",
+        "--xla",
+        "false",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     return {"root": root, "corpus": corpus, "out": out, "argv": argv}
 
@@ -29,7 +44,10 @@ def run(tmp_path_factory):
 def test_train_evaluate_generate(run, capsys):
     assert main(["evaluate", str(run["out"])]) == 0
     assert "test perplexity" in capsys.readouterr().out
-    assert main(["generate", str(run["out"]), "--prompt", "to be", "--tokens", "5", "--seed", "1"]) == 0
+    assert (
+        main(["generate", str(run["out"]), "--prompt", "to be", "--tokens", "5", "--seed", "1"])
+        == 0
+    )
     assert capsys.readouterr().out.startswith("to be ")
 
 
@@ -47,16 +65,19 @@ def test_train_refuses_to_overwrite_a_run_without_force(run, capsys):
     assert "--force" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["train", "--corpus", "/no/such/corpus", "--out", "{root}/x"], "not found"),
-    (["train", "--corpus", "{corpus}", "--units", "0", "--out", "{root}/x"], "units"),
-    (["train", "--corpus", "{corpus}", "--dropout", "1.5", "--out", "{root}/x"], "dropout"),
-    (["train", "--corpus", "{corpus}", "--seq-len", "100000", "--out", "{root}/x"], "seq_len"),
-    (["evaluate", "{root}/missing"], "missing"),
-    (["generate", "{out}", "--prompt", "to", "--temperature", "0"], "temperature"),
-    (["generate", "--prompt", "to"], "exactly one"),
-    (["export", "{out}", "{root}"], "directory"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["train", "--corpus", "/no/such/corpus", "--out", "{root}/x"], "not found"),
+        (["train", "--corpus", "{corpus}", "--units", "0", "--out", "{root}/x"], "units"),
+        (["train", "--corpus", "{corpus}", "--dropout", "1.5", "--out", "{root}/x"], "dropout"),
+        (["train", "--corpus", "{corpus}", "--seq-len", "100000", "--out", "{root}/x"], "seq_len"),
+        (["evaluate", "{root}/missing"], "missing"),
+        (["generate", "{out}", "--prompt", "to", "--temperature", "0"], "temperature"),
+        (["generate", "--prompt", "to"], "exactly one"),
+        (["export", "{out}", "{root}"], "directory"),
+    ],
+)
 def test_bad_input_gets_a_clear_message_and_nonzero_exit(run, capsys, argv, needle):
     argv = [a.format(root=run["root"], corpus=run["corpus"], out=run["out"]) for a in argv]
     assert main(argv) != 0
@@ -164,7 +185,9 @@ def test_changed_corpus_is_refused_by_evaluate_and_resume(run, tmp_path, capsys)
         f.write("\nnew words")
     assert main(["evaluate", str(copy)]) == 2
     err = capsys.readouterr().err
-    assert "changed since this run was trained" in err and "a has 7,730 characters, was 7,720" in err
+    assert (
+        "changed since this run was trained" in err and "a has 7,730 characters, was 7,720" in err
+    )
     argv = [a if a != str(run["out"]) else str(copy) for a in run["argv"]]
     argv[argv.index("--corpus") + 1] = str(corpus)
     assert main([*argv, "--epochs", "2"]) == 2
@@ -184,8 +207,23 @@ def test_resume_reads_the_saved_vocabulary(run, tmp_path, capsys):
 def test_a_corpus_smaller_than_one_batch_trains_and_evaluates(tmp_path, capsys):
     words = "to be or not that is the question".split()
     corpus = write_corpus(tmp_path / "corpus", words, lines=(40, 5, 5), per_line=8, seed=2)
-    argv = ["train", "--corpus", str(corpus), "--units", "8", "--embed-dim", "8", "--seq-len", "6",
-            "--epochs", "1", "--xla", "false", "--out", str(tmp_path / "run")]
+    argv = [
+        "train",
+        "--corpus",
+        str(corpus),
+        "--units",
+        "8",
+        "--embed-dim",
+        "8",
+        "--seq-len",
+        "6",
+        "--epochs",
+        "1",
+        "--xla",
+        "false",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert main(argv) == 0  # valid and test hold 5 lines x 8 words + 4 <eol> = 44 tokens
     assert "using batch_size 6" in capsys.readouterr().err  # 44 // (6 + 1)
     assert main(["evaluate", str(tmp_path / "run")]) == 0
@@ -204,9 +242,34 @@ def test_generated_text_is_the_prompt_then_its_continuation(tmp_path, capsys):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("to be, or not to be: that is the question.\n" * 60, encoding="utf-8")
     out = tmp_path / "run"
-    assert main(["train", "--corpus", str(corpus), "--level", "char", "--units", "8",
-                 "--embed-dim", "8", "--batch-size", "2", "--seq-len", "8", "--epochs", "1",
-                 "--steps-per-epoch", "2", "--xla", "false", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--corpus",
+                str(corpus),
+                "--level",
+                "char",
+                "--units",
+                "8",
+                "--embed-dim",
+                "8",
+                "--batch-size",
+                "2",
+                "--seq-len",
+                "8",
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "2",
+                "--xla",
+                "false",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["export", str(out), str(tmp_path / "m.onnx")]) == 0
     capsys.readouterr()
@@ -220,9 +283,32 @@ def test_generated_text_is_the_prompt_then_its_continuation(tmp_path, capsys):
 def test_a_keras_lstm_run_exports(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "corpus", lines=(40, 10, 10), per_line=6)
     out = tmp_path / "run"
-    assert main(["train", "--corpus", str(corpus), "--cell", "keras-lstm", "--units", "8",
-                 "--embed-dim", "8", "--batch-size", "2", "--seq-len", "6", "--epochs", "1",
-                 "--steps-per-epoch", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--corpus",
+                str(corpus),
+                "--cell",
+                "keras-lstm",
+                "--units",
+                "8",
+                "--embed-dim",
+                "8",
+                "--batch-size",
+                "2",
+                "--seq-len",
+                "6",
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert main(["export", str(out), str(tmp_path / "m.onnx")]) == 0, capsys.readouterr().err
     capsys.readouterr()
     assert main(["generate", "--onnx", str(tmp_path / "m.onnx"), "--prompt", "the cat"]) == 0

@@ -14,9 +14,23 @@ RUNTIME_REQUIREMENTS = {"numpy", "onnxruntime"}
 
 
 def _build_wheel(folder):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "--quiet", "-w", str(folder), str(ROOT / "runtime")],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(folder),
+            str(ROOT / "runtime"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = folder.glob("keras_gated_runtime-*.whl")
     return wheel
 
@@ -33,9 +47,25 @@ def test_the_runtime_wheel_requires_only_numpy_and_onnxruntime(tmp_path, exporte
     from tests.cli.test_startup import BLOCKED
 
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
-    done = subprocess.run([sys.executable, "-c", BLOCKED, "generate", "--onnx", str(exported),
-                           "--prompt", "the", "--tokens", "3"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCKED,
+            "generate",
+            "--onnx",
+            str(exported),
+            "--prompt",
+            "the",
+            "--tokens",
+            "3",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -46,12 +76,37 @@ def test_a_fresh_environment_with_the_runtime_only_generates(tmp_path, exported)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "--quiet", str(ROOT / "runtime")],
-                   check=True, capture_output=True, timeout=600, cwd=tmp_path)
-    done = subprocess.run([venv / "bin" / "keras-gated", "generate", "--onnx", str(exported),
-                           "--prompt", "the", "--tokens", "3", "--seed", "0"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", str(ROOT / "runtime")],
+        check=True,
+        capture_output=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    done = subprocess.run(
+        [
+            venv / "bin" / "keras-gated",
+            "generate",
+            "--onnx",
+            str(exported),
+            "--prompt",
+            "the",
+            "--tokens",
+            "3",
+            "--seed",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0 and done.stdout.startswith("the"), done.stderr
-    listed = subprocess.run([python, "-m", "pip", "list", "--format=freeze"], check=True,
-                            capture_output=True, text=True, timeout=120).stdout.lower()
+    listed = subprocess.run(
+        [python, "-m", "pip", "list", "--format=freeze"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout.lower()
     assert "tensorflow" not in listed and "keras==" not in listed

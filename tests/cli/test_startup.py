@@ -34,13 +34,15 @@ BLOCKED = textwrap.dedent("""
 
 def _blocked(*argv):
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", BLOCKED, *argv], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKED, *argv], capture_output=True, text=True, timeout=120
+    )
     return done, time.perf_counter() - start
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["export", "--help"], ["train", "--help"],
-                                  ["--version"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["export", "--help"], ["train", "--help"], ["--version"]]
+)
 def test_help_starts_fast_without_tensorflow(argv):
     done, seconds = _blocked(*argv)
     assert done.returncode == 0, done.stderr
@@ -48,8 +50,9 @@ def test_help_starts_fast_without_tensorflow(argv):
 
 
 def test_generate_onnx_runs_without_tensorflow_or_keras(exported):
-    done, seconds = _blocked("generate", "--onnx", str(exported), "--prompt", "the cat",
-                             "--tokens", "5", "--seed", "0")
+    done, seconds = _blocked(
+        "generate", "--onnx", str(exported), "--prompt", "the cat", "--tokens", "5", "--seed", "0"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("the cat") and done.stderr == ""
     assert seconds < STARTUP_LIMIT_S
@@ -62,22 +65,32 @@ def test_commands_hide_native_log_lines_unless_verbose(tmp_path):
     argv = [script, "train", "--corpus", str(tmp_path / "none"), "--out", str(tmp_path / "r")]
     quiet = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
     assert quiet.returncode == 2 and quiet.stdout == ""
-    assert quiet.stderr == f"keras-gated train: error: corpus source not found: {tmp_path / 'none'}\n"
-    loud = subprocess.run([*argv, "--verbose"], capture_output=True, text=True, timeout=300,
-                          env=env)
+    assert (
+        quiet.stderr == f"keras-gated train: error: corpus source not found: {tmp_path / 'none'}\n"
+    )
+    loud = subprocess.run(
+        [*argv, "--verbose"], capture_output=True, text=True, timeout=300, env=env
+    )
     assert any(RECORD.match(line.encode()) for line in loud.stderr.splitlines()), loud.stderr
 
 
-@pytest.mark.parametrize("line,level,kept", [
-    (b"I0000 00:00:1796166287.058866    3128 port.cc:153] oneDNN custom operations are on.", 3, False),
-    (b"E0000 00:00:1796166287.1  31 cuda_executor.cc:1228] failed call to cuInit", 3, False),
-    (b"E0000 00:00:1796166287.1  31 cuda_executor.cc:1228] failed call to cuInit", 2, True),
-    (b"W0000 00:00:1796166287.1  31 a.cc:1] careful", 1, True),
-    (b"W0000 00:00:1796166287.1  31 a.cc:1] careful", 2, False),
-    (PREAMBLE, 2, False),
-    (b"keras-gated train: error: the corpus is empty", 3, True),
-    (b"Epoch 1/4", 3, True),
-])
+@pytest.mark.parametrize(
+    "line,level,kept",
+    [
+        (
+            b"I0000 00:00:1796166287.058866    3128 port.cc:153] oneDNN custom operations are on.",
+            3,
+            False,
+        ),
+        (b"E0000 00:00:1796166287.1  31 cuda_executor.cc:1228] failed call to cuInit", 3, False),
+        (b"E0000 00:00:1796166287.1  31 cuda_executor.cc:1228] failed call to cuInit", 2, True),
+        (b"W0000 00:00:1796166287.1  31 a.cc:1] careful", 1, True),
+        (b"W0000 00:00:1796166287.1  31 a.cc:1] careful", 2, False),
+        (PREAMBLE, 2, False),
+        (b"keras-gated train: error: the corpus is empty", 3, True),
+        (b"Epoch 1/4", 3, True),
+    ],
+)
 def test_native_log_records_below_the_level_are_dropped(line, level, kept):
     assert keep_line(line, level, dropping=False)[0] is kept
 
@@ -117,9 +130,12 @@ def test_closed_sets_are_choices():
 
     train = build_parser().parse_args(["train", "--out", "x"])
     assert train.cell == "lstm"
-    for argv in (["train", "--cell", "cnn", "--out", "x"], ["train", "--level", "byte", "--out", "x"],
-                 ["train", "--strategy", "tpu", "--out", "x"],
-                 ["generate", "--onnx", "m", "--prompt", "a", "--providers", "tpu"]):
+    for argv in (
+        ["train", "--cell", "cnn", "--out", "x"],
+        ["train", "--level", "byte", "--out", "x"],
+        ["train", "--strategy", "tpu", "--out", "x"],
+        ["generate", "--onnx", "m", "--prompt", "a", "--providers", "tpu"],
+    ):
         with pytest.raises(SystemExit):
             build_parser().parse_args(argv)
     from keras_gated.training.config import CELLS as CONFIG_CELLS
@@ -130,9 +146,14 @@ def test_closed_sets_are_choices():
 def test_diagnose_help_states_the_demo_defaults():
     from keras_gated.diagnostics.demo import DemoConfig
 
-    text = re.sub(r"\s+", " ", build_parser()._subparsers._group_actions[0]
-                  .choices["diagnose"].format_help())
+    text = re.sub(
+        r"\s+", " ", build_parser()._subparsers._group_actions[0].choices["diagnose"].format_help()
+    )
     defaults = DemoConfig()
-    for flag, value in (("--steps", defaults.train_steps), ("--seq-len", defaults.seq_len),
-                        ("--units", defaults.units), ("--seed", defaults.seed)):
+    for flag, value in (
+        ("--steps", defaults.train_steps),
+        ("--seq-len", defaults.seq_len),
+        ("--units", defaults.units),
+        ("--seed", defaults.seed),
+    ):
         assert re.search(rf"{flag} \S+ .*?\(default: {value}\)", text), flag

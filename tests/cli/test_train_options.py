@@ -43,15 +43,29 @@ def test_help_documents_each_option(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for flag in AWD_FLAGS:
         assert flag in text
-    for needle in ("1150,1150,400", "dropoute", "dropouti", "wdrop", "mean(y^2)",
-                   "temporal activation regularisation"):
+    for needle in (
+        "1150,1150,400",
+        "dropoute",
+        "dropouti",
+        "wdrop",
+        "mean(y^2)",
+        "temporal activation regularisation",
+    ):
         assert needle in text
 
 
-@pytest.mark.parametrize("field,value", [("units", [16, 0]), ("embed_weight_dropout", 1.0),
-                                         ("weight_dropout", -0.1), ("ar_alpha", -1.0),
-                                         ("tar_beta", -0.5), ("zoneout", 1.0),
-                                         ("zoneout", -0.1)])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("units", [16, 0]),
+        ("embed_weight_dropout", 1.0),
+        ("weight_dropout", -0.1),
+        ("ar_alpha", -1.0),
+        ("tar_beta", -0.5),
+        ("zoneout", 1.0),
+        ("zoneout", -0.1),
+    ],
+)
 def test_bad_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value}).validate()

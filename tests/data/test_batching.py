@@ -153,8 +153,9 @@ def test_window_mean_is_seq_len_with_probability_0_95_else_half(uniform, mean):
     assert rng.calls == [(mean, 5.0)] * 4
 
 
-@pytest.mark.parametrize("drawn,length", [(-50.0, 5), (4.4, 5), (4.6, 5), (5.5, 6),
-                                          (59.6, 60), (60.4, 60), (1e9, 60)])
+@pytest.mark.parametrize(
+    "drawn,length", [(-50.0, 5), (4.4, 5), (4.6, 5), (5.5, 6), (59.6, 60), (60.4, 60), (1e9, 60)]
+)
 def test_window_lengths_are_clipped_to_5_and_seq_len_plus_20(drawn, length):
     lengths = window_lengths(10 * length + 1, 40, RecordingRng(0.0, drawn))
     assert lengths == [length] * 10 + [1]

@@ -137,7 +137,9 @@ def test_single_file_split_by_line_ranges(tmp_path):
     assert all(text.endswith("\n") for text in texts), "cuts fall at line boundaries"
     assert [text.count("\n") for text in texts] == [80, 10, 10]
     assert [piece[0].name for piece in pieces] == [
-        "solo[lines 1-80]", "solo[lines 81-90]", "solo[lines 91-100]"
+        "solo[lines 1-80]",
+        "solo[lines 81-90]",
+        "solo[lines 91-100]",
     ]
 
 
@@ -146,7 +148,9 @@ def test_single_file_with_few_lines_gives_each_split_a_line(tmp_path):
     path.write_text("a very long first line indeed\nb\nc\n", encoding="utf-8")
     corpus = load_corpus(path, verbose=False)
     assert [corpus.train[0].text, corpus.valid[0].text, corpus.test[0].text] == [
-        "a very long first line indeed\n", "b\n", "c\n"
+        "a very long first line indeed\n",
+        "b\n",
+        "c\n",
     ]
 
 
@@ -220,6 +224,10 @@ def test_two_documents_are_each_cut_into_line_ranges(tmp_path):
     corpus = load_corpus(tmp_path, verbose=False)
     assert [len(getattr(corpus, name)) for name in SPLITS] == [2, 2, 2]
     for name, text in texts.items():
-        pieces = [doc.text for split in SPLITS for doc in getattr(corpus, split)
-                  if doc.name.startswith(f"{name}[")]
+        pieces = [
+            doc.text
+            for split in SPLITS
+            for doc in getattr(corpus, split)
+            if doc.name.startswith(f"{name}[")
+        ]
         assert "".join(pieces) == text

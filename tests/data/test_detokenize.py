@@ -12,14 +12,17 @@ from keras_gated.data import CharTokenizer, WordTokenizer, load_corpus
 IRREGULAR_LINES = 0.005
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("to be , or not to be", "to be, or not to be"),
-    ("( and by opposing end them ) ?", "(and by opposing end them)?"),
-    ('cry " havoc ! " and let slip', 'cry "havoc!" and let slip'),
-    ("stock - fishes . - - but th ' austereness", "stock-fishes.--but th' austereness"),
-    ("officers , & c . ]", "officers, &c.]"),
-    ("'tis o'er", "'tis o'er"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("to be , or not to be", "to be, or not to be"),
+        ("( and by opposing end them ) ?", "(and by opposing end them)?"),
+        ('cry " havoc ! " and let slip', 'cry "havoc!" and let slip'),
+        ("stock - fishes . - - but th ' austereness", "stock-fishes.--but th' austereness"),
+        ("officers , & c . ]", "officers, &c.]"),
+        ("'tis o'er", "'tis o'er"),
+    ],
+)
 def test_punctuation_is_reattached(text, expected):
     tokenizer = WordTokenizer()
     assert tokenizer.detokenize(text.split(" ")) == expected

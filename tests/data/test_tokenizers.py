@@ -30,8 +30,20 @@ SETTINGS = settings(max_examples=50, deadline=None)
 def test_word_tokenize_splits_punctuation_and_lines():
     tokens = WordTokenizer().tokenize("Fie, fie!\r\nDon't 'tis o'er th' sea_side\n")
     assert tokens == [
-        "fie", ",", "fie", "!", "<eol>",
-        "don't", "'tis", "o'er", "th", "'", "sea", "_", "side", "<eol>",
+        "fie",
+        ",",
+        "fie",
+        "!",
+        "<eol>",
+        "don't",
+        "'tis",
+        "o'er",
+        "th",
+        "'",
+        "sea",
+        "_",
+        "side",
+        "<eol>",
     ]
 
 

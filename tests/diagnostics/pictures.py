@@ -25,4 +25,5 @@ def assert_png(path, max_bytes=MAX_BYTES):
     inked = float(np.mean(rgb < INK_THRESHOLD))
     assert inked > MIN_INKED_FRACTION, f"{path} looks blank ({inked:.4f} inked)"
     assert len(np.unique(np.round(pixels[..., :3], 2).reshape(-1, 3), axis=0)) > 8, (
-        f"{path} has too few colours to be a plot")
+        f"{path} has too few colours to be a plot"
+    )

@@ -10,8 +10,15 @@ import pytest
 from keras_gated.diagnostics import DemoConfig, recall_batch, run_demo, write_demo
 from tests.diagnostics.pictures import assert_png
 
-TINY = DemoConfig(seq_len=8, units=8, batch_size=16, eval_size=32, train_steps=10,
-                  clip_steps=4, sigmas=(0.8, 1.25))
+TINY = DemoConfig(
+    seq_len=8,
+    units=8,
+    batch_size=16,
+    eval_size=32,
+    train_steps=10,
+    clip_steps=4,
+    sigmas=(0.8, 1.25),
+)
 # float32 backward products over T steps; the linear cases are exact up to this.
 RTOL_RATE = 1e-4
 # ||delta w|| / lr from float32 weights w ~ 0.1..1 and updates ~ lr * clipnorm / sqrt(#weights)
@@ -88,5 +95,11 @@ def test_write_demo_files(results, tmp_path):
     assert summary["config"]["seq_len"] == TINY.seq_len
     rates = {(c["case"], c["activation"]): c["mean_rate"] for c in summary["vanishing_exploding"]}
     assert rates[("exploding", "linear")] == pytest.approx(1.25, rel=RTOL_RATE)
-    assert set(summary["comparison"]["lstm"]) >= {"init_h", "init_c", "trained_h", "trained_c",
-                                                  "accuracy_trained", "init_description"}
+    assert set(summary["comparison"]["lstm"]) >= {
+        "init_h",
+        "init_c",
+        "trained_h",
+        "trained_c",
+        "accuracy_trained",
+        "init_description",
+    }

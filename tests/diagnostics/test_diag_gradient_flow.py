@@ -8,7 +8,10 @@ import tensorflow as tf
 
 import keras_gated
 from keras_gated.diagnostics import (
-    growth_rates, largest_singular_value, layer_gradient_norms, model_gradient_norms,
+    growth_rates,
+    largest_singular_value,
+    layer_gradient_norms,
+    model_gradient_norms,
 )
 from keras_gated.diagnostics.gradient_flow import next_token_loss, unroll, unrolled_logits
 
@@ -21,8 +24,10 @@ ATOL_OUTPUTS = 1e-6
 def oracle_norms(kind, layer, x, loss_fn):
     """The textbook equations (DESIGN.md) unrolled by hand, with zero probes p_t added to h_t
     (and to c_t before h_t = o_t tanh(c_t) reads it); returns ||d loss/d p_t|| per step."""
-    K, R, b = (tf.constant(w.numpy()) for w in
-               (layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias))
+    K, R, b = (
+        tf.constant(w.numpy())
+        for w in (layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias)
+    )
     probes = {"h": tf.zeros((T, B, U)), "c": tf.zeros((T, B, U))}
     with tf.GradientTape() as tape:
         tape.watch(probes)
@@ -71,8 +76,9 @@ def test_layer_norms_equal_explicit_unrolled_tape(kind):
         assert np.all(got[state] > 0)
 
 
-@pytest.mark.parametrize("layer_class", [keras_gated.SimpleRNN, keras_gated.LSTM,
-                                         keras_gated.GRU, keras.layers.LSTM])
+@pytest.mark.parametrize(
+    "layer_class", [keras_gated.SimpleRNN, keras_gated.LSTM, keras_gated.GRU, keras.layers.LSTM]
+)
 def test_unroll_runs_the_layers_own_computation(layer_class):
     keras.utils.set_random_seed(4)
     layer = layer_class(U, return_sequences=True)
@@ -92,13 +98,17 @@ def oracle_model_norms(model, tokens, targets, loss_at):
     """The whole language model unrolled by hand (LSTM layers), probes on every h_t and c_t."""
     E = tf.constant(model.embedding.embeddings.numpy())
     x = tf.gather(E, tokens)
-    probes = {layer.name: {"h": tf.zeros((T, B, U)), "c": tf.zeros((T, B, U))}
-              for layer in model.rnn_layers}
+    probes = {
+        layer.name: {"h": tf.zeros((T, B, U)), "c": tf.zeros((T, B, U))}
+        for layer in model.rnn_layers
+    }
     with tf.GradientTape() as tape:
         tape.watch(probes)
         for layer in model.rnn_layers:
-            K, R, b = (tf.constant(w.numpy()) for w in
-                       (layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias))
+            K, R, b = (
+                tf.constant(w.numpy())
+                for w in (layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias)
+            )
             h, c, outputs = tf.zeros((B, U)), tf.zeros((B, U)), []
             for t in range(T):
                 i, f, g, o = tf.split(x[:, t] @ K + h @ R + b, 4, axis=-1)
@@ -111,8 +121,10 @@ def oracle_model_norms(model, tokens, targets, loss_at):
             logits, targets = logits[:, -1:], targets[:, -1:]
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits))
     grads = tape.gradient(loss, probes)
-    return {name: {k: np.linalg.norm(g.numpy().reshape(T, -1), axis=1) for k, g in s.items()}
-            for name, s in grads.items()}
+    return {
+        name: {k: np.linalg.norm(g.numpy().reshape(T, -1), axis=1) for k, g in s.items()}
+        for name, s in grads.items()
+    }
 
 
 @pytest.mark.parametrize("loss_at", ["all", "last"])
@@ -125,8 +137,9 @@ def test_model_norms_equal_explicit_unrolled_tape(loss_at):
     assert list(got) == [layer.name for layer in model.rnn_layers]
     for name in got:
         for state in ("h", "c"):
-            np.testing.assert_allclose(got[name][state], want[name][state], rtol=RTOL_NORMS,
-                                       err_msg=f"{name} {state}")
+            np.testing.assert_allclose(
+                got[name][state], want[name][state], rtol=RTOL_NORMS, err_msg=f"{name} {state}"
+            )
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

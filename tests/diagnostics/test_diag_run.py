@@ -41,9 +41,22 @@ def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     corpus = root / "corpus.txt"
     corpus.write_text(_text(300, 0))
-    config = TrainConfig(corpus=str(corpus), level="word", cell="lstm", layers=2, embed_dim=8,
-                         units=8, dropout=0.1, recurrent_dropout=0.1, embed_dropout=0.0,
-                         batch_size=4, seq_len=10, epochs=2, steps_per_epoch=3, seed=0)
+    config = TrainConfig(
+        corpus=str(corpus),
+        level="word",
+        cell="lstm",
+        layers=2,
+        embed_dim=8,
+        units=8,
+        dropout=0.1,
+        recurrent_dropout=0.1,
+        embed_dropout=0.0,
+        batch_size=4,
+        seq_len=10,
+        epochs=2,
+        steps_per_epoch=3,
+        seed=0,
+    )
     out = root / "run"
     out.mkdir()
     tokenizer = WordTokenizer().fit(corpus.read_text())
@@ -51,8 +64,14 @@ def run_dir(tmp_path_factory):
     model = build_model(config, tokenizer.vocab_size)
     data = bptt_batches(tokenizer.encode(corpus.read_text()), config.batch_size, config.seq_len)
     logger = GradientNormLogger(str(out), data, num_batches=2)
-    model.fit(data, epochs=2, steps_per_epoch=3, verbose=0, shuffle=False,
-              callbacks=[keras.callbacks.CSVLogger(str(out / "log.csv")), logger])
+    model.fit(
+        data,
+        epochs=2,
+        steps_per_epoch=3,
+        verbose=0,
+        shuffle=False,
+        callbacks=[keras.callbacks.CSVLogger(str(out / "log.csv")), logger],
+    )
     model.stateless_twin().save(str(out / "model.keras"))
     tokenizer.save(str(out / "vocab.json"))
     write_json(str(out / "config.json"), dataclasses.asdict(config))
@@ -135,8 +154,13 @@ def test_command_on_a_run_directory(run_dir, tmp_path, capsys):
     out = str(tmp_path / "diag")
     assert cli.run(_parse([run_dir, "--out", out, "--loss-at", "last", "--max-tokens", "12"])) == 0
     printed = capsys.readouterr().out.split()
-    names = ("gradient_flow.png", "gates_lstm_0.png", "gates_lstm_1.png", "gate_saturation.png",
-             "training_curves.png")
+    names = (
+        "gradient_flow.png",
+        "gates_lstm_0.png",
+        "gates_lstm_1.png",
+        "gate_saturation.png",
+        "training_curves.png",
+    )
     for name in names:
         assert os.path.join(out, name) in printed
         assert_png(os.path.join(out, name))
@@ -168,9 +192,13 @@ def test_command_with_text_and_errors(run_dir, tmp_path):
 def test_plots_without_optional_numbers(tmp_path):
     from keras_gated.diagnostics import plot_gradient_flow, plot_training_curves
 
-    log = {"epoch": np.arange(3), "loss": np.array([5.0, 4.0, 3.5]),
-           "val_loss": np.array([5.2, 4.4, 4.1]), "perplexity": np.exp([5.0, 4.0, 3.5]),
-           "val_perplexity": np.exp([5.2, 4.4, 4.1])}
+    log = {
+        "epoch": np.arange(3),
+        "loss": np.array([5.0, 4.0, 3.5]),
+        "val_loss": np.array([5.2, 4.4, 4.1]),
+        "perplexity": np.exp([5.0, 4.0, 3.5]),
+        "val_perplexity": np.exp([5.2, 4.4, 4.1]),
+    }
     assert_png(plot_training_curves(log, None, str(tmp_path / "curves.png"), clipnorm=1.0))
     norms = {"layer": {"h": np.geomspace(1e-4, 1e-1, 20), "c": np.zeros(20)}}
     assert_png(plot_gradient_flow(norms, None, str(tmp_path / "flow.png")))

@@ -9,14 +9,19 @@ import keras
 import numpy as np
 import pytest
 
+from keras_gated.cli.diagnose import _check_modes, _demo_config
 from keras_gated.cli.main import main
 from keras_gated.cli.parser import build_parser
 from keras_gated.diagnostics import chrono_gate_bias
 from keras_gated.diagnostics.adding_task import BASELINE_MSE, adding_batch
-from keras_gated.cli.diagnose import _check_modes, _demo_config
 from keras_gated.diagnostics.demo import CELL_ORDER
 from keras_gated.diagnostics.demo_config import (
-    QUICK, QUICK_SEQ_LENS, SWEEP, SWEEP_TASK, TASK_NAMES, DemoConfig,
+    QUICK,
+    QUICK_SEQ_LENS,
+    SWEEP,
+    SWEEP_TASK,
+    TASK_NAMES,
+    DemoConfig,
 )
 from keras_gated.diagnostics.tasks import TASKS
 from keras_gated.layers import GRU, LSTM, SimpleRNN
@@ -66,14 +71,15 @@ def test_chrono_lstm_bias_and_its_memory():
     u = chrono_gate_bias(layer, T_MAX, np.random.default_rng(0))
     assert u.shape == (U,) and np.all((u >= 1) & (u <= T_MAX - 1))
     b = layer.cell.bias.numpy()
-    np.testing.assert_allclose(b[U:2 * U], np.log(u), rtol=RTOL_FLOAT32)
+    np.testing.assert_allclose(b[U : 2 * U], np.log(u), rtol=RTOL_FLOAT32)
     np.testing.assert_allclose(b[:U], -np.log(u), rtol=RTOL_FLOAT32)
-    np.testing.assert_array_equal(b[2 * U:], 0.0)
+    np.testing.assert_array_equal(b[2 * U :], 0.0)
     _zero_kernels(layer)
     h0, c0 = np.zeros((B, U), "float32"), np.ones((B, U), "float32")
     _, _, c = layer(np.zeros((B, STEPS, D), "float32"), initial_state=[h0, c0])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(c),
-                               np.tile((u / (1 + u)) ** STEPS, (B, 1)), rtol=RTOL_DECAY)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(c), np.tile((u / (1 + u)) ** STEPS, (B, 1)), rtol=RTOL_DECAY
+    )
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
@@ -89,8 +95,9 @@ def test_chrono_gru_bias_and_its_memory(reset_after):
     _zero_kernels(layer)
     h0 = np.ones((B, U), "float32")
     _, h = layer(np.zeros((B, STEPS, D), "float32"), initial_state=[h0])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(h),
-                               np.tile((u / (1 + u)) ** STEPS, (B, 1)), rtol=RTOL_DECAY)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(h), np.tile((u / (1 + u)) ** STEPS, (B, 1)), rtol=RTOL_DECAY
+    )
 
 
 def test_chrono_refuses_a_layer_without_gates():
@@ -113,8 +120,13 @@ def test_quick_sweep_through_the_command(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert main(["diagnose", "--sweep", "--quick", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.split()
-    for name in ("sweep.png", "sweep_gradient_flow.png", "sweep.csv", "sweep_gradient_flow.csv",
-                 "sweep.json"):
+    for name in (
+        "sweep.png",
+        "sweep_gradient_flow.png",
+        "sweep.csv",
+        "sweep_gradient_flow.csv",
+        "sweep.json",
+    ):
         assert str(out / name) in printed
     for name in ("sweep.png", "sweep_gradient_flow.png"):
         assert_png(str(out / name))
@@ -122,10 +134,14 @@ def test_quick_sweep_through_the_command(tmp_path, capsys):
 
     rows = _rows(out / "sweep.csv")
     assert sorted((r["cell"], int(r["seq_len"])) for r in rows) == sorted(
-        itertools.product(CELL_ORDER, QUICK_SEQ_LENS))
+        itertools.product(CELL_ORDER, QUICK_SEQ_LENS)
+    )
     for r in rows:  # the same budget and recipe at every point, stated in every row
         assert (int(r["train_steps"]), int(r["batch_size"]), int(r["units"])) == (
-            QUICK.train_steps, QUICK.batch_size, QUICK.units)
+            QUICK.train_steps,
+            QUICK.batch_size,
+            QUICK.units,
+        )
         assert float(r["learning_rate"]) == QUICK.learning_rate and r["optimizer"] == "Adam"
         assert r["task"] == "adding" and float(r["baseline"]) == pytest.approx(BASELINE_MSE)
         assert float(r["mse"]) >= 0 and float(r["mse_init"]) >= 0
@@ -148,19 +164,30 @@ def _args(*argv):
 
 
 def test_sweep_options_and_their_errors():
-    args = _args("--sweep", "--seq-lens", "30,10,30", "--steps", "7", "--gate-bias", "keras",
-                 "--learning-rate", "0.003")
+    args = _args(
+        "--sweep",
+        "--seq-lens",
+        "30,10,30",
+        "--steps",
+        "7",
+        "--gate-bias",
+        "keras",
+        "--learning-rate",
+        "0.003",
+    )
     assert args.seq_lens == (10, 30)
     config = _demo_config(args)
     assert (config.train_steps, config.gate_bias, config.learning_rate) == (7, "keras", 0.003)
     assert _demo_config(_args("--sweep", "--quick")) == QUICK
     assert _demo_config(_args("--sweep")) == SWEEP
     assert _demo_config(_args("--demo")) == DemoConfig()
-    for argv, needle in ((["--sweep", "--demo"], "exactly one"),
-                         (["--sweep", "--seq-len", "9"], "--seq-lens"),
-                         (["--demo", "--seq-lens", "9"], "with --sweep"),
-                         (["--demo", "--task", "recall"], "with --sweep"),
-                         (["runs/x", "--quick"], "--quick")):
+    for argv, needle in (
+        (["--sweep", "--demo"], "exactly one"),
+        (["--sweep", "--seq-len", "9"], "--seq-lens"),
+        (["--demo", "--seq-lens", "9"], "with --sweep"),
+        (["--demo", "--task", "recall"], "with --sweep"),
+        (["runs/x", "--quick"], "--quick"),
+    ):
         with pytest.raises(ValueError, match=needle):
             _check_modes(_args(*argv))
     for bad in ("1,10", "ten", ","):
@@ -170,11 +197,18 @@ def test_sweep_options_and_their_errors():
 
 
 def test_help_describes_the_sweep():
-    text = " ".join(build_parser()._subparsers._group_actions[0].choices["diagnose"]
-                    .format_help().split())
+    text = " ".join(
+        build_parser()._subparsers._group_actions[0].choices["diagnose"].format_help().split()
+    )
     defaults = DemoConfig()
-    for needle in ("--sweep", "--quick", "--seq-lens", "(default: 10,30,100,300)",
-                   f"(default: {SWEEP_TASK})",
-                   f"{SWEEP.train_steps} with --sweep (default: {defaults.train_steps})",
-                   f"(default: {defaults.learning_rate:g})", f"(default: {defaults.gate_bias})"):
+    for needle in (
+        "--sweep",
+        "--quick",
+        "--seq-lens",
+        "(default: 10,30,100,300)",
+        f"(default: {SWEEP_TASK})",
+        f"{SWEEP.train_steps} with --sweep (default: {defaults.train_steps})",
+        f"(default: {defaults.learning_rate:g})",
+        f"(default: {defaults.gate_bias})",
+    ):
         assert needle in text, needle

@@ -12,13 +12,26 @@ import numpy as np
 import keras_gated
 from tests.differential.grammar import CONTEXT, VOCAB
 
-OURS_LAYERS = {"lstm": keras_gated.LSTM, "gru": keras_gated.GRU, "simple_rnn": keras_gated.SimpleRNN}
-OURS_CELLS = {"lstm": keras_gated.LSTMCell, "gru": keras_gated.GRUCell,
-              "simple_rnn": keras_gated.SimpleRNNCell}
-KERAS_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU,
-                "simple_rnn": keras.layers.SimpleRNN}
-KERAS_CELLS = {"lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell,
-               "simple_rnn": keras.layers.SimpleRNNCell}
+OURS_LAYERS = {
+    "lstm": keras_gated.LSTM,
+    "gru": keras_gated.GRU,
+    "simple_rnn": keras_gated.SimpleRNN,
+}
+OURS_CELLS = {
+    "lstm": keras_gated.LSTMCell,
+    "gru": keras_gated.GRUCell,
+    "simple_rnn": keras_gated.SimpleRNNCell,
+}
+KERAS_LAYERS = {
+    "lstm": keras.layers.LSTM,
+    "gru": keras.layers.GRU,
+    "simple_rnn": keras.layers.SimpleRNN,
+}
+KERAS_CELLS = {
+    "lstm": keras.layers.LSTMCell,
+    "gru": keras.layers.GRUCell,
+    "simple_rnn": keras.layers.SimpleRNNCell,
+}
 WEIGHT_SCALE = 0.6  # uniform(-0.6, 0.6): pre-activations O(1), gates away from saturation
 HEAD_UNITS = 3
 
@@ -61,8 +74,11 @@ def layer(spec, impl, **layer_kw):
 
 def block_layer(block, impl):
     """The Keras layer of one BlockSpec."""
-    kw = dict(return_sequences=block.return_sequences, return_state=block.return_state,
-              stateful=block.stateful)
+    kw = dict(
+        return_sequences=block.return_sequences,
+        return_state=block.return_state,
+        stateful=block.stateful,
+    )
     if block.wrapper == "layer":
         return layer(block.cells[0], impl, go_backwards=block.go_backwards, **kw)
     if block.wrapper == "rnn":
@@ -141,8 +157,10 @@ def build(spec, impl, probe=True):
     """The keras.Model of `spec`, impl "ours" or "keras". `probe`: add the MaskProbe output."""
     inputs, x, mask, states = model_inputs(spec)
     if spec.nested:  # an explicit mask enters the inner model as a second input
-        inner_in = [keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, name=f"inner_{k}")
-                    for k, t in enumerate([x] if mask is None else [x, mask])]
+        inner_in = [
+            keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, name=f"inner_{k}")
+            for k, t in enumerate([x] if mask is None else [x, mask])
+        ]
         y, extra = run_blocks(spec, impl, *inner_in)
         inner = keras.Model(inner_in, [t for t in [y, *extra] if t is not None], name="inner")
         result = inner(x if mask is None else [x, mask])
@@ -176,8 +194,10 @@ def copy_random_weights(ours, ref, seed):
         variable.assign(rng.uniform(-WEIGHT_SCALE, WEIGHT_SCALE, shape).astype(variable.dtype))
     want, got = ref.weights, ours.weights
     assert [tuple(w.shape) for w in got] == [tuple(w.shape) for w in want], (
-        "weight lists differ", [(w.path, tuple(w.shape)) for w in got],
-        [(w.path, tuple(w.shape)) for w in want])
+        "weight lists differ",
+        [(w.path, tuple(w.shape)) for w in got],
+        [(w.path, tuple(w.shape)) for w in want],
+    )
     ours.set_weights(ref.get_weights())
 
 
@@ -188,7 +208,9 @@ def arrays(spec, model):
     mask = np.array(i.rows, dtype=bool)
     by_name = {}
     if i.masking == "embedding":
-        by_name["tokens"] = np.where(mask, rng.integers(1, VOCAB, (i.batch, i.time)), 0).astype("int32")
+        by_name["tokens"] = np.where(mask, rng.integers(1, VOCAB, (i.batch, i.time)), 0).astype(
+            "int32"
+        )
     else:
         x = rng.normal(size=(i.batch, i.time, i.features)).astype("float32")
         if i.masking == "masking":
@@ -223,8 +245,11 @@ def reset_states(model):
     """Zeros into every stateful layer's states. Not `layer.reset_states()`: Keras's
     `RNN.reset_state` fails on StackedRNNCells' nested states (`v.value` of a list)."""
     for item in recurrent_layers(model):
-        layers = [item.forward_layer, item.backward_layer] if isinstance(
-            item, keras.layers.Bidirectional) else [item]
+        layers = (
+            [item.forward_layer, item.backward_layer]
+            if isinstance(item, keras.layers.Bidirectional)
+            else [item]
+        )
         for one in layers:
             if one.stateful and one.states is not None:
                 for variable in keras.tree.flatten(one.states):

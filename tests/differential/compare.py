@@ -39,5 +39,6 @@ def assert_finite_where(values, reference, what):
     """Where the random dropout masks make values incomparable: finite exactly where the
     built-in's are (an all-masked row's masked mean is 0/0 = NaN for both)."""
     for k, (v, r) in enumerate(zip(flat(values), flat(reference), strict=True)):
-        np.testing.assert_array_equal(np.isfinite(v), np.isfinite(r),
-                                      err_msg=f"{what}: output {k}, finite entries")
+        np.testing.assert_array_equal(
+            np.isfinite(v), np.isfinite(r), err_msg=f"{what}: output {k}, finite entries"
+        )

@@ -36,9 +36,15 @@ INITIAL_STATES = ("none", "input", "dense")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "tanh")
 RATES = (0.0, 0.25, 0.5)
-DEFAULTS = {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
-            "unit_forget_bias": True, "reset_after": True, "dropout": 0.0,
-            "recurrent_dropout": 0.0}
+DEFAULTS = {
+    "activation": "tanh",
+    "recurrent_activation": "sigmoid",
+    "use_bias": True,
+    "unit_forget_bias": True,
+    "reset_after": True,
+    "dropout": 0.0,
+    "recurrent_dropout": 0.0,
+}
 
 # Keras's JAX RNN repeats states[0] (h0) as the output of masked steps before a sequence's
 # first real step (keras/src/backend/jax/rnn.py: `output_tm1 = states[0]`); its TensorFlow and
@@ -112,7 +118,8 @@ class BlockSpec:
     def sequence_output(self):
         """Whether the block's first output is one (B, T, F) tensor."""
         return self.return_sequences and not (
-            self.wrapper == "bidirectional" and self.merge_mode is None)
+            self.wrapper == "bidirectional" and self.merge_mode is None
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,19 +194,32 @@ def blocks(draw, wrappers=WRAPPERS, dropout=True, stateful=False, sequences=None
     another), `stateful` allows stateful blocks."""
     wrapper = draw(st.sampled_from(wrappers))
     if wrapper == "stacked":
-        chain = tuple(draw(st.lists(cells(dropout=dropout, keras_cell=True), min_size=2, max_size=3)))
+        chain = tuple(
+            draw(st.lists(cells(dropout=dropout, keras_cell=True), min_size=2, max_size=3))
+        )
     else:
         chain = (draw(cells(dropout=dropout, keras_cell=wrapper == "rnn")),)
     return_sequences = draw(st.booleans()) if sequences is None else sequences
-    block = dict(wrapper=wrapper, cells=chain, return_sequences=return_sequences,
-                 return_state=draw(st.booleans()), stateful=stateful and draw(st.booleans()))
-    if (wrapper == "bidirectional" and block["stateful"] and block["return_state"]
-            and KERAS_BIDIRECTIONAL_STATEFUL_RETURN_STATE):
+    block = dict(
+        wrapper=wrapper,
+        cells=chain,
+        return_sequences=return_sequences,
+        return_state=draw(st.booleans()),
+        stateful=stateful and draw(st.booleans()),
+    )
+    if (
+        wrapper == "bidirectional"
+        and block["stateful"]
+        and block["return_state"]
+        and KERAS_BIDIRECTIONAL_STATEFUL_RETURN_STATE
+    ):
         block["return_state"] = False
     if wrapper == "bidirectional":
         block["merge_mode"] = draw(st.sampled_from(MERGE_MODES[:-1] if sequences else MERGE_MODES))
         if draw(st.booleans()):  # an explicit backward_layer: same kind and units, own options
-            block["backward"] = draw(cells(kind=chain[0].kind, units=chain[0].units, dropout=dropout))
+            block["backward"] = draw(
+                cells(kind=chain[0].kind, units=chain[0].units, dropout=dropout)
+            )
     else:
         block["go_backwards"] = draw(st.booleans())
     return BlockSpec(**block)
@@ -235,22 +255,33 @@ def mask_rows(draw, batch, time, real_ends=False):
 
 
 @st.composite
-def models(draw, wrappers=WRAPPERS, maskings=MASKINGS, heads=HEADS, dropout=True,
-           stateful=True, nested=True, initial_states=INITIAL_STATES, two_blocks=True,
-           static_time=None):
+def models(
+    draw,
+    wrappers=WRAPPERS,
+    maskings=MASKINGS,
+    heads=HEADS,
+    dropout=True,
+    stateful=True,
+    nested=True,
+    initial_states=INITIAL_STATES,
+    two_blocks=True,
+    static_time=None,
+):
     """A ModelSpec; each argument narrows the grammar for a path that cannot take it all."""
     first = draw(blocks(wrappers, dropout=dropout, stateful=stateful))
     chain = [first]
     chained = False
     if two_blocks and first.sequence_output and draw(st.booleans()):
-        chained = (first.return_state and first.wrapper in ("layer", "rnn")
-                   and draw(st.booleans()))
+        chained = first.return_state and first.wrapper in ("layer", "rnn") and draw(st.booleans())
         if chained:  # encoder-decoder: the second block starts from the first's final states
             cell = draw(cells(first.cells[0].kind, first.cells[0].units, dropout=dropout))
-            second = BlockSpec(draw(st.sampled_from(("layer", "rnn"))), (cell,),
-                               return_sequences=draw(st.booleans()),
-                               return_state=draw(st.booleans()),
-                               go_backwards=draw(st.booleans()))
+            second = BlockSpec(
+                draw(st.sampled_from(("layer", "rnn"))),
+                (cell,),
+                return_sequences=draw(st.booleans()),
+                return_state=draw(st.booleans()),
+                go_backwards=draw(st.booleans()),
+            )
         else:
             second = draw(blocks(wrappers, dropout=dropout, stateful=first.stateful and stateful))
         chain.append(second)
@@ -269,15 +300,28 @@ def models(draw, wrappers=WRAPPERS, maskings=MASKINGS, heads=HEADS, dropout=True
     is_nested = nested and initial_state == "none" and draw(st.booleans())
     batch = draw(st.integers(*SMALL["batch"]))
     time = draw(st.integers(*SMALL["time"]))
-    real_ends = JAX_LEADING_MASK_DIVERGENCE and backend() == "jax" and (
-        initial_state != "none" or is_stateful or chained)
+    real_ends = (
+        JAX_LEADING_MASK_DIVERGENCE
+        and backend() == "jax"
+        and (initial_state != "none" or is_stateful or chained)
+    )
     rows = ((True,) * time,) * batch
     if masking != "none":
         rows = draw(mask_rows(batch, time, real_ends=real_ends))
     inputs = InputSpec(
-        batch=batch, time=time,
+        batch=batch,
+        time=time,
         static_time=draw(st.booleans()) if static_time is None else static_time,
-        features=draw(st.integers(*SMALL["features"])), masking=masking, rows=rows,
+        features=draw(st.integers(*SMALL["features"])),
+        masking=masking,
+        rows=rows,
     )
-    return ModelSpec(inputs, tuple(chain), initial_state, head, is_nested, chained,
-                     seed=draw(st.integers(0, 2**16)))
+    return ModelSpec(
+        inputs,
+        tuple(chain),
+        initial_state,
+        head,
+        is_nested,
+        chained,
+        seed=draw(st.integers(0, 2**16)),
+    )

@@ -36,8 +36,9 @@ def main(folder, count):
         with np.load(os.path.join(folder, f"{k}_in.npz")) as saved:
             xs = [saved[f"arr_{i}"] for i in range(len(saved.files))]
         outputs = keras.tree.flatten(model(xs, training=False))
-        np.savez(os.path.join(folder, f"{k}_out.npz"),
-                 *[keras.ops.convert_to_numpy(o) for o in outputs])
+        np.savez(
+            os.path.join(folder, f"{k}_out.npz"), *[keras.ops.convert_to_numpy(o) for o in outputs]
+        )
         with open(os.path.join(folder, f"{k}_classes.json"), "w", encoding="utf-8") as f:
             json.dump(classes(model), f)
 

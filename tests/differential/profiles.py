@@ -22,12 +22,17 @@ if PROFILE not in ("quick", "long"):
 _COMMON = dict(
     deadline=None,  # one example builds, traces and compiles Keras models: seconds, not ms
     database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],
     print_blob=True,
 )
-settings.register_profile("differential-quick", derandomize=True,
-                          phases=[Phase.explicit, Phase.generate], **_COMMON)
+settings.register_profile(
+    "differential-quick", derandomize=True, phases=[Phase.explicit, Phase.generate], **_COMMON
+)
 settings.register_profile("differential-long", derandomize=False, **_COMMON)
 
 # Examples per path: (quick, long). The long budgets give every path thousands of examples

@@ -14,8 +14,7 @@ from tests.differential.profiles import budget, tried
 
 
 @budget("constructor")
-@given(spec=grammar.cells(), as_cell=st.booleans(),
-       seed=st.integers(0, 2**16))
+@given(spec=grammar.cells(), as_cell=st.booleans(), seed=st.integers(0, 2**16))
 def test_constructor_accepts_keras_options(spec, as_cell, seed):
     tried("constructor")
     keras.backend.clear_session()

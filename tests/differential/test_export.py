@@ -21,8 +21,11 @@ from tests.export.helpers import LOOP_OPS, RECURRENT_OPS, op_types
 def state_feeds(session, feeds, batch):
     """Zeros for the state inputs a stateful model's graph adds (h_k, c_k): the states of a
     freshly built Keras model (export/model_graph.py)."""
-    return {i.name: np.zeros((batch, i.shape[-1]), np.float32)
-            for i in session.get_inputs() if i.name not in feeds}
+    return {
+        i.name: np.zeros((batch, i.shape[-1]), np.float32)
+        for i in session.get_inputs()
+        if i.name not in feeds
+    }
 
 
 def expected_nodes(spec):
@@ -42,8 +45,11 @@ def expected_nodes(spec):
 def jax_stacked_masked(spec):
     """Keras's JAX loop emits the first cell's state at the masked steps of a StackedRNNCells;
     to_onnx refuses such a model on JAX with an ExportError saying so."""
-    return (keras.backend.backend() == "jax" and spec.inputs.masking != "none"
-            and any(b.wrapper == "stacked" for b in spec.blocks))
+    return (
+        keras.backend.backend() == "jax"
+        and spec.inputs.masking != "none"
+        and any(b.wrapper == "stacked" for b in spec.blocks)
+    )
 
 
 @budget("onnx")

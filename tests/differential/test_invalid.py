@@ -36,23 +36,44 @@ BAD_MASKS = ((B, T + 1), (B + 1, T), (B, T, 1), (T,), (B, T - 1))
 
 @st.composite
 def misuses(draw):
-    what = draw(st.sampled_from(("units", "rate", "initial_state_count", "initial_state_shape",
-                                 "mask_shape", "stateful_batch")))
+    what = draw(
+        st.sampled_from(
+            (
+                "units",
+                "rate",
+                "initial_state_count",
+                "initial_state_shape",
+                "mask_shape",
+                "stateful_batch",
+            )
+        )
+    )
     kind = draw(KINDS)
     symbolic = draw(st.booleans())
     if what == "units":
         return Misuse(what, kind, draw(st.sampled_from((0, -1, -7))), "units", draw(TARGETS))
     if what == "rate":
         name = draw(st.sampled_from(("dropout", "recurrent_dropout")))
-        return Misuse(what, kind, (name, draw(st.sampled_from((-0.5, -0.1, 1.0, 1.5)))), name,
-                      draw(TARGETS))
+        return Misuse(
+            what, kind, (name, draw(st.sampled_from((-0.5, -0.1, 1.0, 1.5)))), name, draw(TARGETS)
+        )
     n = grammar.N_STATES[kind]
     if what == "initial_state_count":
-        return Misuse(what, kind, draw(st.sampled_from(sorted({n - 1, n + 1, n + 2} - {0}))),
-                      "initial_state", symbolic=symbolic)
+        return Misuse(
+            what,
+            kind,
+            draw(st.sampled_from(sorted({n - 1, n + 1, n + 2} - {0}))),
+            "initial_state",
+            symbolic=symbolic,
+        )
     if what == "initial_state_shape":
-        return Misuse(what, kind, (draw(st.integers(0, n - 1)), draw(st.sampled_from(BAD_SHAPES))),
-                      "initial_state", symbolic=symbolic)
+        return Misuse(
+            what,
+            kind,
+            (draw(st.integers(0, n - 1)), draw(st.sampled_from(BAD_SHAPES))),
+            "initial_state",
+            symbolic=symbolic,
+        )
     if what == "mask_shape":
         return Misuse(what, kind, draw(st.sampled_from(BAD_MASKS)), "mask", symbolic=symbolic)
     return Misuse(what, kind, draw(st.sampled_from((1, B + 1))), "batch")

@@ -9,7 +9,13 @@ from tests.backend_ops import readout, value_and_grads
 from tests.differential import grammar
 from tests.differential.build import arrays, build, feed, pair, recurrent_layers, reset_states
 from tests.differential.compare import (
-    ATOL_FIT, ATOL_GRAD, RTOL_GRAD, assert_close, assert_finite_where, assert_same_shapes, flat,
+    ATOL_FIT,
+    ATOL_GRAD,
+    RTOL_GRAD,
+    assert_close,
+    assert_finite_where,
+    assert_same_shapes,
+    flat,
 )
 from tests.differential.profiles import budget, tried
 
@@ -22,7 +28,9 @@ def fresh():
 
 
 def layer_input_shape(layer):
-    shape = layer.input.shape if not isinstance(layer.input, (list, tuple)) else layer.input[0].shape
+    shape = (
+        layer.input.shape if not isinstance(layer.input, (list, tuple)) else layer.input[0].shape
+    )
     return tuple(shape)
 
 
@@ -49,8 +57,11 @@ def test_symbolic_shapes_and_initial_biases(spec):
         assert got == want, f"{o.name}.compute_output_shape({shape})"
     biases = [(o, r) for o, r in zip(ours.weights, ref.weights) if r.name == "bias"]
     for o, r in biases:
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(o), keras.ops.convert_to_numpy(r),
-                                      err_msg=f"initial {o.path} against {r.path}")
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(o),
+            keras.ops.convert_to_numpy(r),
+            err_msg=f"initial {o.path} against {r.path}",
+        )
 
 
 @budget("eager")
@@ -62,8 +73,9 @@ def test_eager_call(spec):
     ours, ref = pair(spec)
     xs = arrays(spec, ref)
     for call in range(2 if spec.stateful else 1):
-        assert_close(ours(feed(xs), training=False), ref(feed(xs), training=False),
-                     f"eager call {call}")
+        assert_close(
+            ours(feed(xs), training=False), ref(feed(xs), training=False), f"eager call {call}"
+        )
     if spec.inputs.masking == "explicit":  # the first block reads the features and the mask
         x, mask = xs[0], xs[1]
         o, r = recurrent_layers(ours)[0], recurrent_layers(ref)[0]
@@ -89,8 +101,11 @@ def test_predict(spec):
     ours, ref = pair(spec)
     xs = arrays(spec, ref)
     batch = spec.inputs.batch
-    assert_close(ours.predict(feed(xs), batch_size=batch, verbose=0),
-                 ref.predict(feed(xs), batch_size=batch, verbose=0), "predict")
+    assert_close(
+        ours.predict(feed(xs), batch_size=batch, verbose=0),
+        ref.predict(feed(xs), batch_size=batch, verbose=0),
+        "predict",
+    )
 
 
 def gradients(model, xs, spec):
@@ -126,10 +141,14 @@ def test_gradients(spec):
         assert_finite_where(got, want, "gradients")
         return
     np.testing.assert_allclose(loss, want_loss, atol=ATOL_GRAD, rtol=RTOL_GRAD, err_msg="loss")
-    names = [v.path for v in ref.trainable_variables] + ["inputs"] * (len(want) - len(ref.trainable_variables))
+    names = [v.path for v in ref.trainable_variables] + ["inputs"] * (
+        len(want) - len(ref.trainable_variables)
+    )
     for name, g, w in zip(names, got, want, strict=True):
         assert g.shape == w.shape, (name, g.shape, w.shape)
-        np.testing.assert_allclose(g, w, atol=ATOL_GRAD, rtol=RTOL_GRAD, err_msg=f"d loss / d {name}")
+        np.testing.assert_allclose(
+            g, w, atol=ATOL_GRAD, rtol=RTOL_GRAD, err_msg=f"d loss / d {name}"
+        )
 
 
 def targets(model, xs, spec):
@@ -146,15 +165,31 @@ def compile_for_fit(model, n_outputs, **kw):
 # Found by the long profile: an all-masked row's masked mean is 0/0 = NaN in both models, and
 # with dropout on the harness once demanded finite losses.
 ALL_MASKED_ROW_WITH_DROPOUT = grammar.ModelSpec(
-    inputs=grammar.InputSpec(batch=1, time=1, static_time=False, features=1,
-                             masking="embedding", rows=((False,),)),
-    blocks=(grammar.BlockSpec(
-        wrapper="rnn", cells=(grammar.CellSpec(kind="lstm", units=1,
-                                                options=(("recurrent_dropout", 0.5),),
-                                                keras_cell=False),),
-        return_sequences=True, return_state=False, go_backwards=False, stateful=True,
-        merge_mode="concat", backward=None),),
-    initial_state="none", head="pooling", nested=False, chained=False, seed=0)
+    inputs=grammar.InputSpec(
+        batch=1, time=1, static_time=False, features=1, masking="embedding", rows=((False,),)
+    ),
+    blocks=(
+        grammar.BlockSpec(
+            wrapper="rnn",
+            cells=(
+                grammar.CellSpec(
+                    kind="lstm", units=1, options=(("recurrent_dropout", 0.5),), keras_cell=False
+                ),
+            ),
+            return_sequences=True,
+            return_state=False,
+            go_backwards=False,
+            stateful=True,
+            merge_mode="concat",
+            backward=None,
+        ),
+    ),
+    initial_state="none",
+    head="pooling",
+    nested=False,
+    chained=False,
+    seed=0,
+)
 
 
 @budget("fit_evaluate")
@@ -184,5 +219,10 @@ def test_fit_step_and_evaluate(spec):
     else:
         np.testing.assert_allclose(got, want, atol=ATOL_FIT, rtol=0, err_msg="train_on_batch loss")
         for o, r in zip(ours.weights, ref.weights, strict=True):
-            np.testing.assert_allclose(keras.ops.convert_to_numpy(o), keras.ops.convert_to_numpy(r),
-                                       atol=ATOL_FIT, rtol=0, err_msg=f"{o.path} after one step")
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(o),
+                keras.ops.convert_to_numpy(r),
+                atol=ATOL_FIT,
+                rtol=0,
+                err_msg=f"{o.path} after one step",
+            )

@@ -24,8 +24,9 @@ LOAD_TIMEOUT_S = 300
 
 
 @budget("save_load")
-@given(specs=st.lists(grammar.models(), min_size=MODELS_PER_PROCESS[0],
-                      max_size=MODELS_PER_PROCESS[1]))
+@given(
+    specs=st.lists(grammar.models(), min_size=MODELS_PER_PROCESS[0], max_size=MODELS_PER_PROCESS[1])
+)
 def test_saved_models_reload_in_a_fresh_process(specs):
     tried("save_load", len(specs))
     keras.backend.clear_session()
@@ -39,11 +40,19 @@ def test_saved_models_reload_in_a_fresh_process(specs):
             want = flat(ref(feed(xs), training=False))
             expected.append((got, want, classes(ours)))
             np.savez(os.path.join(folder, f"{k}_in.npz"), *xs)
-        env = dict(os.environ, KERAS_BACKEND=keras.backend.backend(),
-                   PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+        env = dict(
+            os.environ,
+            KERAS_BACKEND=keras.backend.backend(),
+            PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+        )
         process = subprocess.run(
             [sys.executable, "-m", "tests.differential.load_saved", folder, str(len(specs))],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=LOAD_TIMEOUT_S)
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=LOAD_TIMEOUT_S,
+        )
         assert process.returncode == 0, process.stderr[-4000:]
         for k, (before, want, want_classes) in enumerate(expected):
             with np.load(os.path.join(folder, f"{k}_out.npz")) as saved:

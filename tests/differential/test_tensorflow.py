@@ -65,7 +65,9 @@ def test_users_tf_function(spec, dynamic):
             run(ours)
         return
     got_shapes, got = run(ours)
-    assert got_shapes == want_shapes, f"static shapes in the tf.function: {got_shapes} != {want_shapes}"
+    assert got_shapes == want_shapes, (
+        f"static shapes in the tf.function: {got_shapes} != {want_shapes}"
+    )
     assert_close(got, want, "tf.function")
 
 
@@ -84,11 +86,20 @@ def test_jit_compile(spec):
         compile_for_fit(model, len(ys), jit_compile=True)
     if spec.has_dropout:
         batch = spec.inputs.batch
-        assert_close(ours.predict(feed(xs), batch_size=batch, verbose=0),
-                     ref.predict(feed(xs), batch_size=batch, verbose=0), "predict under XLA")
+        assert_close(
+            ours.predict(feed(xs), batch_size=batch, verbose=0),
+            ref.predict(feed(xs), batch_size=batch, verbose=0),
+            "predict under XLA",
+        )
         return
     got = np.atleast_1d(ours.train_on_batch(feed(xs), feed(ys)))
     want = np.atleast_1d(ref.train_on_batch(feed(xs), feed(ys)))
-    np.testing.assert_allclose(got, want, atol=ATOL_FIT, rtol=0, err_msg="train_on_batch loss under XLA")
-    assert_close(flat(ours.get_weights()), flat(ref.get_weights()), "weights after one XLA step",
-                 atol=ATOL_FIT)
+    np.testing.assert_allclose(
+        got, want, atol=ATOL_FIT, rtol=0, err_msg="train_on_batch loss under XLA"
+    )
+    assert_close(
+        flat(ours.get_weights()),
+        flat(ref.get_weights()),
+        "weights after one XLA step",
+        atol=ATOL_FIT,
+    )

@@ -35,9 +35,17 @@ def make_lm(cell="lstm", num_layers=1, tie_weights=True, seed=0, **cell_options)
     """A built `LanguageModel` with random weights."""
     import keras_gated
 
-    model = keras_gated.language_model(V, cell=cell, embed_dim=E, units=U, num_layers=num_layers,
-                                       tie_weights=tie_weights, cell_options=cell_options,
-                                       dropout=0.3, embed_dropout=0.2)
+    model = keras_gated.language_model(
+        V,
+        cell=cell,
+        embed_dim=E,
+        units=U,
+        num_layers=num_layers,
+        tie_weights=tie_weights,
+        cell_options=cell_options,
+        dropout=0.3,
+        embed_dropout=0.2,
+    )
     return randomize(model, seed)
 
 
@@ -52,8 +60,9 @@ def random_inputs(num_states_sizes, seed=1, batch=B, time=T):
     """Random token ids (batch, time) and random non-zero states, one per size."""
     rng = np.random.default_rng(seed)
     tokens = rng.integers(0, V, size=(batch, time), dtype=np.int64)
-    states = [(STATE_SCALE * rng.standard_normal((batch, s))).astype(np.float32)
-              for s in num_states_sizes]
+    states = [
+        (STATE_SCALE * rng.standard_normal((batch, s))).astype(np.float32) for s in num_states_sizes
+    ]
     return tokens, states
 
 
@@ -91,10 +100,12 @@ def assert_streaming_equals_one_pass(lm, model):
     want_logits, want_states = keras_forward(model, tokens, states)
     step_states, logits = states, []
     for t in range(tokens.shape[1]):
-        step_logits, step_states = lm.step(tokens[:, t:t + 1], step_states)
+        step_logits, step_states = lm.step(tokens[:, t : t + 1], step_states)
         logits.append(step_logits)
-    assert max_diff([np.concatenate(logits, 1), *step_states],
-                    [want_logits, *want_states]) <= PARITY_ATOL
+    assert (
+        max_diff([np.concatenate(logits, 1), *step_states], [want_logits, *want_states])
+        <= PARITY_ATOL
+    )
 
 
 def masked_features(seed=0):

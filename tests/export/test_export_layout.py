@@ -105,8 +105,11 @@ def test_lstm_reorder_against_onnx_spec(peephole):
     y, (h, c) = _keras_run(layer, x, states)
     W, R, B = keras_to_onnx_lstm(*_weights(layer))
     assert W.shape == (1, 4 * UU, D) and R.shape == (1, 4 * UU, UU) and B.shape == (1, 8 * UU)
-    P = (keras_to_onnx_lstm_peephole(np.asarray(layer.cell.peephole_kernel, np.float64))
-         if peephole else np.zeros((1, 3 * UU)))
+    P = (
+        keras_to_onnx_lstm_peephole(np.asarray(layer.cell.peephole_kernel, np.float64))
+        if peephole
+        else np.zeros((1, 3 * UU))
+    )
     Y, Y_h, Y_c = onnx_lstm(x.transpose(1, 0, 2), W, R, B, states[0][None], states[1][None], P)
     np.testing.assert_allclose(Y.transpose(1, 0, 2), y, atol=ORACLE_ATOL)
     np.testing.assert_allclose(Y_h, h, atol=ORACLE_ATOL)
@@ -129,8 +132,9 @@ def test_gru_reorder_against_onnx_spec(reset_after):
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "linear"])
 def test_rnn_reorder_against_onnx_spec(activation):
-    layer = keras_gated.SimpleRNN(UU, activation=activation, return_sequences=True,
-                                  return_state=True)
+    layer = keras_gated.SimpleRNN(
+        UU, activation=activation, return_sequences=True, return_state=True
+    )
     x, states = _data(1)
     layer.build(x.shape)
     randomize(layer)

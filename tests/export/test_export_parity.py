@@ -85,8 +85,9 @@ def test_tied_embedding_stored_once(tmp_path):
     assert any(n.op_type == "MatMul" and transpose[0].output[0] in n.input for n in graph.node)
 
     # Stored floats = the model's parameters + the zero recurrent biases Rb (4U per LSTM).
-    floats = sum(int(np.prod(t.dims)) for t in graph.initializer
-                 if t.data_type == onnx.TensorProto.FLOAT)
+    floats = sum(
+        int(np.prod(t.dims)) for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT
+    )
     rb_zeros = sum(4 * layer.units for layer in model.rnn_layers)
     assert floats == model.count_params() + rb_zeros
     # The file is those floats plus graph and metadata text (a few kB at these sizes).
@@ -99,8 +100,11 @@ def test_untied_reads_reverse_embeddings(tmp_path):
     shapes = [tuple(t.dims) for t in onnx.load(str(path)).graph.initializer]
     assert shapes.count((V, E)) == 1 and shapes.count((E, V)) == 1
     reverse = np.asarray(model.embedding.reverse_embeddings)
-    stored = [onnx.numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer
-              if tuple(t.dims) == (E, V)]
+    stored = [
+        onnx.numpy_helper.to_array(t)
+        for t in onnx.load(str(path)).graph.initializer
+        if tuple(t.dims) == (E, V)
+    ]
     np.testing.assert_array_equal(stored[0], reverse)
 
 
@@ -114,8 +118,10 @@ def test_token_by_token_equals_one_pass(tmp_path, cell):
     for t in range(tokens.shape[1]):
         step_logits, step_states = ort_forward(path, tokens[:, t : t + 1], step_states)
         logits.append(step_logits)
-    assert max_diff([np.concatenate(logits, axis=1), *step_states],
-                    [whole_logits, *whole_states]) <= PARITY_ATOL
+    assert (
+        max_diff([np.concatenate(logits, axis=1), *step_states], [whole_logits, *whole_states])
+        <= PARITY_ATOL
+    )
 
 
 def test_two_chunks_with_carried_state_equal_one_pass(tmp_path):
@@ -125,8 +131,10 @@ def test_two_chunks_with_carried_state_equal_one_pass(tmp_path):
     whole_logits, whole_states = ort_forward(path, tokens, states)
     first, mid = ort_forward(path, tokens[:, :3], states)
     second, final = ort_forward(path, tokens[:, 3:], mid)
-    assert max_diff([np.concatenate([first, second], axis=1), *final],
-                    [whole_logits, *whole_states]) <= PARITY_ATOL
+    assert (
+        max_diff([np.concatenate([first, second], axis=1), *final], [whole_logits, *whole_states])
+        <= PARITY_ATOL
+    )
 
 
 def test_interface_names_and_dynamic_axes(tmp_path):
@@ -140,10 +148,20 @@ def test_interface_names_and_dynamic_axes(tmp_path):
 
     inputs = {v.name: dims(v) for v in graph.input}
     outputs = {v.name: dims(v) for v in graph.output}
-    assert inputs == {"tokens": ["batch", "time"], "h_0": ["batch", 8], "c_0": ["batch", 8],
-                      "h_1": ["batch", 8], "c_1": ["batch", 8]}
-    assert outputs == {"logits": ["batch", "time", V], "h_0_out": ["batch", 8],
-                       "c_0_out": ["batch", 8], "h_1_out": ["batch", 8], "c_1_out": ["batch", 8]}
+    assert inputs == {
+        "tokens": ["batch", "time"],
+        "h_0": ["batch", 8],
+        "c_0": ["batch", 8],
+        "h_1": ["batch", 8],
+        "c_1": ["batch", 8],
+    }
+    assert outputs == {
+        "logits": ["batch", "time", V],
+        "h_0_out": ["batch", 8],
+        "c_0_out": ["batch", 8],
+        "h_1_out": ["batch", 8],
+        "c_1_out": ["batch", 8],
+    }
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
     assert [o.name for o in graph.output][0] == "logits"
 
@@ -166,8 +184,9 @@ def test_stateful_model_exports_and_keeps_its_carried_state(tmp_path):
     """Verification runs a non-stateful copy: the model's carried BPTT state is untouched."""
     import keras_gated
 
-    model = keras_gated.language_model(V, cell="lstm", embed_dim=E, units=8, num_layers=2,
-                                       stateful=True)
+    model = keras_gated.language_model(
+        V, cell="lstm", embed_dim=E, units=8, num_layers=2, stateful=True
+    )
     model.build((3, None))
     randomize(model)
     model(np.ones((3, 2), dtype="int32"))  # leaves a non-zero carried state

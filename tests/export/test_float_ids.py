@@ -38,9 +38,14 @@ def test_float_ids_are_truncated_then_gathered(tmp_path, impl, mask_zero):
     assert len([t for t in types if t in RECURRENT_OPS]) == 1
     assert not [t for t in types if t in LOOP_OPS]
 
-    tokens = np.array([[0.0, 0.0, 2.7, 8.99, 1.0, 3.5],  # left-padded; fractions truncate
-                       [5.2, -0.5, 0.4, 7.0, 0.0, 0.0],  # -0.5 and 0.4 -> id 0, not masked
-                       [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]], np.float32)
+    tokens = np.array(
+        [
+            [0.0, 0.0, 2.7, 8.99, 1.0, 3.5],  # left-padded; fractions truncate
+            [5.2, -0.5, 0.4, 7.0, 0.0, 0.0],  # -0.5 and 0.4 -> id 0, not masked
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        ],
+        np.float32,
+    )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {"ids": tokens})
     want = keras.ops.convert_to_numpy(model(tokens))

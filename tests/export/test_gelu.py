@@ -33,7 +33,7 @@ def gelu_oracle(x, approximate):
     """GELU in float64 from the formulas above."""
     x = np.asarray(x, np.float64)
     if approximate:
-        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
     return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
 
 
@@ -43,8 +43,9 @@ def test_lower_gelu_is_the_formula(approximate):
     x = g.add_input("x", TensorProto.FLOAT, ["n"])
     g.node("Identity", [lower_gelu(g, x, "gelu", approximate)], outputs=["y"])
     g.add_output("y", TensorProto.FLOAT, ["n"])
-    session = ort.InferenceSession(g.model(17).SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        g.model(17).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     xs = np.linspace(-6, 6, 241, dtype=np.float32)
     (got,) = session.run(None, {"x": xs})
     assert float(np.max(np.abs(got - gelu_oracle(xs, approximate)))) <= FORMULA_ATOL

@@ -55,10 +55,10 @@ def test_masked_bidirectional_and_backwards_reset_before(tmp_path):
     reset_after=False ((L3) in the body) and a `go_backwards` one with its final state."""
     x = keras.Input((None, 4), name="x")
     y = keras.layers.Masking(0.0)(x)
-    y = keras.layers.Bidirectional(keras_gated.GRU(5, layer_norm=True, reset_after=False,
-                                                   return_sequences=True), name="bi")(y)
-    y, h = keras_gated.GRU(3, layer_norm=True, go_backwards=True, return_state=True,
-                           name="back")(y)
+    y = keras.layers.Bidirectional(
+        keras_gated.GRU(5, layer_norm=True, reset_after=False, return_sequences=True), name="bi"
+    )(y)
+    y, h = keras_gated.GRU(3, layer_norm=True, go_backwards=True, return_state=True, name="back")(y)
     model = randomize(keras.Model(x, [y, h]))
     path = tmp_path / "ln_gru_masked.onnx"
     result = to_onnx(model, path)

@@ -26,8 +26,9 @@ def exported(tmp_path_factory):
     """A random 2-layer IndRNN (tanh) language model after one training step (dropout on),
     exported: (model, path, ExportResult)."""
     model = make_lm("indrnn", 2)
-    model.compile(keras.optimizers.SGD(1.0), keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True))
+    model.compile(
+        keras.optimizers.SGD(1.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     tokens, _ = random_inputs(model.state_sizes, seed=3, batch=4)
     before = [np.array(keras.ops.convert_to_numpy(w)) for w in model.weights]
     loss = model.train_on_batch(tokens[:, :-1], tokens[:, 1:])
@@ -70,8 +71,9 @@ def test_masked_bidirectional_and_backwards_layers(tmp_path):
     `go_backwards` IndRNN with final state: `to_onnx`'s own check runs masked inputs."""
     inputs = keras.Input((None,), dtype="int32")
     x = keras.layers.Embedding(V, 5, mask_zero=True)(inputs)
-    x = keras.layers.Bidirectional(keras_gated.IndRNN(4, activation="relu",
-                                                      return_sequences=True))(x)
+    x = keras.layers.Bidirectional(keras_gated.IndRNN(4, activation="relu", return_sequences=True))(
+        x
+    )
     y, h = keras_gated.IndRNN(6, activation="tanh", go_backwards=True, return_state=True)(x)
     model = keras.Model(inputs, [y, h])
     rng = np.random.default_rng(0)
@@ -83,6 +85,11 @@ def test_masked_bidirectional_and_backwards_layers(tmp_path):
     types = op_types(path)
     assert [t for t in types if t in RECURRENT_OPS] == ["RNN", "RNN"]
     assert not [t for t in types if t in LOOP_OPS]
-    directions = [a.s.decode() for n in onnx.load(str(path)).graph.node if n.op_type == "RNN"
-                  for a in n.attribute if a.name == "direction"]
+    directions = [
+        a.s.decode()
+        for n in onnx.load(str(path)).graph.node
+        if n.op_type == "RNN"
+        for a in n.attribute
+        if a.name == "direction"
+    ]
     assert directions == ["bidirectional", "reverse"]

@@ -108,8 +108,13 @@ def test_character_translation_training_and_inference_models(tmp_path, impl):
     y, h2, c2 = decoder_lstm(decoder_inputs, initial_state=[state_h, state_c])
     decoder = keras.Model([decoder_inputs, state_h, state_c], [decoder_dense(y), h2, c2])
     check(tmp_path, encoder, {"encoder_inputs": source}, 1, "encoder")
-    path, _ = check(tmp_path, decoder, {"decoder_inputs": target, "state_h": source[:, 0, :8],
-                                        "state_c": source[:, 1, :8]}, 1, "decoder")
+    path, _ = check(
+        tmp_path,
+        decoder,
+        {"decoder_inputs": target, "state_h": source[:, 0, :8], "state_c": source[:, 1, :8]},
+        1,
+        "decoder",
+    )
 
     # greedy decoding as the example runs it: one step at a time, states fed back
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -119,10 +124,13 @@ def test_character_translation_training_and_inference_models(tmp_path, impl):
     for step in range(3):
         token = target[:, step : step + 1]
         _, *states = [np.asarray(t) for t in decoder([token, *states])]
-        _, *onnx_states = session.run(names, {"decoder_inputs": token, "state_h": onnx_states[0],
-                                              "state_c": onnx_states[1]})
-    assert max(float(np.max(np.abs(o - np.asarray(s)))) for o, s in zip(onnx_states, states)) \
+        _, *onnx_states = session.run(
+            names, {"decoder_inputs": token, "state_h": onnx_states[0], "state_c": onnx_states[1]}
+        )
+    assert (
+        max(float(np.max(np.abs(o - np.asarray(s)))) for o, s in zip(onnx_states, states))
         <= EXAMPLE_ATOL
+    )
 
 
 def test_text_generation(tmp_path, impl):

@@ -26,7 +26,9 @@ def test_hundred_thousand_onnxruntime_steps_match_keras(cell, tmp_path):
         logits, states = runtime.step(np.array([[token]], dtype=np.int64), states)
     assert np.all(np.isfinite(logits)) and all(np.all(np.isfinite(s)) for s in states)
 
-    forward = tf.function(lambda x: model.call_with_states(x))  # one while_loop, not 100k eager steps
+    forward = tf.function(
+        lambda x: model.call_with_states(x)
+    )  # one while_loop, not 100k eager steps
     keras_logits, keras_states = forward(ids[None, :].astype("int32"))
     np.testing.assert_allclose(logits[0, -1], keras_logits[0, -1], atol=LONG_ATOL)
     for ours, theirs in zip(states, keras_states):

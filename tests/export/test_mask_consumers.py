@@ -40,7 +40,7 @@ def tokens(lengths, time, left, seed):
     x = np.zeros((len(lengths), time), np.int32)
     for row, n in enumerate(lengths):
         if left:
-            x[row, time - n:] = rng.integers(1, V, n)
+            x[row, time - n :] = rng.integers(1, V, n)
         else:
             x[row, :n] = rng.integers(1, V, n)
     return x
@@ -51,9 +51,11 @@ def seq2seq(attention, use_causal_mask=False):
     source = keras.Input((None,), dtype="int32", name="source")
     target = keras.Input((None,), dtype="int32", name="target")
     encoded, h, c = keras_gated.LSTM(U, return_sequences=True, return_state=True)(
-        keras.layers.Embedding(V, E, mask_zero=True)(source))
+        keras.layers.Embedding(V, E, mask_zero=True)(source)
+    )
     decoded = keras_gated.LSTM(U, return_sequences=True)(
-        keras.layers.Embedding(V, E, mask_zero=True)(target), initial_state=[h, c])
+        keras.layers.Embedding(V, E, mask_zero=True)(target), initial_state=[h, c]
+    )
     layer = ATTENTIONS[attention]()
     options = {"use_causal_mask": True} if use_causal_mask else {}
     if isinstance(layer, keras.layers.MultiHeadAttention):
@@ -83,8 +85,10 @@ def check(tmp_path, model, feeds, native_nodes):
 @pytest.mark.parametrize("attention", sorted(ATTENTIONS))
 def test_attention_seq2seq_takes_both_masks(tmp_path, attention, use_causal_mask):
     model = seq2seq(attention, use_causal_mask)
-    feeds = {"source": tokens([7, 3, 5], 7, left=False, seed=0),
-             "target": tokens([2, 6, 4], 6, left=False, seed=1)}
+    feeds = {
+        "source": tokens([7, 3, 5], 7, left=False, seed=0),
+        "target": tokens([2, 6, 4], 6, left=False, seed=1),
+    }
     result = check(tmp_path, model, feeds, 2)
     converted = [] if attention != "multi_head" else [model.layers[-3].name]
     assert result.tf2onnx_layers == converted

@@ -21,13 +21,16 @@ from tests.export.helpers import LOOP_OPS, RECURRENT_OPS, op_types, randomize
 # or a held output missed shows as O(0.1).
 MASK_ATOL = 1e-5
 D, U, T = 3, 5, 8
-MASK = np.array([
-    [1, 1, 1, 1, 1, 0, 0, 0],  # right-padded
-    [0, 0, 0, 1, 1, 1, 1, 1],  # left-padded (pad_sequences' default)
-    [1, 0, 1, 1, 0, 0, 1, 0],  # holes
-    [1, 1, 1, 1, 1, 1, 1, 1],  # full
-    [0, 0, 0, 0, 0, 0, 0, 0],  # empty: states stay initial
-], dtype=bool)
+MASK = np.array(
+    [
+        [1, 1, 1, 1, 1, 0, 0, 0],  # right-padded
+        [0, 0, 0, 1, 1, 1, 1, 1],  # left-padded (pad_sequences' default)
+        [1, 0, 1, 1, 0, 0, 1, 0],  # holes
+        [1, 1, 1, 1, 1, 1, 1, 1],  # full
+        [0, 0, 0, 0, 0, 0, 0, 0],  # empty: states stay initial
+    ],
+    dtype=bool,
+)
 
 CELLS = {  # id -> (layer class name, options, ONNX op)
     "lstm": ("LSTM", {}, "LSTM"),
@@ -52,8 +55,9 @@ def masked_model(impl, case):
     forward = layer(return_sequences=True, return_state=True)(x, mask=mask, initial_state=states)
     backward = layer(return_sequences=True, return_state=True, go_backwards=True)(x, mask=mask)
     last = layer()(x, mask=mask)
-    bidirectional = keras.layers.Bidirectional(layer(return_sequences=True, return_state=True),
-                                               merge_mode=None)(x, mask=mask)
+    bidirectional = keras.layers.Bidirectional(
+        layer(return_sequences=True, return_state=True), merge_mode=None
+    )(x, mask=mask)
     outputs = [*forward, *backward, last, *bidirectional]
     return randomize(keras.Model([x, mask, *states], outputs), seed=len(case))
 
@@ -69,8 +73,12 @@ def test_masks_right_left_holed_empty(tmp_path, impl, case):
     assert not [t for t in types if t in LOOP_OPS]
     rng = np.random.default_rng(0)
     feeds = {"x": rng.standard_normal((len(MASK), T, D)).astype(np.float32), "mask": MASK}
-    feeds.update({x.name: (0.5 * rng.standard_normal((len(MASK), U))).astype(np.float32)
-                  for x in model.inputs[2:]})
+    feeds.update(
+        {
+            x.name: (0.5 * rng.standard_normal((len(MASK), U))).astype(np.float32)
+            for x in model.inputs[2:]
+        }
+    )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run([o.name for o in session.get_outputs()], feeds)
     want = model([feeds[x.name] for x in model.inputs])

@@ -52,9 +52,16 @@ def test_bidirectional_merge_modes_and_states(tmp_path, return_sequences):
     x = keras.Input((None, 3), name="x")
     masked = keras.layers.Masking(0.0)(x)
     outputs = []
-    for mode, cls in zip(["concat", "sum", "mul", "ave", None],
-                         [keras_gated.LSTM, keras_gated.GRU, keras.layers.SimpleRNN,
-                          keras.layers.GRU, keras_gated.SimpleRNN]):
+    for mode, cls in zip(
+        ["concat", "sum", "mul", "ave", None],
+        [
+            keras_gated.LSTM,
+            keras_gated.GRU,
+            keras.layers.SimpleRNN,
+            keras.layers.GRU,
+            keras_gated.SimpleRNN,
+        ],
+    ):
         layer = cls(4, return_sequences=return_sequences, return_state=True)
         result = keras.layers.Bidirectional(layer, merge_mode=mode)(masked)
         outputs += list(result)
@@ -74,10 +81,13 @@ def test_different_forward_and_backward_layers(tmp_path):
     mask = keras.Input((None,), dtype="bool", name="mask")
     one = keras.layers.Bidirectional(
         keras_gated.SimpleRNN(4, return_sequences=True, activation="tanh"),
-        backward_layer=keras.layers.SimpleRNN(4, return_sequences=True, activation="relu",
-                                              go_backwards=True))(x, mask=mask)
-    two = keras.layers.Bidirectional(keras.layers.GRU(4), backward_layer=keras_gated.GRU(
-        4, reset_after=False, go_backwards=True))(x, mask=mask)
+        backward_layer=keras.layers.SimpleRNN(
+            4, return_sequences=True, activation="relu", go_backwards=True
+        ),
+    )(x, mask=mask)
+    two = keras.layers.Bidirectional(
+        keras.layers.GRU(4), backward_layer=keras_gated.GRU(4, reset_after=False, go_backwards=True)
+    )(x, mask=mask)
     model = randomize(keras.Model([x, mask], [one, two]))
     path = tmp_path / "mixed.onnx"
     to_onnx(model, path)
@@ -88,8 +98,14 @@ def test_different_forward_and_backward_layers(tmp_path):
 
 # -- graphs ---------------------------------------------------------------------------------
 def test_nested_models_shared_layers_and_merges(tmp_path):
-    encoder = keras.Sequential([keras.Input((None, 4)), keras.layers.Masking(0.0),
-                                keras_gated.GRU(5, return_sequences=True)], name="encoder")
+    encoder = keras.Sequential(
+        [
+            keras.Input((None, 4)),
+            keras.layers.Masking(0.0),
+            keras_gated.GRU(5, return_sequences=True),
+        ],
+        name="encoder",
+    )
     shared = keras.layers.Bidirectional(keras.layers.LSTM(3), name="shared")
     a, b = keras.Input((None, 4), name="a"), keras.Input((None, 4), name="b")
     ha, hb = shared(encoder(a)), shared(encoder(b))  # the same layers on two inputs
@@ -98,13 +114,19 @@ def test_nested_models_shared_layers_and_merges(tmp_path):
     model = randomize(keras.Model([a, b], outputs))
     path = tmp_path / "nested.onnx"
     result = to_onnx(model, path)
-    assert result.tf2onnx_layers == [] and sorted(recurrent_ops(path)) == ["GRU", "GRU", "LSTM",
-                                                                          "LSTM"]
+    assert result.tf2onnx_layers == [] and sorted(recurrent_ops(path)) == [
+        "GRU",
+        "GRU",
+        "LSTM",
+        "LSTM",
+    ]
     graph = onnx.load(str(path)).graph
     assert [v.name for v in graph.input] == ["a", "b"]
     assert [v.name for v in graph.output] == ["score", "multiply"]
-    assert [d.dim_param for d in graph.input[0].type.tensor_type.shape.dim[:2]] == \
-        ["batch", "a_time"]
+    assert [d.dim_param for d in graph.input[0].type.tensor_type.shape.dim[:2]] == [
+        "batch",
+        "a_time",
+    ]
     xa, xb = features((3, 6, 4), 1), features((3, 5, 4), 2)
     xa[0, :3] = 0.0
     xb[1, -2:] = 0.0
@@ -124,8 +146,11 @@ def test_stateful_layers_carry_states_through_graph_inputs(tmp_path):
     names = [o.name for o in session.get_outputs()]
     assert names[1:] == ["h_0_out", "c_0_out", "h_1_out"]
     x = features((2, 6, 3))
-    zeros = {"h_0": np.zeros((2, 5), np.float32), "c_0": np.zeros((2, 5), np.float32),
-             "h_1": np.zeros((2, 4), np.float32)}
+    zeros = {
+        "h_0": np.zeros((2, 5), np.float32),
+        "c_0": np.zeros((2, 5), np.float32),
+        "h_1": np.zeros((2, 4), np.float32),
+    }
     whole, *final = session.run(names, {"x": x, **zeros})
     first, *mid = session.run(names, {"x": x[:, :4], **zeros})
     second, *end = session.run(names, {"x": x[:, 4:], **dict(zip(zeros, mid))})
@@ -135,8 +160,9 @@ def test_stateful_layers_carry_states_through_graph_inputs(tmp_path):
     for layer in model.layers[1:3]:  # Keras, stateful, over the two halves equals the graph
         layer.reset_state()
     keras_first, keras_second = model(x[:, :4]), model(x[:, 4:])
-    np.testing.assert_allclose(np.concatenate([keras_first, keras_second], 1), whole,
-                               atol=MODEL_ATOL)
+    np.testing.assert_allclose(
+        np.concatenate([keras_first, keras_second], 1), whole, atol=MODEL_ATOL
+    )
 
 
 # -- regressions ----------------------------------------------------------------------------
@@ -165,10 +191,16 @@ def test_two_input_seq2seq_exports(tmp_path):
 
 
 def test_masking_before_time_distributed_head(tmp_path):
-    model = randomize(keras.Sequential([
-        keras.Input((None, 4), name="x"), keras.layers.Masking(0.0),
-        keras_gated.SimpleRNN(8, return_sequences=True),
-        keras.layers.TimeDistributed(keras.layers.Dense(3))]))
+    model = randomize(
+        keras.Sequential(
+            [
+                keras.Input((None, 4), name="x"),
+                keras.layers.Masking(0.0),
+                keras_gated.SimpleRNN(8, return_sequences=True),
+                keras.layers.TimeDistributed(keras.layers.Dense(3)),
+            ]
+        )
+    )
     path = tmp_path / "masking.onnx"
     to_onnx(model, path)
     x = features((2, 7, 4))
@@ -192,8 +224,9 @@ def test_layer_norm_lstm_exports_as_an_explicit_loop(tmp_path):
 def test_masked_bidirectional_layer_norm_lstm_with_peepholes(tmp_path):
     x = keras.Input((None, 4), name="x")
     y = keras.layers.Masking(0.0)(x)
-    y = keras.layers.Bidirectional(keras_gated.LSTM(5, layer_norm=True, peephole=True,
-                                                    return_sequences=True), name="bi")(y)
+    y = keras.layers.Bidirectional(
+        keras_gated.LSTM(5, layer_norm=True, peephole=True, return_sequences=True), name="bi"
+    )(y)
     y = keras_gated.LSTM(3, layer_norm=True, go_backwards=True, name="back")(y)
     model = randomize(keras.Model(x, y))
     path = tmp_path / "ln_masked.onnx"
@@ -225,21 +258,29 @@ def test_a_mixed_precision_model_exports_as_a_float32_graph(tmp_path, policy):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        model = keras.Sequential([keras.Input((None, 4)), keras_gated.LSTM(8, return_sequences=True),
-                                  keras_gated.GRU(6), keras.layers.Dense(2)])
+        model = keras.Sequential(
+            [
+                keras.Input((None, 4)),
+                keras_gated.LSTM(8, return_sequences=True),
+                keras_gated.GRU(6),
+                keras.layers.Dense(2),
+            ]
+        )
         result = to_onnx(model, str(tmp_path / "m.onnx"), atol=ATOL_MIXED_POLICY)
     finally:
         keras.config.set_dtype_policy(previous)
     graph = onnx.load(result.path).graph
     assert {v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]} == {
-        onnx.TensorProto.FLOAT}
+        onnx.TensorProto.FLOAT
+    }
     assert op_types(result.path).count("LSTM") == 1 and op_types(result.path).count("GRU") == 1
 
 
 def test_python_lambda_refused_with_one_clear_error(tmp_path):
     x = keras.Input((None, 3), name="x")
-    y = keras.layers.Lambda(lambda t: np.asarray(t) * 2.0, output_shape=(None, 3),
-                            name="numpy_code")(x)
+    y = keras.layers.Lambda(
+        lambda t: np.asarray(t) * 2.0, output_shape=(None, 3), name="numpy_code"
+    )(x)
     model = keras.Model(x, keras_gated.GRU(4)(y))
     with pytest.raises(ExportError, match=r"layer 'numpy_code' \(Lambda\).*tf2onnx cannot"):
         to_onnx(model, tmp_path / "m.onnx")
@@ -248,8 +289,9 @@ def test_python_lambda_refused_with_one_clear_error(tmp_path):
 
 def test_unexportable_models_named(tmp_path):
     x = keras.Input(batch_shape=(2, None, 3))
-    stateful = keras.Model(x, keras.layers.Bidirectional(
-        keras.layers.GRU(4, stateful=True), name="bi")(x))
+    stateful = keras.Model(
+        x, keras.layers.Bidirectional(keras.layers.GRU(4, stateful=True), name="bi")(x)
+    )
     with pytest.raises(ExportError, match="'bi': a stateful Bidirectional"):
         to_onnx(stateful, tmp_path / "a.onnx")
     with pytest.raises(ExportError, match="not built"):
@@ -295,7 +337,12 @@ print("ok", keras.backend.backend())
 def test_native_export_from_other_backends(tmp_path, backend):
     pytest.importorskip(backend)
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": ROOT}
-    done = subprocess.run([sys.executable, "-c", BACKEND_SCRIPT, str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", BACKEND_SCRIPT, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["ok", backend]

@@ -83,7 +83,8 @@ def test_generate_batch_matches_single_prompt_generation(lm):
     batch = lm.generate_batch(prompts, tokens=12, top_k=5, seed=1)
     assert len(batch) == 2 and all(isinstance(text, str) for text in batch)
     assert lm.generate_batch(prompts[:1], tokens=12, top_k=5, seed=1)[0] == lm.generate(
-        prompts[0], tokens=12, top_k=5, seed=1)
+        prompts[0], tokens=12, top_k=5, seed=1
+    )
     # Batched rows run the same graph as single prompts: greedy (top_k=1) rows must agree.
     greedy = lm.generate_batch(prompts, tokens=12, top_k=1)
     assert greedy == [lm.generate(p, tokens=12, top_k=1) for p in prompts]
@@ -94,10 +95,15 @@ def test_metadata_round_trip(exported, lm):
     meta = lm.metadata
     assert meta["model_class"] == "LanguageModel" and meta["vocab_size"] == V
     assert LanguageModel.from_config(meta["model_config"]).get_config() == json.loads(
-        json.dumps(model.get_config()))
+        json.dumps(model.get_config())
+    )
     assert lm.tokenizer.get_config() == tokenizer.get_config()
     assert [(s["input"], s["output"], s["size"]) for s in meta["states"]] == [
-        ("h_0", "h_0_out", 8), ("c_0", "c_0_out", 8), ("h_1", "h_1_out", 8), ("c_1", "c_1_out", 8)]
+        ("h_0", "h_0_out", 8),
+        ("c_0", "c_0_out", 8),
+        ("h_1", "h_1_out", 8),
+        ("c_1", "c_1_out", 8),
+    ]
     assert meta["library_version"] and meta["opset"] == 17 and meta["tf2onnx_layers"] == []
     assert lm.state_names == ["h_0", "c_0", "h_1", "c_1"]
 
@@ -106,7 +112,8 @@ def test_providers(exported):
     path = exported[2]
     assert OnnxLanguageModel(path).providers[-1] == "CPUExecutionProvider"
     assert OnnxLanguageModel(path, providers=["CPUExecutionProvider"]).providers == [
-        "CPUExecutionProvider"]
+        "CPUExecutionProvider"
+    ]
     with pytest.raises(ValueError, match="NoSuchExecutionProvider"):
         OnnxLanguageModel(path, providers=["NoSuchExecutionProvider"])
 
@@ -120,8 +127,9 @@ def test_session_options_reach_the_session(exported, lm):
     single = OnnxLanguageModel(exported[2], sess_options=options)
     assert single._session.get_session_options().intra_op_num_threads == 1
     tokens, states = random_inputs(lm.state_sizes)
-    np.testing.assert_allclose(single.step(tokens, states)[0], lm.step(tokens, states)[0],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        single.step(tokens, states)[0], lm.step(tokens, states)[0], atol=1e-5
+    )
 
 
 # -- bad input ------------------------------------------------------------------------------
@@ -142,8 +150,9 @@ def test_bad_files(tmp_path):
     x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
     y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
     graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
-    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]),
-              str(plain))
+    onnx.save(
+        onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), str(plain)
+    )
     with pytest.raises(ValueError, match="no keras_gated metadata"):
         OnnxLanguageModel(plain)
 
@@ -225,8 +234,13 @@ print(sorted(m for m in sys.modules if m.partition(".")[0] in heavy))
 
 def test_runtime_needs_no_tensorflow_keras_or_onnx(exported, lm):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    done = subprocess.run([sys.executable, "-c", BLOCKED_IMPORTS, str(exported[2])], cwd=root,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKED_IMPORTS, str(exported[2])],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     first, modules = done.stdout.strip().splitlines()[-2:]
     assert first == f"{lm.generate('abc', tokens=8, seed=0)!r} True"

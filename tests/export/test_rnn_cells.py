@@ -65,12 +65,17 @@ def state_count(kind):
 def rnn_model(spec):
     """x, a mask and (optionally) initial states -> a `keras.layers.RNN` over spec's cells,
     plain or in a Bidirectional, with every output Keras returns."""
-    cells = [make_cell(impl, kind, units, **spec["options"])
-             for (impl, kind), units in zip(spec["cells"], UNITS)]
+    cells = [
+        make_cell(impl, kind, units, **spec["options"])
+        for (impl, kind), units in zip(spec["cells"], UNITS)
+    ]
     cell = keras.layers.StackedRNNCells(cells) if spec["stacked"] else cells[0]
-    layer = keras.layers.RNN(cell, return_sequences=spec["return_sequences"],
-                             return_state=spec["return_state"],
-                             go_backwards=spec["go_backwards"] and not spec["bidirectional"])
+    layer = keras.layers.RNN(
+        cell,
+        return_sequences=spec["return_sequences"],
+        return_state=spec["return_state"],
+        go_backwards=spec["go_backwards"] and not spec["bidirectional"],
+    )
     if spec["bidirectional"]:
         layer = keras.layers.Bidirectional(layer, merge_mode=spec["merge_mode"])
     x = keras.Input((None, D), name="x")
@@ -81,8 +86,9 @@ def rnn_model(spec):
     if spec["initial_state"]:  # random states: per cell a list, nested for a stack
         per_cell = []
         for k, ((_, kind), units) in enumerate(zip(spec["cells"], UNITS)):
-            per_cell.append([keras.Input((units,), name=f"s{k}_{j}")
-                             for j in range(state_count(kind))])
+            per_cell.append(
+                [keras.Input((units,), name=f"s{k}_{j}") for j in range(state_count(kind))]
+            )
             inputs += per_cell[-1]
         initial = per_cell if spec["stacked"] else per_cell[0]
         if spec["bidirectional"]:  # Keras splits the list in halves: forward, backward
@@ -114,7 +120,7 @@ def check(tmp_path, spec):
     feeds = {"x": rng.standard_normal((batch, T, D)).astype(np.float32)}
     if spec["mask"] is not None:
         feeds["mask"] = spec["mask"]
-    for x in model.inputs[len(feeds):]:
+    for x in model.inputs[len(feeds) :]:
         feeds[x.name] = (0.5 * rng.standard_normal((batch, x.shape[1]))).astype(np.float32)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
@@ -128,18 +134,25 @@ def check(tmp_path, spec):
 
 
 cell_choices = st.tuples(st.sampled_from(sorted(IMPLS)), st.sampled_from(sorted(CELLS)))
-specs = st.fixed_dictionaries({
-    "cells": st.lists(cell_choices, min_size=1, max_size=3),
-    "mask": st.sampled_from(sorted(MASKS)).map(MASKS.get),
-    "go_backwards": st.booleans(),
-    "return_sequences": st.booleans(),
-    "return_state": st.booleans(),
-    "initial_state": st.booleans(),
-    "bidirectional": st.booleans(),
-    "merge_mode": st.sampled_from(MERGE_MODES),
-    "options": st.sampled_from([{}, {"use_bias": False},
-                                {"activation": "relu", "recurrent_activation": "hard_sigmoid"}]),
-})
+specs = st.fixed_dictionaries(
+    {
+        "cells": st.lists(cell_choices, min_size=1, max_size=3),
+        "mask": st.sampled_from(sorted(MASKS)).map(MASKS.get),
+        "go_backwards": st.booleans(),
+        "return_sequences": st.booleans(),
+        "return_state": st.booleans(),
+        "initial_state": st.booleans(),
+        "bidirectional": st.booleans(),
+        "merge_mode": st.sampled_from(MERGE_MODES),
+        "options": st.sampled_from(
+            [
+                {},
+                {"use_bias": False},
+                {"activation": "relu", "recurrent_activation": "hard_sigmoid"},
+            ]
+        ),
+    }
+)
 
 
 @settings(max_examples=24, deadline=None, derandomize=True)
@@ -154,10 +167,18 @@ def test_rnn_over_cells_and_stacks_equals_keras(tmp_path_factory, spec):
 @pytest.mark.parametrize("impl", sorted(IMPLS))
 @pytest.mark.parametrize("merge_mode", MERGE_MODES)
 def test_bidirectional_stack_with_masks_every_merge_mode(tmp_path, impl, merge_mode):
-    spec = {"cells": [(impl, "lstm"), (impl, "gru-reset_after")], "stacked": True,
-            "mask": MASK, "go_backwards": False, "return_sequences": True, "return_state": True,
-            "initial_state": True, "bidirectional": True, "merge_mode": merge_mode,
-            "options": {}}
+    spec = {
+        "cells": [(impl, "lstm"), (impl, "gru-reset_after")],
+        "stacked": True,
+        "mask": MASK,
+        "go_backwards": False,
+        "return_sequences": True,
+        "return_state": True,
+        "initial_state": True,
+        "bidirectional": True,
+        "merge_mode": merge_mode,
+        "options": {},
+    }
     check(tmp_path, spec)
 
 
@@ -176,8 +197,11 @@ def test_stateful_stack_carries_every_cells_states(tmp_path):
     names = [o.name for o in session.get_outputs()]
     assert names[1:] == ["h_0_out", "c_0_out", "h_1_out"]
     xs = np.random.default_rng(3).standard_normal((2, 6, D)).astype(np.float32)
-    zeros = {"h_0": np.zeros((2, 4), np.float32), "c_0": np.zeros((2, 4), np.float32),
-             "h_1": np.zeros((2, 3), np.float32)}
+    zeros = {
+        "h_0": np.zeros((2, 4), np.float32),
+        "c_0": np.zeros((2, 4), np.float32),
+        "h_1": np.zeros((2, 3), np.float32),
+    }
     whole, *_ = session.run(names, {"x": xs, **zeros})
     first, *mid = session.run(names, {"x": xs[:, :4], **zeros})
     second, *_ = session.run(names, {"x": xs[:, 4:], **dict(zip(zeros, mid))})
@@ -192,10 +216,18 @@ def test_masked_stack_holds_every_cell_and_repeats_the_output(tmp_path):
     """The property the chain relies on, on the exported graph alone: at a masked step the
     output repeats and every cell's final state ignores the masked steps, so appending
     masked steps changes nothing."""
-    spec = {"cells": [("ours", "gru-reset_before"), ("keras", "lstm"), ("ours", "rnn")],
-            "stacked": True, "mask": MASK, "go_backwards": False, "return_sequences": True,
-            "return_state": True, "initial_state": False, "bidirectional": False,
-            "merge_mode": None, "options": {}}
+    spec = {
+        "cells": [("ours", "gru-reset_before"), ("keras", "lstm"), ("ours", "rnn")],
+        "stacked": True,
+        "mask": MASK,
+        "go_backwards": False,
+        "return_sequences": True,
+        "return_state": True,
+        "initial_state": False,
+        "bidirectional": False,
+        "merge_mode": None,
+        "options": {},
+    }
     model = rnn_model(spec)
     path = tmp_path / "stack.onnx"
     to_onnx(model, path)

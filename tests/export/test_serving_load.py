@@ -119,8 +119,9 @@ def difference(got, want):
 def sequential(models, count):
     """The mixed list (good and bad calls) and each call's outcome made alone on the first
     session, in order."""
-    calls = with_bad_calls(serving.call_mix(models[0][0], count, seed=count),
-                           bad_calls(models[0][0]))
+    calls = with_bad_calls(
+        serving.call_mix(models[0][0], count, seed=count), bad_calls(models[0][0])
+    )
     return calls, [outcome(call, models[0]) for call in calls]
 
 
@@ -176,12 +177,16 @@ def test_the_load_covers_every_request_and_the_check_can_fail(quick_load, models
     calls, expected = quick_load
     good = [c for i, c in enumerate(calls) if i % (BAD_EVERY + 1) != BAD_EVERY]
     assert sum(c.calls for c in good) >= QUICK_CALLS and {c.kind for c in good} == set(
-        serving.KINDS)
+        serving.KINDS
+    )
     assert {len(c.args["prompts"]) for c in good if c.kind == "generate_batch"} == set(range(1, 17))
     for kind in ("stream", "run"):
         assert {len(c.args["tokens"][0]) for c in good if c.kind == kind} == set(range(1, 17))
-    assert any(len(c.args["tokens"]) > 1 and c.args["states"] is not None for c in good
-               if c.kind == "stream")  # random states fed, then carried
+    assert any(
+        len(c.args["tokens"]) > 1 and c.args["states"] is not None
+        for c in good
+        if c.kind == "stream"
+    )  # random states fed, then carried
     bad = bad_calls(models[0][0])
     assert len(calls) - len(good) >= len(bad)  # every bad request is in the list
     outcomes = [outcome(call, models[0]) for call in bad]
@@ -206,7 +211,10 @@ def test_a_session_serves_after_its_file_is_removed(path, quick_load, tmp_path):
     os.remove(copy)
     calls, expected = quick_load
     mismatches = []
-    _, failed = serving.serve(calls[:200], models, 4,
-                              lambda i, r: mismatches.append(i) if difference(r, expected[i])
-                              else None)
+    _, failed = serving.serve(
+        calls[:200],
+        models,
+        4,
+        lambda i, r: mismatches.append(i) if difference(r, expected[i]) else None,
+    )
     assert mismatches == [] and {i for i, _ in failed} == raised(expected[:200])

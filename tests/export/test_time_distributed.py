@@ -31,7 +31,8 @@ def recurrent(impl, kind):
         "gru_sequences": lambda: rnn.GRU(U, return_sequences=True, reset_after=False),
         "simple_rnn_backwards": lambda: rnn.SimpleRNN(U, go_backwards=True),
         "bidirectional_lstm": lambda: keras.layers.Bidirectional(
-            rnn.LSTM(U, return_sequences=True)),
+            rnn.LSTM(U, return_sequences=True)
+        ),
     }[kind]()
 
 
@@ -49,8 +50,9 @@ def parity(tmp_path, model, x):
 
 
 @pytest.mark.parametrize("impl", sorted(IMPLS))
-@pytest.mark.parametrize("kind", ["lstm", "gru_sequences", "simple_rnn_backwards",
-                                  "bidirectional_lstm"])
+@pytest.mark.parametrize(
+    "kind", ["lstm", "gru_sequences", "simple_rnn_backwards", "bidirectional_lstm"]
+)
 @pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
 def test_one_native_node_for_every_slice(tmp_path, impl, kind, static):
     n, t = 3, 6

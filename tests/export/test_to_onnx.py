@@ -33,8 +33,11 @@ def _parity(path, model, feeds):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()][: len(model.outputs)]
     got = session.run(names, feeds)
-    want = model([feeds[x.name] for x in model.inputs] if len(model.inputs) > 1
-                 else feeds[model.inputs[0].name])
+    want = model(
+        [feeds[x.name] for x in model.inputs]
+        if len(model.inputs) > 1
+        else feeds[model.inputs[0].name]
+    )
     want = want if isinstance(want, (list, tuple)) else [want]
     return max(float(np.max(np.abs(g - np.asarray(w)))) for g, w in zip(got, want))
 
@@ -110,15 +113,17 @@ def test_int8_quantization(tmp_path):
 
 # -- models other than language models ---------------------------------------------------------
 def test_sequential_with_layer_normalization_goes_through_tf2onnx(tmp_path):
-    model = keras.Sequential([
-        keras.Input((None,), dtype="int32", name="ids"),
-        keras.layers.Embedding(V, 8, name="embed"),
-        keras_gated.LSTM(6, return_sequences=True, name="lstm"),  # U=6 != D=8
-        keras.layers.LayerNormalization(name="norm"),
-        keras.layers.Dropout(0.5, name="drop"),
-        keras_gated.GRU(5, return_sequences=True, name="gru"),
-        keras.layers.Dense(V, name="head"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32", name="ids"),
+            keras.layers.Embedding(V, 8, name="embed"),
+            keras_gated.LSTM(6, return_sequences=True, name="lstm"),  # U=6 != D=8
+            keras.layers.LayerNormalization(name="norm"),
+            keras.layers.Dropout(0.5, name="drop"),
+            keras_gated.GRU(5, return_sequences=True, name="gru"),
+            keras.layers.Dense(V, name="head"),
+        ]
+    )
     randomize(model)
     path = tmp_path / "seq.onnx"
     result = to_onnx(model, path)
@@ -137,13 +142,15 @@ def test_sequential_with_layer_normalization_goes_through_tf2onnx(tmp_path):
 
 
 def test_stateful_sequential_is_a_language_model_for_the_runtime(tmp_path):
-    model = keras.Sequential([
-        keras.Input(batch_shape=(2, None), dtype="int32", name="ids"),
-        keras.layers.Embedding(V, 8),
-        keras_gated.LSTM(6, return_sequences=True, stateful=True),
-        keras.layers.GRU(5, return_sequences=True, stateful=True),
-        keras.layers.Dense(V),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(batch_shape=(2, None), dtype="int32", name="ids"),
+            keras.layers.Embedding(V, 8),
+            keras_gated.LSTM(6, return_sequences=True, stateful=True),
+            keras.layers.GRU(5, return_sequences=True, stateful=True),
+            keras.layers.Dense(V),
+        ]
+    )
     randomize(model)
     path = tmp_path / "stateful.onnx"
     result = to_onnx(model, path, tokenizer=char_tokenizer())

@@ -36,11 +36,17 @@ def test_language_model_is_one_scan_per_layer_with_parity(exported):
     assert result.max_abs_diff <= PARITY_ATOL and result.tf2onnx_layers == []
     types = op_types(path)
     assert types.count("Scan") == 2 and not [t for t in types if t in RECURRENT_OPS]
-    bodies = [a.g for n in onnx.load(str(path)).graph.node if n.op_type == "Scan"
-              for a in n.attribute if a.name == "body"]
+    bodies = [
+        a.g
+        for n in onnx.load(str(path)).graph.node
+        if n.op_type == "Scan"
+        for a in n.attribute
+        if a.name == "body"
+    ]
     for body in bodies:  # the expectation of each zoned state, in the body
-        assert {"h_zoned", "c_zoned"} <= {name.split("/")[-1].rsplit("_out", 1)[0]
-                                          for n in body.node for name in n.output}
+        assert {"h_zoned", "c_zoned"} <= {
+            name.split("/")[-1].rsplit("_out", 1)[0] for n in body.node for name in n.output
+        }
     assert_runtime_parity(model, path)
 
 
@@ -55,11 +61,13 @@ def test_masked_bidirectional_gru_and_backwards_lstm(tmp_path):
     no bias) and a `go_backwards` layer-normalised LSTM with zoneout on c only."""
     x = keras.Input((None, 4), name="x")
     y = keras.layers.Masking(0.0)(x)
-    y = keras.layers.Bidirectional(keras_gated.GRU(5, zoneout=0.3, reset_after=False,
-                                                   use_bias=False, return_sequences=True),
-                                   name="bi")(y)
-    y, h, c = keras_gated.LSTM(3, layer_norm=True, cell_zoneout=0.5, go_backwards=True,
-                               return_state=True, name="back")(y)
+    y = keras.layers.Bidirectional(
+        keras_gated.GRU(5, zoneout=0.3, reset_after=False, use_bias=False, return_sequences=True),
+        name="bi",
+    )(y)
+    y, h, c = keras_gated.LSTM(
+        3, layer_norm=True, cell_zoneout=0.5, go_backwards=True, return_state=True, name="back"
+    )(y)
     model = randomize(keras.Model(x, [y, h, c]))
     path = tmp_path / "zoneout_masked.onnx"
     result = to_onnx(model, path)

@@ -25,31 +25,124 @@ def seldom(chance):
 
 
 # Names in the test's working directory (test_fuzz_cli.template), and hostile ones.
-NAME = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="/\x00"),
-               min_size=1, max_size=12)
+NAME = st.text(
+    st.characters(exclude_categories=["Cs"], exclude_characters="/\x00"), min_size=1, max_size=12
+)
 GOOD_READ_PATHS = {"corpus": ["corpus", "corpus/a.txt"], "run": ["run"], "onnx": ["lm.onnx"]}
-BAD_READ_PATHS = st.sampled_from(["run", "lm.onnx", "corpus", "run_bad_vocab", "run_bad_config",
-                                  "garbage.onnx", "binary.txt", "empty.txt", "empty_dir",
-                                  "missing", "corpus/a.txt/below", "naïve ☃ 目录", "", ".", "-",
-                                  "--"]) | NAME
-WRITE_PATHS = mostly(st.sampled_from(["fresh", "fresh/deeper", "naïve ☃ 目录/out"]),
-                     st.sampled_from(["run", "corpus", "corpus/a.txt", "corpus/a.txt/below",
-                                      "empty_dir", "lm.onnx", "", ".", "x" * 300]) | NAME)
-TEXT = mostly(st.sampled_from(["to be", "abc", "The Cat"]),
-              st.sampled_from(["", " ", "TO BE\r\n", "\ufeff", "\x1b[31m", "a\nb", "<unk>",
-                               "日本語", "مرحبا", "😀", "-x", "--prompt", "\u200d", "x" * 5000])
-              | st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
-                        max_size=20))
-INTS = mostly(st.integers(1, 6).map(str), st.integers(-3, 0).map(str) | st.sampled_from(
-    ["99999999999999999999999", "1e3", "0x10", "٣", "１２", "1_0", " 7 ", "+5", "7.0", "",
-     "nan", "inf", "x"]))
-FLOATS = mostly(st.sampled_from(["0.1", "0.5", "0.25", "1e-3", "1"]), st.floats().map(repr)
-                | st.sampled_from(["nan", "inf", "-inf", "1e400", "-0.0", "0", "1e-320", "2",
-                                   "-1", "", "1,5", "0x1p-3", "infinity", " .5", "x"]))
-BOOLS = mostly(st.sampled_from(["true", "false", "1", "0", "yes", "off", "TRUE"]),
-               st.sampled_from(["maybe", "", "2", "tru"]))
-WIDTHS = mostly(st.sampled_from(["8", "4,8", "8,8"]), INTS | st.sampled_from(
-    ["8,", ",", "8,,8", "0,8", "-1,8", "8,x", "８"]))
+BAD_READ_PATHS = (
+    st.sampled_from(
+        [
+            "run",
+            "lm.onnx",
+            "corpus",
+            "run_bad_vocab",
+            "run_bad_config",
+            "garbage.onnx",
+            "binary.txt",
+            "empty.txt",
+            "empty_dir",
+            "missing",
+            "corpus/a.txt/below",
+            "naïve ☃ 目录",
+            "",
+            ".",
+            "-",
+            "--",
+        ]
+    )
+    | NAME
+)
+WRITE_PATHS = mostly(
+    st.sampled_from(["fresh", "fresh/deeper", "naïve ☃ 目录/out"]),
+    st.sampled_from(
+        [
+            "run",
+            "corpus",
+            "corpus/a.txt",
+            "corpus/a.txt/below",
+            "empty_dir",
+            "lm.onnx",
+            "",
+            ".",
+            "x" * 300,
+        ]
+    )
+    | NAME,
+)
+TEXT = mostly(
+    st.sampled_from(["to be", "abc", "The Cat"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "TO BE\r\n",
+            "\ufeff",
+            "\x1b[31m",
+            "a\nb",
+            "<unk>",
+            "日本語",
+            "مرحبا",
+            "😀",
+            "-x",
+            "--prompt",
+            "\u200d",
+            "x" * 5000,
+        ]
+    )
+    | st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=20),
+)
+INTS = mostly(
+    st.integers(1, 6).map(str),
+    st.integers(-3, 0).map(str)
+    | st.sampled_from(
+        [
+            "99999999999999999999999",
+            "1e3",
+            "0x10",
+            "٣",
+            "１２",
+            "1_0",
+            " 7 ",
+            "+5",
+            "7.0",
+            "",
+            "nan",
+            "inf",
+            "x",
+        ]
+    ),
+)
+FLOATS = mostly(
+    st.sampled_from(["0.1", "0.5", "0.25", "1e-3", "1"]),
+    st.floats().map(repr)
+    | st.sampled_from(
+        [
+            "nan",
+            "inf",
+            "-inf",
+            "1e400",
+            "-0.0",
+            "0",
+            "1e-320",
+            "2",
+            "-1",
+            "",
+            "1,5",
+            "0x1p-3",
+            "infinity",
+            " .5",
+            "x",
+        ]
+    ),
+)
+BOOLS = mostly(
+    st.sampled_from(["true", "false", "1", "0", "yes", "off", "TRUE"]),
+    st.sampled_from(["maybe", "", "2", "tru"]),
+)
+WIDTHS = mostly(
+    st.sampled_from(["8", "4,8", "8,8"]),
+    INTS | st.sampled_from(["8,", ",", "8,,8", "0,8", "-1,8", "8,x", "８"]),
+)
 SEQ_LENS = mostly(st.sampled_from(["2,3", "3,3,3", "10,2"]), WIDTHS | st.just("1,10"))
 NEAR_CHOICES = ["", "LSTM", "lstm ", "ｌｓｔｍ", "none,", "int4", "tpu"]
 # Options (of type None or str) whose value is a path to write, or free text; paths to read
@@ -88,8 +181,10 @@ def values(action):
         return WIDTHS
     elif kind.__name__ == "seq_lens":
         return SEQ_LENS
-    raise AssertionError(f"no values drawn for {action.option_strings or action.dest} "
-                         f"(type {kind}): add them to tests/fuzz/command_lines.py")
+    raise AssertionError(
+        f"no values drawn for {action.option_strings or action.dest} "
+        f"(type {kind}): add them to tests/fuzz/command_lines.py"
+    )
 
 
 @st.composite
@@ -98,8 +193,20 @@ def command_lines(draw):
     each with a drawn value; now and then a missing value, an unknown option or no command."""
     commands = subcommands()
     if draw(seldom(25)):
-        return draw(st.sampled_from([[], ["--version"], ["-h"], ["nope"], ["--verbose"],
-                                     ["TRAIN"], [""], ["--", "train"]]))
+        return draw(
+            st.sampled_from(
+                [
+                    [],
+                    ["--version"],
+                    ["-h"],
+                    ["nope"],
+                    ["--verbose"],
+                    ["TRAIN"],
+                    [""],
+                    ["--", "train"],
+                ]
+            )
+        )
     name = draw(st.sampled_from(sorted(commands)))
     parser = commands[name]
     argv = [name]
@@ -108,8 +215,9 @@ def command_lines(draw):
             continue
         if action.nargs != "?" or draw(st.booleans()):
             argv.append(draw(values(action)))
-    options = [a for a in parser._actions
-               if a.option_strings and not isinstance(a, argparse._HelpAction)]
+    options = [
+        a for a in parser._actions if a.option_strings and not isinstance(a, argparse._HelpAction)
+    ]
     chosen = draw(st.lists(st.sampled_from(options), max_size=6, unique_by=id))
     chosen += [a for a in options if a.required and a not in chosen and not draw(seldom(10))]
     if name == "train" and not any(a.dest == "corpus" for a in chosen):

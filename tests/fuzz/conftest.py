@@ -6,17 +6,24 @@ import keras  # noqa: F401
 import pytest
 from hypothesis import HealthCheck, settings
 
-_COMMON = dict(deadline=None, database=None,
-               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                      HealthCheck.filter_too_much])
+_COMMON = dict(
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
 
 
 def tiers(quick, long):
     """Parameters `budget` of a fuzz test: `quick` derandomized examples in the default tier
     (the same inputs on every run), `long` random ones under the `slow` marker."""
-    return [pytest.param(settings(max_examples=quick, derandomize=True, **_COMMON), id="quick"),
-            pytest.param(settings(max_examples=long, **_COMMON), id="long",
-                         marks=pytest.mark.slow)]
+    return [
+        pytest.param(settings(max_examples=quick, derandomize=True, **_COMMON), id="quick"),
+        pytest.param(settings(max_examples=long, **_COMMON), id="long", marks=pytest.mark.slow),
+    ]
 
 
 @pytest.fixture(scope="package")

@@ -76,6 +76,7 @@ def stop_at_work(monkeypatch):
     def stop(step):
         def stand_in(*args, **kwargs):
             raise ReachedWork(step)
+
         return stand_in
 
     monkeypatch.setattr(trainer, "_model", stop("build the model"))
@@ -101,15 +102,17 @@ def visible_lines(text):
 
 def contents(folder):
     """{relative path: bytes} of every file under `folder`."""
-    return {str(p.relative_to(folder)): p.read_bytes()
-            for p in pathlib.Path(folder).rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in pathlib.Path(folder).rglob("*")
+        if p.is_file()
+    }
 
 
 def run_in(folder, argv):
     """main(argv) in `folder`: (exit status or "reached", stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.chdir(folder), contextlib.redirect_stdout(out), \
-            contextlib.redirect_stderr(err):
+    with contextlib.chdir(folder), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             status = main(argv)
         except SystemExit as exit:  # argparse: --help, --version, a bad command line
@@ -168,20 +171,24 @@ TENSORFLOW = pytest.mark.slow  # the command imports TensorFlow: ~10 s of start-
 
 def console_script(argv, folder):
     environment = {k: v for k, v in os.environ.items() if k != "KERAS_GATED_TRACEBACK"}
-    return subprocess.run([SCRIPT, *argv], cwd=folder, capture_output=True, timeout=120,
-                          env=environment)
+    return subprocess.run(
+        [SCRIPT, *argv], cwd=folder, capture_output=True, timeout=120, env=environment
+    )
 
 
-@pytest.mark.parametrize("argv", [
-    ["train", "--units", "8,x", "--out", "r"],
-    ["generate", "--onnx", "garbage.onnx", "--prompt", "to be"],
-    ["generate", "--onnx", "lm.onnx", "--prompt", "abc", "--temperature", "nan"],
-    ["diagnose", "--demo", "--sweep"],
-    pytest.param(["train", "--corpus", "binary.txt", "--out", "r"], marks=TENSORFLOW),
-    pytest.param(["generate", "run_bad_vocab", "--prompt", "to be"], marks=TENSORFLOW),
-    pytest.param(["evaluate", "empty_dir"], marks=TENSORFLOW),
-    pytest.param(["export", "run", "corpus"], marks=TENSORFLOW),
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--units", "8,x", "--out", "r"],
+        ["generate", "--onnx", "garbage.onnx", "--prompt", "to be"],
+        ["generate", "--onnx", "lm.onnx", "--prompt", "abc", "--temperature", "nan"],
+        ["diagnose", "--demo", "--sweep"],
+        pytest.param(["train", "--corpus", "binary.txt", "--out", "r"], marks=TENSORFLOW),
+        pytest.param(["generate", "run_bad_vocab", "--prompt", "to be"], marks=TENSORFLOW),
+        pytest.param(["evaluate", "empty_dir"], marks=TENSORFLOW),
+        pytest.param(["export", "run", "corpus"], marks=TENSORFLOW),
+    ],
+)
 def test_the_console_script_prints_one_line_and_no_traceback(argv, template):
     done = console_script(argv, template)
     err = done.stderr.decode("utf-8", "backslashreplace")
@@ -193,7 +200,8 @@ def test_a_prompt_in_another_encoding_comes_back_as_its_bytes(template):
     """A byte that is not UTF-8 reaches Python as a surrogate escape; it is an unknown
     character to the tokenizer, and the echoed prompt is the byte the user typed."""
     prompt = b"\xff".decode("utf-8", "surrogateescape")
-    done = console_script(["generate", "--onnx", "lm.onnx", "--prompt", prompt, "--tokens", "3"],
-                          template)
+    done = console_script(
+        ["generate", "--onnx", "lm.onnx", "--prompt", prompt, "--tokens", "3"], template
+    )
     assert done.returncode == 0 and done.stderr == b"", done.stderr
     assert done.stdout.startswith(b"\xff") and len(done.stdout.strip()) == 1 + 3

@@ -16,17 +16,43 @@ from keras_gated.export.runtime import OnnxLanguageModel
 from tests.fuzz.conftest import tiers
 
 NAMES = ["tokens", "logits", "h_0", "c_0", "h_0_out", "c_0_out", "h_1", "", "nope"]
-SCALARS = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats()
-           | st.sampled_from([0, -8, 8, 7, 23, 10**30, 2**63, *NAMES]) | st.text(max_size=6))
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
-                    | st.dictionaries(st.sampled_from(["input", "output", "size", "x"])
-                                      | st.text(max_size=4), inner, max_size=4), max_leaves=10)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.sampled_from([0, -8, 8, 7, 23, 10**30, 2**63, *NAMES])
+    | st.text(max_size=6)
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["input", "output", "size", "x"]) | st.text(max_size=4),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=10,
+)
 DEEP = "[" * 100_000 + "]" * 100_000  # past Python's recursion limit
-RAW = st.sampled_from(["", "{", "null", "[]", "1", '"keras_gated.onnx"', "NaN", "9" * 5000, DEEP,
-                       '{"format": "keras_gated.onnx", "version": 1}',
-                       '{"format": "keras_gated.onnx", "version": 2}',
-                       '{"format": "keras_gated.onnx", "version": 1, "x": ' + DEEP + "}"]) \
-    | st.text(max_size=30)
+RAW = st.sampled_from(
+    [
+        "",
+        "{",
+        "null",
+        "[]",
+        "1",
+        '"keras_gated.onnx"',
+        "NaN",
+        "9" * 5000,
+        DEEP,
+        '{"format": "keras_gated.onnx", "version": 1}',
+        '{"format": "keras_gated.onnx", "version": 2}',
+        '{"format": "keras_gated.onnx", "version": 1, "x": ' + DEEP + "}",
+    ]
+) | st.text(max_size=30)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +68,11 @@ def hostile_metadata(draw, metadata):
     metadata = json.loads(json.dumps(metadata))
     states = metadata["states"]
     key = draw(st.sampled_from(sorted(metadata)))
-    kind = draw(st.sampled_from(["replace", "remove", "state field", "state list",
-                                 "tokenizer field", "raw"]))
+    kind = draw(
+        st.sampled_from(
+            ["replace", "remove", "state field", "state list", "tokenizer field", "raw"]
+        )
+    )
     if kind == "replace":
         metadata[key] = draw(JSON)
     elif kind == "remove":
@@ -70,16 +99,16 @@ def hostile_metadata(draw, metadata):
     elif kind == "tokenizer field":
         tokenizer = metadata["tokenizer"]
         where = tokenizer if draw(st.booleans()) else tokenizer["config"]
-        where[draw(st.sampled_from(["format", "version", "class_name", "config", "vocabulary"]))] \
-            = draw(JSON)
+        where[
+            draw(st.sampled_from(["format", "version", "class_name", "config", "vocabulary"]))
+        ] = draw(JSON)
     else:
         return draw(RAW)
     return json.dumps(metadata)
 
 
 @pytest.mark.parametrize("budget", tiers(60, 3000))
-def test_hostile_metadata_is_refused_naming_the_file_or_the_model_works(
-        budget, original, tmp_path):
+def test_hostile_metadata_is_refused_naming_the_file_or_the_model_works(budget, original, tmp_path):
     data, metadata = original
     path = tmp_path / "lm.onnx"
 
@@ -107,20 +136,26 @@ def test_hostile_metadata_is_refused_naming_the_file_or_the_model_works(
     check()
 
 
-@pytest.mark.parametrize("change,needle", [
-    (lambda m: m.update(vocab_size=-5), "vocab_size -5, not a positive integer"),
-    (lambda m: m.update(vocab_size=22), "'logits' width 22, the graph 23"),
-    (lambda m: m.pop("states"), "states None, not a list"),
-    (lambda m: m["states"][0].update(size=10**12), "'h_0' width 1000000000000, the graph 8"),
-    (lambda m: m["states"][1].update(size="8"), r"states\[1\]"),
-    (lambda m: m["states"][0].update(input="c_0"), "names a tensor twice"),
-    (lambda m: m["states"][0].update(output="nope"), r"graph lacks the outputs \['nope'\]"),
-    (lambda m: m["states"][0].update(input="nope"), r"graph lacks the inputs \['nope'\]"),
-    (lambda m: m["states"].pop(), r"metadata does not name the graph inputs \['c_0'\]"),
-    (lambda m: m.update(input=["tokens"]), "input \\['tokens'\\], not a tensor name"),
-    (lambda m: m["tokenizer"]["config"].update(vocabulary=None), "stored tokenizer is unusable"),
-    (lambda m: m["tokenizer"].update(class_name=[]), "unknown tokenizer class"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        (lambda m: m.update(vocab_size=-5), "vocab_size -5, not a positive integer"),
+        (lambda m: m.update(vocab_size=22), "'logits' width 22, the graph 23"),
+        (lambda m: m.pop("states"), "states None, not a list"),
+        (lambda m: m["states"][0].update(size=10**12), "'h_0' width 1000000000000, the graph 8"),
+        (lambda m: m["states"][1].update(size="8"), r"states\[1\]"),
+        (lambda m: m["states"][0].update(input="c_0"), "names a tensor twice"),
+        (lambda m: m["states"][0].update(output="nope"), r"graph lacks the outputs \['nope'\]"),
+        (lambda m: m["states"][0].update(input="nope"), r"graph lacks the inputs \['nope'\]"),
+        (lambda m: m["states"].pop(), r"metadata does not name the graph inputs \['c_0'\]"),
+        (lambda m: m.update(input=["tokens"]), "input \\['tokens'\\], not a tensor name"),
+        (
+            lambda m: m["tokenizer"]["config"].update(vocabulary=None),
+            "stored tokenizer is unusable",
+        ),
+        (lambda m: m["tokenizer"].update(class_name=[]), "unknown tokenizer class"),
+    ],
+)
 def test_each_malformed_field_is_named(change, needle, original, tmp_path):
     data, metadata = original
     metadata = json.loads(json.dumps(metadata))

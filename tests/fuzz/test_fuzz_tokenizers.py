@@ -23,20 +23,65 @@ from tests.fuzz.conftest import tiers
 
 # The characters that break text handling: line ends of every kind, a BOM, controls, joiners,
 # combining marks, right-to-left text, a character outside the BMP, and the literal "<unk>".
-AWKWARD = ["\r\n", "\r", "\n", "\n\n", "\ufeff", "\x00", "\x1b", "\x85", "\u2028", "\t",
-           "\u200d", "\u0301", "İ", "ß", "ﬁ", "שָׁלוֹם", "مرحبا", "日本語", "😀", "\U0001f3f3\ufe0f",
-           " ", "  ", "<unk>", "<UNK>", "<eol>", "'", "’", "don't", "'tis", "th'", '"', "--",
-           ",", "(", ")", "&c.", "…"]
-TEXT = st.lists(st.sampled_from(AWKWARD) | st.text(st.characters(exclude_categories=["Cs"]),
-                                                   max_size=12), max_size=12).map("".join)
+AWKWARD = [
+    "\r\n",
+    "\r",
+    "\n",
+    "\n\n",
+    "\ufeff",
+    "\x00",
+    "\x1b",
+    "\x85",
+    "\u2028",
+    "\t",
+    "\u200d",
+    "\u0301",
+    "İ",
+    "ß",
+    "ﬁ",
+    "שָׁלוֹם",
+    "مرحبا",
+    "日本語",
+    "😀",
+    "\U0001f3f3\ufe0f",
+    " ",
+    "  ",
+    "<unk>",
+    "<UNK>",
+    "<eol>",
+    "'",
+    "’",
+    "don't",
+    "'tis",
+    "th'",
+    '"',
+    "--",
+    ",",
+    "(",
+    ")",
+    "&c.",
+    "…",
+]
+TEXT = st.lists(
+    st.sampled_from(AWKWARD) | st.text(st.characters(exclude_categories=["Cs"]), max_size=12),
+    max_size=12,
+).map("".join)
 LONG_LINE = st.integers(1000, 20_000).map(lambda n: ("abc, déf " * n)[:n])
 ANY_TEXT = TEXT | LONG_LINE
 # Text of words (letters and digits that stay so when lowercased) and whitespace only.
 WORD_CHARS = st.characters(categories=["L", "N"]).filter(lambda c: c.lower().isalnum())
-WORDISH = st.lists(st.text(WORD_CHARS, min_size=1, max_size=6) | st.sampled_from(
-    [" ", "  ", "\t", "\n", "\r\n", "\n\n", " \n ", "\x1f", "\u2028"]), max_size=15).map("".join)
-WORD_OPTIONS = st.fixed_dictionaries({"lowercase": st.booleans(), "punctuation": st.booleans(),
-                                      "eol_token": st.sampled_from(["<eol>", None, "</s>"])})
+WORDISH = st.lists(
+    st.text(WORD_CHARS, min_size=1, max_size=6)
+    | st.sampled_from([" ", "  ", "\t", "\n", "\r\n", "\n\n", " \n ", "\x1f", "\u2028"]),
+    max_size=15,
+).map("".join)
+WORD_OPTIONS = st.fixed_dictionaries(
+    {
+        "lowercase": st.booleans(),
+        "punctuation": st.booleans(),
+        "eol_token": st.sampled_from(["<eol>", None, "</s>"]),
+    }
+)
 
 
 def no_whitespace(text):
@@ -85,7 +130,8 @@ def test_word_round_trip_of_words_is_the_normalised_text(budget):
         tokenizer = WordTokenizer()
         lines = text.lower().split("\n")  # each line's whitespace runs one space, ends stripped
         assert tokenizer.detokenize(tokenizer.tokenize(text)) == "\n".join(
-            " ".join(line.split()) for line in lines)
+            " ".join(line.split()) for line in lines
+        )
 
     check()
 
@@ -93,8 +139,9 @@ def test_word_round_trip_of_words_is_the_normalised_text(budget):
 @pytest.mark.parametrize("budget", tiers(60, 2000))
 def test_word_encoding_is_stable(budget):
     @budget
-    @given(fit=ANY_TEXT, text=ANY_TEXT, options=WORD_OPTIONS,
-           max_vocab=st.none() | st.integers(2, 8))
+    @given(
+        fit=ANY_TEXT, text=ANY_TEXT, options=WORD_OPTIONS, max_vocab=st.none() | st.integers(2, 8)
+    )
     def check(fit, text, options, max_vocab):
         tokenizer = WordTokenizer(max_vocab=max_vocab, **options).fit(fit)
         ids = tokenizer.encode(text)
@@ -112,8 +159,9 @@ def test_decode_after_a_prompt_continues_its_text(budget):
         tokenizer = (WordTokenizer() if word else CharTokenizer()).fit(fit)
         ids = st.lists(st.integers(0, tokenizer.vocab_size - 1), max_size=10)
         before, new = data.draw(ids), data.draw(ids)
-        assert tokenizer.decode(before) + tokenizer.decode(new, after=before) == \
-            tokenizer.decode(before + new)
+        assert tokenizer.decode(before) + tokenizer.decode(new, after=before) == tokenizer.decode(
+            before + new
+        )
 
     check()
 
@@ -134,12 +182,33 @@ def test_save_and_load_keep_any_fitted_tokenizer(budget, tmp_path):
 
 
 # -- hostile vocab.json ---------------------------------------------------------------------
-SCALARS = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats()
-           | st.text(max_size=6) | st.sampled_from([UNK, "<eol>", "", "ab", 10**30, -1]))
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
-                    | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=10)
-FIELDS = ["format", "version", "class_name", "config", "vocabulary", "lowercase",
-          "punctuation", "eol_token", "max_vocab", "min_freq"]
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=6)
+    | st.sampled_from([UNK, "<eol>", "", "ab", 10**30, -1])
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+FIELDS = [
+    "format",
+    "version",
+    "class_name",
+    "config",
+    "vocabulary",
+    "lowercase",
+    "punctuation",
+    "eol_token",
+    "max_vocab",
+    "min_freq",
+]
 
 
 def good_config(word):
@@ -162,17 +231,30 @@ def hostile_files(draw):
         vocabulary = config["config"]["vocabulary"]
         vocabulary[draw(st.integers(0, len(vocabulary) - 1))] = draw(JSON)
     else:
-        return draw(st.sampled_from([
-            b"", b"\xff\xfe\x00{", b"{", b"null", b"[]", b'"text"', b"NaN", b"1" * 5000,
-            b"[" * 100_000 + b"]" * 100_000,  # nested past Python's recursion limit
-            b'{"a": ' * 50_000 + b"1" + b"}" * 50_000,
-        ]) | st.binary(max_size=40))
+        return draw(
+            st.sampled_from(
+                [
+                    b"",
+                    b"\xff\xfe\x00{",
+                    b"{",
+                    b"null",
+                    b"[]",
+                    b'"text"',
+                    b"NaN",
+                    b"1" * 5000,
+                    b"[" * 100_000 + b"]" * 100_000,  # nested past Python's recursion limit
+                    b'{"a": ' * 50_000 + b"1" + b"}" * 50_000,
+                ]
+            )
+            | st.binary(max_size=40)
+        )
     return json.dumps(config, ensure_ascii=draw(st.booleans())).encode()
 
 
 @pytest.mark.parametrize("budget", tiers(80, 4000))
 def test_a_hostile_vocab_file_is_refused_with_its_name_or_loads_a_working_tokenizer(
-        budget, tmp_path):
+    budget, tmp_path
+):
     path = tmp_path / "vocab.json"
 
     @budget
@@ -205,15 +287,18 @@ def test_a_byte_order_mark_before_the_json_is_read(tmp_path):
     assert load_tokenizer(tmp_path / "vocab.json").get_config() == tokenizer.get_config()
 
 
-@pytest.mark.parametrize("arguments,needle", [
-    ({"eol_token": 5}, "eol_token must be a non-empty string"),
-    ({"eol_token": ["<eol>"]}, "eol_token must be a non-empty string"),
-    ({"max_vocab": "10"}, "max_vocab must be an integer"),
-    ({"max_vocab": 1e999}, "max_vocab must be an integer"),
-    ({"min_freq": float("nan")}, "min_freq must be an integer"),
-    ({"eol_token": "¶"}, "is a token of text"),  # "a¶b" would decode as "a\nb"
-    ({"eol_token": "eol"}, "is a token of text"),
-])
+@pytest.mark.parametrize(
+    "arguments,needle",
+    [
+        ({"eol_token": 5}, "eol_token must be a non-empty string"),
+        ({"eol_token": ["<eol>"]}, "eol_token must be a non-empty string"),
+        ({"max_vocab": "10"}, "max_vocab must be an integer"),
+        ({"max_vocab": 1e999}, "max_vocab must be an integer"),
+        ({"min_freq": float("nan")}, "min_freq must be an integer"),
+        ({"eol_token": "¶"}, "is a token of text"),  # "a¶b" would decode as "a\nb"
+        ({"eol_token": "eol"}, "is a token of text"),
+    ],
+)
 def test_word_tokenizer_arguments_of_the_wrong_type_are_named(arguments, needle):
     with pytest.raises(ValueError, match=needle):
         WordTokenizer(**arguments)

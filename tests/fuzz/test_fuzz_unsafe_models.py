@@ -21,8 +21,12 @@ from keras_gated.cli.main import LONGEST_MESSAGE, main
 from keras_gated.training.run_dir import MODEL
 from tests.fuzz.conftest import tiers
 
-COMMANDS = [["generate", "{run}", "--prompt", "to be"], ["export", "{run}", "{run}/m.onnx"],
-            ["evaluate", "{run}"], ["diagnose", "{run}"]]
+COMMANDS = [
+    ["generate", "{run}", "--prompt", "to be"],
+    ["export", "{run}", "{run}/m.onnx"],
+    ["evaluate", "{run}"],
+    ["diagnose", "{run}"],
+]
 
 
 def lambda_model(marker):
@@ -46,18 +50,24 @@ def rewrite_config(source, target, edit):
 
 
 def foreign_class(config):
-    config["config"]["layers"][-1].update(module="subprocess", class_name="Popen",
-                                          registered_name=None)
+    config["config"]["layers"][-1].update(
+        module="subprocess", class_name="Popen", registered_name=None
+    )
 
 
 def unknown_class(config):
-    config["config"]["layers"][-1].update(module="nowhere", class_name="NoSuchLayer",
-                                          registered_name="NoSuchLayer")
+    config["config"]["layers"][-1].update(
+        module="nowhere", class_name="NoSuchLayer", registered_name="NoSuchLayer"
+    )
 
 
 def named_function(config):  # a function by module and name: os.system
     config["config"]["layers"][-1]["config"]["function"] = {
-        "module": "os", "class_name": "function", "config": "system", "registered_name": "function"}
+        "module": "os",
+        "class_name": "function",
+        "config": "system",
+        "registered_name": "function",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +103,16 @@ def deep_config(config):  # not unsafe: Python's JSON parser gives up
     config["config"]["layers"][-1]["config"]["name"] = "<deep>"
 
 
-@pytest.mark.parametrize("edit,problem", [
-    (None, "refused under safe_mode: Requested the deserialization of a `Lambda` layer"),
-    (unknown_class, "refused under safe_mode: Could not locate class 'NoSuchLayer'"),
-    (foreign_class, "refused under safe_mode: Could not locate class 'Popen'"),
-    (named_function, "refused under safe_mode: Could not locate function 'system'"),
-    (deep_config, "maximum recursion depth exceeded"),
-])
+@pytest.mark.parametrize(
+    "edit,problem",
+    [
+        (None, "refused under safe_mode: Requested the deserialization of a `Lambda` layer"),
+        (unknown_class, "refused under safe_mode: Could not locate class 'NoSuchLayer'"),
+        (foreign_class, "refused under safe_mode: Could not locate class 'Popen'"),
+        (named_function, "refused under safe_mode: Could not locate function 'system'"),
+        (deep_config, "maximum recursion depth exceeded"),
+    ],
+)
 def test_commands_refuse_an_unsafe_model_in_one_line(edit, problem, lambda_file, tmp_path):
     path, marker = lambda_file
     if edit is not None:
@@ -123,17 +136,34 @@ def refusal(argv):
     return line
 
 
-SCALARS = st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats() | st.sampled_from(
-    ["__lambda__", "function", "keras", "builtins", "os", "system", "Lambda", "Dense", ""])
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats()
+    | st.sampled_from(
+        ["__lambda__", "function", "keras", "builtins", "os", "system", "Lambda", "Dense", ""]
+    )
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 def places(tree, where=()):
     """The key paths of every value inside a JSON tree."""
     yield where
-    items = tree.items() if isinstance(tree, dict) else enumerate(tree) \
-        if isinstance(tree, list) else ()
+    items = (
+        tree.items()
+        if isinstance(tree, dict)
+        else enumerate(tree)
+        if isinstance(tree, list)
+        else ()
+    )
     for key, value in items:
         yield from places(value, (*where, key))
 

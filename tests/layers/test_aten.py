@@ -3,7 +3,6 @@
 outputs, final states and gradients; they delegate exactly when ATen computes the same
 equations, and never otherwise."""
 
-import keras
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -36,8 +35,9 @@ def aten_calls(monkeypatch):
 @pytest.mark.parametrize("dropout", [0.0, 0.3], ids=["no-dropout", "input-dropout"])
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backward"])
 @pytest.mark.parametrize("case", ATEN_CASES, ids=lambda c: c.id)
-def test_aten_path_equals_reference_path(case, go_backwards, dropout, training, monkeypatch,
-                                         aten_calls):
+def test_aten_path_equals_reference_path(
+    case, go_backwards, dropout, training, monkeypatch, aten_calls
+):
     """Gate order and bias layout: random weights, units != input dim, random initial states
     (a swapped gate or bias row fails here). Input dropout (the mask m_x on x) delegates."""
     kwargs = {"go_backwards": go_backwards, "dropout": dropout, "training": training}
@@ -50,10 +50,16 @@ def test_aten_path_equals_reference_path(case, go_backwards, dropout, training, 
 def delegates(kind, training, mask, options):
     """Whether ATen computes the call, from the equations: the plain cell of an ATen
     recurrence, with nothing that ATen lacks in this call."""
-    plain = (options["use_bias"] and options["activation"] == "tanh"
-             and options["recurrent_activation"] == "sigmoid")
-    computed = {"simple_rnn": plain, "lstm": plain and not options["peephole"]
-                and not options["layer_norm"], "gru": plain and options["reset_after"]}[kind]
+    plain = (
+        options["use_bias"]
+        and options["activation"] == "tanh"
+        and options["recurrent_activation"] == "sigmoid"
+    )
+    computed = {
+        "simple_rnn": plain,
+        "lstm": plain and not options["peephole"] and not options["layer_norm"],
+        "gru": plain and options["reset_after"],
+    }[kind]
     dropped = training and (options["recurrent_dropout"] > 0 or options["weight_dropout"] > 0)
     return computed and not dropped and mask is None
 
@@ -71,25 +77,30 @@ def make(kind, options):
     return keras_gated.GRU(U, **kw)
 
 
-options = st.fixed_dictionaries({
-    "activation": st.sampled_from(["tanh", "relu", "sigmoid", "linear"]),
-    "recurrent_activation": st.sampled_from(["sigmoid", "hard_sigmoid"]),
-    "use_bias": st.booleans(),
-    "peephole": st.booleans(),
-    "layer_norm": st.booleans(),
-    "reset_after": st.booleans(),
-    "dropout": st.sampled_from([0.0, 0.3]),
-    "recurrent_dropout": st.sampled_from([0.0, 0.3]),
-    "weight_dropout": st.sampled_from([0.0, 0.3]),
-    "go_backwards": st.booleans(),
-})
+options = st.fixed_dictionaries(
+    {
+        "activation": st.sampled_from(["tanh", "relu", "sigmoid", "linear"]),
+        "recurrent_activation": st.sampled_from(["sigmoid", "hard_sigmoid"]),
+        "use_bias": st.booleans(),
+        "peephole": st.booleans(),
+        "layer_norm": st.booleans(),
+        "reset_after": st.booleans(),
+        "dropout": st.sampled_from([0.0, 0.3]),
+        "recurrent_dropout": st.sampled_from([0.0, 0.3]),
+        "weight_dropout": st.sampled_from([0.0, 0.3]),
+        "go_backwards": st.booleans(),
+    }
+)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(kind=st.sampled_from(["simple_rnn", "lstm", "gru"]), options=options,
-       training=st.booleans(), pattern=st.sampled_from(list(MASKS)))
-def test_delegation_happens_exactly_when_aten_computes_the_call(kind, options, training,
-                                                                 pattern):
+@given(
+    kind=st.sampled_from(["simple_rnn", "lstm", "gru"]),
+    options=options,
+    training=st.booleans(),
+    pattern=st.sampled_from(list(MASKS)),
+)
+def test_delegation_happens_exactly_when_aten_computes_the_call(kind, options, training, pattern):
     from keras_gated.layers import aten
 
     calls, original = [], aten.recurrence

@@ -28,38 +28,96 @@ class KerasBuiltin:
     def __init__(self, refuse=False):
         self.calls, self.refuse = [], refuse
 
-    def _run(self, layer_class, x, states, kernel, recurrent_kernel, bias, return_sequences,
-             go_backwards, **kw):
+    def _run(
+        self,
+        layer_class,
+        x,
+        states,
+        kernel,
+        recurrent_kernel,
+        bias,
+        return_sequences,
+        go_backwards,
+        **kw,
+    ):
         self.calls.append((layer_class.__name__, np.asarray(x)))
         if self.refuse:  # what Keras does without a GPU
             raise NotImplementedError
-        layer = layer_class(U, return_sequences=True, return_state=True, use_cudnn=False,
-                            go_backwards=go_backwards, **kw)
+        layer = layer_class(
+            U,
+            return_sequences=True,
+            return_state=True,
+            use_cudnn=False,
+            go_backwards=go_backwards,
+            **kw,
+        )
         layer.build(x.shape)
         layer.set_weights([np.asarray(w) for w in (kernel, recurrent_kernel, bias)])
         outputs, *final = layer(x, initial_state=states)
         last = outputs[:, -1]
         return last, outputs if return_sequences else last[:, None], final
 
-    def lstm(self, x, h0, c0, mask, kernel, recurrent_kernel, bias, activation,
-             recurrent_activation, return_sequences, go_backwards):
+    def lstm(
+        self,
+        x,
+        h0,
+        c0,
+        mask,
+        kernel,
+        recurrent_kernel,
+        bias,
+        activation,
+        recurrent_activation,
+        return_sequences,
+        go_backwards,
+    ):
         assert mask is None and activation is tf.tanh and recurrent_activation is tf.sigmoid
-        return self._run(keras.layers.LSTM, x, [h0, c0], kernel, recurrent_kernel, bias,
-                         return_sequences, go_backwards)
+        return self._run(
+            keras.layers.LSTM,
+            x,
+            [h0, c0],
+            kernel,
+            recurrent_kernel,
+            bias,
+            return_sequences,
+            go_backwards,
+        )
 
-    def gru(self, x, h0, mask, kernel, recurrent_kernel, bias, activation, recurrent_activation,
-            return_sequences, go_backwards, reset_after):
+    def gru(
+        self,
+        x,
+        h0,
+        mask,
+        kernel,
+        recurrent_kernel,
+        bias,
+        activation,
+        recurrent_activation,
+        return_sequences,
+        go_backwards,
+        reset_after,
+    ):
         assert mask is None and reset_after
-        return self._run(keras.layers.GRU, x, [h0], kernel, recurrent_kernel, bias,
-                         return_sequences, go_backwards, reset_after=True)
+        return self._run(
+            keras.layers.GRU,
+            x,
+            [h0],
+            kernel,
+            recurrent_kernel,
+            bias,
+            return_sequences,
+            go_backwards,
+            reset_after=True,
+        )
 
 
 def _layer(kind, **kw):
     layer = {"lstm": keras_gated.LSTM, "gru": keras_gated.GRU}[kind](U, return_state=True, **kw)
     layer.build((B, T, D))
     rng = np.random.default_rng(3)
-    layer.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32")
-                       for w in layer.get_weights()])
+    layer.set_weights(
+        [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in layer.get_weights()]
+    )
     return layer
 
 
@@ -70,21 +128,22 @@ def _states(kind, rng):
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("return_sequences", [True, False])
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_delegation_hands_over_what_cudnn_computes(kind, return_sequences, go_backwards,
-                                                   monkeypatch):
+def test_delegation_hands_over_what_cudnn_computes(
+    kind, return_sequences, go_backwards, monkeypatch
+):
     rng = np.random.default_rng(0)
     x, states = rng.normal(size=(B, T, D)).astype("float32"), _states(kind, rng)
     results, handed = [], []
     for delegate in (True, False):  # two layers: equal weights, equal seeds, equal masks
-        layer = _layer(kind, dropout=0.4, seed=5, return_sequences=return_sequences,
-                       go_backwards=go_backwards)
+        layer = _layer(
+            kind, dropout=0.4, seed=5, return_sequences=return_sequences, go_backwards=go_backwards
+        )
         builtin = KerasBuiltin()
         with monkeypatch.context() as patch:
             patch.setattr(cudnn, "_keras_rnn", builtin)
             if not delegate:
                 patch.setattr(cudnn, "applies", lambda cell: False)
-            results.append([np.asarray(r) for r in layer(x, initial_state=states,
-                                                          training=True)])
+            results.append([np.asarray(r) for r in layer(x, initial_state=states, training=True)])
         assert len(builtin.calls) == int(delegate)
         handed += [inputs for _, inputs in builtin.calls]
     for g, w in zip(*results):
@@ -94,19 +153,23 @@ def test_delegation_hands_over_what_cudnn_computes(kind, return_sequences, go_ba
     assert zeroed.any() and not (x == 0).any()
 
 
-@pytest.mark.parametrize("kind,kw,call,delegated", [
-    ("lstm", {}, {"training": False}, True),
-    ("lstm", {"recurrent_dropout": 0.3}, {"training": False}, True),  # no mask at inference
-    ("lstm", {"recurrent_dropout": 0.3}, {"training": True}, False),
-    ("lstm", {"dropout": 0.3}, {"training": True}, True),
-    ("lstm", {}, {"mask": np.array([[True] * T] * B)}, False),
-    ("lstm", {"peephole": True}, {}, False),
-    ("lstm", {"layer_norm": True}, {}, False),
-    ("gru", {}, {}, True),
-    ("gru", {"reset_after": False}, {}, False),
-])
-def test_delegation_is_tried_exactly_when_cudnn_computes_the_call(kind, kw, call, delegated,
-                                                                   monkeypatch):
+@pytest.mark.parametrize(
+    "kind,kw,call,delegated",
+    [
+        ("lstm", {}, {"training": False}, True),
+        ("lstm", {"recurrent_dropout": 0.3}, {"training": False}, True),  # no mask at inference
+        ("lstm", {"recurrent_dropout": 0.3}, {"training": True}, False),
+        ("lstm", {"dropout": 0.3}, {"training": True}, True),
+        ("lstm", {}, {"mask": np.array([[True] * T] * B)}, False),
+        ("lstm", {"peephole": True}, {}, False),
+        ("lstm", {"layer_norm": True}, {}, False),
+        ("gru", {}, {}, True),
+        ("gru", {"reset_after": False}, {}, False),
+    ],
+)
+def test_delegation_is_tried_exactly_when_cudnn_computes_the_call(
+    kind, kw, call, delegated, monkeypatch
+):
     builtin = KerasBuiltin()
     monkeypatch.setattr(cudnn, "_keras_rnn", builtin)
     layer = _layer(kind, **kw)
@@ -171,11 +234,12 @@ def test_keras_accepts_our_arguments_for_cudnn(kind, monkeypatch):
     x = np.ones((B, T, D), "float32")
     assert cudnn.recurrence(layer.cell, x, states, True, False) == "cudnn"
     n_states = len(states)
-    handed_states, weights = reached[0][:n_states], reached[0][n_states:n_states + 3]
+    handed_states, weights = reached[0][:n_states], reached[0][n_states : n_states + 3]
     for got, want in zip(handed_states, states):
         np.testing.assert_array_equal(np.asarray(got), want)
-    for got, want in zip(weights, (layer.cell.kernel, layer.cell.recurrent_kernel,
-                                    layer.cell.bias)):
+    for got, want in zip(
+        weights, (layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias)
+    ):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     assert reached[0][n_states + 3] is None  # no mask
 
@@ -212,8 +276,9 @@ def _both_paths(kind, monkeypatch, real, delegated):
     x = tf.constant(rng.normal(size=(B, T, D)).astype("float32"))
     states = [tf.constant(s) for s in _states(kind, rng)]
     results = []
-    monkeypatch.setattr(cudnn._keras_rnn, kind,
-                        lambda *a, **k: delegated.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        cudnn._keras_rnn, kind, lambda *a, **k: delegated.append(1) or real(*a, **k)
+    )
     for delegate in (True, False):
         layer = _layer(kind, dropout=0.3, seed=5, return_sequences=True)
         with monkeypatch.context() as patch:

@@ -89,8 +89,9 @@ def test_config_round_trip_and_checked_arguments():
 def test_in_a_tied_language_model_only_the_lookup_is_dropped():
     """With tied weights the projection reads the undropped E: no logit column is all zero,
     though about half of the word types lose their embedding row in the call."""
-    model = keras_gated.language_model(V, embed_dim=E, units=E, num_layers=1, seed=0,
-                                       embed_weight_dropout=RATE)
+    model = keras_gated.language_model(
+        V, embed_dim=E, units=E, num_layers=1, seed=0, embed_weight_dropout=RATE
+    )
     w, _, _ = lookup(3)
     trained = to_numpy(model(w, training=True))
     assert np.all(np.any(trained != 0, axis=(0, 1))), "a column of E^T was dropped"

@@ -55,19 +55,26 @@ def forward_and_gradients(layer, x, states, graph, mask=None):
 
     def functional(ys, final):
         return keras.ops.sum(ys * out_coef) + sum(
-            keras.ops.sum(s * k) for s, k in zip(final, state_coefs))
+            keras.ops.sum(s * k) for s, k in zip(final, state_coefs)
+        )
 
     if backend() == "jax":
         import jax
 
         def loss(trainable, x, states):
             (ys, *final), _ = layer.stateless_call(
-                trainable, [v.value for v in layer.non_trainable_variables], x,
-                initial_state=list(states), mask=mask, training=True)
+                trainable,
+                [v.value for v in layer.non_trainable_variables],
+                x,
+                initial_state=list(states),
+                mask=mask,
+                training=True,
+            )
             return functional(ys, final), [ys, *final]
 
         (_, outs), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(
-            [v.value for v in layer.trainable_variables], x, states)
+            [v.value for v in layer.trainable_variables], x, states
+        )
         return [np.asarray(r) for r in [*outs, *jax.tree.leaves(grads)]]
 
     import tensorflow as tf
@@ -82,8 +89,10 @@ def forward_and_gradients(layer, x, states, graph, mask=None):
         return [ys, *final, *grads]
 
     if graph == "dynamic":
-        run = tf.function(run, input_signature=[
-            tf.TensorSpec((B, None, D)), [tf.TensorSpec((B, U)) for _ in states]])
+        run = tf.function(
+            run,
+            input_signature=[tf.TensorSpec((B, None, D)), [tf.TensorSpec((B, U)) for _ in states]],
+        )
     elif graph:
         run = tf.function(run, jit_compile=graph == "xla")
     results = run(tf.constant(x), [tf.constant(s) for s in states])
@@ -93,16 +102,18 @@ def forward_and_gradients(layer, x, states, graph, mask=None):
 
 def fused_and_reference(case, monkeypatch, graph, mask=None, **layer_kwargs):
     """The same computation by two layers with equal weights and equal dropout seeds (input,
-    recurrent and weight dropout), the second forced onto the reference path. Under XLA both are compiled: XLA draws other
-    dropout masks than TensorFlow's kernels, the same for both layers."""
+    recurrent and weight dropout), the second forced onto the reference path. Under XLA both
+    are compiled: XLA draws other dropout masks than TensorFlow's kernels, the same for both
+    layers."""
     rng = np.random.default_rng(SEED)
     x = rng.normal(size=(B, T, D)).astype("float32")
     states = [s.astype("float32") for s in random_states(case, B, U, rng)]
     weights = random_weights(case, D, U, rng)
     results = []
     for forced in (False, True):
-        layer = make_layer(case, dropout=0.3, recurrent_dropout=0.4, weight_dropout=0.2,
-                           seed=SEED, **layer_kwargs)
+        layer = make_layer(
+            case, dropout=0.3, recurrent_dropout=0.4, weight_dropout=0.2, seed=SEED, **layer_kwargs
+        )
         layer(x, initial_state=states)
         assign_weights(layer, weights)
         with monkeypatch.context() as patch:
@@ -119,8 +130,9 @@ def graph_cases():
         for graph in GRAPHS:
             other_activation = case.kind == "simple_rnn" and case is not SIMPLE_CASES[0]
             slow = other_activation and graph in (None, "xla")
-            yield pytest.param(case, graph, id=f"{case.id}-{graph}",
-                               marks=[pytest.mark.slow] if slow else [])
+            yield pytest.param(
+                case, graph, id=f"{case.id}-{graph}", marks=[pytest.mark.slow] if slow else []
+            )
 
 
 @pytest.mark.parametrize("case, graph", list(graph_cases()))
@@ -154,8 +166,9 @@ def test_fused_path_with_masks_equals_reference_path(case, go_backwards, graph, 
     """Keras's mask semantics on the fused path, both directions; backwards also with
     `zero_output_for_mask` (what `Bidirectional(return_sequences=True)` sets)."""
     assert MASK.shape == (B, T)
-    got, want = fused_and_reference(case, monkeypatch, graph, MASK,
-                                    go_backwards=go_backwards, zero_output_for_mask=go_backwards)
+    got, want = fused_and_reference(
+        case, monkeypatch, graph, MASK, go_backwards=go_backwards, zero_output_for_mask=go_backwards
+    )
     assert_equal_results(case, got, want)
 
 
@@ -192,10 +205,14 @@ def test_loops_compile_in_a_graph_with_a_static_time_axis(monkeypatch):
         return tape.gradient(loss, x)
 
     def compiled_calls(shape):
-        graph = tf.function(step, input_signature=[tf.TensorSpec(shape)]).get_concrete_function(
-        ).graph
-        return sum(1 for op in graph.get_operations()
-                   if "_XlaMustCompile" in op.node_def.attr and op.node_def.attr["_XlaMustCompile"].b)
+        graph = (
+            tf.function(step, input_signature=[tf.TensorSpec(shape)]).get_concrete_function().graph
+        )
+        return sum(
+            1
+            for op in graph.get_operations()
+            if "_XlaMustCompile" in op.node_def.attr and op.node_def.attr["_XlaMustCompile"].b
+        )
 
     assert compiled_calls((B, T, D)) == 2
     assert compiled_calls((B, None, D)) == 0
@@ -243,8 +260,9 @@ def test_stateful_layers_fit_on_the_fused_path(monkeypatch):
     """`model.fit` traces the fused path; a stateful layer carries its final state on."""
     calls = []
     original = fused.fused_recurrence
-    monkeypatch.setattr(fused, "fused_recurrence",
-                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    monkeypatch.setattr(
+        fused, "fused_recurrence", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
     rng = np.random.default_rng(0)
     x = rng.normal(size=(B, T, D)).astype("float32")
     y = rng.normal(size=(B, U)).astype("float32")
@@ -275,10 +293,16 @@ def test_inference_loops_compile_where_they_gain(layer_class, monkeypatch):
     mask[0, -2:] = False
 
     def compiled_calls(layer, shape):
-        graph = tf.function(lambda x: layer(x, mask=mask), input_signature=[tf.TensorSpec(shape)]
-                            ).get_concrete_function().graph
-        return sum(1 for op in graph.get_operations()
-                   if "_XlaMustCompile" in op.node_def.attr and op.node_def.attr["_XlaMustCompile"].b)
+        graph = (
+            tf.function(lambda x: layer(x, mask=mask), input_signature=[tf.TensorSpec(shape)])
+            .get_concrete_function()
+            .graph
+        )
+        return sum(
+            1
+            for op in graph.get_operations()
+            if "_XlaMustCompile" in op.node_def.attr and op.node_def.attr["_XlaMustCompile"].b
+        )
 
     narrow = layer_class(U, return_sequences=True, return_state=True)
     eager = narrow(x, mask=mask)

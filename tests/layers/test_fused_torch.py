@@ -79,8 +79,9 @@ def fused_against_reference(case, monkeypatch, mask=None, **layer_kwargs):
     calls = []
     original = fused.fused_recurrence
     with monkeypatch.context() as patch:
-        patch.setattr(fused, "fused_recurrence",
-                      lambda *a, **k: calls.append(1) or original(*a, **k))
+        patch.setattr(
+            fused, "fused_recurrence", lambda *a, **k: calls.append(1) or original(*a, **k)
+        )
         got = path_results(case, "fused", monkeypatch, mask, **layer_kwargs)
     assert calls == [1]  # the fused path was taken
     want = path_results(case, "reference", monkeypatch, mask, **layer_kwargs)
@@ -99,21 +100,39 @@ def test_fused_path_equals_reference_path(case, dropout, monkeypatch):
 def test_fused_path_with_masks_equals_reference_path(case, pattern, go_backwards, monkeypatch):
     """Keras's mask semantics, both directions; backwards also with `zero_output_for_mask`
     (what `Bidirectional(return_sequences=True)` sets)."""
-    fused_against_reference(case, monkeypatch, MASKS[pattern], go_backwards=go_backwards,
-                            zero_output_for_mask=go_backwards, **DROPOUT)
+    fused_against_reference(
+        case,
+        monkeypatch,
+        MASKS[pattern],
+        go_backwards=go_backwards,
+        zero_output_for_mask=go_backwards,
+        **DROPOUT,
+    )
 
 
 # Any mask with a valid step in each row, any cell and option: drawn, 30 examples (~3 s).
-masks = st.lists(st.lists(st.booleans(), min_size=T, max_size=T).filter(any),
-                 min_size=B, max_size=B).map(lambda rows: np.array(rows, bool))
+masks = st.lists(
+    st.lists(st.booleans(), min_size=T, max_size=T).filter(any), min_size=B, max_size=B
+).map(lambda rows: np.array(rows, bool))
 
 
 @settings(max_examples=30, deadline=None, derandomize=True)
-@given(case=st.sampled_from(FUSED_CASES), mask=st.none() | masks, go_backwards=st.booleans(),
-       zero_output_for_mask=st.booleans(), dropout=st.booleans())
+@given(
+    case=st.sampled_from(FUSED_CASES),
+    mask=st.none() | masks,
+    go_backwards=st.booleans(),
+    zero_output_for_mask=st.booleans(),
+    dropout=st.booleans(),
+)
 def test_drawn_calls_on_the_fused_path_equal_the_reference_path(
-        case, mask, go_backwards, zero_output_for_mask, dropout):
+    case, mask, go_backwards, zero_output_for_mask, dropout
+):
     with pytest.MonkeyPatch.context() as monkeypatch:
-        fused_against_reference(case, monkeypatch, mask, go_backwards=go_backwards,
-                                zero_output_for_mask=zero_output_for_mask,
-                                **(DROPOUT if dropout else {}))
+        fused_against_reference(
+            case,
+            monkeypatch,
+            mask,
+            go_backwards=go_backwards,
+            zero_output_for_mask=zero_output_for_mask,
+            **(DROPOUT if dropout else {}),
+        )

@@ -19,17 +19,23 @@ def mask_of(lengths):
     m = np.zeros((B, T), bool)
     for b, n in enumerate(lengths):
         m[b, :n] = n > 0
-        m[b, T + n:] = n < 0
+        m[b, T + n :] = n < 0
     return m
 
 
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("pattern", list(MASKS))
-@pytest.mark.parametrize("make", [
-    lambda **k: keras_gated.SimpleRNN(U, **k), lambda **k: keras_gated.LSTM(U, **k),
-    lambda **k: keras_gated.GRU(U, **k), lambda **k: keras_gated.GRU(U, reset_after=False, **k),
-    lambda **k: keras_gated.LSTM(U, peephole=True, layer_norm=True, **k)],
-    ids=["rnn", "lstm", "gru", "gru-v1", "lstm-peephole-ln"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **k: keras_gated.SimpleRNN(U, **k),
+        lambda **k: keras_gated.LSTM(U, **k),
+        lambda **k: keras_gated.GRU(U, **k),
+        lambda **k: keras_gated.GRU(U, reset_after=False, **k),
+        lambda **k: keras_gated.LSTM(U, peephole=True, layer_norm=True, **k),
+    ],
+    ids=["rnn", "lstm", "gru", "gru-v1", "lstm-peephole-ln"],
+)
 def test_per_step_projection_equals_the_hoisted_one(make, pattern, go_backwards, monkeypatch):
     x = np.random.default_rng(0).normal(size=(B, T, D)).astype("float32")
     mask = mask_of(MASKS[pattern])

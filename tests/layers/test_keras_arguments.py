@@ -24,14 +24,23 @@ ATOL = 2e-5
 
 KINDS = ["SimpleRNN", "LSTM", "GRU"]
 ACTIVATION_CASES = {  # kind -> [(activation options), ...]
-    "SimpleRNN": [{"activation": "relu"}, {"activation": "sigmoid"}, {"activation": "elu"},
-                  {"activation": "tanh", "use_bias": False}],
-    "LSTM": [{"activation": "relu", "recurrent_activation": "hard_sigmoid"},
-             {"activation": "softsign", "recurrent_activation": "sigmoid", "use_bias": False},
-             {"use_bias": False}],
-    "GRU": [{"activation": "relu", "recurrent_activation": "hard_sigmoid"},
-            {"use_bias": False}, {"use_bias": False, "reset_after": False},
-            {"activation": "elu", "reset_after": False}],
+    "SimpleRNN": [
+        {"activation": "relu"},
+        {"activation": "sigmoid"},
+        {"activation": "elu"},
+        {"activation": "tanh", "use_bias": False},
+    ],
+    "LSTM": [
+        {"activation": "relu", "recurrent_activation": "hard_sigmoid"},
+        {"activation": "softsign", "recurrent_activation": "sigmoid", "use_bias": False},
+        {"use_bias": False},
+    ],
+    "GRU": [
+        {"activation": "relu", "recurrent_activation": "hard_sigmoid"},
+        {"use_bias": False},
+        {"use_bias": False, "reset_after": False},
+        {"activation": "elu", "reset_after": False},
+    ],
 }
 CASES = [(kind, options) for kind in KINDS for options in ACTIVATION_CASES[kind]]
 
@@ -54,7 +63,10 @@ def inputs():
 
 
 def numpy_all(result):
-    return [keras.ops.convert_to_numpy(r) for r in (result if isinstance(result, (list, tuple)) else [result])]
+    return [
+        keras.ops.convert_to_numpy(r)
+        for r in (result if isinstance(result, (list, tuple)) else [result])
+    ]
 
 
 @pytest.mark.parametrize("kind, options", CASES, ids=str)
@@ -71,9 +83,13 @@ def test_activations_and_bias_equal_keras_in_training(kind, options):
     ours, builtin = pair(kind, return_sequences=True, **options)
     x = keras.ops.convert_to_tensor(inputs())
     r = np.random.default_rng(2).normal(size=(B, T, U))
-    grads = [backend_ops.value_and_grads(
-        lambda layer=layer: backend_ops.readout([layer(x, training=True)], [r]),
-        layer.trainable_weights) for layer in (ours, builtin)]
+    grads = [
+        backend_ops.value_and_grads(
+            lambda layer=layer: backend_ops.readout([layer(x, training=True)], [r]),
+            layer.trainable_weights,
+        )
+        for layer in (ours, builtin)
+    ]
     np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-5)
     for a, b in zip(grads[0][1], grads[1][1]):
         np.testing.assert_allclose(a, b, atol=ATOL)
@@ -85,16 +101,20 @@ def test_regularizers_add_keras_penalties(kind):
     the output, as a plain layer with the same `activity_regularizer` applies it (0.5 *
     sum(y^2) / B in Keras 3.15, without the / B in 3.12). Keras 3.15's own SimpleRNN drops
     its activity_regularizer (docs/keras_upstream.md); 3.12's applies it."""
-    options = {"kernel_regularizer": keras.regularizers.L2(0.1),
-               "recurrent_regularizer": keras.regularizers.L1(0.2),
-               "bias_regularizer": keras.regularizers.L1L2(0.3, 0.4),
-               "activity_regularizer": keras.regularizers.L2(0.5)}
+    options = {
+        "kernel_regularizer": keras.regularizers.L2(0.1),
+        "recurrent_regularizer": keras.regularizers.L1(0.2),
+        "bias_regularizer": keras.regularizers.L1L2(0.3, 0.4),
+        "activity_regularizer": keras.regularizers.L2(0.5),
+    }
     ours, builtin = pair(kind, **options)
     x = inputs()
     y = keras.ops.convert_to_numpy(ours(x))
     builtin(x)
-    penalties = [[float(keras.ops.convert_to_numpy(loss)) for loss in layer.losses]
-                 for layer in (ours, builtin)]
+    penalties = [
+        [float(keras.ops.convert_to_numpy(loss)) for loss in layer.losses]
+        for layer in (ours, builtin)
+    ]
     probe = keras.layers.Activation("linear", activity_regularizer=keras.regularizers.L2(0.5))
     probe(y)
     activity = float(keras.ops.convert_to_numpy(probe.losses[0]))
@@ -108,9 +128,11 @@ def test_regularizers_add_keras_penalties(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_constraints_project_after_each_update(kind):
     """One SGD step on the same data leaves the same weights, which obey the constraints."""
-    options = {"kernel_constraint": keras.constraints.MaxNorm(0.5),
-               "recurrent_constraint": keras.constraints.UnitNorm(),
-               "bias_constraint": keras.constraints.NonNeg()}
+    options = {
+        "kernel_constraint": keras.constraints.MaxNorm(0.5),
+        "recurrent_constraint": keras.constraints.UnitNorm(),
+        "bias_constraint": keras.constraints.NonNeg(),
+    }
     ours, builtin = pair(kind, **options)
     x, y = inputs(), np.random.default_rng(3).normal(size=(B, U)).astype("float32")
     weights = []
@@ -163,4 +185,4 @@ def test_cell_recurrent_dropout_inside_keras_rnn_is_one_mask_per_sequence():
     h = keras.ops.convert_to_numpy(layer(x, training=True))
     kept = h[:, 1] != 0.0
     for t in range(1, steps):
-        np.testing.assert_array_equal(h[:, t], np.where(kept, 2.0 ** t, 0.0))
+        np.testing.assert_array_equal(h[:, t], np.where(kept, 2.0**t, 0.0))

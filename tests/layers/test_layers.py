@@ -7,8 +7,24 @@ import pytest
 
 import keras_gated
 from tests.oracles.harness import (
-    ALL_CASES, ATOL_F32, B, D, GRU_CASES, KIND_CASES, LSTM_CASES, T, U, as_list, assign_weights,
-    builtin_layer, cases_slow_beyond, oracle, plain_errors, random_states, random_weights, to_numpy,
+    ALL_CASES,
+    ATOL_F32,
+    GRU_CASES,
+    KIND_CASES,
+    LSTM_CASES,
+    B,
+    D,
+    T,
+    U,
+    as_list,
+    assign_weights,
+    builtin_layer,
+    cases_slow_beyond,
+    oracle,
+    plain_errors,
+    random_states,
+    random_weights,
+    to_numpy,
 )
 
 # Dropout scales kept units by 1/(1-p) in float32: relative error O(1e-7) per product.
@@ -25,8 +41,9 @@ COMPARE_CASES = KIND_CASES + GRU_CASES[1:]
 
 
 def make_layer(case, units, **layer_kwargs):
-    cls = {"simple_rnn": keras_gated.SimpleRNN, "lstm": keras_gated.LSTM,
-           "gru": keras_gated.GRU}[case.kind]
+    cls = {"simple_rnn": keras_gated.SimpleRNN, "lstm": keras_gated.LSTM, "gru": keras_gated.GRU}[
+        case.kind
+    ]
     return cls(units, **case.kw, **layer_kwargs)
 
 
@@ -52,9 +69,14 @@ def linear_rnn(units, kernel, recurrent_kernel, input_dim, **layer_kwargs):
     """A SimpleRNN computing h_t = x_t K + h_{t-1} R exactly (linear, zero bias)."""
     layer = keras_gated.SimpleRNN(units, activation="linear", return_sequences=True, **layer_kwargs)
     layer(np.zeros((DROP_B, DROP_T, input_dim), "float32"))
-    assign_weights(layer, {
-        "kernel": kernel, "recurrent_kernel": recurrent_kernel, "bias": np.zeros(units),
-    })
+    assign_weights(
+        layer,
+        {
+            "kernel": kernel,
+            "recurrent_kernel": recurrent_kernel,
+            "bias": np.zeros(units),
+        },
+    )
     return layer
 
 
@@ -84,7 +106,9 @@ def test_recurrent_dropout_mask_is_the_same_at_every_step():
         out = to_numpy(layer(x, initial_state=[h0], training=True))
         m = recover_mask(out[:, 0], h0, rate)
         for t in range(DROP_T):
-            np.testing.assert_allclose(out[:, t], h0 * m ** (t + 1), rtol=RTOL_SCALE * (t + 1), atol=0)
+            np.testing.assert_allclose(
+                out[:, t], h0 * m ** (t + 1), rtol=RTOL_SCALE * (t + 1), atol=0
+            )
         assert not all(np.array_equal(m[0], row) for row in m[1:]), "one mask for the whole batch"
         masks.append(m)
     assert not np.array_equal(masks[0], masks[1]), "the mask did not change between calls"
@@ -126,7 +150,9 @@ def test_no_dropout_is_exact_identity(case):
         np.testing.assert_allclose(trained, want, atol=ATOL_F32, rtol=0)
     else:
         np.testing.assert_array_equal(trained, want)
-    np.testing.assert_array_equal(to_numpy(layers["p"](x, initial_state=states, training=False)), want)
+    np.testing.assert_array_equal(
+        to_numpy(layers["p"](x, initial_state=states, training=False)), want
+    )
     np.testing.assert_array_equal(to_numpy(layers["p"](x, initial_state=states)), want)
     # Non-vacuous: the same layer does drop when training.
     assert not np.allclose(to_numpy(layers["p"](x, initial_state=states, training=True)), want)
@@ -174,7 +200,9 @@ def test_variational_dropout_is_identity_at_inference():
     layer = keras_gated.VariationalDropout(0.4)
     np.testing.assert_array_equal(to_numpy(layer(x)), x)
     np.testing.assert_array_equal(to_numpy(layer(x, training=False)), x)
-    np.testing.assert_array_equal(to_numpy(keras_gated.VariationalDropout(0.0)(x, training=True)), x)
+    np.testing.assert_array_equal(
+        to_numpy(keras_gated.VariationalDropout(0.0)(x, training=True)), x
+    )
 
 
 def test_variational_dropout_seed_reproducibility():
@@ -188,7 +216,9 @@ def test_variational_dropout_seed_reproducibility():
 
 def _copy_into(ours_model, ref_model, rng):
     """Random weights into ref_model, then the same list into ours_model."""
-    ref_model.set_weights([rng.uniform(-0.6, 0.6, w.shape).astype("float32") for w in ref_model.get_weights()])
+    ref_model.set_weights(
+        [rng.uniform(-0.6, 0.6, w.shape).astype("float32") for w in ref_model.get_weights()]
+    )
     ours_model.set_weights(ref_model.get_weights())
 
 
@@ -197,9 +227,14 @@ def test_sequential_matches_keras_builtin(case):
     rng, x, _, _ = data(case, 27)
 
     def model(make):
-        return keras.Sequential([
-            keras.Input((T, D)), make(return_sequences=True), make(), keras.layers.Dense(2),
-        ])
+        return keras.Sequential(
+            [
+                keras.Input((T, D)),
+                make(return_sequences=True),
+                make(),
+                keras.layers.Dense(2),
+            ]
+        )
 
     ours = model(lambda **kw: make_layer(case, U, **kw))
     ref = model(lambda **kw: builtin_layer(case, U, **kw))
@@ -266,12 +301,16 @@ def test_stateful_carries_state_and_reset_clears_it(case):
     want, *want_states = as_list(whole(x))
     first = to_numpy(stateful(x[:, :2]))
     second = to_numpy(stateful(x[:, 2:]))
-    np.testing.assert_allclose(np.concatenate([first, second], axis=1), want, atol=ATOL_STATEFUL, rtol=0)
+    np.testing.assert_allclose(
+        np.concatenate([first, second], axis=1), want, atol=ATOL_STATEFUL, rtol=0
+    )
     assert_all_close([to_numpy(s) for s in stateful.states], want_states, ATOL_STATEFUL)
     stateful.reset_states()
     for s in stateful.states:
         np.testing.assert_array_equal(to_numpy(s), 0.0)
-    np.testing.assert_allclose(to_numpy(stateful(x[:, :2])), want[:, :2], atol=ATOL_STATEFUL, rtol=0)
+    np.testing.assert_allclose(
+        to_numpy(stateful(x[:, :2])), want[:, :2], atol=ATOL_STATEFUL, rtol=0
+    )
 
 
 # --- gate activations --------------------------------------------------------------------------
@@ -289,13 +328,19 @@ def test_gate_activations_match_oracle(case, with_initial_state):
     layer = make_layer(case, U)
     layer(x)
     assign_weights(layer, weights)
-    got = layer.gate_activations(x, initial_state=states) if with_initial_state else layer.gate_activations(x)
+    got = (
+        layer.gate_activations(x, initial_state=states)
+        if with_initial_state
+        else layer.gate_activations(x)
+    )
     _, _, want = oracle(case, x, states, weights)
     assert set(GATE_KEYS[case.kind]) <= set(got), sorted(got)
     shared = sorted(set(got) & set(want))  # the GRU candidate "h~" when both name it so
     for name in shared:
         assert np.shape(got[name]) == (B, T, U), (name, np.shape(got[name]))
-        np.testing.assert_allclose(to_numpy(got[name]), want[name], atol=ATOL_F32, rtol=0, err_msg=name)
+        np.testing.assert_allclose(
+            to_numpy(got[name]), want[name], atol=ATOL_F32, rtol=0, err_msg=name
+        )
 
 
 # --- serialization -----------------------------------------------------------------------------
@@ -317,8 +362,11 @@ def test_get_config_round_trip(case):
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
 def test_cell_get_config_round_trip(case):
-    cls = {"simple_rnn": keras_gated.SimpleRNNCell, "lstm": keras_gated.LSTMCell,
-           "gru": keras_gated.GRUCell}[case.kind]
+    cls = {
+        "simple_rnn": keras_gated.SimpleRNNCell,
+        "lstm": keras_gated.LSTMCell,
+        "gru": keras_gated.GRUCell,
+    }[case.kind]
     cell = cls(U, **case.kw)
     config = cell.get_config()
     assert config["units"] == U
@@ -355,8 +403,11 @@ def test_saved_model_reloads_with_identical_outputs(case, tmp_path):
 @pytest.mark.parametrize("case", KIND_CASES, ids=lambda c: c.id)
 def test_saved_keras_rnn_of_our_cell_reloads(case, tmp_path):
     _, x, _, weights = data(case, 35)
-    cls = {"simple_rnn": keras_gated.SimpleRNNCell, "lstm": keras_gated.LSTMCell,
-           "gru": keras_gated.GRUCell}[case.kind]
+    cls = {
+        "simple_rnn": keras_gated.SimpleRNNCell,
+        "lstm": keras_gated.LSTMCell,
+        "gru": keras_gated.GRUCell,
+    }[case.kind]
     inputs = keras.Input((T, D))
     rnn = keras.layers.RNN(cls(U, **case.kw), return_sequences=True)
     model = keras.Model(inputs, rnn(inputs))

@@ -34,6 +34,7 @@ def test_state_carries_over_from_one_compiled_step_to_the_next(layer_class):
         np.testing.assert_allclose(got, keras.ops.convert_to_numpy(want), atol=1e-5)
 
     layer.reset_states()
-    model.train_on_batch(x1, [np.zeros((2, 3, 5), "float32")] + [np.zeros((2, 5), "float32")]
-                         * (len(first) - 1))
+    model.train_on_batch(
+        x1, [np.zeros((2, 3, 5), "float32")] + [np.zeros((2, 5), "float32")] * (len(first) - 1)
+    )
     assert np.abs(np.asarray(layer.states[0])).sum() > 0  # the step wrote its final state

@@ -24,8 +24,14 @@ def probe(layer_kwargs=None, training=True, calls=1):
     U = rng.normal(size=(UNITS, UNITS)).astype("float32")
     x = np.zeros((UNITS, 3, UNITS), "float32")
     x[:, 0] = np.eye(UNITS)
-    layer = keras_gated.SimpleRNN(UNITS, activation="linear", weight_dropout=RATE, seed=3,
-                                  return_sequences=True, **(layer_kwargs or {}))
+    layer = keras_gated.SimpleRNN(
+        UNITS,
+        activation="linear",
+        weight_dropout=RATE,
+        seed=3,
+        return_sequences=True,
+        **(layer_kwargs or {}),
+    )
     layer(x)
     layer.cell.kernel.assign(np.eye(UNITS, dtype="float32"))
     layer.cell.recurrent_kernel.assign(U)

@@ -1,9 +1,9 @@
 """LanguageModel: tying, serialisation, perplexity and generation against independent figures."""
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import keras_gated as kg
 from keras_gated.training import Perplexity, perplexity, token_nll
 from tests import backend_ops
@@ -64,11 +64,17 @@ def test_tying_with_mismatched_width_is_refused():
         kg.language_model(V, embed_dim=8, units=12, tie_weights=True)
 
 
-@pytest.mark.parametrize("bad,name", [
-    (dict(vocab_size=0), "vocab_size"), (dict(units=-1, tie_weights=False), "units"),
-    (dict(num_layers=0), "num_layers"), (dict(cell="transformer"), "cell"),
-    (dict(dropout=1.0), "rate"), (dict(recurrent_dropout=-0.1), "recurrent_dropout"),
-])
+@pytest.mark.parametrize(
+    "bad,name",
+    [
+        (dict(vocab_size=0), "vocab_size"),
+        (dict(units=-1, tie_weights=False), "units"),
+        (dict(num_layers=0), "num_layers"),
+        (dict(cell="transformer"), "cell"),
+        (dict(dropout=1.0), "rate"),
+        (dict(recurrent_dropout=-0.1), "recurrent_dropout"),
+    ],
+)
 def test_bad_constructor_arguments_name_the_argument(bad, name):
     args = {"vocab_size": V, "embed_dim": E, "units": E, **bad}
     with pytest.raises(ValueError, match=name):
@@ -123,12 +129,15 @@ def test_generation_is_reproducible_given_a_seed():
         kg.generate(model, tokenizer, "a", top_k=0)
 
 
-@pytest.mark.parametrize("tokens,needle", [
-    (np.array([[1, 2, V]], "int32"), "vocab_size"),
-    (np.array([[1, -1]], "int32"), "vocab_size"),
-    (np.zeros((1, 3), "float32"), "integer"),
-    (np.zeros((3,), "int32"), "batch, time"),
-])
+@pytest.mark.parametrize(
+    "tokens,needle",
+    [
+        (np.array([[1, 2, V]], "int32"), "vocab_size"),
+        (np.array([[1, -1]], "int32"), "vocab_size"),
+        (np.zeros((1, 3), "float32"), "integer"),
+        (np.zeros((3,), "int32"), "batch, time"),
+    ],
+)
 def test_bad_tokens_are_a_clear_error(tokens, needle):
     with pytest.raises(ValueError, match=needle):
         _model()(tokens)
@@ -156,15 +165,26 @@ def test_a_lambda_layer_is_refused_when_loading(tmp_path):
 RTOL_PERPLEXITY = 1e-5
 
 
-@pytest.mark.parametrize("cell,options", [("lstm", {"peephole": True}), ("gru", {"reset_after": False})])
+@pytest.mark.parametrize(
+    "cell,options", [("lstm", {"peephole": True}), ("gru", {"reset_after": False})]
+)
 def test_fit_predict_evaluate(cell, options):
     """fit lowers the loss; evaluate's perplexity is exp(its loss) and exp(mean NLL) of predict."""
     model = kg.language_model(
-        V, cell=cell, embed_dim=E, units=E, num_layers=2, dropout=0.1, recurrent_dropout=0.1,
-        embed_dropout=0.1, seed=0, cell_options=options,
+        V,
+        cell=cell,
+        embed_dim=E,
+        units=E,
+        num_layers=2,
+        dropout=0.1,
+        recurrent_dropout=0.1,
+        embed_dropout=0.1,
+        seed=0,
+        cell_options=options,
     )
     model.compile(
-        keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        keras.optimizers.Adam(0.01),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[Perplexity()],
     )
     x = np.random.default_rng(5).integers(0, V, (8, 6)).astype("int32")

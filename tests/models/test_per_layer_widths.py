@@ -25,8 +25,9 @@ ATOL = 1e-5  # float32 forward passes of identical weights agree to ~1e-6
 
 
 def _model(cell="lstm", **kwargs):
-    return kg.language_model(V, cell=cell, embed_dim=E, units=WIDTHS, num_layers=3, seed=0,
-                             **kwargs)
+    return kg.language_model(
+        V, cell=cell, embed_dim=E, units=WIDTHS, num_layers=3, seed=0, **kwargs
+    )
 
 
 @pytest.mark.parametrize("cell,per_layer", [("lstm", 2), ("gru", 1), ("rnn", 1)])
@@ -44,12 +45,12 @@ def test_each_layer_has_its_width_and_states(cell, per_layer):
 @pytest.mark.parametrize("tie_weights", [True, False], ids=["tied", "untied"])
 def test_the_last_width_must_equal_embed_dim(tie_weights):
     with pytest.raises(ValueError, match="embed_dim"):
-        kg.language_model(V, embed_dim=E, units=[24, 40, 20], num_layers=3,
-                          tie_weights=tie_weights)
+        kg.language_model(V, embed_dim=E, units=[24, 40, 20], num_layers=3, tie_weights=tie_weights)
 
 
-@pytest.mark.parametrize("units,needle", [([24, E], "num_layers"), ([24, 0, E], "units"),
-                                          ([24, 2.5, E], "units")])
+@pytest.mark.parametrize(
+    "units,needle", [([24, E], "num_layers"), ([24, 0, E], "units"), ([24, 2.5, E], "units")]
+)
 def test_bad_widths_are_a_clear_error(units, needle):
     with pytest.raises(ValueError, match=needle):
         kg.language_model(V, embed_dim=E, units=units, num_layers=3)
@@ -61,16 +62,18 @@ def test_chunks_with_carried_state_equal_one_pass():
     whole, states = model.call_with_states(x)
     a, s = model.call_with_states(x[:, :4])
     b, s2 = model.call_with_states(x[:, 4:], s)
-    np.testing.assert_allclose(np.concatenate([to_numpy(a), to_numpy(b)], 1), to_numpy(whole),
-                               atol=ATOL)
+    np.testing.assert_allclose(
+        np.concatenate([to_numpy(a), to_numpy(b)], 1), to_numpy(whole), atol=ATOL
+    )
     for p, q in zip(s2, states):
         np.testing.assert_allclose(to_numpy(p), to_numpy(q), atol=ATOL)
 
 
 def test_one_training_step_changes_every_layer():
     model = _model("gru", dropout=0.1, weight_dropout=0.2)
-    model.compile(keras.optimizers.Adam(0.01),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     x = np.random.default_rng(5).integers(0, V, (4, 6)).astype("int32")
     before = [to_numpy(w) for w in model.trainable_weights]
     loss = model.train_on_batch(x, np.roll(x, -1, axis=1))

@@ -57,17 +57,20 @@ def test_ar_and_tar_on_a_known_tensor():
     y = np.random.default_rng(1).normal(size=(3, 5, 4))
     got_ar = to_numpy(activation_regularization(y.astype("float32"), ALPHA))
     got_tar = to_numpy(temporal_activation_regularization(y.astype("float32"), BETA))
-    np.testing.assert_allclose(got_ar, ALPHA * (y ** 2).mean(), rtol=RTOL)
+    np.testing.assert_allclose(got_ar, ALPHA * (y**2).mean(), rtol=RTOL)
     np.testing.assert_allclose(got_tar, BETA * ((y[:, 1:] - y[:, :-1]) ** 2).mean(), rtol=RTOL)
-    assert float(to_numpy(temporal_activation_regularization(y[:, :1].astype("float32"), BETA))) == 0.0
+    assert (
+        float(to_numpy(temporal_activation_regularization(y[:, :1].astype("float32"), BETA))) == 0.0
+    )
 
 
 def test_ar_reads_the_output_after_dropout_and_tar_before():
     """One layer with dropout after it: x = h * m (m (B, 1, E) locked). x is recovered from the
     tied logits x E^T; AR must be alpha mean(x^2) and TAR beta mean(diff(h)^2) exactly."""
     rate = 0.5
-    model = kg.language_model(V, embed_dim=E, units=E, num_layers=1, dropout=rate, seed=0,
-                              ar_alpha=ALPHA, tar_beta=BETA)
+    model = kg.language_model(
+        V, embed_dim=E, units=E, num_layers=1, dropout=rate, seed=0, ar_alpha=ALPHA, tar_beta=BETA
+    )
     w, _ = tokens()
     h = last_layer_output(model, w)
     logits = to_numpy(model(w, training=True)).astype(np.float64)
@@ -84,8 +87,9 @@ def test_ar_reads_the_output_after_dropout_and_tar_before():
 
 
 def test_losses_only_when_training_and_only_when_asked():
-    model = kg.language_model(V, embed_dim=E, units=E, num_layers=2, seed=0,
-                              ar_alpha=ALPHA, tar_beta=BETA)
+    model = kg.language_model(
+        V, embed_dim=E, units=E, num_layers=2, seed=0, ar_alpha=ALPHA, tar_beta=BETA
+    )
     w, _ = tokens()
     model(w, training=True)
     assert len(model.losses) == 2
@@ -104,9 +108,18 @@ def test_losses_only_when_training_and_only_when_asked():
 def test_fit_reports_the_loss_with_ar_and_tar():
     """The training recipe's model (`build_model`, as `keras_gated.train` fits it): one batch's
     reported loss is cross-entropy + AR + TAR at the weights before the step."""
-    config = TrainConfig(cell="lstm", layers=2, embed_dim=E, units=E, dropout=0.0,
-                         recurrent_dropout=0.0, embed_dropout=0.0, ar_alpha=ALPHA,
-                         tar_beta=BETA, seed=0)
+    config = TrainConfig(
+        cell="lstm",
+        layers=2,
+        embed_dim=E,
+        units=E,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        embed_dropout=0.0,
+        ar_alpha=ALPHA,
+        tar_beta=BETA,
+        seed=0,
+    )
     model = build_model(config, V, stateful=False)
     model.build((None, None))
     randomize(model)  # activations of O(0.1), so AR and TAR weigh in the loss
@@ -123,8 +136,9 @@ def test_fit_reports_the_loss_with_ar_and_tar():
 
 
 def test_weight_dropout_reaches_every_recurrent_layer():
-    model = kg.language_model(V, cell="gru", embed_dim=E, units=[12, E], num_layers=2,
-                              weight_dropout=0.3)
+    model = kg.language_model(
+        V, cell="gru", embed_dim=E, units=[12, E], num_layers=2, weight_dropout=0.3
+    )
     assert [layer.weight_dropout for layer in model.rnn_layers] == [0.3, 0.3]
     assert kg.language_model(V, cell="keras-lstm", embed_dim=E, units=E).rnn_layers
     with pytest.raises(ValueError, match="weight_dropout"):
@@ -135,17 +149,34 @@ def test_weight_dropout_reaches_every_recurrent_layer():
 
 def test_model_trained_with_every_regulariser_exports_equal_to_keras(tmp_path):
     from keras_gated.export import to_onnx
-    from tests.export.helpers import (PARITY_ATOL, RECURRENT_OPS, keras_forward, max_diff,
-                                      op_types, ort_forward, random_inputs)
+    from tests.export.helpers import (
+        PARITY_ATOL,
+        RECURRENT_OPS,
+        keras_forward,
+        max_diff,
+        op_types,
+        ort_forward,
+        random_inputs,
+    )
     from tests.export.helpers import V as V_EXPORT
 
     model = kg.language_model(
-        V_EXPORT, embed_dim=E, units=[12, E], num_layers=2, dropout=0.2, recurrent_dropout=0.1,
-        weight_dropout=0.3, embed_dropout=0.1, embed_weight_dropout=0.2, ar_alpha=ALPHA,
-        tar_beta=BETA, seed=0,
+        V_EXPORT,
+        embed_dim=E,
+        units=[12, E],
+        num_layers=2,
+        dropout=0.2,
+        recurrent_dropout=0.1,
+        weight_dropout=0.3,
+        embed_dropout=0.1,
+        embed_weight_dropout=0.2,
+        ar_alpha=ALPHA,
+        tar_beta=BETA,
+        seed=0,
     )
-    model.compile(keras.optimizers.Adam(0.01),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     w = np.random.default_rng(3).integers(0, V_EXPORT, (8, T)).astype("int32")
     model.fit(w, np.roll(w, -1, axis=1), batch_size=4, epochs=2, verbose=0)
     path = tmp_path / "awd.onnx"

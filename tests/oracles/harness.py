@@ -108,19 +108,35 @@ def oracle(case, x, states, weights, mask=None):
     kw = case.kw
     if case.kind == "simple_rnn":
         out, final = numpy_rnn.simple_rnn(
-            x, states[0], weights["kernel"], weights["recurrent_kernel"], weights["bias"],
-            activation=kw.get("activation", "tanh"), mask=mask,
+            x,
+            states[0],
+            weights["kernel"],
+            weights["recurrent_kernel"],
+            weights["bias"],
+            activation=kw.get("activation", "tanh"),
+            mask=mask,
         )
         return out, final, {}
     if case.kind == "lstm":
         return numpy_rnn.lstm(
-            x, states[0], states[1], weights["kernel"], weights["recurrent_kernel"],
-            weights["bias"], peephole=weights.get("peephole"), gamma=weights.get("gamma"),
+            x,
+            states[0],
+            states[1],
+            weights["kernel"],
+            weights["recurrent_kernel"],
+            weights["bias"],
+            peephole=weights.get("peephole"),
+            gamma=weights.get("gamma"),
             mask=mask,
         )
     return numpy_rnn.gru(
-        x, states[0], weights["kernel"], weights["recurrent_kernel"], weights["bias"],
-        reset_after=kw.get("reset_after", True), mask=mask,
+        x,
+        states[0],
+        weights["kernel"],
+        weights["recurrent_kernel"],
+        weights["bias"],
+        reset_after=kw.get("reset_after", True),
+        mask=mask,
     )
 
 
@@ -128,7 +144,9 @@ def builtin_layer(case, units, **layer_kwargs):
     """The Keras built-in layer computing the same function as `case` (no cuDNN)."""
     kw = case.kw
     if case.kind == "simple_rnn":
-        return keras.layers.SimpleRNN(units, activation=kw.get("activation", "tanh"), **layer_kwargs)
+        return keras.layers.SimpleRNN(
+            units, activation=kw.get("activation", "tanh"), **layer_kwargs
+        )
     if case.kind == "lstm":
         assert case.has_builtin, case
         return keras.layers.LSTM(units, use_cudnn=False, **layer_kwargs)

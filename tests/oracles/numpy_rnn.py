@@ -151,8 +151,21 @@ def indrnn(x, h0, kernel, recurrent_kernel, bias, activation="relu", mask=None):
     return outputs, states
 
 
-def lstm(x, h0, c0, kernel, recurrent_kernel, bias, peephole=None, gamma=None, mask=None,
-         zoneout=0.0, cell_zoneout=0.0, keep_h=None, keep_c=None):
+def lstm(
+    x,
+    h0,
+    c0,
+    kernel,
+    recurrent_kernel,
+    bias,
+    peephole=None,
+    gamma=None,
+    mask=None,
+    zoneout=0.0,
+    cell_zoneout=0.0,
+    keep_h=None,
+    keep_c=None,
+):
     """LSTM, optionally with peepholes (3, U), layer norm gains gamma (4U,) and zoneout on h
     and c: rates (inference) or 0/1 masks keep_h, keep_c (B, T, U) (training).
 
@@ -192,8 +205,18 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias, peephole=None, gamma=None, m
     return _scan(step, _f64(x), [_f64(h0), _f64(c0)], mask, [_f64(k) for k in keeps])
 
 
-def gru(x, h0, kernel, recurrent_kernel, bias, reset_after=True, gamma=None, mask=None,
-        zoneout=0.0, keep=None):
+def gru(
+    x,
+    h0,
+    kernel,
+    recurrent_kernel,
+    bias,
+    reset_after=True,
+    gamma=None,
+    mask=None,
+    zoneout=0.0,
+    keep=None,
+):
     """GRU in Keras's convention, optionally with layer norm gains gamma (2, 3U) and zoneout
     on h: a rate (inference) or a 0/1 mask keep (B, T, U) (training).
     Returns (outputs, [h_T], {"z", "r", "h~": (B, T, U)}).

@@ -11,8 +11,21 @@ import pytest
 
 from tests.oracles import numpy_rnn
 from tests.oracles.harness import (
-    ATOL_F32, B, BUILTIN_CASES, D, KIND_CASES, GRU_CASES, T, U, as_list, builtin_layer,
-    keras_masked_outputs, keras_weight_list, oracle, random_states, random_weights,
+    ATOL_F32,
+    BUILTIN_CASES,
+    GRU_CASES,
+    KIND_CASES,
+    B,
+    D,
+    T,
+    U,
+    as_list,
+    builtin_layer,
+    keras_masked_outputs,
+    keras_weight_list,
+    oracle,
+    random_states,
+    random_weights,
 )
 
 # float64 against float64: only summation-order rounding, O(1e-15) on O(1) values.
@@ -71,7 +84,9 @@ def test_oracle_mask_matches_keras_builtin(case):
     want_out, want_states = _run_builtin(case, x, states, weights, mask=MASK)
     out, final, _ = oracle(case, x, states, weights, mask=MASK)
     # Row 0's first step is masked: zeros in the oracle, h0 from Keras on JAX.
-    np.testing.assert_allclose(keras_masked_outputs(out, MASK, states[0]), want_out, atol=ATOL_F32, rtol=0)
+    np.testing.assert_allclose(
+        keras_masked_outputs(out, MASK, states[0]), want_out, atol=ATOL_F32, rtol=0
+    )
     for got, want in zip(final, want_states):
         np.testing.assert_allclose(got, want, atol=ATOL_F32, rtol=0)
     # Non-vacuous: the mask changed the result.
@@ -129,14 +144,20 @@ def test_peephole_terms_at_step_one():
     p = rng.uniform(-0.6, 0.6, (3, U))
     _, _, plain = numpy_rnn.lstm(x, h0, c0, W, R, b)
     _, _, peep = numpy_rnn.lstm(x, h0, c0, W, R, b, peephole=p)
-    np.testing.assert_allclose(logit(peep["i"][:, 0]) - logit(plain["i"][:, 0]), p[0] * c0, atol=1e-10)
-    np.testing.assert_allclose(logit(peep["f"][:, 0]) - logit(plain["f"][:, 0]), p[1] * c0, atol=1e-10)
+    np.testing.assert_allclose(
+        logit(peep["i"][:, 0]) - logit(plain["i"][:, 0]), p[0] * c0, atol=1e-10
+    )
+    np.testing.assert_allclose(
+        logit(peep["f"][:, 0]) - logit(plain["f"][:, 0]), p[1] * c0, atol=1e-10
+    )
     np.testing.assert_array_equal(peep["g"][:, 0], plain["g"][:, 0])
     # With p_i = p_f = 0, step 1's c_1 is unchanged and only o moves, by p_o * c_1.
     p_o_only = p * np.array([[0.0], [0.0], [1.0]])
     _, _, peep_o = numpy_rnn.lstm(x, h0, c0, W, R, b, peephole=p_o_only)
     c1 = plain["f"][:, 0] * c0 + plain["i"][:, 0] * plain["g"][:, 0]
-    np.testing.assert_allclose(logit(peep_o["o"][:, 0]) - logit(plain["o"][:, 0]), p[2] * c1, atol=1e-10)
+    np.testing.assert_allclose(
+        logit(peep_o["o"][:, 0]) - logit(plain["o"][:, 0]), p[2] * c1, atol=1e-10
+    )
 
 
 def test_layer_norm_preactivations_have_zero_mean_per_gate():

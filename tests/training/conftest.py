@@ -12,9 +12,27 @@ WEIGHT_ATOL = 1e-5  # identical steps in float32: rounding only
 
 def train_argv(corpus, out, epochs=2):
     """`keras-gated train` arguments of the CLI tests' tiny run (no XLA, two steps an epoch)."""
-    return ["train", "--corpus", str(corpus), "--units", "8", "--embed-dim", "8", "--batch-size",
-            "2", "--seq-len", "6", "--epochs", str(epochs), "--steps-per-epoch", "2", "--xla",
-            "false", "--out", str(out)]
+    return [
+        "train",
+        "--corpus",
+        str(corpus),
+        "--units",
+        "8",
+        "--embed-dim",
+        "8",
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "6",
+        "--epochs",
+        str(epochs),
+        "--steps-per-epoch",
+        "2",
+        "--xla",
+        "false",
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +54,9 @@ def copy_run(run, target):
 
 def tree_bytes(folder):
     """{relative path: bytes} of every file under `folder`."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def assert_same_train_state(a, b):

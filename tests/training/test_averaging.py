@@ -14,16 +14,20 @@ from keras_gated.training.callbacks import RunCheckpoint
 MEAN_ATOL = 1e-6  # a float32 running mean of weights ~1 against numpy's float64 mean
 
 
-@pytest.mark.parametrize("history,value,n,expected", [
-    ([10, 9], 9.5, 2, False),  # needs more than n earlier evaluations
-    ([10, 9, 9.5], 9.6, 2, False),  # not worse than the best before the last 2 (10)
-    ([10, 9, 9.5, 9.6], 9.7, 2, True),  # worse than 9, the best before the last 2
-    ([10, 9, 9.5, 9.6], 9.0, 2, False),  # equal is not worse
-    ([5, 4, 3], 4.5, 1, True),  # worse than min(5, 4), though 3 came after
-    ([5, 4, 3], 2.0, 1, False),
-])
+@pytest.mark.parametrize(
+    "history,value,n,expected",
+    [
+        ([10, 9], 9.5, 2, False),  # needs more than n earlier evaluations
+        ([10, 9, 9.5], 9.6, 2, False),  # not worse than the best before the last 2 (10)
+        ([10, 9, 9.5, 9.6], 9.7, 2, True),  # worse than 9, the best before the last 2
+        ([10, 9, 9.5, 9.6], 9.0, 2, False),  # equal is not worse
+        ([5, 4, 3], 4.5, 1, True),  # worse than min(5, 4), though 3 came after
+        ([5, 4, 3], 2.0, 1, False),
+    ],
+)
 def test_averaging_starts_when_validation_is_worse_than_the_best_before_the_last_n(
-        history, value, n, expected):
+    history, value, n, expected
+):
     assert should_start(history, value, n) is expected
 
 
@@ -64,8 +68,9 @@ def test_evaluation_sees_the_mean_since_the_start_and_training_the_raw_weights()
         averaging.on_train_batch_end(step)
     averaging.on_test_begin()
     for got, *steps in zip(model.get_weights(), *snapshots, strict=True):
-        np.testing.assert_allclose(got, np.mean(np.array(steps, np.float64), axis=0),
-                                   atol=MEAN_ATOL)
+        np.testing.assert_allclose(
+            got, np.mean(np.array(steps, np.float64), axis=0), atol=MEAN_ATOL
+        )
     averaging.on_test_end()
     for got, want in zip(model.get_weights(), snapshots[-1], strict=True):
         np.testing.assert_array_equal(got, want)
@@ -100,10 +105,14 @@ def test_the_saved_best_model_holds_the_average_and_the_checkpoint_the_raw_weigh
         np.testing.assert_array_equal(got, want)  # training goes on from the raw weights
 
     progress = json.loads((tmp_path / run_dir.PROGRESS).read_text())
-    assert progress["averaging"] == {"history": [10.0, 9.0, 9.5, 9.6, 9.7], "started": True,
-                                     "count": 3}
-    resumed = WeightAveraging(2, state=progress["averaging"],
-                              averages=load_averages(tmp_path / run_dir.AVERAGE))
+    assert progress["averaging"] == {
+        "history": [10.0, 9.0, 9.5, 9.6, 9.7],
+        "started": True,
+        "count": 3,
+    }
+    resumed = WeightAveraging(
+        2, state=progress["averaging"], averages=load_averages(tmp_path / run_dir.AVERAGE)
+    )
     resumed.set_model(model)
     with resumed.averaged():  # before any step of the resumed run
         for got, want in zip(model.get_weights(), mean, strict=True):
@@ -112,7 +121,8 @@ def test_the_saved_best_model_holds_the_average_and_the_checkpoint_the_raw_weigh
     resumed.on_train_batch_end(0)
     with resumed.averaged():
         for got, *steps in zip(model.get_weights(), *snapshots, strict=True):
-            np.testing.assert_allclose(got, np.mean(np.array(steps, np.float64), axis=0),
-                                       atol=MEAN_ATOL)
+            np.testing.assert_allclose(
+                got, np.mean(np.array(steps, np.float64), axis=0), atol=MEAN_ATOL
+            )
     for got, want in zip(model.get_weights(), snapshots[-1], strict=True):
         np.testing.assert_array_equal(got, want)

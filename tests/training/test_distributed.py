@@ -14,8 +14,18 @@ import pytest
 from benchmarks.machine import free_ports
 
 LOSS_RTOL = 1e-4  # replicas sum per-replica float32 gradients in another order: ~1e-6 relative
-CONFIG = dict(embed_dim=8, units=8, batch_size=4, seq_len=6, epochs=2, steps_per_epoch=6,
-              dropout=0.0, recurrent_dropout=0.0, embed_dropout=0.0, seed=1)
+CONFIG = dict(
+    embed_dim=8,
+    units=8,
+    batch_size=4,
+    seq_len=6,
+    epochs=2,
+    steps_per_epoch=6,
+    dropout=0.0,
+    recurrent_dropout=0.0,
+    embed_dropout=0.0,
+    seed=1,
+)
 
 MIRRORED = textwrap.dedent("""
     import json, sys
@@ -59,8 +69,12 @@ def assert_same_curve(one, other):
 def runs(corpus, tmp_path_factory):
     """Run directories "{none,mirrored}-{False,True}" (strategy, carried state), one process."""
     root = tmp_path_factory.mktemp("runs")
-    done = subprocess.run([sys.executable, "-c", MIRRORED, str(corpus), str(root),
-                           json.dumps(CONFIG)], capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-c", MIRRORED, str(corpus), str(root), json.dumps(CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-1] == "2"  # replicas
     return root
@@ -73,9 +87,19 @@ def test_two_replicas_match_one_device(runs, carry):
 
 def train_command(corpus, out, carry, strategy):
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in CONFIG.items()]
-    return [os.path.join(os.path.dirname(sys.executable), "keras-gated"), "train",
-            "--corpus", str(corpus), *flags, "--out", str(out),
-            "--carry-state", str(carry).lower(), "--strategy", strategy]
+    return [
+        os.path.join(os.path.dirname(sys.executable), "keras-gated"),
+        "train",
+        "--corpus",
+        str(corpus),
+        *flags,
+        "--out",
+        str(out),
+        "--carry-state",
+        str(carry).lower(),
+        "--strategy",
+        strategy,
+    ]
 
 
 @pytest.mark.parametrize("carry", [False, True], ids=["stateless", "carried-state"])
@@ -84,11 +108,22 @@ def test_two_workers_match_one_process(corpus, runs, tmp_path, carry):
     cluster = [f"localhost:{p}" for p in free_ports(2)]
     workers = []
     for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps(
-            {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})}
-        workers.append(subprocess.Popen(
-            train_command(corpus, tmp_path / f"worker{index}", carry, "multiworker"),
-            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps(
+                {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+            ),
+        }
+        workers.append(
+            subprocess.Popen(
+                train_command(corpus, tmp_path / f"worker{index}", carry, "multiworker"),
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = [w.communicate(timeout=600) for w in workers]
     for w, (_, err) in zip(workers, outputs):
         assert w.returncode == 0, err[-3000:]
@@ -97,8 +132,9 @@ def test_two_workers_match_one_process(corpus, runs, tmp_path, carry):
     chief = sorted(os.listdir(tmp_path / "worker0"))
     assert chief == sorted(os.listdir(one)), chief
     assert not (tmp_path / "worker1").exists()  # the other worker wrote nothing there
-    results = [json.loads((run / "results.json").read_text())
-               for run in (one, tmp_path / "worker0")]
+    results = [
+        json.loads((run / "results.json").read_text()) for run in (one, tmp_path / "worker0")
+    ]
     for split in ("valid_perplexity", "test_perplexity"):  # each split scored once in all
         assert abs(results[0][split] - results[1][split]) <= LOSS_RTOL * results[0][split]
 
@@ -106,13 +142,32 @@ def test_two_workers_match_one_process(corpus, runs, tmp_path, carry):
 def start_workers(corpus, out, cluster, config):
     """The same command on each worker, the same --out (one host: a shared directory)."""
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in config.items()]
-    command = [os.path.join(os.path.dirname(sys.executable), "keras-gated"), "train",
-               "--corpus", str(corpus), *flags, "--out", str(out), "--strategy", "multiworker"]
-    return [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "TF_CONFIG": json.dumps(
-                                 {"cluster": {"worker": cluster},
-                                  "task": {"type": "worker", "index": index}})})
-            for index in range(2)]
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "keras-gated"),
+        "train",
+        "--corpus",
+        str(corpus),
+        *flags,
+        "--out",
+        str(out),
+        "--strategy",
+        "multiworker",
+    ]
+    return [
+        subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={
+                **os.environ,
+                "TF_CONFIG": json.dumps(
+                    {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+                ),
+            },
+        )
+        for index in range(2)
+    ]
 
 
 def final_weights(run):
@@ -133,8 +188,9 @@ def test_a_killed_worker_stops_the_other_and_a_rerun_resumes(corpus, tmp_path):
     import numpy as np
 
     config = {**CONFIG, "epochs": 5, "steps_per_epoch": 40}
-    done = start_workers(corpus, tmp_path / "whole", [f"localhost:{p}" for p in free_ports(2)],
-                         config)
+    done = start_workers(
+        corpus, tmp_path / "whole", [f"localhost:{p}" for p in free_ports(2)], config
+    )
     for w in done:
         assert w.wait(timeout=900) == 0, w.stderr.read()[-3000:]
 
@@ -154,6 +210,7 @@ def test_a_killed_worker_stops_the_other_and_a_rerun_resumes(corpus, tmp_path):
 
     for w in start_workers(corpus, tmp_path / "run", cluster, config):
         assert w.wait(timeout=900) == 0, w.stderr.read()[-3000:]
-    for a, b in zip(final_weights(tmp_path / "whole"), final_weights(tmp_path / "run"),
-                    strict=True):
+    for a, b in zip(
+        final_weights(tmp_path / "whole"), final_weights(tmp_path / "run"), strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

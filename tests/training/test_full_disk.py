@@ -64,8 +64,12 @@ def disk_full(monkeypatch, matches, room=100):
     def open_(file, mode="r", *args, **kwargs):
         f = real_open(file, mode, *args, **kwargs)
         writing = any(c in mode for c in "wax+")
-        if writing and not filled and isinstance(file, (str, os.PathLike)) and matches(
-                os.path.basename(file)):
+        if (
+            writing
+            and not filled
+            and isinstance(file, (str, os.PathLike))
+            and matches(os.path.basename(file))
+        ):
             filled.append(os.fspath(file))
             return _Filling(f, room)
         return f
@@ -79,14 +83,21 @@ def disk_full(monkeypatch, matches, room=100):
 def _temp_of(name):
     """Matches `atomic`'s temp files for the target `name` (".stem.XXXX.ext")."""
     stem, ext = os.path.splitext(name)
-    return lambda base: base.startswith(f".{stem}.") and base.endswith(ext) and base.count(".") \
-        == name.count(".") + 2
+    return lambda base: (
+        base.startswith(f".{stem}.")
+        and base.endswith(ext)
+        and base.count(".") == name.count(".") + 2
+    )
 
 
 def _leftovers(folder):
     """Temp files and transient checkpoint folders under `folder`."""
-    return [str(p) for p in folder.rglob("*") if p.name.startswith((".", "tmp"))
-            or p.name in (run_dir.CHECKPOINT_NEW, run_dir.CHECKPOINT_OLD)]
+    return [
+        str(p)
+        for p in folder.rglob("*")
+        if p.name.startswith((".", "tmp"))
+        or p.name in (run_dir.CHECKPOINT_NEW, run_dir.CHECKPOINT_OLD)
+    ]
 
 
 def _one_error_line(err, *parts):
@@ -97,10 +108,12 @@ def _one_error_line(err, *parts):
 
 # --- training, through the command line ------------------------------------------------------
 
+
 def _limit_file_size(limit):
     def preexec():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
     return preexec
 
 
@@ -114,7 +127,8 @@ def _epoch_one_run(straight, folder):
 
 
 def test_a_full_disk_mid_checkpoint_is_one_line_and_keeps_the_last_checkpoint(
-        two_epochs, tmp_path, capsys, monkeypatch):
+    two_epochs, tmp_path, capsys, monkeypatch
+):
     """`keras-gated train` resumed after epoch 1; epoch 2's train_state.keras meets a full
     disk: exit 2, one line naming the file and ENOSPC, checkpoint/ as it was, nothing left."""
     from keras_gated.cli.main import main
@@ -131,8 +145,9 @@ def test_a_full_disk_mid_checkpoint_is_one_line_and_keeps_the_last_checkpoint(
 
 
 @pytest.mark.slow  # the test above and test_last_good_checkpoint.py's exact resume cover it
-def test_a_file_size_limit_mid_checkpoint_is_one_line_and_a_rerun_resumes_exactly(two_epochs,
-                                                                               tmp_path):
+def test_a_file_size_limit_mid_checkpoint_is_one_line_and_a_rerun_resumes_exactly(
+    two_epochs, tmp_path
+):
     """The console script under RLIMIT_FSIZE: epoch 2's train_state.keras passes the limit
     (model.keras, smaller, does not): exit 2, one line naming the file and EFBIG, checkpoint/
     unchanged, nothing left over; the same command with space then ends where the straight
@@ -144,9 +159,14 @@ def test_a_file_size_limit_mid_checkpoint_is_one_line_and_a_rerun_resumes_exactl
     model, state = (os.path.getsize(run / name) for name in (run_dir.MODEL, run_dir.TRAIN_STATE))
     assert model < state
     before = tree_bytes(run / run_dir.CHECKPOINT)
-    done = subprocess.run([KERAS_GATED, *train_argv(corpus, run)], capture_output=True,
-                          text=True, env=USER_ENV, timeout=600,
-                          preexec_fn=_limit_file_size((model + state) // 2))
+    done = subprocess.run(
+        [KERAS_GATED, *train_argv(corpus, run)],
+        capture_output=True,
+        text=True,
+        env=USER_ENV,
+        timeout=600,
+        preexec_fn=_limit_file_size((model + state) // 2),
+    )
     assert done.returncode == 2
     _one_error_line(done.stderr, f"cannot write {run / run_dir.TRAIN_STATE}", EFBIG)
     assert tree_bytes(run / run_dir.CHECKPOINT) == before
@@ -163,15 +183,21 @@ def test_a_file_size_limit_in_a_fresh_run_is_one_line(name, limit, two_epochs, t
     kB) the first past 8 kB (config.json has 1 kB)."""
     corpus, _ = two_epochs
     run = tmp_path / "run"
-    done = subprocess.run([KERAS_GATED, *train_argv(corpus, run)], capture_output=True,
-                          text=True, env=USER_ENV, timeout=600,
-                          preexec_fn=_limit_file_size(limit))
+    done = subprocess.run(
+        [KERAS_GATED, *train_argv(corpus, run)],
+        capture_output=True,
+        text=True,
+        env=USER_ENV,
+        timeout=600,
+        preexec_fn=_limit_file_size(limit),
+    )
     assert done.returncode == 2
     _one_error_line(done.stderr, f"cannot write {run / name}", EFBIG)
     assert not (run / name).exists() and _leftovers(run) == []
 
 
 # --- each file of an epoch's checkpoint, through the callback that writes them ---------------
+
 
 @pytest.fixture
 def checkpointing(two_epochs, tmp_path):
@@ -182,18 +208,23 @@ def checkpointing(two_epochs, tmp_path):
 
     run = copy_run(two_epochs[1], tmp_path / "run")
     model = run_dir.load_model_file(run / run_dir.TRAIN_STATE)
-    averaging = WeightAveraging(2, state={"history": [9.0], "started": True, "count": 1},
-                                averages=[w.numpy() for w in model.trainable_weights])
+    averaging = WeightAveraging(
+        2,
+        state={"history": [9.0], "started": True, "count": 1},
+        averages=[w.numpy() for w in model.trainable_weights],
+    )
     averaging.set_model(model)
     checkpoint = RunCheckpoint(run, stateless_copy, averaging=averaging)
     checkpoint.set_model(model)
     return run, checkpoint
 
 
-@pytest.mark.parametrize("name", [run_dir.MODEL, run_dir.STATE_FILE, run_dir.AVERAGE_FILE,
-                                  run_dir.PROGRESS_FILE])
-def test_a_full_disk_while_checkpointing_keeps_every_previous_file(name, checkpointing,
-                                                                    monkeypatch):
+@pytest.mark.parametrize(
+    "name", [run_dir.MODEL, run_dir.STATE_FILE, run_dir.AVERAGE_FILE, run_dir.PROGRESS_FILE]
+)
+def test_a_full_disk_while_checkpointing_keeps_every_previous_file(
+    name, checkpointing, monkeypatch
+):
     run, checkpoint = checkpointing
     if name != run_dir.MODEL:
         checkpoint.best = 0.0  # not a better model: only the checkpoint is written
@@ -207,26 +238,28 @@ def test_a_full_disk_while_checkpointing_keeps_every_previous_file(name, checkpo
     assert tree_bytes(run) == before and _leftovers(run) == []
 
 
-def test_with_space_the_checkpoint_becomes_the_newest_and_the_newest_the_previous(
-        checkpointing):
+def test_with_space_the_checkpoint_becomes_the_newest_and_the_newest_the_previous(checkpointing):
     """The control for the test above: the same call, nothing full."""
     run, checkpoint = checkpointing
     before = tree_bytes(run)
     checkpoint.on_epoch_end(2, {"val_perplexity": 1.0})
     prefix = run_dir.CHECKPOINT + os.sep
     assert tree_bytes(run / run_dir.CHECKPOINT_PREV) == {
-        k[len(prefix):]: v for k, v in before.items() if k.startswith(prefix)}
+        k[len(prefix) :]: v for k, v in before.items() if k.startswith(prefix)
+    }
     assert sorted(tree_bytes(run / run_dir.CHECKPOINT)) == sorted(
-        [run_dir.AVERAGE_FILE, run_dir.PROGRESS_FILE, run_dir.STATE_FILE])
+        [run_dir.AVERAGE_FILE, run_dir.PROGRESS_FILE, run_dir.STATE_FILE]
+    )
     assert _leftovers(run) == []
 
 
 # --- the files a run starts with, and the small JSON files --------------------------------
 
+
 @pytest.mark.parametrize("name", [run_dir.VOCAB, run_dir.CONFIG])
-def test_a_full_disk_when_a_run_starts_is_one_line_and_leaves_a_fresh_start(name, two_epochs,
-                                                                            tmp_path, capsys,
-                                                                            monkeypatch):
+def test_a_full_disk_when_a_run_starts_is_one_line_and_leaves_a_fresh_start(
+    name, two_epochs, tmp_path, capsys, monkeypatch
+):
     from keras_gated.cli.main import main
     from keras_gated.training.config import TrainConfig
 
@@ -276,22 +309,23 @@ def test_an_interrupt_mid_write_leaves_the_previous_file(tmp_path):
 
 # --- exports -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fills", ["model.onnx", "model.int8.onnx", "quantizer scratch"])
-def test_a_full_disk_during_an_int8_export_keeps_both_previous_files(fills, two_epochs,
-                                                                     tmp_path, capsys,
-                                                                     monkeypatch):
+def test_a_full_disk_during_an_int8_export_keeps_both_previous_files(
+    fills, two_epochs, tmp_path, capsys, monkeypatch
+):
     """Both files or neither: a failure in either leaves the previous pair."""
     from keras_gated.cli.main import main
 
     out, int8 = tmp_path / "model.onnx", tmp_path / "model.int8.onnx"
     out.write_bytes(b"previous float")
     int8.write_bytes(b"previous int8")
-    matches = (lambda base: base == "fp32.onnx") if fills == "quantizer scratch" else \
-        _temp_of(fills)
+    matches = (
+        (lambda base: base == "fp32.onnx") if fills == "quantizer scratch" else _temp_of(fills)
+    )
     named = int8 if fills != "model.onnx" else out
     with disk_full(monkeypatch, matches) as filled:
-        assert main(["export", str(two_epochs[1]), str(out), "--quantize", "int8",
-                     "--force"]) == 2
+        assert main(["export", str(two_epochs[1]), str(out), "--quantize", "int8", "--force"]) == 2
     assert len(filled) == 1
     _one_error_line(capsys.readouterr().err, f"cannot write {named}", ENOSPC)
     assert out.read_bytes() == b"previous float" and int8.read_bytes() == b"previous int8"
@@ -301,10 +335,14 @@ def test_a_full_disk_during_an_int8_export_keeps_both_previous_files(fills, two_
 def test_a_file_size_limit_during_export_is_one_line(two_epochs, tmp_path):
     out = tmp_path / "model.onnx"
     out.write_bytes(b"previous")
-    done = subprocess.run([KERAS_GATED, "export", str(two_epochs[1]), str(out), "--force"],
-                          capture_output=True, text=True, timeout=600,
-                          env=USER_ENV,
-                          preexec_fn=_limit_file_size(4096))
+    done = subprocess.run(
+        [KERAS_GATED, "export", str(two_epochs[1]), str(out), "--force"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=USER_ENV,
+        preexec_fn=_limit_file_size(4096),
+    )
     assert done.returncode == 2
     _one_error_line(done.stderr, f"cannot write {out}", EFBIG)
     assert out.read_bytes() == b"previous" and os.listdir(tmp_path) == ["model.onnx"]

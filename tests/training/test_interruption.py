@@ -15,9 +15,28 @@ WEIGHT_ATOL = 1e-5  # identical steps in float32: rounding only
 
 
 def _argv(corpus, out):
-    return [sys.executable, "-m", "keras_gated.cli.main", "train", "--corpus", str(corpus),
-            "--units", "12", "--embed-dim", "12", "--batch-size", "4", "--seq-len", "8",
-            "--epochs", "4", "--steps-per-epoch", "25", "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "keras_gated.cli.main",
+        "train",
+        "--corpus",
+        str(corpus),
+        "--units",
+        "12",
+        "--embed-dim",
+        "12",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "8",
+        "--epochs",
+        "4",
+        "--steps-per-epoch",
+        "25",
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.mark.slow  # covered by test_training.py's resume and test_run_dir.py's log trimming
@@ -30,12 +49,14 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     corpus = write_corpus(tmp_path / "corpus")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
-    subprocess.run(_argv(corpus, tmp_path / "straight"), check=True, env=env,
-                   capture_output=True, timeout=600)
+    subprocess.run(
+        _argv(corpus, tmp_path / "straight"), check=True, env=env, capture_output=True, timeout=600
+    )
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_argv(corpus, killed), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _argv(corpus, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while not run_dir.has_checkpoint(killed) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)

@@ -40,8 +40,9 @@ def _averaging_started(run, shapes=None):
         model = run_dir.load_model_file(run / STATE)
         shapes = [tuple(w.shape) for w in model.trainable_weights]
     np.savez(run / AVERAGE, *[np.zeros(s, "float32") for s in shapes])
-    _edit_progress(run, lambda p: p.update(averaging={"history": [3.0], "started": True,
-                                                      "count": 2}))
+    _edit_progress(
+        run, lambda p: p.update(averaging={"history": [3.0], "started": True, "count": 2})
+    )
 
 
 # damage to the newest generation -> the file the warning must name
@@ -52,32 +53,40 @@ DAMAGE = {
     "state with a flipped byte": (lambda run: _flip_a_byte(run / STATE), STATE),
     "state missing": (lambda run: (run / STATE).unlink(), STATE),
     "state of the previous generation": (
-        lambda run: shutil.copy(run / PREV / run_dir.STATE_FILE, run / STATE), STATE),
+        lambda run: shutil.copy(run / PREV / run_dir.STATE_FILE, run / STATE),
+        STATE,
+    ),
     "progress truncated": (lambda run: _truncate(run / PROGRESS), PROGRESS),
     "progress emptied": (lambda run: _truncate(run / PROGRESS, 0), PROGRESS),
     "progress not an object": (lambda run: (run / PROGRESS).write_text("[1, 2]"), PROGRESS),
     "progress without seed_states": (
-        lambda run: _edit_progress(run, lambda p: p.pop("seed_states")), PROGRESS),
+        lambda run: _edit_progress(run, lambda p: p.pop("seed_states")),
+        PROGRESS,
+    ),
     "progress with epochs_done a string": (
-        lambda run: _edit_progress(run, lambda p: p.update(epochs_done="2")), PROGRESS),
+        lambda run: _edit_progress(run, lambda p: p.update(epochs_done="2")),
+        PROGRESS,
+    ),
     "progress of the previous generation": (
-        lambda run: shutil.copy(run / PREV / run_dir.PROGRESS_FILE, run / PROGRESS), PROGRESS),
+        lambda run: shutil.copy(run / PREV / run_dir.PROGRESS_FILE, run / PROGRESS),
+        PROGRESS,
+    ),
     "progress with one dropout counter too many": (
-        lambda run: _edit_progress(run, lambda p: p["seed_states"].append([0, 0])), PROGRESS),
+        lambda run: _edit_progress(run, lambda p: p["seed_states"].append([0, 0])),
+        PROGRESS,
+    ),
     "progress missing": (lambda run: (run / PROGRESS).unlink(), PROGRESS),
-    "checkpoint folder missing": (
-        lambda run: shutil.rmtree(run / run_dir.CHECKPOINT), PROGRESS),
-    "average missing": (
-        lambda run: (_averaging_started(run), (run / AVERAGE).unlink()), AVERAGE),
-    "average truncated": (lambda run: (_averaging_started(run), _truncate(run / AVERAGE)),
-                          AVERAGE),
+    "checkpoint folder missing": (lambda run: shutil.rmtree(run / run_dir.CHECKPOINT), PROGRESS),
+    "average missing": (lambda run: (_averaging_started(run), (run / AVERAGE).unlink()), AVERAGE),
+    "average truncated": (lambda run: (_averaging_started(run), _truncate(run / AVERAGE)), AVERAGE),
     "average of other shapes": (lambda run: _averaging_started(run, [(3,)]), AVERAGE),
 }
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
-def test_a_damaged_newest_generation_is_named_and_the_previous_one_used(damage, two_epochs,
-                                                                        tmp_path):
+def test_a_damaged_newest_generation_is_named_and_the_previous_one_used(
+    damage, two_epochs, tmp_path
+):
     run = copy_run(two_epochs[1], tmp_path / "run")
     harm, named = DAMAGE[damage]
     harm(run)
@@ -120,8 +129,9 @@ def test_train_resumes_exactly_from_the_previous_generation(two_epochs, tmp_path
 
 
 @pytest.mark.parametrize("prev", ["damaged", "missing"])
-def test_no_usable_generation_is_one_error_line_and_changes_nothing(prev, two_epochs, tmp_path,
-                                                                   capsys):
+def test_no_usable_generation_is_one_error_line_and_changes_nothing(
+    prev, two_epochs, tmp_path, capsys
+):
     from keras_gated.cli.main import main
 
     corpus, straight = two_epochs
@@ -164,6 +174,7 @@ def _file_steps(monkeypatch, crash_at=None):
             if len(steps) == crash_at:
                 raise Crash
             return real(*args, **kwargs)
+
         return wrapped
 
     monkeypatch.setattr(os, "replace", step(os.replace))
@@ -175,25 +186,33 @@ def _writer(data):
     return lambda path: Path(path).write_bytes(data)
 
 
-def test_a_generation_write_has_the_steps_the_crash_test_counts(two_epochs, tmp_path,
-                                                               monkeypatch):
+def test_a_generation_write_has_the_steps_the_crash_test_counts(two_epochs, tmp_path, monkeypatch):
     run = copy_run(two_epochs[1], tmp_path / "run")
     steps = _file_steps(monkeypatch)
-    generations.write_generation(run, [(run_dir.STATE_FILE, _writer(b"s")),
-                                       (run_dir.PROGRESS_FILE, _writer(b"{}"))])
+    generations.write_generation(
+        run, [(run_dir.STATE_FILE, _writer(b"s")), (run_dir.PROGRESS_FILE, _writer(b"{}"))]
+    )
     assert len(steps) == STEPS
 
 
 @pytest.mark.parametrize("crash_at", range(1, STEPS + 1))
-def test_a_crash_at_any_step_of_a_generation_write_leaves_matched_pairs(crash_at, two_epochs,
-                                                                        tmp_path, monkeypatch):
+def test_a_crash_at_any_step_of_a_generation_write_leaves_matched_pairs(
+    crash_at, two_epochs, tmp_path, monkeypatch
+):
     run = copy_run(two_epochs[1], tmp_path / "run")
-    pairs = [((run / g / run_dir.PROGRESS_FILE).read_bytes(),
-              (run / g / run_dir.STATE_FILE).read_bytes()) for g in run_dir.GENERATIONS]
+    pairs = [
+        (
+            (run / g / run_dir.PROGRESS_FILE).read_bytes(),
+            (run / g / run_dir.STATE_FILE).read_bytes(),
+        )
+        for g in run_dir.GENERATIONS
+    ]
     # the new generation is epoch 1's pair again: a mix of two generations shows as a pair
     # that is neither
-    files = [(run_dir.STATE_FILE, _writer(pairs[1][1])),
-             (run_dir.PROGRESS_FILE, _writer(pairs[1][0]))]
+    files = [
+        (run_dir.STATE_FILE, _writer(pairs[1][1])),
+        (run_dir.PROGRESS_FILE, _writer(pairs[1][0])),
+    ]
     steps = _file_steps(monkeypatch, crash_at)
     with pytest.raises(Crash):
         generations.write_generation(run, files)
@@ -201,15 +220,19 @@ def test_a_crash_at_any_step_of_a_generation_write_leaves_matched_pairs(crash_at
     assert len(steps) == crash_at
     for g in run_dir.GENERATIONS:
         if (run / g / run_dir.PROGRESS_FILE).exists():
-            pair = ((run / g / run_dir.PROGRESS_FILE).read_bytes(),
-                    (run / g / run_dir.STATE_FILE).read_bytes())
+            pair = (
+                (run / g / run_dir.PROGRESS_FILE).read_bytes(),
+                (run / g / run_dir.STATE_FILE).read_bytes(),
+            )
             assert pair in pairs, f"{g} mixes two generations"
     lines = []
     found = generations.last_good(run, warn=lines.append)
     assert len(lines) == (crash_at == CHECKPOINT_MISSING)
     generations.write_generation(run, files, found.folder)  # the next epoch's write
     assert sorted(p.name for p in run.iterdir() if p.name.startswith("checkpoint")) == [
-        run_dir.CHECKPOINT, PREV]
+        run_dir.CHECKPOINT,
+        PREV,
+    ]
 
 
 def test_force_clears_every_generation_folder(two_epochs, tmp_path):

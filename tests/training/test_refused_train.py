@@ -29,18 +29,40 @@ def _refused(argv, capsys):
     return err
 
 
-@pytest.mark.parametrize("options,needle", [
-    (["--corpus", "{tmp}/missing"], "corpus source not found"),
-    (["--seq-len", "100000"], "seq_len"),  # longer than the splits
-    (["--units", "8,8,8", "--layers", "2", "--embed-dim", "8"], "units"),  # the model refuses
-])
+@pytest.mark.parametrize(
+    "options,needle",
+    [
+        (["--corpus", "{tmp}/missing"], "corpus source not found"),
+        (["--seq-len", "100000"], "seq_len"),  # longer than the splits
+        (["--units", "8,8,8", "--layers", "2", "--embed-dim", "8"], "units"),  # the model refuses
+    ],
+)
 def test_a_refused_train_force_keeps_the_old_run(options, needle, old_run, tmp_path, capsys):
     corpus, run = old_run
     before = tree_bytes(run)
     options = [o.format(tmp=tmp_path) for o in options]
-    err = _refused(["train", "--corpus", corpus, "--units", "8", "--embed-dim", "8",
-                    "--batch-size", "2", "--seq-len", "6", "--xla", "false", *options, "--out", run,
-                    "--force"], capsys)
+    err = _refused(
+        [
+            "train",
+            "--corpus",
+            corpus,
+            "--units",
+            "8",
+            "--embed-dim",
+            "8",
+            "--batch-size",
+            "2",
+            "--seq-len",
+            "6",
+            "--xla",
+            "false",
+            *options,
+            "--out",
+            run,
+            "--force",
+        ],
+        capsys,
+    )
     assert needle in err, err
     assert tree_bytes(run) == before
 
@@ -53,19 +75,23 @@ def test_out_that_is_a_file_is_named(tmp_path, capsys):
     assert target.read_text() == "mine"
 
 
-@pytest.mark.parametrize("flag,value,needle", [
-    ("--learning-rate", "inf", "`learning_rate` must be a finite number, got inf"),
-    ("--clipnorm", "inf", "`clipnorm` must be a finite number, got inf"),
-    ("--ar-alpha", "inf", "`ar_alpha` must be a finite number, got inf"),
-    ("--tar-beta", "inf", "`tar_beta` must be a finite number, got inf"),
-    ("--learning-rate", "nan", "`learning_rate` must be > 0, got nan"),
-    ("--seed", "-1", "`seed` must be an integer in [0, 2**32), got -1"),
-    ("--seed", str(2**40), f"`seed` must be an integer in [0, 2**32), got {2**40}"),
-])
+@pytest.mark.parametrize(
+    "flag,value,needle",
+    [
+        ("--learning-rate", "inf", "`learning_rate` must be a finite number, got inf"),
+        ("--clipnorm", "inf", "`clipnorm` must be a finite number, got inf"),
+        ("--ar-alpha", "inf", "`ar_alpha` must be a finite number, got inf"),
+        ("--tar-beta", "inf", "`tar_beta` must be a finite number, got inf"),
+        ("--learning-rate", "nan", "`learning_rate` must be > 0, got nan"),
+        ("--seed", "-1", "`seed` must be an integer in [0, 2**32), got -1"),
+        ("--seed", str(2**40), f"`seed` must be an integer in [0, 2**32), got {2**40}"),
+    ],
+)
 def test_out_of_range_numbers_name_the_option(flag, value, needle, tmp_path, capsys):
     # a missing corpus: a value let through would fail later, on the corpus
-    err = _refused(["train", "--corpus", tmp_path / "missing", flag, value,
-                    "--out", tmp_path / "run"], capsys)
+    err = _refused(
+        ["train", "--corpus", tmp_path / "missing", flag, value, "--out", tmp_path / "run"], capsys
+    )
     assert needle in err, err
     assert not (tmp_path / "run").exists()
 
@@ -76,11 +102,14 @@ def test_a_bad_units_list_says_what_is_expected(units, capsys):
         main(["train", "--units", units, "--out", "run"])
     err = capsys.readouterr().err
     assert exit.value.code == 2 and err.count("\n") == 1, err
-    assert ("argument --units: expected positive integers separated by commas, "
-            f"got {units!r}") in err, err
+    assert (
+        f"argument --units: expected positive integers separated by commas, got {units!r}"
+    ) in err, err
 
 
 def test_a_width_below_one_names_units(tmp_path, capsys):
-    err = _refused(["train", "--corpus", tmp_path / "missing", "--units", "8,0",
-                    "--out", tmp_path / "run"], capsys)
+    err = _refused(
+        ["train", "--corpus", tmp_path / "missing", "--units", "8,0", "--out", tmp_path / "run"],
+        capsys,
+    )
     assert "`units` must be a positive integer or a list of them, got [8, 0]" in err, err

@@ -21,8 +21,10 @@ def test_fingerprint_names_what_changed(tiny_corpus):
     assert fingerprint_changes(None, before) == ""  # a run that recorded none
     text = (tiny_corpus / "a.txt").read_text()
     (tiny_corpus / "a.txt").write_text(text.replace("cat", "dog", 1))
-    assert fingerprint_changes(before, _fingerprint(tiny_corpus)) == \
-        "a has the same size but other text"
+    assert (
+        fingerprint_changes(before, _fingerprint(tiny_corpus))
+        == "a has the same size but other text"
+    )
     (tiny_corpus / "a.txt").write_text(text + " more")
     (tiny_corpus / "d.txt").write_text("a fourth play")
     changes = fingerprint_changes(before, _fingerprint(tiny_corpus))
@@ -95,8 +97,9 @@ def test_a_model_that_is_not_a_language_model_is_named(tmp_path, capsys):
     run = _fake_run(tmp_path / "run", plain)
     for command in (["evaluate", run], ["generate", run, "--prompt", "to be"]):
         err = _error_line(command, capsys)
-        assert f"{run / run_dir.MODEL} holds a Sequential, not a keras_gated.LanguageModel" \
-            in err, err
+        assert (
+            f"{run / run_dir.MODEL} holds a Sequential, not a keras_gated.LanguageModel" in err
+        ), err
 
 
 def test_trim_logs_keeps_complete_rows_before_the_checkpoint(tmp_path):

@@ -11,8 +11,9 @@ def model(request, tiny_corpus):
     from keras_gated.training.build import build_model
     from keras_gated.training.config import TrainConfig
 
-    config = TrainConfig(corpus=str(tiny_corpus), embed_dim=8, units=8, layers=1,
-                         xla=request.param, batch_size=2)
+    config = TrainConfig(
+        corpus=str(tiny_corpus), embed_dim=8, units=8, layers=1, xla=request.param, batch_size=2
+    )
     model = build_model(config, VOCAB, stateful=False)
     assert model.jit_compile is request.param
     return model

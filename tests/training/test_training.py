@@ -12,8 +12,17 @@ WEIGHT_ATOL = 1e-5  # two float32 runs of the same steps agree to rounding
 
 
 def _config(corpus, **kw):
-    base = dict(corpus=str(corpus), embed_dim=12, units=12, batch_size=4, seq_len=8,
-                epochs=2, steps_per_epoch=10, seed=3, xla=False)
+    base = dict(
+        corpus=str(corpus),
+        embed_dim=12,
+        units=12,
+        batch_size=4,
+        seq_len=8,
+        epochs=2,
+        steps_per_epoch=10,
+        seed=3,
+        xla=False,
+    )
     return kg.TrainConfig(**{**base, **kw})
 
 
@@ -22,17 +31,33 @@ def test_a_repeated_sentence_is_memorised(tmp_path):
     sentence = "one two three four five six seven eight nine ten .\n"
     for name in "abc":
         (tmp_path / "c" / f"{name}.txt").write_text(sentence * 60, encoding="utf-8")
-    config = _config(tmp_path / "c", dropout=0.0, recurrent_dropout=0.0, embed_dropout=0.0,
-                     learning_rate=2e-2, epochs=10, steps_per_epoch=0, patience=10)
+    config = _config(
+        tmp_path / "c",
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        embed_dropout=0.0,
+        learning_rate=2e-2,
+        epochs=10,
+        steps_per_epoch=0,
+        patience=10,
+    )
     results = kg.train(config, tmp_path / "run", verbose=0)
     assert results["valid_perplexity"] < 1.1  # 12 distinct tokens: chance is 12
 
 
-@pytest.mark.parametrize("changes,gpu,xla", [
-    ({}, False, True), ({"xla": False}, False, False), ({"cell": "keras-lstm"}, False, False),
-    ({"strategy": "mirrored", "carry_state": False}, False, False), ({}, True, False)])
-def test_the_training_step_is_xla_compiled_for_our_cells_on_one_cpu(changes, gpu, xla,
-                                                                    tiny_corpus, monkeypatch):
+@pytest.mark.parametrize(
+    "changes,gpu,xla",
+    [
+        ({}, False, True),
+        ({"xla": False}, False, False),
+        ({"cell": "keras-lstm"}, False, False),
+        ({"strategy": "mirrored", "carry_state": False}, False, False),
+        ({}, True, False),
+    ],
+)
+def test_the_training_step_is_xla_compiled_for_our_cells_on_one_cpu(
+    changes, gpu, xla, tiny_corpus, monkeypatch
+):
     from keras_gated.layers import cudnn
     from keras_gated.training.trainer import build_model
 
@@ -44,8 +69,16 @@ def test_the_training_step_is_xla_compiled_for_our_cells_on_one_cpu(changes, gpu
 def test_run_directory_is_complete_and_loads(tiny_corpus, tmp_path):
     run = tmp_path / "run"
     results = kg.train(_config(tiny_corpus), run, verbose=0)
-    for name in ("model.keras", "vocab.json", "config.json", "log.csv", "results.json",
-                 "checkpoint/train_state.keras", "checkpoint/progress.json", "grad_norm.csv"):
+    for name in (
+        "model.keras",
+        "vocab.json",
+        "config.json",
+        "log.csv",
+        "results.json",
+        "checkpoint/train_state.keras",
+        "checkpoint/progress.json",
+        "grad_norm.csv",
+    ):
         assert (run / name).exists(), name
     model, tokenizer, config = kg.load_run(run)
     assert not model.stateful and config.seed == 3
@@ -58,9 +91,13 @@ def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):
     """1 epoch, then resume to 2 == 2 epochs straight (dropout on, same seed)."""
     kg.train(_config(tiny_corpus), tmp_path / "straight", verbose=0)
     kg.train(_config(tiny_corpus, epochs=1), tmp_path / "resumed", verbose=0)
-    assert json.loads((tmp_path / "resumed/checkpoint/progress.json").read_text())["epochs_done"] == 1
+    assert (
+        json.loads((tmp_path / "resumed/checkpoint/progress.json").read_text())["epochs_done"] == 1
+    )
     kg.train(_config(tiny_corpus), tmp_path / "resumed", verbose=0)
-    assert json.loads((tmp_path / "resumed/checkpoint/progress.json").read_text())["epochs_done"] == 2
+    assert (
+        json.loads((tmp_path / "resumed/checkpoint/progress.json").read_text())["epochs_done"] == 2
+    )
     import keras
 
     a = keras.models.load_model(tmp_path / "straight/checkpoint/train_state.keras")
@@ -79,8 +116,10 @@ def test_resume_refuses_a_changed_config(tiny_corpus, tmp_path):
         kg.train(_config(tiny_corpus, seq_len=6), tmp_path / "r", verbose=0)
 
 
-@pytest.mark.parametrize("field,value", [("units", 0), ("dropout", 1.0), ("seq_len", -1),
-                                         ("level", "byte"), ("learning_rate", 0.0)])
+@pytest.mark.parametrize(
+    "field,value",
+    [("units", 0), ("dropout", 1.0), ("seq_len", -1), ("level", "byte"), ("learning_rate", 0.0)],
+)
 def test_bad_config_names_the_field(field, value, tiny_corpus):
     with pytest.raises(ValueError, match=field):
         _config(tiny_corpus, **{field: value}).validate()
@@ -112,8 +151,9 @@ def test_force_retrains_from_scratch(tiny_corpus, tmp_path):
     run = tmp_path / "r"
     kg.train(_config(tiny_corpus, epochs=1), run, verbose=0)
     (run / "stranger.txt").write_text("not ours")
-    results = kg.train(_config(tiny_corpus, epochs=1, units=16, embed_dim=16), run,
-                       overwrite=True, verbose=0)
+    results = kg.train(
+        _config(tiny_corpus, epochs=1, units=16, embed_dim=16), run, overwrite=True, verbose=0
+    )
     assert results["epochs"] == 1
     assert json.loads((run / "checkpoint/progress.json").read_text())["epochs_done"] == 1
     assert kg.load_run(run)[0].units == 16
@@ -135,12 +175,19 @@ def test_resume_drops_log_rows_past_the_checkpoint(tiny_corpus, tmp_path):
     assert float(rows[1]["loss"]) != 9.9
 
 
-AWD = dict(variable_bptt=True, nonmono=1, patience=3, steps_per_epoch=6, dropout=0.0,
-           recurrent_dropout=0.0, embed_dropout=0.0, learning_rate=1e-2)
+AWD = dict(
+    variable_bptt=True,
+    nonmono=1,
+    patience=3,
+    steps_per_epoch=6,
+    dropout=0.0,
+    recurrent_dropout=0.0,
+    embed_dropout=0.0,
+    learning_rate=1e-2,
+)
 
 
-def test_awd_windows_and_averaging_train_and_save_the_average(tiny_corpus, tmp_path,
-                                                              monkeypatch):
+def test_awd_windows_and_averaging_train_and_save_the_average(tiny_corpus, tmp_path, monkeypatch):
     """Variable windows, averaging started after epoch 1: the best model, from epoch 2,
     holds the average of epoch 2's steps; the checkpoint the raw weights."""
     import keras
@@ -180,10 +227,14 @@ def test_awd_windows_and_averaging_resume_exactly(tiny_corpus, tmp_path, monkeyp
     kg.train(_config(tiny_corpus, **{**AWD, "epochs": 1}), tmp_path / "resumed", verbose=0)
     kg.train(_config(tiny_corpus, **AWD), tmp_path / "resumed", verbose=0)
     files = ("checkpoint/train_state.keras", "model.keras")
-    for a, b in [[keras.models.load_model(tmp_path / run / f) for run in ("straight", "resumed")]
-                 for f in files]:
+    for a, b in [
+        [keras.models.load_model(tmp_path / run / f) for run in ("straight", "resumed")]
+        for f in files
+    ]:
         for p, q in zip(a.get_weights(), b.get_weights(), strict=True):
             np.testing.assert_allclose(p, q, atol=WEIGHT_ATOL)
-    progress = [json.loads((tmp_path / run / "checkpoint/progress.json").read_text())
-                for run in ("straight", "resumed")]
+    progress = [
+        json.loads((tmp_path / run / "checkpoint/progress.json").read_text())
+        for run in ("straight", "resumed")
+    ]
     assert progress[0]["averaging"] == progress[1]["averaging"]

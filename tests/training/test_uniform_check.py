@@ -34,12 +34,18 @@ def test_the_message_leaves_out_a_missing_training_perplexity():
     assert "epoch 1: val_perplexity 20,000.0 is worse" in str(warning.message)
 
 
-@pytest.mark.parametrize("logs", [
-    {"val_perplexity": V},  # a uniform model: equal, not worse
-    {"val_perplexity": V - 0.01}, {"val_perplexity": 255.0},
-    {"perplexity": 2 * V},  # training perplexity only: no validation this epoch
-    {"val_perplexity": math.nan}, {}, None,
-])
+@pytest.mark.parametrize(
+    "logs",
+    [
+        {"val_perplexity": V},  # a uniform model: equal, not worse
+        {"val_perplexity": V - 0.01},
+        {"val_perplexity": 255.0},
+        {"perplexity": 2 * V},  # training perplexity only: no validation this epoch
+        {"val_perplexity": math.nan},
+        {},
+        None,
+    ],
+)
 def test_silent_otherwise(logs):
     assert _epoch_end(logs) == []
 
@@ -52,9 +58,19 @@ def test_train_warns_when_validation_is_unseen_words(tmp_path):
     (tmp_path / "corpus").mkdir()
     for name, line in zip("abc", words):
         (tmp_path / "corpus" / f"{name}.txt").write_text(f"{line}\n" * 40, encoding="utf-8")
-    config = kg.TrainConfig(corpus=str(tmp_path / "corpus"), cell="gru", embed_dim=8, units=8,
-                            batch_size=2, seq_len=8, epochs=1, steps_per_epoch=30,
-                            learning_rate=2e-2, xla=False, seed=0)
+    config = kg.TrainConfig(
+        corpus=str(tmp_path / "corpus"),
+        cell="gru",
+        embed_dim=8,
+        units=8,
+        batch_size=2,
+        seq_len=8,
+        epochs=1,
+        steps_per_epoch=30,
+        learning_rate=2e-2,
+        xla=False,
+        seed=0,
+    )
     with pytest.warns(WorseThanUniformWarning, match=r"epoch 1: val_perplexity .* is worse"):
         results = kg.train(config, tmp_path / "run", verbose=0)
     _, tokenizer, _ = kg.load_run(tmp_path / "run")

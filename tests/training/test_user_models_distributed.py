@@ -59,19 +59,27 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_a_users_model_trains_alike_on_two_replicas(backend):
-    env = {**os.environ, "KERAS_BACKEND": backend,
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=600)
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     curves = json.loads(done.stdout.strip().splitlines()[-1])
     for masked in (False, True):
         for where in ("one", "parallel"):
-            np.testing.assert_allclose(curves[f"ours-{where}-{masked}"],
-                                       curves[f"builtin-{where}-{masked}"], rtol=1e-5,
-                                       err_msg=f"{where} masked={masked}")
+            np.testing.assert_allclose(
+                curves[f"ours-{where}-{masked}"],
+                curves[f"builtin-{where}-{masked}"],
+                rtol=1e-5,
+                err_msg=f"{where} masked={masked}",
+            )
     # Without a mask, two replicas give one device's curve. With one, Keras's masked loss is
     # normalised by each replica's own count of unmasked steps, so the built-ins' curve
     # differs from one device's too (by 3.5% here), and ours with it.
-    np.testing.assert_allclose(curves["ours-parallel-False"], curves["builtin-one-False"],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        curves["ours-parallel-False"], curves["builtin-one-False"], rtol=1e-5
+    )

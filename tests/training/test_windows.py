@@ -12,8 +12,9 @@ LR_RTOL = 1e-6  # the learning rate is a float32 variable: ~6e-8 relative roundi
 
 
 def _windows(ids, **kw):
-    return TrainingWindows(ids, **{"batch_size": 3, "seq_len": 10, "variable": True,
-                                   "seed": 4, **kw})
+    return TrainingWindows(
+        ids, **{"batch_size": 3, "seq_len": 10, "variable": True, "seed": 4, **kw}
+    )
 
 
 def _batches(dataset):
@@ -51,8 +52,9 @@ def test_epochs_of_steps_per_epoch_windows_are_consecutive_slices_of_the_passes(
     for (x, y), (x_ref, y_ref) in zip(sliced, whole):
         np.testing.assert_array_equal(x, x_ref)
         np.testing.assert_array_equal(y, y_ref)
-    assert [t for e in range(5) for t in windows.lengths(e)] == \
-        [t for p in range(4) for t in passes.lengths(p)][:35]
+    assert [t for e in range(5) for t in windows.lengths(e)] == [
+        t for p in range(4) for t in passes.lengths(p)
+    ][:35]
 
 
 def test_fixed_epochs_are_the_bptt_batches():
@@ -68,10 +70,18 @@ def test_fixed_epochs_are_the_bptt_batches():
 def test_each_window_trains_with_the_learning_rate_scaled_by_its_length():
     """What the optimizer reads inside each step: base * T_k / T; base again after it."""
     vocab, base = 50, 0.01
-    model = keras.Sequential([keras.Input((None,), batch_size=3, dtype="int32"),
-                              keras.layers.Embedding(vocab, 4), keras.layers.Dense(vocab)])
-    model.compile(keras.optimizers.Adam(base),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), run_eagerly=True)
+    model = keras.Sequential(
+        [
+            keras.Input((None,), batch_size=3, dtype="int32"),
+            keras.layers.Embedding(vocab, 4),
+            keras.layers.Dense(vocab),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(base),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        run_eagerly=True,
+    )
     seen, train_step = [], model.train_step
 
     def recording_train_step(data):
@@ -81,12 +91,18 @@ def test_each_window_trains_with_the_learning_rate_scaled_by_its_length():
     model.train_step = recording_train_step
     windows = _windows(np.arange(450) % vocab)
     for epoch in range(2):
-        model.fit(windows.dataset(epoch), initial_epoch=epoch, epochs=epoch + 1, verbose=0,
-                  shuffle=False,
-                  callbacks=[LengthScaledLearningRate(windows)])
+        model.fit(
+            windows.dataset(epoch),
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            verbose=0,
+            shuffle=False,
+            callbacks=[LengthScaledLearningRate(windows)],
+        )
         lengths = windows.lengths(epoch)
         assert [t for t, _ in seen] == lengths and len(set(lengths)) > 3
-        np.testing.assert_allclose([lr for _, lr in seen], [base * t / 10 for t in lengths],
-                                   rtol=LR_RTOL)
+        np.testing.assert_allclose(
+            [lr for _, lr in seen], [base * t / 10 for t in lengths], rtol=LR_RTOL
+        )
         assert float(model.optimizer.learning_rate.numpy()) == np.float32(base)
         seen.clear()

@@ -86,20 +86,23 @@ def nlp_bidirectional_lstm_imdb(rnn):
     x = keras.layers.Bidirectional(rnn.LSTM(8))(x)
     outputs = keras.layers.Dense(1, activation="sigmoid")(x)
     model = keras.Model(inputs, outputs)
-    return Case(model, _tokens(10), _classes(2)[:, None].astype("float32"),
-                "binary_crossentropy", 2)
+    return Case(
+        model, _tokens(10), _classes(2)[:, None].astype("float32"), "binary_crossentropy", 2
+    )
 
 
 def nlp_addition_rnn(rnn):
     """One-hot question -> LSTM encoder -> RepeatVector -> LSTM decoder -> softmax per digit."""
     maxlen, chars, digits = 7, 12, 3
-    model = keras.Sequential([
-        keras.Input((maxlen, chars), name="question"),
-        rnn.LSTM(16),
-        keras.layers.RepeatVector(digits + 1),
-        rnn.LSTM(16, return_sequences=True),
-        keras.layers.Dense(chars, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((maxlen, chars), name="question"),
+            rnn.LSTM(16),
+            keras.layers.RepeatVector(digits + 1),
+            rnn.LSTM(16, return_sequences=True),
+            keras.layers.Dense(chars, activation="softmax"),
+        ]
+    )
     x = np.eye(chars, dtype="float32")[_rng().integers(0, chars, (ROWS, maxlen))]
     y = np.eye(chars, dtype="float32")[_rng(1).integers(0, chars, (ROWS, digits + 1))]
     return Case(model, x, y, "categorical_crossentropy", 2)
@@ -112,28 +115,34 @@ def nlp_lstm_seq2seq(rnn):
     _, h, c = rnn.LSTM(units, return_state=True)(encoder_inputs)
     decoder_inputs = keras.Input((None, target_chars), name="decoder_inputs")
     y, _, _ = rnn.LSTM(units, return_sequences=True, return_state=True)(
-        decoder_inputs, initial_state=[h, c])
+        decoder_inputs, initial_state=[h, c]
+    )
     outputs = keras.layers.Dense(target_chars, activation="softmax")(y)
     model = keras.Model([encoder_inputs, decoder_inputs], outputs)
-    x = {"encoder_inputs": _normal((ROWS, 9, source_chars)),
-         "decoder_inputs": _normal((ROWS, 6, target_chars), seed=1)}
+    x = {
+        "encoder_inputs": _normal((ROWS, 9, source_chars)),
+        "decoder_inputs": _normal((ROWS, 6, target_chars), seed=1),
+    }
     y = np.eye(target_chars, dtype="float32")[_rng(2).integers(0, target_chars, (ROWS, 6))]
     return Case(model, x, y, "categorical_crossentropy", 2)
 
 
 def nlp_active_learning_review_classification(rnn):
     """Embedding -> Bi-LSTM(return_sequences) -> GlobalMaxPool1D -> Dense -> Dropout -> sigmoid."""
-    model = keras.Sequential([
-        keras.Input((12,), name="tokens"),
-        keras.layers.Embedding(V, 8),
-        keras.layers.Bidirectional(rnn.LSTM(8, return_sequences=True)),
-        keras.layers.GlobalMaxPooling1D(),
-        keras.layers.Dense(6, activation="relu"),
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
-    return Case(model, _tokens(12), _classes(2)[:, None].astype("float32"),
-                "binary_crossentropy", 1)
+    model = keras.Sequential(
+        [
+            keras.Input((12,), name="tokens"),
+            keras.layers.Embedding(V, 8),
+            keras.layers.Bidirectional(rnn.LSTM(8, return_sequences=True)),
+            keras.layers.GlobalMaxPooling1D(),
+            keras.layers.Dense(6, activation="relu"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    return Case(
+        model, _tokens(12), _classes(2)[:, None].astype("float32"), "binary_crossentropy", 1
+    )
 
 
 def nlp_semantic_similarity_with_bert(rnn):
@@ -146,33 +155,48 @@ def nlp_semantic_similarity_with_bert(rnn):
     ids = keras.Input((time,), dtype="int32", name="input_ids")
     attention = keras.Input((time,), dtype="int32", name="attention_masks")
     segments = keras.Input((time,), dtype="int32", name="token_type_ids")
-    hidden = keras.layers.Add()([keras.layers.Embedding(V, 8)(ids),
-                                 keras.layers.Embedding(2, 8)(attention),
-                                 keras.layers.Embedding(2, 8)(segments)])
+    hidden = keras.layers.Add()(
+        [
+            keras.layers.Embedding(V, 8)(ids),
+            keras.layers.Embedding(2, 8)(attention),
+            keras.layers.Embedding(2, 8)(segments),
+        ]
+    )
     x = keras.layers.Bidirectional(rnn.LSTM(8, return_sequences=True))(hidden)
-    x = keras.layers.concatenate([keras.layers.GlobalAveragePooling1D()(x),
-                                  keras.layers.GlobalMaxPooling1D()(x)])
+    x = keras.layers.concatenate(
+        [keras.layers.GlobalAveragePooling1D()(x), keras.layers.GlobalMaxPooling1D()(x)]
+    )
     x = keras.layers.Dropout(0.3)(x)
     outputs = keras.layers.Dense(3, activation="softmax")(x)
     model = keras.Model([ids, attention, segments], outputs)
     tokens = _tokens(time, left_pad=False)
-    attention_masks = (np.arange(time)[None, :] < np.array([12, 7, 3, 10] * 2)[:, None])
-    x = {"input_ids": tokens * attention_masks, "attention_masks": attention_masks.astype("int32"),
-         "token_type_ids": (np.arange(time)[None, :] >= 6).astype("int32").repeat(ROWS, 0)}
+    attention_masks = np.arange(time)[None, :] < np.array([12, 7, 3, 10] * 2)[:, None]
+    x = {
+        "input_ids": tokens * attention_masks,
+        "attention_masks": attention_masks.astype("int32"),
+        "token_type_ids": (np.arange(time)[None, :] >= 6).astype("int32").repeat(ROWS, 0),
+    }
     y = np.eye(3, dtype="float32")[_classes(3)]
     return Case(model, x, y, "categorical_crossentropy", 1)
 
 
 def nlp_imdb_lstm_sentiment(rnn):
     """Embedding -> LSTM(dropout) -> sigmoid (a keras-io pull request's file)."""
-    model = keras.Sequential([
-        keras.Input((12,), name="tokens"),
-        keras.layers.Embedding(V, 8),
-        rnn.LSTM(8, dropout=0.2),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
-    return Case(model, _tokens(12, left_pad=True), _classes(2)[:, None].astype("float32"),
-                "binary_crossentropy", 1)
+    model = keras.Sequential(
+        [
+            keras.Input((12,), name="tokens"),
+            keras.layers.Embedding(V, 8),
+            rnn.LSTM(8, dropout=0.2),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    return Case(
+        model,
+        _tokens(12, left_pad=True),
+        _classes(2)[:, None].astype("float32"),
+        "binary_crossentropy",
+        1,
+    )
 
 
 def nlp_character_and_byte_level_text_generation(rnn):
@@ -182,8 +206,9 @@ def nlp_character_and_byte_level_text_generation(rnn):
     x = rnn.LSTM(8)(x)
     outputs = keras.layers.Dense(V, activation="softmax")(x)
     model = keras.Model(inputs, outputs)
-    return Case(model, _tokens(10).astype("float32"), _classes(V),
-                "sparse_categorical_crossentropy", 1)
+    return Case(
+        model, _tokens(10).astype("float32"), _classes(V), "sparse_categorical_crossentropy", 1
+    )
 
 
 # --- generative --------------------------------------------------------------------------
@@ -192,14 +217,17 @@ def nlp_character_and_byte_level_text_generation(rnn):
 def generative_lstm_character_level_text_generation(rnn):
     """One-hot window -> LSTM -> softmax over the next character."""
     maxlen, chars = 8, 9
-    model = keras.Sequential([
-        keras.Input((maxlen, chars), name="chars"),
-        rnn.LSTM(16),
-        keras.layers.Dense(chars, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((maxlen, chars), name="chars"),
+            rnn.LSTM(16),
+            keras.layers.Dense(chars, activation="softmax"),
+        ]
+    )
     x = np.eye(chars, dtype="float32")[_rng().integers(0, chars, (ROWS, maxlen))]
-    return Case(model, x, np.eye(chars, dtype="float32")[_classes(chars)],
-                "categorical_crossentropy", 1)
+    return Case(
+        model, x, np.eye(chars, dtype="float32")[_classes(chars)], "categorical_crossentropy", 1
+    )
 
 
 # --- timeseries --------------------------------------------------------------------------
@@ -209,8 +237,9 @@ def timeseries_timeseries_weather_forecasting(rnn):
     """Features (T, 7) -> LSTM(32 in the example) -> Dense(1)."""
     inputs = keras.Input((12, 7), name="features")
     outputs = keras.layers.Dense(1)(rnn.LSTM(8)(inputs))
-    return Case(keras.Model(inputs, outputs), _normal((ROWS, 12, 7)), _normal((ROWS, 1), 1),
-                "mse", 1)
+    return Case(
+        keras.Model(inputs, outputs), _normal((ROWS, 12, 7)), _normal((ROWS, 1), 1), "mse", 1
+    )
 
 
 def timeseries_timeseries_forecasting_with_lstm_for_temperature_prediction(rnn):
@@ -223,30 +252,34 @@ def timeseries_timeseries_forecasting_with_lstm_for_temperature_prediction(rnn):
 def timeseries_multivariate_timeseries_forecasting_using_lstm(rnn):
     """LSTM(rs) -> LeakyReLU -> LSTM(rs) -> LeakyReLU -> Dropout -> LSTM -> Dropout -> Dense(1)
     (a keras-io pull request's file)."""
-    model = keras.Sequential([
-        keras.Input((12, 5)),
-        rnn.LSTM(8, return_sequences=True),
-        keras.layers.LeakyReLU(negative_slope=0.5),
-        rnn.LSTM(8, return_sequences=True),
-        keras.layers.LeakyReLU(negative_slope=0.5),
-        keras.layers.Dropout(0.3),
-        rnn.LSTM(6),
-        keras.layers.Dropout(0.3),
-        keras.layers.Dense(1),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((12, 5)),
+            rnn.LSTM(8, return_sequences=True),
+            keras.layers.LeakyReLU(negative_slope=0.5),
+            rnn.LSTM(8, return_sequences=True),
+            keras.layers.LeakyReLU(negative_slope=0.5),
+            keras.layers.Dropout(0.3),
+            rnn.LSTM(6),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(1),
+        ]
+    )
     return Case(model, _normal((ROWS, 12, 5)), _normal((ROWS, 1), 1), "mse", 3)
 
 
 def timeseries_lstm_vs_cnn_timeseries_classification(rnn):
     """LSTM(rs, dropout, recurrent_dropout) -> LSTM(dropout, recurrent_dropout) -> Dense ->
     softmax (a keras-io pull request's file)."""
-    model = keras.Sequential([
-        keras.Input((12, 1)),
-        rnn.LSTM(8, return_sequences=True, dropout=0.3, recurrent_dropout=0.3),
-        rnn.LSTM(6, dropout=0.3, recurrent_dropout=0.3),
-        keras.layers.Dense(6, activation="relu"),
-        keras.layers.Dense(2, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((12, 1)),
+            rnn.LSTM(8, return_sequences=True, dropout=0.3, recurrent_dropout=0.3),
+            rnn.LSTM(6, dropout=0.3, recurrent_dropout=0.3),
+            keras.layers.Dense(6, activation="relu"),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
     return Case(model, _normal((ROWS, 12, 1)), _classes(2), "sparse_categorical_crossentropy", 2)
 
 
@@ -295,8 +328,13 @@ def timeseries_timeseries_traffic_forecasting(rnn):
     x = keras.layers.TimeDistributed(rnn.LSTM(8, activation="relu"))(x)  # (B, nodes, 8)
     x = keras.layers.Dense(horizon)(x)
     outputs = keras.layers.Permute((2, 1))(x)  # (B, horizon, nodes)
-    return Case(keras.Model(inputs, outputs), _normal((ROWS, time, nodes, 1)),
-                _normal((ROWS, horizon, nodes), 1), "mse", 1)
+    return Case(
+        keras.Model(inputs, outputs),
+        _normal((ROWS, time, nodes, 1)),
+        _normal((ROWS, horizon, nodes), 1),
+        "mse",
+        1,
+    )
 
 
 # --- structured_data ---------------------------------------------------------------------
@@ -330,14 +368,17 @@ def structured_data_customer_lifetime_value(rnn):
     trend_state = rnn.LSTM(8, name="lstm_trend")(trend)
     pooled = keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling1D()(x))
     merged = keras.layers.Concatenate()([pooled, trend_state])
-    decoded = rnn.LSTM(8, return_sequences=True,
-                       recurrent_regularizer=keras.regularizers.L1L2(l1=1e-5, l2=1e-4))(
-        keras.layers.RepeatVector(horizon)(merged))
+    decoded = rnn.LSTM(
+        8, return_sequences=True, recurrent_regularizer=keras.regularizers.L1L2(l1=1e-5, l2=1e-4)
+    )(keras.layers.RepeatVector(horizon)(merged))
     outputs = keras.layers.Dense(1, activation="linear")(decoded)
     model = keras.Model([temporal, trend, country], outputs)
     one_hot = np.eye(countries, dtype="int32")[_classes(countries)]
-    x = {"temporal_inputs": _normal((ROWS, time, 5)), "trend_inputs": _normal((ROWS, time, 12), 1),
-         "country_inputs": one_hot}
+    x = {
+        "temporal_inputs": _normal((ROWS, time, 5)),
+        "trend_inputs": _normal((ROWS, time, 12), 1),
+        "country_inputs": one_hot,
+    }
     return Case(model, x, _normal((ROWS, horizon, 1), 2), "mse", 2)
 
 
@@ -357,8 +398,10 @@ def vision_video_classification(rnn):
     outputs = keras.layers.Dense(classes, activation="softmax")(x)
     model = keras.Model([frame_features, mask], outputs)
     valid = np.arange(frames)[None, :] < np.array([9, 5, 1, 7] * 2)[:, None]  # padded at the end
-    x = {"frame_features": _normal((ROWS, frames, features)) * valid[..., None],
-         "frame_mask": valid}
+    x = {
+        "frame_features": _normal((ROWS, frames, features)) * valid[..., None],
+        "frame_mask": valid,
+    }
     return Case(model, x, _classes(classes), "sparse_categorical_crossentropy", 2)
 
 
@@ -366,11 +409,13 @@ def _ocr(rnn, width, height, filters, dense, units, classes):
     """The OCR examples' model: two conv + pool blocks -> columns as time steps -> Dense ->
     Dropout -> Bi-LSTM(rs, dropout=0.25) x 2 -> softmax per column (+1 for CTC's blank)."""
     image = keras.Input((width, height, 1), name="image")
-    x = keras.layers.Conv2D(filters[0], (3, 3), activation="relu",
-                            kernel_initializer="he_normal", padding="same")(image)
+    x = keras.layers.Conv2D(
+        filters[0], (3, 3), activation="relu", kernel_initializer="he_normal", padding="same"
+    )(image)
     x = keras.layers.MaxPooling2D((2, 2))(x)
-    x = keras.layers.Conv2D(filters[1], (3, 3), activation="relu",
-                            kernel_initializer="he_normal", padding="same")(x)
+    x = keras.layers.Conv2D(
+        filters[1], (3, 3), activation="relu", kernel_initializer="he_normal", padding="same"
+    )(x)
     x = keras.layers.MaxPooling2D((2, 2))(x)
     x = keras.layers.Reshape((width // 4, (height // 4) * filters[1]))(x)
     x = keras.layers.Dense(dense, activation="relu")(x)
@@ -378,8 +423,13 @@ def _ocr(rnn, width, height, filters, dense, units, classes):
     x = keras.layers.Bidirectional(rnn.LSTM(units[0], return_sequences=True, dropout=0.25))(x)
     x = keras.layers.Bidirectional(rnn.LSTM(units[1], return_sequences=True, dropout=0.25))(x)
     outputs = keras.layers.Dense(classes + 1, activation="softmax")(x)
-    return Case(keras.Model(image, outputs), _normal((ROWS, width, height, 1)),
-                _ctc_labels(3, classes), keras.losses.CTC(), 2)
+    return Case(
+        keras.Model(image, outputs),
+        _normal((ROWS, width, height, 1)),
+        _ctc_labels(3, classes),
+        keras.losses.CTC(),
+        2,
+    )
 
 
 def vision_captcha_ocr(rnn):
@@ -410,9 +460,15 @@ def audio_ctc_asr(rnn):
     x = keras.layers.ReLU()(x)
     x = keras.layers.Reshape((-1, x.shape[-2] * x.shape[-1]))(x)
     for i in range(1, layers + 1):
-        recurrent = rnn.GRU(units, activation="tanh", recurrent_activation="sigmoid",
-                            use_bias=True, return_sequences=True, reset_after=True,
-                            name=f"gru_{i}")
+        recurrent = rnn.GRU(
+            units,
+            activation="tanh",
+            recurrent_activation="sigmoid",
+            use_bias=True,
+            return_sequences=True,
+            reset_after=True,
+            name=f"gru_{i}",
+        )
         x = keras.layers.Bidirectional(recurrent, merge_mode="concat")(x)
         if i < layers:
             x = keras.layers.Dropout(rate=0.5)(x)
@@ -420,8 +476,13 @@ def audio_ctc_asr(rnn):
     x = keras.layers.ReLU()(x)
     x = keras.layers.Dropout(rate=0.5)(x)
     outputs = keras.layers.Dense(classes + 1, activation="softmax")(x)
-    return Case(keras.Model(spectrogram, outputs), _normal((ROWS, 12, bins)),
-                _ctc_labels(2, classes), keras.losses.CTC(), layers)
+    return Case(
+        keras.Model(spectrogram, outputs),
+        _normal((ROWS, 12, bins)),
+        _ctc_labels(2, classes),
+        keras.losses.CTC(),
+        layers,
+    )
 
 
 # --- graph -------------------------------------------------------------------------------
@@ -448,10 +509,12 @@ class MessagePassing(keras.layers.Layer):
         self.atom_dim = atoms_shape[-1]
         self.pad_length = max(0, self.units - self.atom_dim)
         width = self.atom_dim + self.pad_length
-        self.edge_kernel = self.add_weight(shape=(bonds_shape[-1], width * width),
-                                           initializer="glorot_uniform", name="edge_kernel")
-        self.edge_bias = self.add_weight(shape=(width * width,), initializer="zeros",
-                                         name="edge_bias")
+        self.edge_kernel = self.add_weight(
+            shape=(bonds_shape[-1], width * width), initializer="glorot_uniform", name="edge_kernel"
+        )
+        self.edge_bias = self.add_weight(
+            shape=(width * width,), initializer="zeros", name="edge_bias"
+        )
         self.update_step = cell_namespace(self.implementation).GRUCell(width)
         self.update_step.build((None, width))
 
@@ -464,14 +527,19 @@ class MessagePassing(keras.layers.Layer):
         h = keras.ops.pad(atoms, [(0, 0), (0, 0), (0, self.pad_length)])
         for _ in range(self.steps):
             messages = keras.ops.einsum("bij,bijkl,bjl->bik", adjacency, kernels, h)
-            flat, _ = self.update_step(keras.ops.reshape(messages, (-1, width)),
-                                       keras.ops.reshape(h, (-1, width)))
+            flat, _ = self.update_step(
+                keras.ops.reshape(messages, (-1, width)), keras.ops.reshape(h, (-1, width))
+            )
             h = keras.ops.reshape(flat, (-1, n, width))
         return h
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "steps": self.steps,
-                "implementation": self.implementation}
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "steps": self.steps,
+            "implementation": self.implementation,
+        }
 
 
 def cell_namespace(implementation):
@@ -495,9 +563,11 @@ def graph_mpnn_molecular_graphs(rnn):
     model = keras.Model([atoms, bonds, adjacency], outputs)
     links = (_rng(3).random((ROWS, atoms_n, atoms_n)) < 0.5).astype("float32")
     links = np.maximum(links, links.transpose(0, 2, 1)) * (1 - np.eye(atoms_n, dtype="float32"))
-    x = {"atom_features": _normal((ROWS, atoms_n, atom_dim)),
-         "bond_features": _normal((ROWS, atoms_n, atoms_n, bond_dim), 1) * links[..., None],
-         "adjacency": links}
+    x = {
+        "atom_features": _normal((ROWS, atoms_n, atom_dim)),
+        "bond_features": _normal((ROWS, atoms_n, atoms_n, bond_dim), 1) * links[..., None],
+        "adjacency": links,
+    }
     return Case(model, x, _classes(2)[:, None].astype("float32"), "binary_crossentropy", 0)
 
 
@@ -513,16 +583,32 @@ def graph_gnn_citations(rnn):
     neighbours = keras.Input((features,), name="aggregated_messages")
     prepare = keras.layers.Dense(units, activation="gelu")
     message = keras.layers.Dense(units, activation="gelu")
-    sequence = keras.layers.Concatenate(axis=1)([
-        keras.layers.Reshape((1, units))(prepare(node)),
-        keras.layers.Reshape((1, units))(message(neighbours))])
-    _, state = rnn.GRU(units, activation="tanh", recurrent_activation="sigmoid", dropout=0.2,
-                       return_state=True, recurrent_dropout=0.2)(sequence)
+    sequence = keras.layers.Concatenate(axis=1)(
+        [
+            keras.layers.Reshape((1, units))(prepare(node)),
+            keras.layers.Reshape((1, units))(message(neighbours)),
+        ]
+    )
+    _, state = rnn.GRU(
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        dropout=0.2,
+        return_state=True,
+        recurrent_dropout=0.2,
+    )(sequence)
     outputs = keras.layers.Dense(classes)(keras.layers.UnitNormalization()(state))
-    x = {"node_features": _normal((ROWS, features)),
-         "aggregated_messages": _normal((ROWS, features), 1)}
-    return Case(keras.Model([node, neighbours], outputs), x, _classes(classes),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True), 1)
+    x = {
+        "node_features": _normal((ROWS, features)),
+        "aggregated_messages": _normal((ROWS, features), 1),
+    }
+    return Case(
+        keras.Model([node, neighbours], outputs),
+        x,
+        _classes(classes),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        1,
+    )
 
 
 # --- keras_rs ----------------------------------------------------------------------------
@@ -535,31 +621,39 @@ def keras_rs_sequential_retrieval(rnn):
     history = keras.Input((10,), dtype="int32", name="history")
     query = rnn.GRU(width)(keras.layers.Embedding(movies + 1, width)(history))
     scores = keras.layers.Dense(movies + 1, use_bias=False, name="candidates")(query)
-    return Case(keras.Model(history, scores), _tokens(10), _classes(movies + 1),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True), 1)
+    return Case(
+        keras.Model(history, scores),
+        _tokens(10),
+        _classes(movies + 1),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        1,
+    )
 
 
 # Every rebuilt example, by name (folder_file of keras-io's examples/).
-EXAMPLES = {builder.__name__: builder for builder in [
-    nlp_bidirectional_lstm_imdb,
-    nlp_addition_rnn,
-    nlp_lstm_seq2seq,
-    nlp_active_learning_review_classification,
-    nlp_semantic_similarity_with_bert,
-    nlp_imdb_lstm_sentiment,
-    nlp_character_and_byte_level_text_generation,
-    generative_lstm_character_level_text_generation,
-    timeseries_timeseries_weather_forecasting,
-    timeseries_timeseries_forecasting_with_lstm_for_temperature_prediction,
-    timeseries_multivariate_timeseries_forecasting_using_lstm,
-    timeseries_lstm_vs_cnn_timeseries_classification,
-    timeseries_timeseries_traffic_forecasting,
-    structured_data_customer_lifetime_value,
-    vision_video_classification,
-    vision_captcha_ocr,
-    vision_handwriting_recognition,
-    audio_ctc_asr,
-    graph_mpnn_molecular_graphs,
-    graph_gnn_citations,
-    keras_rs_sequential_retrieval,
-]}
+EXAMPLES = {
+    builder.__name__: builder
+    for builder in [
+        nlp_bidirectional_lstm_imdb,
+        nlp_addition_rnn,
+        nlp_lstm_seq2seq,
+        nlp_active_learning_review_classification,
+        nlp_semantic_similarity_with_bert,
+        nlp_imdb_lstm_sentiment,
+        nlp_character_and_byte_level_text_generation,
+        generative_lstm_character_level_text_generation,
+        timeseries_timeseries_weather_forecasting,
+        timeseries_timeseries_forecasting_with_lstm_for_temperature_prediction,
+        timeseries_multivariate_timeseries_forecasting_using_lstm,
+        timeseries_lstm_vs_cnn_timeseries_classification,
+        timeseries_timeseries_traffic_forecasting,
+        structured_data_customer_lifetime_value,
+        vision_video_classification,
+        vision_captcha_ocr,
+        vision_handwriting_recognition,
+        audio_ctc_asr,
+        graph_mpnn_molecular_graphs,
+        graph_gnn_citations,
+        keras_rs_sequential_retrieval,
+    ]
+}

@@ -30,7 +30,7 @@ import pytest
 import keras_gated
 from keras_gated.export import to_onnx
 from tests.export.helpers import LOOP_OPS, RECURRENT_OPS, WEIGHT_SCALE, op_types
-from tests.zoo.models import B, EXAMPLES
+from tests.zoo.models import EXAMPLES, B
 
 IMPLS = {"ours": keras_gated, "keras": keras.layers}
 
@@ -135,9 +135,15 @@ class FreshLoader:
         env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "2"}
         self.log_path = log_path
         self.log = open(log_path, "w")
-        self.process = subprocess.Popen([sys.executable, "-c", LOADER], cwd=root, env=env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self.log, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", LOADER],
+            cwd=root,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
         self.ready = False
 
     def reply(self):
@@ -145,8 +151,9 @@ class FreshLoader:
         while True:
             line = self.process.stdout.readline()
             if not line:
-                raise AssertionError(f"the fresh process stopped: "
-                                     f"{open(self.log_path).read()[-3000:]}")
+                raise AssertionError(
+                    f"the fresh process stopped: {open(self.log_path).read()[-3000:]}"
+                )
             if line.startswith("{"):
                 return json.loads(line)
 
@@ -159,9 +166,12 @@ class FreshLoader:
             assert self.reply() == {"ready": True}
             self.ready = True
         custom = {type(layer).__module__ for layer in model.layers}
-        entry = {"path": str(folder / "model.keras"), "inputs": str(folder / "inputs.npz"),
-                 "want": str(folder / "want.npy"),
-                 "imports": sorted(m for m in custom if m.startswith("tests."))}
+        entry = {
+            "path": str(folder / "model.keras"),
+            "inputs": str(folder / "inputs.npz"),
+            "want": str(folder / "want.npy"),
+            "imports": sorted(m for m in custom if m.startswith("tests.")),
+        }
         self.process.stdin.write(json.dumps(entry) + "\n")
         self.process.stdin.flush()
         reply = self.reply()
