@@ -6,7 +6,7 @@ import contextlib
 import keras
 from keras import ops
 
-from keras_gated.cells.arguments import check_rate, check_units
+from keras_gated import checks
 from keras_gated.cells.zoneout import draw_masks
 from keras_gated.keras_private import DropoutRNNCell
 
@@ -67,7 +67,7 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.units = check_units(units)
+        self.units = checks.positive_int("units", units)
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -79,8 +79,8 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
-        self.dropout = check_rate("dropout", dropout)
-        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        self.dropout = checks.rate("dropout", dropout)
+        self.recurrent_dropout = checks.rate("recurrent_dropout", recurrent_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -255,7 +255,7 @@ class GatedCell(RecurrentCell):
         super().__init__(units, **kwargs)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.implementation = implementation
-        self.zoneout = check_rate("zoneout", zoneout)
+        self.zoneout = checks.rate("zoneout", zoneout)
         self.zoneout_variational = bool(zoneout_variational)
         self._sequence_zoneout = None
 

@@ -38,7 +38,7 @@ Reference: Hochreiter & Schmidhuber 1997; Gers et al. 2000 (forget gate).
 import keras
 from keras import ops
 
-from keras_gated.cells.arguments import check_rate
+from keras_gated import checks
 from keras_gated.cells.base import GatedCell, layer_norm_per_gate, masked, plus_bias
 from keras_gated.cells.gates import LSTM_GATES, gate_slice, split_gates
 from keras_gated.cells.zoneout import zoned
@@ -76,7 +76,7 @@ class LSTMCell(GatedCell):
         self.unit_forget_bias = bool(unit_forget_bias)
         self.peephole = bool(peephole)
         self.layer_norm = bool(layer_norm)
-        self.cell_zoneout = check_rate("cell_zoneout", cell_zoneout)
+        self.cell_zoneout = checks.rate("cell_zoneout", cell_zoneout)
 
     def zoneout_rates(self):
         return {"h": self.zoneout, "c": self.cell_zoneout}

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from keras_gated import checks
+
 # AWD-LSTM's window-length rule (`window_lengths`).
 FULL_PROBABILITY = 0.95  # a window's mean length is T with this probability, else T / 2
 LENGTH_STD = 5.0  # standard deviation of a window's length about its mean
@@ -168,5 +170,4 @@ def _streams(ids, batch_size, row_tokens, needs):
 
 def _check_positive(**sizes: int) -> None:
     for name, value in sizes.items():
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        checks.positive_int(name, value)

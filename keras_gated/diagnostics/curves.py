@@ -6,9 +6,8 @@ import os
 
 import numpy as np
 
-from keras_gated.training.run_dir import GRAD_NORM
-
-LOG_FILE = "log.csv"  # epoch, loss, perplexity, val_loss, val_perplexity, learning_rate
+# LOG's columns: epoch, loss, perplexity, val_loss, val_perplexity, learning_rate
+from keras_gated.training.run_dir import GRAD_NORM, LOG
 
 
 def read_csv_columns(path):
@@ -40,9 +39,9 @@ def _number(text):
 
 def read_training_log(run_dir):
     """`run_dir/log.csv` as columns; FileNotFoundError if the run has none."""
-    path = os.path.join(run_dir, LOG_FILE)
+    path = os.path.join(run_dir, LOG)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{run_dir!r} has no {LOG_FILE}")
+        raise FileNotFoundError(f"{run_dir!r} has no {LOG}")
     return read_csv_columns(path)
 
 

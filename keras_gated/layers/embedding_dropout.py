@@ -16,6 +16,8 @@ vocabulary.
 import keras
 from keras import ops
 
+from keras_gated import checks
+
 
 @keras.saving.register_keras_serializable(package="keras_gated")
 class EmbeddingDropout(keras.layers.Layer):
@@ -32,12 +34,8 @@ class EmbeddingDropout(keras.layers.Layer):
 
     def __init__(self, vocab_size, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size <= 0:
-            raise ValueError(f"`vocab_size` must be a positive integer, got {vocab_size!r}")
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"`rate` must be in [0, 1), got rate={rate!r}")
-        self.vocab_size = vocab_size
-        self.rate = float(rate)
+        self.vocab_size = checks.positive_int("vocab_size", vocab_size)
+        self.rate = checks.rate("rate", rate)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 

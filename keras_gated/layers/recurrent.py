@@ -24,7 +24,7 @@ import inspect
 import keras
 from keras import ops, tree
 
-from keras_gated.cells.arguments import check_rate
+from keras_gated import checks
 from keras_gated.keras_private import create_state_variables
 from keras_gated.layers import fused
 
@@ -222,7 +222,7 @@ class Recurrent(keras.layers.RNN):
             unroll=unroll,
             **kwargs,
         )
-        self.weight_dropout = check_rate("weight_dropout", weight_dropout)
+        self.weight_dropout = checks.rate("weight_dropout", weight_dropout)
         if self.takes_use_cudnn:  # Keras's `Bidirectional` copies it when it is there
             self.use_cudnn = use_cudnn
         cudnn = cudnn_path()

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_gated import checks
+
 
 @keras.saving.register_keras_serializable(package="keras_gated")
 class VariationalDropout(keras.layers.Layer):
@@ -19,9 +21,7 @@ class VariationalDropout(keras.layers.Layer):
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"`rate` must be in [0, 1), got rate={rate!r}")
-        self.rate = float(rate)
+        self.rate = checks.rate("rate", rate)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True

@@ -35,6 +35,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_gated import checks
 from keras_gated.layers import GRU, LSTM, EmbeddingDropout, IndRNN, SimpleRNN, VariationalDropout
 from keras_gated.layers.activation_regularization import (
     activation_regularization,
@@ -106,10 +107,10 @@ class LanguageModel(keras.Model):
             ("embed_dim", embed_dim),
             ("num_layers", num_layers),
         ):
-            _check_positive(name, value)
+            checks.positive_int(name, value)
         widths = list(units) if isinstance(units, (list, tuple)) else [units] * num_layers
         for U_l in widths:
-            _check_positive("units", U_l)
+            checks.positive_int("units", U_l)
         if len(widths) != num_layers:
             raise ValueError(
                 f"`units` lists {len(widths)} widths for num_layers={num_layers}: "
@@ -390,11 +391,6 @@ def language_model(vocab_size, **kwargs):
     if not model.stateful:
         model.build((None, None))
     return model
-
-
-def _check_positive(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, got {name}={value!r}")
 
 
 def _concrete(x):

@@ -28,6 +28,8 @@ import math
 import keras
 import numpy as np
 
+from keras_gated import checks
+
 MONITOR = "val_perplexity"  # the log entry holding v_k
 
 
@@ -57,9 +59,7 @@ class WeightAveraging(keras.callbacks.Callback):
 
     def __init__(self, nonmono, state=None, averages=None):
         super().__init__()
-        if not isinstance(nonmono, int) or nonmono <= 0:
-            raise ValueError(f"`nonmono` must be a positive integer, got {nonmono!r}")
-        self.nonmono = nonmono
+        self.nonmono = checks.positive_int("nonmono", nonmono)
         state = state or {"history": [], "started": False, "count": 0}
         self.history, self.started = list(state["history"]), bool(state["started"])
         self.count = int(state["count"])

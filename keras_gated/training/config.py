@@ -9,6 +9,8 @@ import argparse
 import dataclasses
 import math
 
+from keras_gated import checks
+
 CELLS = ("lstm", "gru", "rnn", "indrnn", "keras-lstm")  # the keys of models.language_model.CELLS
 GATED_CELLS = ("lstm", "gru")  # the cells with `layer_norm` and `zoneout` options
 LEVELS = ("word", "char")
@@ -166,9 +168,7 @@ class TrainConfig:
         """Raises ValueError naming the first field out of range."""
         positive = ("max_vocab", "layers", "embed_dim", "batch_size", "seq_len", "epochs")
         for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+            checks.positive_int(name, getattr(self, name))
         units = self.units if isinstance(self.units, list) else [self.units]
         if not units or not all(isinstance(u, int) and u > 0 for u in units):
             raise ValueError(
@@ -183,8 +183,7 @@ class TrainConfig:
             "zoneout",
         )
         for name in rates:
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)!r}")
+            checks.rate(name, getattr(self, name))
         for name in ("ar_alpha", "tar_beta"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)!r}")
