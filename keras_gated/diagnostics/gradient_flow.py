@@ -120,14 +120,15 @@ def unrolled_logits(model, tokens, tape=None):
     Returns:
         logits (B, T, V), and dict layer name -> (inputs (B, T, D), per-step states as `unroll`).
     """
-    x = model.embed_dropout_layer(model.embedding(tokens), training=False)
     layers = {}
-    for layer, drop in zip(model.rnn_layers, model.dropouts):
-        inputs = x
-        x, states = unroll(layer, inputs, tape=tape)
+
+    def run_layer(layer, inputs, initial_state, training):
+        outputs, states = unroll(layer, inputs, initial_state, tape=tape)
         layers[layer.name] = (inputs, states)
-        x = drop(x, training=False)
-    return model.embedding(x, reverse=True), layers
+        return [outputs, *(per_step[-1] for per_step in states)]
+
+    logits, _ = model.call_with_states(tokens, run_layer=run_layer)
+    return logits, layers
 
 
 def model_gradient_norms(model, tokens, targets, loss_at="all"):

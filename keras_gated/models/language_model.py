@@ -239,11 +239,14 @@ class LanguageModel(keras.Model):
         ):
             return tf.identity(tokens)
 
-    def call_with_states(self, tokens, states=None, training=False):
+    def call_with_states(self, tokens, states=None, training=False, run_layer=None):
         """tokens (B, T) -> (logits (B, T, V), final states as a flat list of (B, U_l)).
 
         When training, AR (5) and TAR (6) (those with a non-zero coefficient) go to
         `add_loss`; Keras clears them at the start of each `model(...)` call.
+        `run_layer(layer, x, initial_state, training) -> [h (B, T, U_l), *final states]`
+        runs each recurrent layer in (2) (default: calling it); the diagnostics run them one
+        step at a time with it, to read every step's state.
         """
         tokens = self.check_tokens(tokens)
         e = self.embed_weight_dropout_layer(self.embedding(tokens), tokens, training=training)
@@ -252,7 +255,10 @@ class LanguageModel(keras.Model):
         for layer, drop in zip(self.rnn_layers, self.dropouts):
             n = len(layer.state_size)
             init = None if states is None else list(states[k : k + n])
-            h, *s = layer(x, initial_state=init, training=training)  # (2)
+            if run_layer is None:
+                h, *s = layer(x, initial_state=init, training=training)  # (2)
+            else:
+                h, *s = run_layer(layer, x, init, training)
             x = drop(h, training=training)  # (3)
             new_states += s
             k += n
