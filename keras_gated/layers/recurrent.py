@@ -332,12 +332,13 @@ class Recurrent(keras.layers.RNN):
     def call_weights(self, training):
         """This call's step weights: the cell's `step_weights` as tensors, read (and autocast)
         once per call; when training with `weight_dropout`, made from U~ = U * M_U in place
-        of U."""
+        of U. A weight the cell lacks (a bias without `use_bias`) stays None."""
         U = ops.cast(self.cell.recurrent_kernel, self.compute_dtype)
         if training and self.weight_dropout > 0.0:
             U = keras.random.dropout(U, self.weight_dropout, seed=self.cell.seed_generator)
         return {
-            name: ops.cast(w, self.compute_dtype) for name, w in self.cell.step_weights(U).items()
+            name: None if w is None else ops.cast(w, self.compute_dtype)
+            for name, w in self.cell.step_weights(U).items()
         }
 
     def inner_loop(self, sequences, initial_state, mask, training=False):

@@ -495,3 +495,15 @@ def test_layers_train_under_xla():
         model.compile("sgd", "mse", jit_compile=True)
         history = model.fit(x, y, epochs=2, verbose=0)
         assert np.all(np.isfinite(history.history["loss"]))
+
+
+@pytest.mark.parametrize("cls", [keras_gated.LSTM, keras_gated.GRU])
+def test_layer_norm_without_bias_equals_the_cell_in_keras_rnn(cls):
+    """A layer-normalised cell without a bias (its step weights hold bias=None) runs in our
+    layer as in Keras's own RNN loop (found by the torch pass of make test-backends)."""
+    x = np.random.default_rng(0).normal(size=(3, 5, 4)).astype("float32")
+    ours = cls(6, layer_norm=True, use_bias=False, return_sequences=True)
+    expected = keras.layers.RNN(ours.cell, return_sequences=True)(x)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ours(x)), keras.ops.convert_to_numpy(expected), atol=1e-6
+    )
