@@ -325,24 +325,28 @@ def _gru_reset_before_chain(units, m_h):
 
 
 def _simple_rnn_chain(activation, m_h):
-    derivative = ACTIVATION_DERIVATIVES[activation]
-
-    def factors(seqs, prev, saved, m):
-        return [_masked(derivative(seqs[0]), m), *_passed(m)]
-
-    def back(dh, d_rest, factors_t, weights):
-        K, *p = factors_t
-        da = dh * K  # (S1)
-        dh_prev = _masked(ops.matmul(da, weights["U^T"]), m_h)
-        return [da], [dh_prev + p[0] * dh if p else dh_prev]
-
-    def weight_gradients(prev, saved, dxs, weights):
-        return [_gram(_masked(prev[0], m_h), dxs)]  # (S2)
-
-    return Chain(("h",), (), 1, factors, back, weight_gradients)
+    return _elman_chain(
+        activation,
+        m_h,
+        recur=lambda da, weights: ops.matmul(da, weights["U^T"]),  # (S1)
+        gradient=lambda h_in, dxs: _gram(h_in, dxs),  # (S2)
+        transposed={"U^T": "recurrent_kernel"},
+    )
 
 
 def _indrnn_chain(activation, m_h):
+    return _elman_chain(
+        activation,
+        m_h,
+        recur=lambda da, weights: da * weights["recurrent_kernel"],  # (I1)
+        gradient=lambda h_in, dxs: ops.sum(h_in * dxs, axis=(0, 1)),  # (I2)
+        transposed={},
+    )
+
+
+def _elman_chain(activation, m_h, recur, gradient, transposed):
+    """SimpleRNN's and IndRNN's chain, (S1)-(S2) and (I1)-(I2): they differ only in how dh'
+    crosses the recurrent weight (`recur`) and in that weight's gradient (`gradient`)."""
     derivative = ACTIVATION_DERIVATIVES[activation]
 
     def factors(seqs, prev, saved, m):
@@ -350,11 +354,11 @@ def _indrnn_chain(activation, m_h):
 
     def back(dh, d_rest, factors_t, weights):
         K, *p = factors_t
-        da = dh * K  # (I1)
-        dh_prev = _masked(da * weights["recurrent_kernel"], m_h)
+        da = dh * K  # (S1), (I1)
+        dh_prev = _masked(recur(da, weights), m_h)
         return [da], [dh_prev + p[0] * dh if p else dh_prev]
 
     def weight_gradients(prev, saved, dxs, weights):
-        return [ops.sum(_masked(prev[0], m_h) * dxs, axis=(0, 1))]  # (I2)
+        return [gradient(_masked(prev[0], m_h), dxs)]  # (S2), (I2)
 
-    return Chain(("h",), (), 1, factors, back, weight_gradients, {})
+    return Chain(("h",), (), 1, factors, back, weight_gradients, transposed)
