@@ -331,7 +331,7 @@ def markdown(options, command, workers, singles, load):
         f"XLA: `jit_compile` {chief['xla']}). {options.rounds} interleaved rounds after "
         f"{options.warmup} warm-up call(s) per measurement; ms: median (min–max), worker 0's "
         "clock (the workers run in lock-step). Load average before "
-        f"{_load(load['before'])}, after {_load(load['after'])}; other busy processes before: "
+        f"{report._load(load['before'])}, after {report._load(load['after'])}; other busy processes before: "
         f"{_busy(load['busy_before'])}; after: {_busy(load['busy_after'])}.",
         "",
         report._table(("measurement", "what", "ms", "of the 2-worker step"), rows),
@@ -352,17 +352,8 @@ def markdown(options, command, workers, singles, load):
         f"- Paper model, ring all-reduce, 2(N−1)/N x {_mb(nbytes)} per worker on the wire "
         f"alone: {'; '.join(paper)}.",
     ]
-    if load["busy_before"] or load["busy_after"]:
-        lines += [
-            "",
-            "**The machine was shared while measuring: re-run on a quiet machine "
-            "before quoting these numbers.**",
-        ]
+    lines += report.shared_machine_warning(load)
     return "\n".join(lines) + "\n"
-
-
-def _load(values):
-    return ", ".join(f"{v:.2f}" for v in values) if values else "n/a"
 
 
 def _busy(processes):

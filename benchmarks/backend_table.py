@@ -363,12 +363,7 @@ def markdown(entries, command, load, wall):
         "",
         report._table(("backend", "target", "met", "missed"), target_rows(entries)),
     ]
-    if load["busy_before"] or load["busy_after"]:
-        lines += [
-            "",
-            "**The machine was shared while measuring: re-run on a quiet machine "
-            "before quoting these numbers.**",
-        ]
+    lines += report.shared_machine_warning(load)
     return "\n".join(lines) + "\n"
 
 

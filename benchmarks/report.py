@@ -169,6 +169,18 @@ def _load(values):
     return "n/a" if values is None else ", ".join(f"{v:.2f}" for v in values)
 
 
+def shared_machine_warning(load):
+    """The lines a section ends with when other processes were busy while it was measured
+    (`load["busy_before"]` / `load["busy_after"]`), else none."""
+    if not (load["busy_before"] or load["busy_after"]):
+        return []
+    return [
+        "",
+        "**The machine was shared while measuring: re-run on a quiet machine "
+        "before quoting these numbers.**",
+    ]
+
+
 def _busy(busy):
     if not busy:
         return "none"

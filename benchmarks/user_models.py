@@ -454,12 +454,7 @@ def markdown(results, options, command, load):
         "",
         report._table(("target", "measured", "met", "bound or reference"), target_rows),
     ]
-    if load["busy_before"] or load["busy_after"]:
-        lines += [
-            "",
-            "**The machine was shared while measuring: re-run on a quiet machine "
-            "before quoting these numbers.**",
-        ]
+    lines += report.shared_machine_warning(load)
     return "\n".join(lines) + "\n"
 
 
