@@ -45,3 +45,28 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason=f"TensorFlow-specific; the backend is {backend}")
     for item in marked:
         item.add_marker(skip)
+
+
+def train_argv(corpus, out, epochs=2):
+    """`keras-gated train` arguments of the CLI tests' tiny run (no XLA, two steps an epoch)."""
+    return [
+        "train",
+        "--corpus",
+        str(corpus),
+        "--units",
+        "8",
+        "--embed-dim",
+        "8",
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "6",
+        "--epochs",
+        str(epochs),
+        "--steps-per-epoch",
+        "2",
+        "--xla",
+        "false",
+        "--out",
+        str(out),
+    ]

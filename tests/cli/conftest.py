@@ -1,6 +1,6 @@
 import pytest
 
-from tests.conftest import write_corpus
+from tests.conftest import train_argv, write_corpus
 
 
 @pytest.fixture(scope="package")
@@ -11,32 +11,7 @@ def exported_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("exported")
     corpus = write_corpus(root / "corpus", lines=(40, 10, 10), per_line=6)
     out = root / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--corpus",
-                str(corpus),
-                "--units",
-                "8",
-                "--embed-dim",
-                "8",
-                "--batch-size",
-                "2",
-                "--seq-len",
-                "6",
-                "--epochs",
-                "1",
-                "--steps-per-epoch",
-                "2",
-                "--xla",
-                "false",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main(train_argv(corpus, out, epochs=1)) == 0
     return out
 
 

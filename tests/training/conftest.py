@@ -5,34 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import write_corpus
+from tests.conftest import train_argv, write_corpus  # noqa: F401 (train_argv: for the tests here)
 
 WEIGHT_ATOL = 1e-5  # identical steps in float32: rounding only
-
-
-def train_argv(corpus, out, epochs=2):
-    """`keras-gated train` arguments of the CLI tests' tiny run (no XLA, two steps an epoch)."""
-    return [
-        "train",
-        "--corpus",
-        str(corpus),
-        "--units",
-        "8",
-        "--embed-dim",
-        "8",
-        "--batch-size",
-        "2",
-        "--seq-len",
-        "6",
-        "--epochs",
-        str(epochs),
-        "--steps-per-epoch",
-        "2",
-        "--xla",
-        "false",
-        "--out",
-        str(out),
-    ]
 
 
 @pytest.fixture(scope="session")
