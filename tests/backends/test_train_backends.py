@@ -149,36 +149,7 @@ def test_jax_data_parallel_over_two_host_devices_matches_one_device(tmp_path, ca
     for strategy in ("none", "mirrored"):
         out = tmp_path / strategy
         result = subprocess.run(
-            [
-                script,
-                "train",
-                "--corpus",
-                str(corpus),
-                "--units",
-                "8",
-                "--embed-dim",
-                "8",
-                "--batch-size",
-                "4",
-                "--seq-len",
-                "6",
-                "--steps-per-epoch",
-                "4",
-                "--epochs",
-                "2",
-                "--dropout",
-                "0",
-                "--recurrent-dropout",
-                "0",
-                "--embed-dropout",
-                "0",
-                "--carry-state",
-                carry,
-                "--strategy",
-                strategy,
-                "--out",
-                str(out),
-            ],
+            [script, *deterministic_train_argv(corpus, out, strategy), "--carry-state", carry],
             env=env,
             capture_output=True,
             text=True,
@@ -214,34 +185,7 @@ def test_jax_two_processes_match_one(tmp_path):
     addresses = ",".join(f"localhost:{port}" for port in free_ports(2))
 
     def command(out, strategy):
-        return [
-            script,
-            "train",
-            "--corpus",
-            str(corpus),
-            "--units",
-            "8",
-            "--embed-dim",
-            "8",
-            "--batch-size",
-            "4",
-            "--seq-len",
-            "6",
-            "--steps-per-epoch",
-            "4",
-            "--epochs",
-            "2",
-            "--dropout",
-            "0",
-            "--recurrent-dropout",
-            "0",
-            "--embed-dropout",
-            "0",
-            "--strategy",
-            strategy,
-            "--out",
-            str(out),
-        ]
+        return [script, *deterministic_train_argv(corpus, out, strategy)]
 
     workers = [
         subprocess.Popen(
@@ -281,3 +225,23 @@ def test_jax_two_processes_match_one(tmp_path):
     ]
     for split in ("valid_perplexity", "test_perplexity"):  # each split scored once in all
         np.testing.assert_allclose(results[1][split], results[0][split], rtol=1e-4)
+
+
+def deterministic_train_argv(corpus, out, strategy):
+    """`keras-gated train` arguments of a tiny run without dropout (so strategies compare
+    step for step): 2 epochs of 4 steps, B = 4, T = 6."""
+    options = {
+        "units": 8,
+        "embed-dim": 8,
+        "batch-size": 4,
+        "seq-len": 6,
+        "steps-per-epoch": 4,
+        "epochs": 2,
+        "dropout": 0,
+        "recurrent-dropout": 0,
+        "embed-dropout": 0,
+        "strategy": strategy,
+        "out": out,
+        "corpus": corpus,
+    }
+    return ["train", *(part for k, v in options.items() for part in (f"--{k}", str(v)))]
