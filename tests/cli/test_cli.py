@@ -9,7 +9,7 @@ import pytest
 
 import keras_gated
 from keras_gated.cli.main import main
-from tests.conftest import write_corpus
+from tests.conftest import train_argv, write_corpus
 
 
 @pytest.fixture(scope="module")
@@ -283,32 +283,7 @@ def test_generated_text_is_the_prompt_then_its_continuation(tmp_path, capsys):
 def test_a_keras_lstm_run_exports(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "corpus", lines=(40, 10, 10), per_line=6)
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--corpus",
-                str(corpus),
-                "--cell",
-                "keras-lstm",
-                "--units",
-                "8",
-                "--embed-dim",
-                "8",
-                "--batch-size",
-                "2",
-                "--seq-len",
-                "6",
-                "--epochs",
-                "1",
-                "--steps-per-epoch",
-                "2",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main([*train_argv(corpus, out, epochs=1), "--cell", "keras-lstm"]) == 0
     assert main(["export", str(out), str(tmp_path / "m.onnx")]) == 0, capsys.readouterr().err
     capsys.readouterr()
     assert main(["generate", "--onnx", str(tmp_path / "m.onnx"), "--prompt", "the cat"]) == 0

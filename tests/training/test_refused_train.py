@@ -5,7 +5,7 @@ import pytest
 
 from keras_gated.cli.main import main
 from keras_gated.training import run_dir
-from tests.conftest import write_corpus
+from tests.conftest import train_argv, write_corpus
 from tests.training.conftest import tree_bytes
 
 
@@ -41,28 +41,7 @@ def test_a_refused_train_force_keeps_the_old_run(options, needle, old_run, tmp_p
     corpus, run = old_run
     before = tree_bytes(run)
     options = [o.format(tmp=tmp_path) for o in options]
-    err = _refused(
-        [
-            "train",
-            "--corpus",
-            corpus,
-            "--units",
-            "8",
-            "--embed-dim",
-            "8",
-            "--batch-size",
-            "2",
-            "--seq-len",
-            "6",
-            "--xla",
-            "false",
-            *options,
-            "--out",
-            run,
-            "--force",
-        ],
-        capsys,
-    )
+    err = _refused([*train_argv(corpus, run), *options, "--force"], capsys)
     assert needle in err, err
     assert tree_bytes(run) == before
 
