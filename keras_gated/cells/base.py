@@ -260,9 +260,13 @@ class GatedCell(RecurrentCell):
         self._sequence_zoneout = None
 
     def is_plain(self):
-        return (
-            super().is_plain() and self.recurrent_activation is SIGMOID and not self.has_zoneout()
-        )
+        return self.has_plain_gates() and not self.has_zoneout()
+
+    def has_plain_gates(self):
+        """Whether a step computes the textbook's gates (`is_plain` less zoneout, which changes
+        only how the new states are kept): the fused training path's condition, which runs
+        zoneout's training masks too."""
+        return super().is_plain() and self.recurrent_activation is SIGMOID
 
     def zoneout_rates(self):
         return {"h": self.zoneout}

@@ -73,8 +73,8 @@ class GRUCell(GatedCell):
                 shape=(2, len(self.gates) * self.units), initializer="ones", name="gamma"
             )
 
-    def is_plain(self):
-        return super().is_plain() and not self.layer_norm
+    def has_plain_gates(self):
+        return super().has_plain_gates() and not self.layer_norm
 
     def bias_shape(self):
         width = len(self.gates) * self.units

@@ -96,8 +96,8 @@ class LSTMCell(GatedCell):
                 shape=(len(self.gates) * self.units,), initializer="ones", name="gamma"
             )
 
-    def is_plain(self):
-        return super().is_plain() and not (self.peephole or self.layer_norm)
+    def has_plain_gates(self):
+        return super().has_plain_gates() and not (self.peephole or self.layer_norm)
 
     def bias_init(self):
         if not self.unit_forget_bias:
@@ -137,9 +137,10 @@ class LSTMCell(GatedCell):
         return plus_bias(layer_norm_per_gate(a, self.units) * w["gamma"], w["bias"])
 
     def gates_at(self, xw_t, states, recurrent_mask=None, weights=None, zoneout_masks=None):
-        """One step's quantities: {"i", "f", "g", "o", "c", "h"}, each (B, U).
-        `weights`: see `step_weights`. `zoneout_masks`: {"h": d^h_t, "c": d^c_t} (B, U), either
-        absent where its rate is 0, when training (Z1-Z2); None: (Z3)."""
+        """One step's quantities: {"i", "f", "g", "o", "c", "h"}, each (B, U), and with
+        `cell_zoneout` also "c'" (c'_t, the value of (5) before (Z1)/(Z3)). `weights`: see
+        `step_weights`. `zoneout_masks`: {"h": d^h_t, "c": d^c_t} (B, U), either absent where
+        its rate is 0, when training (Z1-Z2); None: (Z3)."""
         w = weights or self.step_weights()
         h_prev, c_prev = states
         a = xw_t + ops.matmul(masked(h_prev, recurrent_mask), w["recurrent_kernel"])  # (1)
@@ -148,13 +149,14 @@ class LSTMCell(GatedCell):
         i = sigmoid(self._peep("i", a["i"], c_prev, w))  # (2)
         f = sigmoid(self._peep("f", a["f"], c_prev, w))  # (3)
         g = tanh(a["g"])  # (4)
-        c = f * c_prev + i * g  # (5)
-        o = sigmoid(self._peep("o", a["o"], c, w))  # (6)
-        h = o * tanh(c)  # (7)
+        c_new = f * c_prev + i * g  # (5)
+        o = sigmoid(self._peep("o", a["o"], c_new, w))  # (6)
+        h = o * tanh(c_new)  # (7)
         d = zoneout_masks or {}
-        c = zoned(c_prev, c, self.cell_zoneout, d.get("c"))  # (Z1) / (Z3)
+        c = zoned(c_prev, c_new, self.cell_zoneout, d.get("c"))  # (Z1) / (Z3)
         h = zoned(h_prev, h, self.zoneout, d.get("h"))  # (Z2) / (Z3)
-        return {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
+        q = {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
+        return {**q, "c'": c_new} if self.cell_zoneout > 0.0 else q
 
     def step(self, xw_t, states, recurrent_mask=None, weights=None, zoneout_masks=None):
         q = self.gates_at(xw_t, states, recurrent_mask, weights, zoneout_masks)

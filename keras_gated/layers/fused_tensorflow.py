@@ -25,20 +25,22 @@ PARALLEL_ITERATIONS = 32
 COMPILE_LOOPS = True  # False: the loops always run in the executor unless the step is compiled
 
 
-def recurrence(loops, xs, m, weights, states):
+def recurrence(loops, xs, masks, weights, states):
     """Runs `loops.step` over time-major `xs` (T, B, G*U) with the gradient of `loops.back`.
 
-    m: (T, B, 1) or None (M1). Returns the carried h_t (T, B, U) and the final states.
+    masks: {name: (T, B, .)} (`fused.Loops`), constants of the loops. Returns the carried
+    h_t (T, B, U) and the final states.
     """
     names = list(weights)
     n_w = len(names)
 
     def forward(xs, weights, states):
         length = tf.shape(xs)[0]
-        valid = None if m is None else m > 0.0
+        inputs = loops.step_inputs(masks)
 
         def body(t, states, outs):
-            states, rows = loops.step(xs[t], None if valid is None else valid[t], states, weights)
+            inputs_t = {k: v[t] for k, v in inputs.items()}
+            states, rows = loops.step(xs[t], inputs_t, states, weights)
             return t + 1, states, [ta.write(t, r) for ta, r in zip(outs, rows)]
 
         _, final, outs = tf.while_loop(
@@ -52,10 +54,11 @@ def recurrence(loops, xs, m, weights, states):
 
     def backward(dys, d_final, weights, states0, rows):
         length = tf.shape(dys)[0]
-        prev, factors, weights = loops.backward_inputs(states0, rows, m, weights)
+        prev, factors, weights = loops.backward_inputs(states0, rows, masks, weights)
 
         def back(t, d_states, outs):
-            dx, d_states = loops.back(dys[t], [f[t] for f in factors], d_states, weights)
+            factors_t = {k: f[t] for k, f in factors.items()}
+            dx, d_states = loops.back(dys[t], factors_t, d_states, weights)
             return t - 1, d_states, [ta.write(t, d) for ta, d in zip(outs, dx)]
 
         _, d_states0, outs = tf.while_loop(

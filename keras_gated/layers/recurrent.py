@@ -174,7 +174,7 @@ class Recurrent(keras.layers.RNN):
     backend, when training (with or without a `mask`, in either direction), with a plain
     library cell (`SimpleRNNCell`, `IndRNNCell`, `GRUCell`, `LSTMCell` with a bias,
     Keras's default activations (tanh, sigmoid, relu or linear for `SimpleRNNCell` and
-    `IndRNNCell`) and no `peephole`, `layer_norm` or zoneout; not a subclass), the layer
+    `IndRNNCell`) and no `peephole` or `layer_norm`, zoneout allowed; not a subclass), the layer
     takes the fused path instead (`fused.fused_recurrence`): the same forward equations with a
     hand-written backward pass, faster to train, on the same weights and dropout masks. The
     choice is automatic; tests prove the two paths equal (outputs, states and all gradients).
@@ -372,11 +372,21 @@ class Recurrent(keras.layers.RNN):
         xs = ops.transpose(x, (1, 0, 2))  # (T, B, D)
         if training and fused.available() and fused.applies(self.cell):
             xs = self.cell.project_inputs(xs)  # (T, B, G*U)
+            zoneout = self.zoneout_masks(xs, initial_state, training)
             if self.go_backwards:  # outputs stay in processing order, as `scan_steps`
                 xs = ops.flip(xs, 0)
                 mask = None if mask is None else ops.flip(mask, 1)
+                if zoneout and not self.cell.zoneout_variational:
+                    zoneout = {s: ops.flip(d, 0) for s, d in zoneout.items()}
             return fused.fused_recurrence(
-                self.cell, weights, xs, initial_state, m_h, mask, self.zero_output_for_mask
+                self.cell,
+                weights,
+                xs,
+                initial_state,
+                m_h,
+                mask,
+                self.zero_output_for_mask,
+                zoneout,
             )
         per_step = not training and projects_per_step(self.units)
         if not per_step:
@@ -414,7 +424,8 @@ class Recurrent(keras.layers.RNN):
             initial_state: optional list of (B, U).
 
         Returns:
-            dict name -> numpy array (B, T, U): LSTM "i", "f", "g", "o", "c", "h";
+            dict name -> numpy array (B, T, U): LSTM "i", "f", "g", "o", "c", "h" (and "c'"
+            with `cell_zoneout`: `LSTMCell.gates_at`);
             GRU "z", "r", "h~", "h" (and "u_h" with reset_after: `GRUCell.gates_at`);
             SimpleRNN "h".
         """

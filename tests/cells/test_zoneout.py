@@ -236,14 +236,18 @@ def test_gradients_match_finite_differences_of_the_oracle(kind, training, monkey
 # --- paths, containers, arguments -------------------------------------------------------------
 
 
-def test_no_fast_path_takes_a_zoneout_cell():
+def test_the_fused_path_and_no_whole_sequence_kernel_takes_a_zoneout_cell():
+    """cuDNN and ATen have no zoneout; the fused path's mask rule does (its equality with the
+    reference path: tests/layers/test_fused*.py)."""
     for cell in (
         keras_gated.GRUCell(U, zoneout=0.1),
+        keras_gated.GRUCell(U, zoneout=0.1, reset_after=False),
         keras_gated.LSTMCell(U, cell_zoneout=0.1),
         keras_gated.LSTMCell(U, zoneout=0.1),
     ):
-        assert not cell.is_plain() and not fused.applies(cell)
+        assert not cell.is_plain() and fused.applies(cell)
         assert not whole_sequence_kernel_takes(cell)
+    assert not fused.applies(keras_gated.GRUCell(U, zoneout=0.1, layer_norm=True))
     assert keras_gated.LSTMCell(U, zoneout_variational=True).is_plain()  # no rate: plain
 
 

@@ -172,6 +172,54 @@ def test_fused_path_with_masks_equals_reference_path(case, go_backwards, graph, 
     assert_equal_results(case, got, want)
 
 
+# Zoneout (cells/zoneout.py) on the fused path is the mask rule (M1) per unit: h alone, c alone
+# and both on the LSTM, each GRU variant; fresh masks per step and one per sequence.
+ZONEOUT_CASES = [
+    (LSTM_CASES[0], {"zoneout": 0.3}),
+    (LSTM_CASES[0], {"cell_zoneout": 0.4}),
+    (LSTM_CASES[0], {"zoneout": 0.3, "cell_zoneout": 0.4}),
+    (GRU_CASES[0], {"zoneout": 0.3}),
+    (GRU_CASES[1], {"zoneout": 0.3}),
+]
+
+
+def zoneout_cases():
+    """Each zoneout case fresh and variational, with the mixed mask backwards and without a
+    mask forwards; in a tf.function with compiled loops (TensorFlow; the LSTM with both rates
+    also with a dynamic time axis and under XLA) or under jit (JAX)."""
+    if not GRAPHS:
+        return
+    first = "tf.function" if backend() == "tensorflow" else GRAPHS[-1]
+    for case, rates in ZONEOUT_CASES:
+        for variational in (False, True):
+            for masked in (False, True):
+                name = "-".join(rates) + ("-variational" if variational else "")
+                name += "-masked-backward" if masked else ""
+                kw = {**rates, "zoneout_variational": variational}
+                yield pytest.param(case, kw, masked, first, id=f"{case.id}-{name}-{first}")
+    if backend() == "tensorflow":
+        both = {"zoneout": 0.3, "cell_zoneout": 0.4}
+        for graph in ("dynamic", "xla"):
+            yield pytest.param(LSTM_CASES[0], both, True, graph, id=f"lstm-both-masked-{graph}")
+
+
+@pytest.mark.parametrize("case, zoneout, masked, graph", list(zoneout_cases()))
+def test_fused_path_with_zoneout_equals_reference_path(case, zoneout, masked, graph, monkeypatch):
+    """Zoneout's training masks on the fused path, with the same draws as the reference path
+    (equal seeds), alone and with Keras's mask backwards."""
+    calls = []
+    original = fused.fused_recurrence
+    monkeypatch.setattr(
+        fused, "fused_recurrence", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    mask_kw = {"go_backwards": True, "zero_output_for_mask": True} if masked else {}
+    got, want = fused_and_reference(
+        case, monkeypatch, graph, MASK if masked else None, **zoneout, **mask_kw
+    )
+    assert calls  # the first layer took the fused path
+    assert_equal_results(case, got, want)
+
+
 def assert_equal_results(case, got, want):
     # ys, final states, then d/d(kernel, recurrent_kernel, bias), d/dx, d/d(initial states)
     assert len(got) == len(want) == 1 + 2 * case.n_states + 3 + 1
@@ -254,6 +302,9 @@ def test_fused_path_is_taken_exactly_when_it_applies(monkeypatch):
     assert count(keras_gated.GRU(U, reset_after=False), training=True) == 1
     assert count(keras_gated.LSTM(U, peephole=True), training=True) == 0
     assert count(keras_gated.LSTM(U, layer_norm=True), training=True) == 0
+    assert count(keras_gated.LSTM(U, zoneout=0.1, cell_zoneout=0.1), training=True) == 1
+    assert count(keras_gated.GRU(U, zoneout=0.1), training=True) == 1
+    assert count(keras_gated.GRU(U, zoneout=0.1, layer_norm=True), training=True) == 0
 
 
 def test_stateful_layers_fit_on_the_fused_path(monkeypatch):

@@ -19,6 +19,7 @@ from tests.layers.test_fused import (
     MASK,
     MASK_CASES,
     SEED,
+    ZONEOUT_CASES,
     assert_equal_results,
     make_layer,
 )
@@ -106,6 +107,23 @@ def test_fused_path_with_masks_equals_reference_path(case, pattern, go_backwards
         MASKS[pattern],
         go_backwards=go_backwards,
         zero_output_for_mask=go_backwards,
+        **DROPOUT,
+    )
+
+
+@pytest.mark.parametrize("variational", [False, True], ids=["fresh", "variational"])
+@pytest.mark.parametrize(
+    "case, zoneout", ZONEOUT_CASES, ids=[f"{c.id}-{'-'.join(z)}" for c, z in ZONEOUT_CASES]
+)
+def test_fused_path_with_zoneout_equals_reference_path(case, zoneout, variational, monkeypatch):
+    """Zoneout's training masks (the mask rule per unit), with the holed mask backwards."""
+    fused_against_reference(
+        case,
+        monkeypatch,
+        MASKS["holed"],
+        go_backwards=True,
+        zoneout_variational=variational,
+        **zoneout,
         **DROPOUT,
     )
 
