@@ -18,10 +18,12 @@ LAYER_NORM_EPSILON = 1e-3
 
 
 class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
-    """Base of the cells. Subclasses set `gates` and define `project_inputs`, `gates_at` and `step`.
+    """Base of the cells. Subclasses set `gates` and define `gates_at` and `step` (and
+    `input_weights`, `project_inputs` where the projection is not x W + b).
 
     A cell splits its pre-activation in two: `project_inputs(x)` is the part that depends on the
-    input only (so a layer can compute it for all steps at once), `step(xw_t, states)` the rest.
+    input only (so a layer can compute it for all steps at once, or inside each step),
+    `step(xw_t, states)` the rest.
     `call(x_t, states)` composes them, so the cell runs inside `keras.layers.RNN` and
     `keras.layers.StackedRNNCells` unchanged, dropout included.
 
@@ -155,6 +157,17 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
 
     def bias_init(self):
         return self.bias_initializer
+
+    def input_weights(self):
+        """The weights `project_inputs` reads, by name: {"kernel": W (D, G*U), "input_bias": b^x
+        (G*U,) or None without `use_bias`} (the layer-normalised cells add their gains)."""
+        return {"kernel": self.kernel, "input_bias": self.bias}
+
+    def project_inputs(self, x, weights=None):
+        """x (..., D) -> x W + b^x (..., G*U), for all steps at once or one step's x_t.
+        `weights`: `input_weights()`, or a dict holding them as tensors (the fused path)."""
+        w = weights or self.input_weights()
+        return plus_bias(ops.matmul(x, w["kernel"]), w.get("input_bias"))
 
     def is_plain(self):
         """Whether the cell computes its equations with the textbook's options: a bias and tanh

@@ -80,12 +80,18 @@ class GRUCell(GatedCell):
         width = len(self.gates) * self.units
         return (2, width) if self.reset_after else (width,)
 
-    def project_inputs(self, x):
-        """x (..., D) -> x W + b^x (..., 3U) (b for reset_after=False); with layer_norm
-        gamma^x * LN(x W) + b^x (L1)."""
+    def input_weights(self):
+        """{"kernel": W, "input_bias": b^x (b for reset_after=False)}, and with layer_norm
+        "gamma_x" (3U,)."""
         b_x = self.bias[0] if self.reset_after and self.use_bias else self.bias
-        xw = ops.matmul(x, self.kernel)
-        return plus_bias(self._norm(xw, self.gamma[0]) if self.layer_norm else xw, b_x)
+        gamma_x = {"gamma_x": self.gamma[0]} if self.layer_norm else {}
+        return {"kernel": self.kernel, "input_bias": b_x, **gamma_x}
+
+    def project_inputs(self, x, weights=None):
+        """x (..., D) -> x W + b^x (..., 3U); with layer_norm gamma^x * LN(x W) + b^x (L1).
+        `weights`: as `RecurrentCell.project_inputs`."""
+        w = weights or self.input_weights()
+        return plus_bias(self._norm(ops.matmul(x, w["kernel"]), w.get("gamma_x")), w["input_bias"])
 
     def step_weights(self, recurrent_kernel=None):
         """reset_after: {"recurrent_kernel", "recurrent_bias" b^h (3U,) (absent without

@@ -37,7 +37,7 @@ Building a Longer and Deeper RNN", CVPR 2018 (arXiv:1803.04831).
 import keras
 from keras import ops
 
-from keras_gated.cells.base import RecurrentCell, masked, plus_bias
+from keras_gated.cells.base import RecurrentCell, masked
 
 RECURRENT_MAX_ABS = 1.0  # u_max of (2); see the module docstring
 
@@ -102,10 +102,6 @@ class IndRNNCell(RecurrentCell):
         if first is None or clip is None:
             return first or clip
         return lambda u: clip(first(u))
-
-    def project_inputs(self, x):
-        """x (..., D) -> x W + b (..., U)."""
-        return plus_bias(ops.matmul(x, self.kernel), self.bias)
 
     def gates_at(self, xw_t, states, recurrent_mask=None, weights=None):
         """One step's quantities: {"h"}, each (B, U). `weights`: see `step_weights`."""

@@ -111,10 +111,10 @@ class LSTMCell(GatedCell):
 
         return init
 
-    def project_inputs(self, x):
-        """x (..., D) -> x W (+ b unless layer_norm, where b comes after the norm) (..., 4U)."""
-        xw = ops.matmul(x, self.kernel)
-        return xw if self.layer_norm else plus_bias(xw, self.bias)
+    def input_weights(self):
+        """{"kernel": W, "input_bias": b}; no bias with layer_norm, where b comes after the
+        norm (`step_weights`)."""
+        return {"kernel": self.kernel, "input_bias": None if self.layer_norm else self.bias}
 
     def step_weights(self, recurrent_kernel=None):
         """{"recurrent_kernel"}, plus "peephole" (3, U), and "gamma", "bias" (None without

@@ -12,7 +12,7 @@ Reference: Elman, "Finding structure in time", 1990. Weights match `keras.layers
 import keras
 from keras import ops
 
-from keras_gated.cells.base import RecurrentCell, masked, plus_bias
+from keras_gated.cells.base import RecurrentCell, masked
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
@@ -28,10 +28,6 @@ class SimpleRNNCell(RecurrentCell):
     """
 
     gates = ("h",)
-
-    def project_inputs(self, x):
-        """x (..., D) -> x W + b (..., U)."""
-        return plus_bias(ops.matmul(x, self.kernel), self.bias)
 
     def gates_at(self, xw_t, states, recurrent_mask=None, weights=None):
         """One step's quantities: {"h"}, each (B, U). `weights`: see `step_weights`."""

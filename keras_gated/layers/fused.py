@@ -61,7 +61,10 @@ SimpleRNN (act' written in h_t: tanh 1 - h^2, sigmoid h (1 - h), relu [h > 0], l
 IndRNN (SimpleRNN with U = diag(u), u (U,); act' as SimpleRNN's):
     (I1) da_t = dh_t mu act'(h_t);  dx~_t = da_t;  dh'_{t-1} = da_t u m_h + p_t dh_t
     (I2) du = sum_t sum_b h^m da_t
-The gradients w.r.t. W and b^x (b) follow from dx~ through `cell.project_inputs`, outside.
+The gradients w.r.t. W and b^x (b) follow from dx~ through `cell.project_inputs`: outside,
+by automatic differentiation, when the layer projects all steps before the loop; here when
+each step projects its own x_t (`project=True`: the (T, B, G*U) projection is never written),
+    (P) x~_t = x_t W + b^x:  dW = sum_t x_t^T dx~_t;  db^x = sum_t sum_b dx~_t;  dx_t = dx~_t W^T
 
 The equations here are backend-generic (`keras.ops`); the time loops and the custom gradient
 are each backend's (`BACKEND_LOOPS`): `fused_tensorflow.py` (`tf.while_loop`,
@@ -110,8 +113,8 @@ Chain = collections.namedtuple(
 #   backward_inputs(states0, rows, masks, weights) -> (prev: the carried states one step
 #       earlier, factors {name: (T, B, .)}, weights with the chain's transposes);
 #   back(dy_t, factors_t, d_states, weights) -> (dx~_t parts, d_states_{t-1});
-#   gradients(prev, rows, dx_parts (T, B, .) list, weights) -> (dxs (T, B, G*U),
-#       the weight gradients in `weights`' order).
+#   gradients(xs, prev, rows, dx_parts (T, B, .) list, weights) -> (the gradient of the
+#       loops' inputs xs, the weight gradients in `weights`' order).
 Loops = collections.namedtuple(
     "Loops", "step_inputs step n_states n_rows n_dx backward_inputs back gradients"
 )
@@ -156,6 +159,7 @@ def fused_recurrence(
     mask=None,
     zero_output_for_mask=False,
     zoneout=None,
+    project=False,
 ):
     """`scan_steps(cell.step, ...)` (forward time order) with the hand-written gradient.
 
@@ -163,7 +167,8 @@ def fused_recurrence(
         cell: a cell for which `applies(cell)`.
         weights: the cell's `step_weights()` as tensors (the gradient flows back to them).
         xs: (T, B, G*U) projected inputs `cell.project_inputs(x)`, time-major, in
-            processing order.
+            processing order; with `project` the inputs x (T, B, D) themselves.
+        project: each step projects its own x_t (P), reading `cell.input_weights()`.
         initial_state: list of (B, U): [h] or, for the LSTM, [h, c].
         recurrent_mask: m_h (B, U) or None; no gradient flows to it.
         mask: optional (B, T) bool, in processing order (M1).
@@ -175,16 +180,17 @@ def fused_recurrence(
         last_output (B, U), outputs (B, T, U), final states (list of (B, U)).
     """
     dtype = xs.dtype
+    if project:  # after the step weights: their gradients come in this order
+        inputs = {k: w for k, w in cell.input_weights().items() if w is not None}
+        weights = {**weights, **inputs}
     weights = {name: ops.cast(w, dtype) for name, w in weights.items()}
     masks = {}
     if mask is not None:
         masks["m"] = ops.cast(ops.transpose(mask)[..., None], dtype)  # (T, B, 1)
     for state, d in (zoneout or {}).items():
         d = ops.cast(d, dtype)
-        masks[f"d^{state}"] = (
-            d if len(d.shape) == 3 else ops.broadcast_to(d, ops.shape(xs[..., : cell.units]))
-        )
-    loops = _loops(cell, _chain(cell, recurrent_mask), recurrent_mask)
+        masks[f"d^{state}"] = d if len(d.shape) == 3 else ops.ones_like(xs[..., :1]) * d
+    loops = _loops(cell, _chain(cell, recurrent_mask), recurrent_mask, project)
     states = [ops.cast(s, dtype) for s in initial_state]
     recurrence = importlib.import_module(BACKEND_LOOPS[keras.backend.backend()]).recurrence
     hs, final = recurrence(loops, xs, masks, weights, states)
@@ -207,7 +213,7 @@ def _chain(cell, m_h):
     return _simple_rnn_chain(cell.activation, m_h)
 
 
-def _loops(cell, chain, m_h):
+def _loops(cell, chain, m_h, project):
     """The per-step work of both loops and what surrounds them, for any backend."""
     n_s = len(chain.states)
 
@@ -215,7 +221,8 @@ def _loops(cell, chain, m_h):
         inputs = {k: d for k, d in masks.items() if k != "m"}
         return inputs if "m" not in masks else {**inputs, "valid": masks["m"] > 0.0}
 
-    def step(xw_t, inputs_t, states, weights):
+    def step(x_t, inputs_t, states, weights):
+        xw_t = cell.project_inputs(x_t, weights) if project else x_t
         d = {s: inputs_t[f"d^{s}"] for s in chain.states if f"d^{s}" in inputs_t}
         q = cell.gates_at(xw_t, states, m_h, weights, **({"zoneout_masks": d} if d else {}))
         new = [q[k] for k in chain.states]  # (Z1) done by the cell
@@ -233,10 +240,15 @@ def _loops(cell, chain, m_h):
     def back(dy_t, factors_t, d_states, weights):
         return chain.back(dy_t + d_states[0], d_states[1:], factors_t, weights)  # (B1)
 
-    def gradients(prev, rows, dx_parts, weights):
+    def gradients(xs, prev, rows, dx_parts, weights):
         dxs = ops.concatenate(dx_parts, -1) if len(dx_parts) > 1 else dx_parts[0]
         saved = dict(zip(chain.saved, rows[n_s:]))
-        return dxs, chain.weight_gradients(prev, saved, dxs, weights)
+        d_weights = chain.weight_gradients(prev, saved, dxs, weights)
+        if not project:
+            return dxs, d_weights
+        d_inputs = {"kernel": _gram(xs, dxs), "input_bias": ops.sum(dxs, axis=(0, 1))}  # (P)
+        d_weights += [d_inputs[name] for name in ("kernel", "input_bias") if name in weights]
+        return ops.matmul(dxs, ops.transpose(weights["kernel"])), d_weights
 
     return Loops(
         step_inputs,

@@ -11,7 +11,7 @@ import jax
 
 
 def recurrence(loops, xs, masks, weights, states):
-    """Runs `loops.step` over time-major `xs` (T, B, G*U) with the gradient of `loops.back`.
+    """Runs `loops.step` over time-major `xs` (T, B, .) with the gradient of `loops.back`.
 
     masks: {name: (T, B, .)} (`fused.Loops`). Returns the carried h_t (T, B, U) and the final
     states.
@@ -32,10 +32,10 @@ def recurrence(loops, xs, masks, weights, states):
 
     def run_forward(xs, weights, states, masks):
         final, rows = forward(xs, weights, states, masks)
-        return (rows[0], final), (weights, states, rows, masks)
+        return (rows[0], final), (xs, weights, states, rows, masks)
 
     def run_backward(saved, cotangents):
-        weights, states, rows, masks = saved
+        xs, weights, states, rows, masks = saved
         dys, d_final = cotangents
         prev, factors, with_transposed = loops.backward_inputs(states, rows, masks, weights)
 
@@ -44,7 +44,7 @@ def recurrence(loops, xs, masks, weights, states):
             return loops.back(dy_t, factors_t, list(d_states), with_transposed)[::-1]
 
         d_states0, dx_parts = jax.lax.scan(body, list(d_final), (dys, factors), reverse=True)
-        dxs, d_weights = loops.gradients(prev, rows, list(dx_parts), weights)
+        dxs, d_weights = loops.gradients(xs, prev, rows, list(dx_parts), weights)
         d_masks = jax.tree.map(jax.numpy.zeros_like, masks)  # masks get no gradient
         return dxs, dict(zip(names, d_weights)), list(d_states0), d_masks
 

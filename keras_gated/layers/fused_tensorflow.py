@@ -26,7 +26,7 @@ COMPILE_LOOPS = True  # False: the loops always run in the executor unless the s
 
 
 def recurrence(loops, xs, masks, weights, states):
-    """Runs `loops.step` over time-major `xs` (T, B, G*U) with the gradient of `loops.back`.
+    """Runs `loops.step` over time-major `xs` (T, B, .) with the gradient of `loops.back`.
 
     masks: {name: (T, B, .)} (`fused.Loops`), constants of the loops. Returns the carried
     h_t (T, B, U) and the final states.
@@ -52,7 +52,7 @@ def recurrence(loops, xs, masks, weights, states):
         )
         return final, [_stack(ta, xs.shape[0], states[0]) for ta in outs]
 
-    def backward(dys, d_final, weights, states0, rows):
+    def backward(dys, d_final, weights, states0, rows, xs):
         length = tf.shape(dys)[0]
         prev, factors, weights = loops.backward_inputs(states0, rows, masks, weights)
 
@@ -68,7 +68,7 @@ def recurrence(loops, xs, masks, weights, states):
             maximum_iterations=length,
             parallel_iterations=PARALLEL_ITERATIONS,
         )
-        dxs, d_weights = loops.gradients(prev, rows, [ta.stack() for ta in outs], weights)
+        dxs, d_weights = loops.gradients(xs, prev, rows, [ta.stack() for ta in outs], weights)
         dxs.set_shape(xs.shape)
         return dxs, d_weights, d_states0
 
@@ -82,11 +82,12 @@ def recurrence(loops, xs, masks, weights, states):
         # The loops are run on constants: their gradient is the hand-written one.
         weights = dict(zip(names, _constants(args[:n_w])))
         states = _constants(args[n_w:])
-        final, rows = forward(tf.stop_gradient(xs), weights, states)
+        xs = tf.stop_gradient(xs)
+        final, rows = forward(xs, weights, states)
 
         def grad(dys, *d_final):
             dys, d_final = tf.stop_gradient(dys), _constants(d_final)
-            dxs, d_weights, d_states0 = backward(dys, d_final, weights, states, rows)
+            dxs, d_weights, d_states0 = backward(dys, d_final, weights, states, rows, xs)
             return (dxs, *d_weights, *d_states0)
 
         return (rows[0], *final), grad

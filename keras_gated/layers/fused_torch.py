@@ -26,13 +26,13 @@ class _Recurrence(torch.autograd.Function):
             steps.append(rows_t)
         rows = [torch.stack(r) for r in zip(*steps)]  # n_rows of (T, B, .)
         ctx.loops, ctx.names, ctx.masks, ctx.n_states = loops, names, masks, len(states)
-        ctx.save_for_backward(*tensors, *rows)
+        ctx.save_for_backward(xs, *tensors, *rows)
         return (rows[0], *states)
 
     @staticmethod
     def backward(ctx, dys, *d_final):
         loops, names, masks = ctx.loops, ctx.names, ctx.masks
-        saved = ctx.saved_tensors
+        xs, *saved = ctx.saved_tensors
         n_w, n_s = len(names), ctx.n_states
         weights = dict(zip(names, saved[:n_w]))
         states0, rows = list(saved[n_w : n_w + n_s]), list(saved[n_w + n_s :])
@@ -43,12 +43,12 @@ class _Recurrence(torch.autograd.Function):
             dx_t, d_states = loops.back(dys[t], factors_t, d_states, with_transposed)
             parts.append(dx_t)
         dx_parts = [torch.stack(p[::-1]) for p in zip(*parts)]  # n_dx of (T, B, .)
-        dxs, d_weights = loops.gradients(prev, rows, dx_parts, weights)
+        dxs, d_weights = loops.gradients(xs, prev, rows, dx_parts, weights)
         return (None, None, None, dxs, *d_weights, *d_states)
 
 
 def recurrence(loops, xs, masks, weights, states):
-    """Runs `loops.step` over time-major `xs` (T, B, G*U) with the gradient of `loops.back`.
+    """Runs `loops.step` over time-major `xs` (T, B, .) with the gradient of `loops.back`.
 
     masks: {name: (T, B, .)} (`fused.Loops`). Returns the carried h_t (T, B, U) and the final
     states.
