@@ -113,10 +113,15 @@ Chain = collections.namedtuple(
 #   backward_inputs(states0, rows, masks, weights) -> (prev: the carried states one step
 #       earlier, factors {name: (T, B, .)}, weights with the chain's transposes);
 #   back(dy_t, factors_t, d_states, weights) -> (dx~_t parts, d_states_{t-1});
-#   gradients(xs, prev, rows, dx_parts (T, B, .) list, weights) -> (the gradient of the
-#       loops' inputs xs, the weight gradients in `weights`' order).
+#   gradients(prev, rows, dx_parts (T, B, .) list, weights) -> (dxs (T, B, G*U), the
+#       gradients of the step weights, in `weights`' order);
+#   input_gradients(xs, dxs, weights) -> (the gradient of the loops' inputs xs, the gradients
+#       of the input weights, after the step weights' in `weights`): (P) with `project`,
+#       else (dxs, []). TensorFlow runs it outside the compiled backward loop, so a gradient
+#       nobody reads (dx of a model's input) is pruned.
 Loops = collections.namedtuple(
-    "Loops", "step_inputs step n_states n_rows n_dx backward_inputs back gradients"
+    "Loops",
+    "step_inputs step n_states n_rows n_dx backward_inputs back gradients input_gradients",
 )
 
 ACTIVATION_DERIVATIVES = {  # SimpleRNN's and IndRNN's act'(a) as a function of h = act(a)
@@ -240,15 +245,17 @@ def _loops(cell, chain, m_h, project):
     def back(dy_t, factors_t, d_states, weights):
         return chain.back(dy_t + d_states[0], d_states[1:], factors_t, weights)  # (B1)
 
-    def gradients(xs, prev, rows, dx_parts, weights):
+    def gradients(prev, rows, dx_parts, weights):
         dxs = ops.concatenate(dx_parts, -1) if len(dx_parts) > 1 else dx_parts[0]
         saved = dict(zip(chain.saved, rows[n_s:]))
-        d_weights = chain.weight_gradients(prev, saved, dxs, weights)
+        return dxs, chain.weight_gradients(prev, saved, dxs, weights)
+
+    def input_gradients(xs, dxs, weights):
         if not project:
-            return dxs, d_weights
+            return dxs, []
         d_inputs = {"kernel": _gram(xs, dxs), "input_bias": ops.sum(dxs, axis=(0, 1))}  # (P)
-        d_weights += [d_inputs[name] for name in ("kernel", "input_bias") if name in weights]
-        return ops.matmul(dxs, ops.transpose(weights["kernel"])), d_weights
+        names = [name for name in ("kernel", "input_bias") if name in weights]
+        return ops.matmul(dxs, ops.transpose(weights["kernel"])), [d_inputs[n] for n in names]
 
     return Loops(
         step_inputs,
@@ -259,6 +266,7 @@ def _loops(cell, chain, m_h, project):
         backward_inputs,
         back,
         gradients,
+        input_gradients,
     )
 
 

@@ -44,7 +44,9 @@ def recurrence(loops, xs, masks, weights, states):
             return loops.back(dy_t, factors_t, list(d_states), with_transposed)[::-1]
 
         d_states0, dx_parts = jax.lax.scan(body, list(d_final), (dys, factors), reverse=True)
-        dxs, d_weights = loops.gradients(xs, prev, rows, list(dx_parts), weights)
+        dxs, d_weights = loops.gradients(prev, rows, list(dx_parts), weights)
+        dxs, d_inputs = loops.input_gradients(xs, dxs, weights)
+        d_weights += d_inputs
         d_masks = jax.tree.map(jax.numpy.zeros_like, masks)  # masks get no gradient
         return dxs, dict(zip(names, d_weights)), list(d_states0), d_masks
 

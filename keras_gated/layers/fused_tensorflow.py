@@ -52,7 +52,7 @@ def recurrence(loops, xs, masks, weights, states):
         )
         return final, [_stack(ta, xs.shape[0], states[0]) for ta in outs]
 
-    def backward(dys, d_final, weights, states0, rows, xs):
+    def backward(dys, d_final, weights, states0, rows):
         length = tf.shape(dys)[0]
         prev, factors, weights = loops.backward_inputs(states0, rows, masks, weights)
 
@@ -68,8 +68,8 @@ def recurrence(loops, xs, masks, weights, states):
             maximum_iterations=length,
             parallel_iterations=PARALLEL_ITERATIONS,
         )
-        dxs, d_weights = loops.gradients(xs, prev, rows, [ta.stack() for ta in outs], weights)
-        dxs.set_shape(xs.shape)
+        dxs, d_weights = loops.gradients(prev, rows, [ta.stack() for ta in outs], weights)
+        dxs.set_shape([*xs.shape[:2], dxs.shape[-1]])
         return dxs, d_weights, d_states0
 
     if compiles(xs):
@@ -87,8 +87,9 @@ def recurrence(loops, xs, masks, weights, states):
 
         def grad(dys, *d_final):
             dys, d_final = tf.stop_gradient(dys), _constants(d_final)
-            dxs, d_weights, d_states0 = backward(dys, d_final, weights, states, rows, xs)
-            return (dxs, *d_weights, *d_states0)
+            dxs, d_weights, d_states0 = backward(dys, d_final, weights, states, rows)
+            dxs, d_inputs = loops.input_gradients(xs, dxs, weights)
+            return (dxs, *d_weights, *d_inputs, *d_states0)
 
         return (rows[0], *final), grad
 

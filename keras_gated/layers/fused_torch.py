@@ -43,7 +43,9 @@ class _Recurrence(torch.autograd.Function):
             dx_t, d_states = loops.back(dys[t], factors_t, d_states, with_transposed)
             parts.append(dx_t)
         dx_parts = [torch.stack(p[::-1]) for p in zip(*parts)]  # n_dx of (T, B, .)
-        dxs, d_weights = loops.gradients(xs, prev, rows, dx_parts, weights)
+        dxs, d_weights = loops.gradients(prev, rows, dx_parts, weights)
+        dxs, d_inputs = loops.input_gradients(xs, dxs, weights)
+        d_weights += d_inputs
         return (None, None, None, dxs, *d_weights, *d_states)
 
 
