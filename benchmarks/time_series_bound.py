@@ -8,9 +8,16 @@ fixed batch; every system starts from the built-in model's initial weights. Syst
     keras          keras.layers.LSTM, `model.compile()` defaults (XLA off on CPU)
     ours           keras_gated.LSTM, the same compile (its loops XLA-compiled on their own)
     ours-executor  ours with `fused_tensorflow.COMPILE_LOOPS = False` when traced
+    ours-projected ours with x W for all steps before the loops, as a layer wider than
+                   `recurrent.TRAINING_PER_STEP_MAX_UNITS` runs (ours projects x_t W per step)
     floor-xla      the model written with `tf.scan` and a `GradientTape`, the whole step in
                    one `tf.function(jit_compile=True)`, Keras's Adam
     floor-executor the same `tf.function` without XLA
+    matmuls-*      the step's matrix products alone, in the order a loop must run them: the
+                   input projection, T sequential h_{t-1} U (B, U) x (U, 4U) forward and T
+                   sequential (B, 4U) x (4U, U) backward, and the weight gradients over all
+                   B*T rows; no gate, loss or optimizer (executor and XLA): what any loop
+                   over this shape costs at least on this machine
 The floors use `floors.py`'s textbook step. Timed in interleaved rounds (`timing.interleave`);
 ratios are the median of the per-round ratios system / keras.
 """
@@ -33,7 +40,7 @@ def systems():
     import tensorflow as tf
 
     import keras_gated
-    from keras_gated.layers import fused_tensorflow
+    from keras_gated.layers import fused_tensorflow, recurrent
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((B, T, D), np.float32)
@@ -44,12 +51,16 @@ def systems():
         m.compile(optimizer="adam", loss="mse")
         return m
 
-    keras_model, ours, executor = model(keras.layers), model(keras_gated), model(keras_gated)
-    for m in (ours, executor):
+    keras_model = model(keras.layers)
+    ours, executor, projected = (model(keras_gated) for _ in range(3))
+    for m in (ours, executor, projected):
         m.set_weights(keras_model.get_weights())
     fused_tensorflow.COMPILE_LOOPS = False
     executor.train_on_batch(x, y)  # traced now, so its loops stay in the executor
     fused_tensorflow.COMPILE_LOOPS = True
+    widest, recurrent.TRAINING_PER_STEP_MAX_UNITS = recurrent.TRAINING_PER_STEP_MAX_UNITS, 0
+    projected.train_on_batch(x, y)  # traced now: x W before the loops
+    recurrent.TRAINING_PER_STEP_MAX_UNITS = widest
 
     class Ops:
         sigmoid, tanh, matmul = staticmethod(tf.sigmoid), staticmethod(tf.tanh), tf.matmul
@@ -84,12 +95,38 @@ def systems():
 
         return lambda: float(train())
 
+    def matmuls(xla):
+        rng = np.random.default_rng(1)
+        x2 = tf.constant(rng.standard_normal((T * B, D), np.float32))
+        W = tf.constant(rng.standard_normal((D, 4 * U), np.float32))
+        Ur = tf.constant((rng.standard_normal((U, 4 * U)) / np.sqrt(U)).astype(np.float32))
+
+        def loop(body, init):
+            _, out = tf.while_loop(
+                lambda t, _: t < T, lambda t, s: (t + 1, body(s)), (0, init), maximum_iterations=T
+            )
+            return out
+
+        @tf.function(jit_compile=xla)
+        def run():
+            xw = x2 @ W
+            h = loop(lambda h: tf.tanh((h @ Ur)[:, :U]), tf.zeros((B, U)))
+            d = loop(lambda d: tf.tile(tf.matmul(d, Ur, transpose_b=True), [1, 4]), xw[:B])
+            dU = tf.matmul(xw[:, :U], xw, transpose_a=True)
+            dW = tf.matmul(x2, xw, transpose_a=True)
+            return h, d, dU, dW
+
+        return lambda: [t.numpy() for t in run()]
+
     return {
         "keras": lambda: keras_model.train_on_batch(x, y),
         "ours": lambda: ours.train_on_batch(x, y),
         "ours-executor": lambda: executor.train_on_batch(x, y),
+        "ours-projected": lambda: projected.train_on_batch(x, y),
         "floor-xla": floor(True),
         "floor-executor": floor(False),
+        "matmuls-executor": matmuls(False),
+        "matmuls-xla": matmuls(True),
     }
 
 
