@@ -19,7 +19,8 @@ On torch one more system: `torch.nn.LSTM/GRU(D, U, num_layers=2, batch_first=Tru
 zero_grad + forward + backward + step, predict = a `torch.no_grad()` forward to numpy.
 On every backend a floor model (`floors.py`): the same tagger written in the backend's own
 library (JAX `lax.scan` under `jax.jit`; TensorFlow `tf.scan` under XLA), or on torch
-`nn.LSTM/GRU` inside a Keras model, to bound what a Keras layer can reach there.
+`nn.LSTM/GRU` inside a Keras model, to bound what a Keras layer can reach there; on JAX also
+that `lax.scan` as a Keras layer under Keras's trainer.
 
 Each backend runs in a subprocess of its own (`--child`; the backend is fixed when Keras is
 imported) that writes JSON; this process renders the table. Within a child, every (cell, U)
@@ -248,6 +249,8 @@ def table_rows(entry):
             others.append(("nn", f"torch.nn.{config['cell'].upper()}"))
         if "floor-train" in t:
             others.append(("floor", floors.WHAT[entry["backend"]]))
+        if "keraslayer-train" in t:
+            others.append(("keraslayer", floors.KERAS_LAYER_WHAT))
         for other, what in others:
             rows.append(
                 (

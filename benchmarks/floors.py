@@ -5,13 +5,17 @@ library, without Keras, to bound what a Keras layer can reach there.
 
 - `jax_systems`: `lax.scan` over time, `jax.value_and_grad`, a hand-written Adam, the whole
   step under one `jax.jit` — the program Keras's JAX trainer builds, minus Keras.
+- `jax_keras_systems`: the same `lax.scan` as a Keras layer (`ScanLayer`), trained and
+  called by Keras's compiled JAX step as our layers are: what a Keras layer whose loop is
+  JAX's own autodiff of `lax.scan` costs under Keras's trainer. `backend_table` times both.
 - `tensorflow_systems`: `tf.scan` in a `tf.function(jit_compile=True)` (XLA) with a
   `GradientTape` and a hand-written Adam.
 - `torch_keras_systems`: PyTorch's own `nn.LSTM/GRU` inside a Keras model
   (`keras.layers.TorchModuleWrapper` -> `Dense`), compiled and called as the Keras models
   are: the same ATen kernel as `nn`, under Keras's torch trainer.
 
-Each returns {"floor-train": step, "floor-predict": forward}; the weights are random (these
+Each returns {"floor-train": step, "floor-predict": forward} (the Keras-layer floor
+"keraslayer-train" and "keraslayer-predict"); the weights are random (these
 time the computation, they do not reproduce the other models' numbers). The recurrences are
 the textbook ones with Keras's gate order (LSTM i, f, g, o; GRU z, r, h with reset after).
 """
@@ -112,6 +116,54 @@ def jax_systems(cell, units, x, y):
     return {"floor-train": train_call, "floor-predict": lambda: np.asarray(predict(state[0]))}
 
 
+def jax_keras_systems(cell, units, x, y):
+    """The JAX floor's `lax.scan` inside Keras: Input -> 2 x `ScanLayer` -> Dense, compiled
+    as the tagger is (`compile(optimizer="adam", loss="mse")`), with `_weights`."""
+    import jax
+    import keras
+    from keras import ops
+
+    class Ops:
+        sigmoid, tanh, matmul = staticmethod(ops.sigmoid), staticmethod(ops.tanh), ops.matmul
+
+        @staticmethod
+        def split(a, n, axis):
+            return ops.split(a, n, axis=axis)
+
+    step = _step(cell, Ops)
+    weights = _weights(cell, units, x.shape[-1], y.shape[-1])
+
+    class ScanLayer(keras.layers.Layer):
+        """(B, T, D) -> (B, T, U): `_step` over time by `jax.lax.scan`, autodiff by JAX."""
+
+        def __init__(self, W, U, b):
+            super().__init__()
+            self.W, self.U, self.b = (
+                self.add_weight(w.shape, initializer="zeros") for w in (W, U, b)
+            )
+            for variable, value in zip((self.W, self.U, self.b), (W, U, b)):
+                variable.assign(value)
+
+        def call(self, seq):
+            xw = ops.matmul(ops.transpose(seq, (1, 0, 2)), self.W) + self.b  # (T, B, GU)
+            B = ops.shape(seq)[0]
+            carry = tuple(ops.zeros((B, units)) for _ in range(2 if cell == "lstm" else 1))
+            _, hs = jax.lax.scan(lambda c, xw_t: step(c, xw_t, self.U.value), carry, xw)
+            return ops.transpose(hs, (1, 0, 2))
+
+    V, c = weights[-1]
+    dense = keras.layers.Dense(y.shape[-1])
+    model = keras.Sequential(
+        [keras.Input(x.shape[1:]), *(ScanLayer(*w) for w in weights[:-1]), dense]
+    )
+    dense.set_weights([V, c])
+    model.compile(optimizer="adam", loss="mse")
+    return {
+        "keraslayer-train": lambda: model.train_on_batch(x, y),
+        "keraslayer-predict": lambda: model.predict_on_batch(x),
+    }
+
+
 def tensorflow_systems(cell, units, x, y):
     import tensorflow as tf
 
@@ -188,7 +240,12 @@ def torch_keras_systems(cell, units, x, y):
     }
 
 
-SYSTEMS = {"jax": jax_systems, "tensorflow": tensorflow_systems, "torch": torch_keras_systems}
+def jax_both_systems(cell, units, x, y):
+    return {**jax_systems(cell, units, x, y), **jax_keras_systems(cell, units, x, y)}
+
+
+SYSTEMS = {"jax": jax_both_systems, "tensorflow": tensorflow_systems, "torch": torch_keras_systems}
+KERAS_LAYER_WHAT = "floor: the same `lax.scan` as a Keras layer, Keras's trainer"
 WHAT = {
     "jax": "floor: hand-written `lax.scan`, one `jax.jit` step",
     "tensorflow": "floor: hand-written `tf.scan`, XLA (`jit_compile=True`)",

@@ -76,3 +76,8 @@ def test_floor_model_computes_the_builtin_tagger(cell):
         floor["floor-predict"](), model.predict_on_batch(x), atol=PREDICT_TOLERANCE
     )
     assert np.isfinite(floor["floor-train"]())
+    if "keraslayer-predict" in floor:  # JAX: the same loop as a Keras layer
+        np.testing.assert_allclose(
+            floor["keraslayer-predict"](), model.predict_on_batch(x), atol=PREDICT_TOLERANCE
+        )
+        assert np.isfinite(floor["keraslayer-train"]())

@@ -5,6 +5,8 @@ it applies."""
 import keras
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import keras_gated
 from keras_gated.layers import fused
@@ -237,6 +239,51 @@ def test_fused_path_with_zoneout_equals_reference_path(case, zoneout, masked, gr
         case, monkeypatch, graph, MASK if masked else None, **zoneout, **mask_kw
     )
     assert calls  # the first layer took the fused path
+    assert_equal_results(case, got, want)
+
+
+# Any mask with a valid step in each row (B rows of T steps).
+masks = st.lists(
+    st.lists(st.booleans(), min_size=T, max_size=T).filter(any), min_size=B, max_size=B
+).map(lambda rows: np.array(rows, bool))
+ZONEOUT_RATES = [{}, {"zoneout": 0.3}, {"cell_zoneout": 0.4}, {"zoneout": 0.3, "cell_zoneout": 0.4}]
+
+
+@pytest.mark.skipif(not GRAPHS, reason="no fused path on this backend")
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(
+    case=st.sampled_from(FUSED_CASES),
+    mask=st.none() | masks,
+    go_backwards=st.booleans(),
+    zero_output_for_mask=st.booleans(),
+    rates=st.sampled_from(ZONEOUT_RATES),
+    variational=st.booleans(),
+    per_step=st.booleans(),
+)
+def test_drawn_calls_on_the_fused_path_equal_the_reference_path(
+    case, mask, go_backwards, zero_output_for_mask, rates, variational, per_step
+):
+    """Drawn combinations of cell, mask, direction, zoneout (the gated cells; c only on the
+    LSTM) and where x W is projected, with dropout on, in one compiled graph."""
+    from keras_gated.layers import recurrent
+
+    rates = {k: r for k, r in rates.items() if case.kind == "lstm" or k == "zoneout"}
+    zoneout = (
+        {**rates, "zoneout_variational": variational} if rates and case.kind != "simple_rnn" else {}
+    )
+    graph = "tf.function" if backend() == "tensorflow" else GRAPHS[-1]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        if not per_step:
+            monkeypatch.setattr(recurrent, "TRAINING_PER_STEP_MAX_UNITS", 0)
+        got, want = fused_and_reference(
+            case,
+            monkeypatch,
+            graph,
+            mask,
+            go_backwards=go_backwards,
+            zero_output_for_mask=zero_output_for_mask,
+            **zoneout,
+        )
     assert_equal_results(case, got, want)
 
 

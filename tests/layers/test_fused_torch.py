@@ -22,6 +22,7 @@ from tests.layers.test_fused import (
     ZONEOUT_CASES,
     assert_equal_results,
     make_layer,
+    masks,
 )
 from tests.oracles.harness import B, D, T, U, assign_weights, random_states, random_weights
 
@@ -129,11 +130,6 @@ def test_fused_path_with_zoneout_equals_reference_path(case, zoneout, variationa
 
 
 # Any mask with a valid step in each row, any cell and option: drawn, 30 examples (~3 s).
-masks = st.lists(
-    st.lists(st.booleans(), min_size=T, max_size=T).filter(any), min_size=B, max_size=B
-).map(lambda rows: np.array(rows, bool))
-
-
 @settings(max_examples=30, deadline=None, derandomize=True)
 @given(
     case=st.sampled_from(FUSED_CASES),
