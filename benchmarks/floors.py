@@ -20,6 +20,8 @@ time the computation, they do not reproduce the other models' numbers). The recu
 the textbook ones with Keras's gate order (LSTM i, f, g, o; GRU z, r, h with reset after).
 """
 
+import types
+
 import numpy as np
 
 LR, BETA1, BETA2, EPSILON = 1e-3, 0.9, 0.999, 1e-7  # Keras's Adam defaults
@@ -43,7 +45,7 @@ def _weights(cell, units, features, tags, seed=0):
 
 def _step(cell, ops):
     """`step(h_or_hc, xw_t, U)` for the cell, written with `ops` (a module with sigmoid,
-    tanh, matmul, split): returns (new carry, h_t)."""
+    tanh, matmul, split(a, n, axis=): `tf`, `keras.ops`): returns (new carry, h_t)."""
 
     def lstm(carry, xw_t, U):
         h, c = carry
@@ -67,14 +69,12 @@ def jax_systems(cell, units, x, y):
     import jax
     import jax.numpy as jnp
 
-    class Ops:
-        sigmoid, tanh, matmul = staticmethod(jax.nn.sigmoid), jnp.tanh, jnp.matmul
-
-        @staticmethod
-        def split(a, n, axis):
-            return jnp.split(a, n, axis=axis)
-
-    step = _step(cell, Ops)
+    step = _step(
+        cell,
+        types.SimpleNamespace(
+            sigmoid=jax.nn.sigmoid, tanh=jnp.tanh, matmul=jnp.matmul, split=jnp.split
+        ),
+    )
     B, T, D = x.shape
     params = [tuple(map(jnp.asarray, p)) for p in _weights(cell, units, D, y.shape[-1])]
     x, y = jnp.asarray(x), jnp.asarray(y)
@@ -123,14 +123,7 @@ def jax_keras_systems(cell, units, x, y):
     import keras
     from keras import ops
 
-    class Ops:
-        sigmoid, tanh, matmul = staticmethod(ops.sigmoid), staticmethod(ops.tanh), ops.matmul
-
-        @staticmethod
-        def split(a, n, axis):
-            return ops.split(a, n, axis=axis)
-
-    step = _step(cell, Ops)
+    step = _step(cell, ops)
     weights = _weights(cell, units, x.shape[-1], y.shape[-1])
 
     class ScanLayer(keras.layers.Layer):
@@ -167,14 +160,7 @@ def jax_keras_systems(cell, units, x, y):
 def tensorflow_systems(cell, units, x, y):
     import tensorflow as tf
 
-    class Ops:
-        sigmoid, tanh, matmul = staticmethod(tf.sigmoid), staticmethod(tf.tanh), tf.matmul
-
-        @staticmethod
-        def split(a, n, axis):
-            return tf.split(a, n, axis=axis)
-
-    step = _step(cell, Ops)
+    step = _step(cell, tf)
     B, T, D = x.shape
     params = [tf.Variable(w) for p in _weights(cell, units, D, y.shape[-1]) for w in p]
     slots = [(tf.Variable(tf.zeros_like(p)), tf.Variable(tf.zeros_like(p))) for p in params]

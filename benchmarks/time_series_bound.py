@@ -62,14 +62,7 @@ def systems():
     projected.train_on_batch(x, y)  # traced now: x W before the loops
     recurrent.TRAINING_PER_STEP_MAX_UNITS = widest
 
-    class Ops:
-        sigmoid, tanh, matmul = staticmethod(tf.sigmoid), staticmethod(tf.tanh), tf.matmul
-
-        @staticmethod
-        def split(a, n, axis):
-            return tf.split(a, n, axis=axis)
-
-    step = floors._step("lstm", Ops)
+    step = floors._step("lstm", tf)
     params = [tf.Variable(w) for w in keras_model.get_weights()]  # W, U, b, V, c
     xt, yt = tf.constant(x), tf.constant(y)
 
