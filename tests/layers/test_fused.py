@@ -206,23 +206,22 @@ ZONEOUT_CASES = [
 
 
 def zoneout_cases():
-    """Each zoneout case fresh and variational, with the mixed mask backwards and without a
-    mask forwards; in a tf.function with compiled loops (TensorFlow; the LSTM with both rates
-    also with a dynamic time axis and under XLA) or under jit (JAX)."""
+    """Each zoneout case with fresh masks and no mask forwards, and variational with the mixed
+    mask backwards (the drawn test below mixes the rest); in a tf.function with compiled loops
+    (TensorFlow; the LSTM with both rates also in a step compiled whole by XLA) or under
+    jit (JAX)."""
     if not GRAPHS:
         return
     first = "tf.function" if backend() == "tensorflow" else GRAPHS[-1]
     for case, rates in ZONEOUT_CASES:
         for variational in (False, True):
-            for masked in (False, True):
-                name = "-".join(rates) + ("-variational" if variational else "")
-                name += "-masked-backward" if masked else ""
-                kw = {**rates, "zoneout_variational": variational}
-                yield pytest.param(case, kw, masked, first, id=f"{case.id}-{name}-{first}")
+            masked = variational
+            name = "-".join(rates) + ("-variational-masked-backward" if variational else "")
+            kw = {**rates, "zoneout_variational": variational}
+            yield pytest.param(case, kw, masked, first, id=f"{case.id}-{name}-{first}")
     if backend() == "tensorflow":
         both = {"zoneout": 0.3, "cell_zoneout": 0.4}
-        for graph in ("dynamic", "xla"):
-            yield pytest.param(LSTM_CASES[0], both, True, graph, id=f"lstm-both-masked-{graph}")
+        yield pytest.param(LSTM_CASES[0], both, True, "xla", id="lstm-both-masked-xla")
 
 
 @pytest.mark.parametrize("case, zoneout, masked, graph", list(zoneout_cases()))
@@ -250,7 +249,7 @@ ZONEOUT_RATES = [{}, {"zoneout": 0.3}, {"cell_zoneout": 0.4}, {"zoneout": 0.3, "
 
 
 @pytest.mark.skipif(not GRAPHS, reason="no fused path on this backend")
-@settings(max_examples=12, deadline=None, derandomize=True)
+@settings(max_examples=8, deadline=None, derandomize=True)
 @given(
     case=st.sampled_from(FUSED_CASES),
     mask=st.none() | masks,

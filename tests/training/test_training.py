@@ -87,6 +87,7 @@ def test_run_directory_is_complete_and_loads(tiny_corpus, tmp_path):
         kg.train(_config(tiny_corpus, units=16, embed_dim=16), run, verbose=0)
 
 
+@pytest.mark.slow  # covered by test_last_good_checkpoint.py's exact resume from epoch 1
 def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):
     """1 epoch, then resume to 2 == 2 epochs straight (dropout on, same seed)."""
     kg.train(_config(tiny_corpus), tmp_path / "straight", verbose=0)
