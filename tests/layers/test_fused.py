@@ -130,11 +130,13 @@ def fused_and_reference(case, monkeypatch, graph, mask=None, **layer_kwargs):
 
 def graph_cases():
     """Every case in every graph mode; SimpleRNN's other activations (they change one factor,
-    the derivative, not the plumbing) only in a tf.function on TensorFlow, the rest `slow`."""
+    the derivative, not the plumbing) only in a tf.function on TensorFlow, the rest `slow`.
+    Eagerly and compiled whole by XLA only the LSTM in the quick tier: the other chains run
+    the same code uncompiled with a dynamic time axis and XLA-compiled in a tf.function."""
     for case in FUSED_CASES:
         for graph in GRAPHS:
             other_activation = case.kind == "simple_rnn" and case is not SIMPLE_CASES[0]
-            slow = other_activation and graph in (None, "xla")
+            slow = (other_activation or case.kind != "lstm") and graph in (None, "xla")
             yield pytest.param(
                 case, graph, id=f"{case.id}-{graph}", marks=[pytest.mark.slow] if slow else []
             )
@@ -249,7 +251,7 @@ ZONEOUT_RATES = [{}, {"zoneout": 0.3}, {"cell_zoneout": 0.4}, {"zoneout": 0.3, "
 
 
 @pytest.mark.skipif(not GRAPHS, reason="no fused path on this backend")
-@settings(max_examples=8, deadline=None, derandomize=True)
+@settings(max_examples=6, deadline=None, derandomize=True)
 @given(
     case=st.sampled_from(FUSED_CASES),
     mask=st.none() | masks,

@@ -102,7 +102,15 @@ def train_command(corpus, out, carry, strategy):
     ]
 
 
-@pytest.mark.parametrize("carry", [False, True], ids=["stateless", "carried-state"])
+# Stateless workers are slow-tier: the carried-state run covers the same recipe and processes,
+# and test_two_replicas_match_one_device[stateless] the stateless step under a strategy.
+@pytest.mark.parametrize(
+    "carry",
+    [
+        pytest.param(False, id="stateless", marks=pytest.mark.slow),
+        pytest.param(True, id="carried-state"),
+    ],
+)
 def test_two_workers_match_one_process(corpus, runs, tmp_path, carry):
     """The README's recipe: the same command on each worker, each with its TF_CONFIG."""
     cluster = [f"localhost:{p}" for p in free_ports(2)]
