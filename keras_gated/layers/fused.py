@@ -7,8 +7,9 @@ op at a time, and at every step multiplies a (U, B) by a (B, G*U) matrix for the
 weight gradient. This module computes the same function with a hand-written backward pass
 (a custom gradient around the whole time loop):
 - the forward loop runs each step through the cell's own `gates_at` (its weights passed
-  explicitly, `cell.step_weights()`), so the forward equations are stated once, in the cell,
-  and writes the states and the gate activations of a step as one row;
+  explicitly, `cell.step_weights()`), and for narrow layers its `project_inputs(x_t)` first
+  (`project`), so the forward equations are stated once, in the cell, and writes the states
+  and the gate activations of a step as one row;
 - the local derivatives of each step (the factors below that do not depend on the gradient
   flowing back) are computed for all T steps at once, outside the loop;
 - the backward loop carries only dh (and dc): a few multiplications and one matmul per step;
@@ -19,7 +20,8 @@ times an elementwise op. So each saved tensor has its own output and factors are
 slicing; the one copy per step left is the (B, G*U) gradient the recurrent matmul reads.
 It reads the cell's `kernel`/`recurrent_kernel`/`bias` and creates no weights.
 `tests/layers/test_fused.py` proves it equal to the reference path: outputs, final states and
-gradients w.r.t. every weight, the inputs and the initial states, with and without masks.
+gradients w.r.t. every weight, the inputs and the initial states, with and without masks and
+zoneout, for both places of the input projection.
 
 Masks and zoneout (Keras's mask semantics, as `scan_steps`; zoneout's (Z1),
 `cells/zoneout.py`): with m_t in {0, 1} (B, 1) and zoneout's d^s_t in {0, 1} (B, U) (1 keeps
