@@ -46,6 +46,9 @@ LSTM (c' = f c_{t-1} + i g, c_t itself without cell zoneout; A_t = mu^h o (1 - t
          K_t = [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2), mu^h tanh(c'_t) o (1 - o)]
     (L3) dh'_{t-1} = (da_t U^T) * m_h + p^h_t dh_t;  dc'_{t-1} = e_t f_t + p^c_t dc'_t
     (L4) dx~_t = da_t;  dU = sum_t (h^m)^T da_t
+    Without zoneout both states share mu = m_t (or none), so e_t = m_t (dc'_t + dh_t A'_t),
+    A'_t = o (1 - tanh(c'_t)^2): m_t goes into K's first three parts and into f_t, computed
+    before the loop, and the loop multiplies dc' by nothing.
 GRU (both variants; n_t = h~_t, mu = mu^h; K_z = mu (h_{t-1} - n) z (1 - z),
 K_n = mu (1 - z) (1 - n^2)):
     (G1) dz = dh_t K_z;  dn = dh_t K_n
@@ -312,14 +315,16 @@ def _lstm_chain(m_h, saves_c_new):
         (_, c), (_, c_prev) = seqs, prev
         i, f, g, o = (saved[k] for k in LSTM_GATES)
         tanh_c = ops.tanh(saved["c'"] if saves_c_new else c)  # c_t = c'_t where it matters
+        apart = mu["c"] is not mu["h"]  # zoneout: h and c keep their values by own masks
+        fold = None if apart else mu["h"]  # one mask for both: folded in, not applied per step
         K = [g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g)]  # (L2)
-        K.append(_masked(tanh_c * o * (1.0 - o), mu["h"]))
-        A = _masked(o * (1.0 - tanh_c * tanh_c), mu["h"])
+        K = [_masked(k, fold) for k in K] + [_masked(tanh_c * o * (1.0 - o), mu["h"])]
+        A = _masked(o * (1.0 - tanh_c * tanh_c), mu["h"] if apart else None)
         return {
             "A": A,
             "K": ops.concatenate(K, -1),
-            "f": f,
-            **({} if mu["c"] is None else {"mu^c": mu["c"]}),
+            "f": _masked(f, fold),
+            **({"mu^c": mu["c"]} if apart and mu["c"] is not None else {}),
             **_passed(mu["h"], "p^h"),
             **_passed(mu["c"], "p^c"),
         }
