@@ -40,7 +40,7 @@ from keras import ops
 
 from keras_gated import checks
 from keras_gated.cells.base import GatedCell, layer_norm_per_gate, masked, plus_bias
-from keras_gated.cells.gates import LSTM_GATES, gate_slice, split_gates
+from keras_gated.cells.gates import LSTM_GATES, activate_gates, gate_slice, split_gates
 from keras_gated.cells.zoneout import zoned
 
 PEEPHOLE_GATES = ("i", "f", "o")
@@ -144,13 +144,20 @@ class LSTMCell(GatedCell):
         w = weights or self.step_weights()
         h_prev, c_prev = states
         a = xw_t + ops.matmul(masked(h_prev, recurrent_mask), w["recurrent_kernel"])  # (1)
-        a = split_gates(self._norm(a, w) if self.layer_norm else a, self.gates)
+        a = self._norm(a, w) if self.layer_norm else a
         sigmoid, tanh = self.recurrent_activation, self.activation
-        i = sigmoid(self._peep("i", a["i"], c_prev, w))  # (2)
-        f = sigmoid(self._peep("f", a["f"], c_prev, w))  # (3)
+        # sigmoid(a_k + p_k c) of (2), (3), (6); without peepholes one call over all four gates
+        sigmoids = None if self.peephole else activate_gates(sigmoid, a, self.gates)
+        a = split_gates(a, self.gates)
+
+        def gate(k, c):
+            return sigmoids[k] if sigmoids else sigmoid(self._peep(k, a[k], c, w))
+
+        i = gate("i", c_prev)  # (2)
+        f = gate("f", c_prev)  # (3)
         g = tanh(a["g"])  # (4)
         c_new = f * c_prev + i * g  # (5)
-        o = sigmoid(self._peep("o", a["o"], c_new, w))  # (6)
+        o = gate("o", c_new)  # (6)
         h = o * tanh(c_new)  # (7)
         d = zoneout_masks or {}
         c = zoned(c_prev, c_new, self.cell_zoneout, d.get("c"))  # (Z1) / (Z3)

@@ -64,7 +64,9 @@ def aten_weights(cell, kernel, recurrent_kernel, bias):
     bias_hh (G*U,)], gates reordered from `cell.gates` to `ATEN_GATES`."""
     target = ATEN_GATES[_kind(cell)]
 
-    def reorder(w):  # the last axis, from cell.gates to target
+    def reorder(w):  # the last axis, from cell.gates to target (the LSTM's is the same)
+        if tuple(cell.gates) == target:
+            return w
         parts = dict(zip(cell.gates, torch.chunk(w, len(cell.gates), dim=-1)))
         return torch.cat([parts[k] for k in target], dim=-1)
 

@@ -109,23 +109,15 @@ def compiles(xs):
     )
 
 
-# The widest layer whose inference loop XLA compiles. Measured with a 2-layer tagger's
-# predict (B = 32, T = 50, 2 CPU cores; a script of its own, not in benchmarks/), ms ours
-# compiled / ours in the executor, inputs projected before the loop: LSTM U = 32 4.7 / 6.2,
-# 64 7.9 / 8.2, 96 12.7 / 14.1, 128 19.8 / 18.9; GRU 32 5.0 / 6.8, 64 10.5 / 11.2, 96
-# 14.3 / 14.8, 128 18.7 / 16.4; projected per step (`recurrent.PER_STEP_MAX_UNITS`), U = 128:
-# LSTM 12.9 / 13.3, GRU 11.8 / 11.3. From U = 128 XLA's CPU matmuls gain nothing over the
-# executor's: the per-op overhead XLA removes no longer dominates.
-INFERENCE_XLA_MAX_UNITS = 96
-
-
-def compiled(loop, xs, units):
-    """`loop` (the inference path's time loop over time-major `xs` (T, B, .) of a layer of
-    `units`), XLA-compiled on its own where the training loops are (`compiles`) and
-    `units` <= `INFERENCE_XLA_MAX_UNITS`, else as it is."""
-    if units <= INFERENCE_XLA_MAX_UNITS and compiles(xs):
-        return tf.function(loop, jit_compile=True, autograph=False)
-    return loop
+def compiled(loop, xs):
+    """`loop` (the inference path's time loop over time-major `xs` (T, B, .)), XLA-compiled on
+    its own where the training loops are (`compiles`), else as it is. Measured with a 2-layer
+    tagger's predict (B = 32, T = 50, 2 CPU cores; ad hoc, interleaved), ours / Keras's
+    built-in, compiled / in the executor: LSTM U = 128 0.84 / 0.88, 650 0.95 / 0.98; GRU 128
+    0.76 / 0.90, 650 1.08 / 1.15 (U <= 96 was compiled already). Before the cells took their
+    gates' sigmoids in one call (`cells.gates.activate_gates`) the executor was faster from
+    U = 128: XLA's CPU loop then ran three sigmoid fusions a step at 1.7x the cost of one."""
+    return tf.function(loop, jit_compile=True, autograph=False) if compiles(xs) else loop
 
 
 def _constants(tensors):

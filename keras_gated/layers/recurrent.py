@@ -427,7 +427,7 @@ class Recurrent(keras.layers.RNN):
         if not training and keras.backend.backend() == "tensorflow":
             from keras_gated.layers import fused_tensorflow  # XLA, as the training loops
 
-            loop = fused_tensorflow.compiled(loop, xs, self.units)
+            loop = fused_tensorflow.compiled(loop, xs)
         return loop()
 
     def gate_activations(self, inputs, initial_state=None):

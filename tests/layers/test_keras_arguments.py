@@ -34,12 +34,15 @@ ACTIVATION_CASES = {  # kind -> [(activation options), ...]
         {"activation": "relu", "recurrent_activation": "hard_sigmoid"},
         {"activation": "softsign", "recurrent_activation": "sigmoid", "use_bias": False},
         {"use_bias": False},
+        # not elementwise: a call per gate, where sigmoids take one over all gates
+        {"recurrent_activation": "softmax"},
     ],
     "GRU": [
         {"activation": "relu", "recurrent_activation": "hard_sigmoid"},
         {"use_bias": False},
         {"use_bias": False, "reset_after": False},
         {"activation": "elu", "reset_after": False},
+        {"recurrent_activation": "softmax"},
     ],
 }
 CASES = [(kind, options) for kind in KINDS for options in ACTIVATION_CASES[kind]]
