@@ -124,9 +124,11 @@ Chain = collections.namedtuple(
 #       of the input weights, after the step weights' in `weights`): (P) with `project`,
 #       else (dxs, []). TensorFlow runs it outside the compiled backward loop, so a gradient
 #       nobody reads (dx of a model's input) is pruned.
+#   recurrent_mask: m_h (B, U), the one constant the steps close over, or None.
 Loops = collections.namedtuple(
     "Loops",
-    "step_inputs step n_states n_rows n_dx backward_inputs back gradients input_gradients",
+    "step_inputs step n_states n_rows n_dx backward_inputs back gradients input_gradients "
+    "recurrent_mask",
 )
 
 ACTIVATION_DERIVATIVES = {  # SimpleRNN's and IndRNN's act'(a) as a function of h = act(a)
@@ -272,6 +274,7 @@ def _loops(cell, chain, m_h, project):
         back,
         gradients,
         input_gradients,
+        m_h,
     )
 
 

@@ -115,10 +115,9 @@ def fused_and_reference(case, monkeypatch, graph, mask=None, **layer_kwargs):
     states = [s.astype("float32") for s in random_states(case, B, U, rng)]
     weights = random_weights(case, D, U, rng)
     results = []
+    options = {"dropout": 0.3, "recurrent_dropout": 0.4, "weight_dropout": 0.2, **layer_kwargs}
     for forced in (False, True):
-        layer = make_layer(
-            case, dropout=0.3, recurrent_dropout=0.4, weight_dropout=0.2, seed=SEED, **layer_kwargs
-        )
+        layer = make_layer(case, seed=SEED, **options)
         layer(x, initial_state=states)
         assign_weights(layer, weights)
         with monkeypatch.context() as patch:
@@ -162,6 +161,77 @@ def test_fused_path_projecting_before_the_loop_equals_reference_path(case, monke
         case, monkeypatch, graph, MASK, go_backwards=True, zero_output_for_mask=True
     )
     assert_equal_results(case, got, want)
+
+
+@pytest.mark.tensorflow_only
+@pytest.mark.parametrize("graph", ["tf.function", "xla"])
+@pytest.mark.parametrize("case", FUSED_CASES[:1] + FUSED_CASES[4:], ids=lambda c: c.id)
+def test_batch_sharded_loops_equal_the_reference_path(case, graph, monkeypatch):
+    """Compiled loops that carry the batch in independent shards (`fused_tensorflow.shards`;
+    here B shards of one row, at this U) compute the reference path, with the mixed mask
+    backwards and zoneout on the gated cells, in loops compiled alone and in a step compiled
+    whole. The shards apply without recurrent dropout (its mask is one (B, U) constant)."""
+    from keras_gated.layers import fused_tensorflow
+
+    monkeypatch.setattr(fused_tensorflow, "BATCH_SHARDS", B)
+    monkeypatch.setattr(fused_tensorflow, "SHARDED_UNITS", (U, U))
+    counts = []
+    original = fused_tensorflow.shards
+    monkeypatch.setattr(
+        fused_tensorflow, "shards", lambda *a: counts.append(original(*a)) or counts[-1]
+    )
+    zoneout = {} if case.kind == "simple_rnn" else {"zoneout": 0.3}
+    got, want = fused_and_reference(
+        case,
+        monkeypatch,
+        graph,
+        MASK,
+        go_backwards=True,
+        zero_output_for_mask=True,
+        recurrent_dropout=0.0,
+        **zoneout,
+    )
+    assert counts and set(counts) == {B}
+    assert_equal_results(case, got, want)
+
+
+@pytest.mark.tensorflow_only
+def test_loops_shard_the_batch_exactly_where_measured():
+    """`shards`: BATCH_SHARDS for compiled loops of U in SHARDED_UNITS over an evenly divided
+    static batch without a recurrent dropout mask; one chain otherwise."""
+    import tensorflow as tf
+
+    from keras_gated.layers import fused_tensorflow as ft
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("on a GPU the loops run in the executor")
+    k, (low, high) = ft.BATCH_SHARDS, ft.SHARDED_UNITS
+    loops = fused.Loops(*[None] * len(fused.Loops._fields))
+
+    def decided(batch, units, m_h=None, dtype="float32", steps=5, graph=True):
+        def run(xs, state):
+            return ft.shards(xs, state, loops._replace(recurrent_mask=m_h))
+
+        if not graph:
+            return run(tf.zeros((steps, batch, 3), dtype), tf.zeros((batch, units), dtype))
+        signature = [tf.TensorSpec((steps, batch, 3), dtype), tf.TensorSpec((batch, units), dtype)]
+        found = []
+
+        def trace(xs, state):
+            found.append(run(xs, state))
+            return tf.constant(0.0)
+
+        tf.function(trace, input_signature=signature).get_concrete_function()
+        return found[-1]
+
+    assert decided(4 * k, low) == decided(4 * k, high) == k
+    assert decided(4 * k, low - 1) == decided(4 * k, high + 1) == 1  # narrower, wider
+    assert decided(4 * k + 1, low) == 1  # the batch does not divide
+    assert decided(None, low) == 1  # a dynamic batch
+    assert decided(4 * k, low, m_h=tf.ones((4 * k, low))) == 1  # recurrent dropout
+    assert decided(4 * k, low, dtype="bfloat16") == 1  # not compiled
+    assert decided(4 * k, low, steps=None) == 1  # a dynamic time axis: not compiled
+    assert decided(4 * k, low, graph=False) == 1  # eager: not compiled
 
 
 # Every pattern Keras accepts, one per row: left padding (keras.utils.pad_sequences's
