@@ -19,8 +19,9 @@ demo: $(STAMP)
 
 # `make test`: the whole suite on TensorFlow. `make test-backends`: the backend-independent
 # tests again on JAX and on PyTorch (.ci/run runs both). `make test` runs in two pytest-xdist
-# workers (CI has two cores; 7.1 min on 2026-12-06, evening); the backend runs stay serial (JAX 11 min,
-# torch 2: their multi-process tests start processes of their own).
+# workers (CI has two cores; 6.7 min on 2026-12-06, late evening, 9.1 in a busier spell); the
+# backend runs stay serial (JAX 12.6 min, torch 2: their multi-process tests start processes of
+# their own).
 BACKEND_TESTS := tests/cells tests/layers tests/models tests/oracles tests/backends \
   tests/keras_suite tests/differential
 
