@@ -41,7 +41,7 @@ import keras
 from keras import ops
 
 from keras_gated.cells.base import GatedCell, layer_norm_per_gate, masked, plus_bias
-from keras_gated.cells.gates import GRU_GATES, activate_gates, split_gates
+from keras_gated.cells.gates import GRU_GATES, activate_gates
 from keras_gated.cells.zoneout import zoned
 
 
@@ -120,21 +120,21 @@ class GRUCell(GatedCell):
         w = weights or self.step_weights()
         (h_prev,) = states
         h_in = masked(h_prev, recurrent_mask)
-        xw = split_gates(xw_t, self.gates)
+        zr = 2 * self.units  # [z | r] of the packed (B, 3U), taken in one call (`activate_gates`)
         if self.reset_after:  # u = [u_z | u_r | u_h] (B, 3U); (L2) with layer_norm
             hU = self._norm(ops.matmul(h_in, w["recurrent_kernel"]), w.get("gamma_h"))
             u = plus_bias(hU, w.get("recurrent_bias"))
         else:  # u = [u_z | u_r] (B, 2U)
             u = self._norm(ops.matmul(h_in, w["U_zr"]), w.get("gamma_h_zr"))
         sigmoid, tanh = self.recurrent_activation, self.activation
-        zr = 2 * self.units  # z and r in one call (`activate_gates`)
         q = activate_gates(sigmoid, xw_t[..., :zr] + u[..., :zr], self.gates[:2])
         z, r = q["z"], q["r"]  # (1), (2)
+        x_h = xw_t[..., zr:]
         if self.reset_after:
             u_h = u[..., zr:]
-            h_tilde = tanh(xw["h"] + r * u_h)  # (3a)
+            h_tilde = tanh(x_h + r * u_h)  # (3a)
         else:  # (3b); (L3) with layer_norm
-            h_tilde = tanh(xw["h"] + self._norm(ops.matmul(r * h_in, w["U_h"]), w.get("gamma_h_h")))
+            h_tilde = tanh(x_h + self._norm(ops.matmul(r * h_in, w["U_h"]), w.get("gamma_h_h")))
         h = z * h_prev + (1.0 - z) * h_tilde  # (4)
         h = zoned(h_prev, h, self.zoneout, (zoneout_masks or {}).get("h"))  # (Z1) / (Z2)
         q = {"z": z, "r": r, "h~": h_tilde, "h": h}
